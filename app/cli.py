@@ -1,0 +1,96 @@
+"""The `aftersale` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from app.config import ROOT, Settings
+
+log = logging.getLogger("aftersale")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aftersale", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="apply all migrations")
+
+    serve = commands.add_parser("serve", help="run the service")
+    serve.add_argument(
+        "--role",
+        choices=["api", "worker", "all"],
+        default="all",
+        help="api: HTTP only; worker: sending only; all: both in one process",
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "settings"
+            print(f"aftersale: configuration error: {field}: {error['msg']}", file=sys.stderr)
+        return 2
+
+    if args.command == "db":
+        upgrade_database(settings)
+        return 0
+    if args.role == "worker":
+        asyncio.run(run_worker(settings))
+        return 0
+    serve_http(settings, role=args.role, host=args.host, port=args.port)
+    return 0
+
+
+def upgrade_database(settings: Settings) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = settings.database_url
+    command.upgrade(config, "head")
+
+
+def serve_http(settings: Settings, *, role: str, host: str, port: int) -> None:
+    import uvicorn
+
+    from app.main import create_app
+
+    app = create_app(settings, role="all" if role == "all" else "api")
+    # uvicorn handles SIGTERM: stops accepting, then runs the lifespan shutdown (worker drain).
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True)
+
+
+async def run_worker(settings: Settings) -> None:
+    from app.runtime import Runtime
+    from app.worker import Worker
+
+    runtime = Runtime.create(settings)
+    worker = Worker(runtime)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await worker.start()
+    try:
+        await stop.wait()
+        log.info("stopping: finishing messages in flight")
+    finally:
+        await worker.stop()
+        await runtime.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

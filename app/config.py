@@ -1,0 +1,228 @@
+"""Settings, read from the environment (prefix AFTERSALE_) and an optional .env file."""
+
+from __future__ import annotations
+
+import email.utils
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel import Locale, UnknownLocaleError
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Defaults that make `make run` work on a fresh clone. Production refuses every one of them.
+DEV_SECRET_KEY = "dev-secret-key-change-me"
+DEV_WEBHOOK_SECRET = "dev-webhook-secret"
+DEV_API_KEY = "dev-api-key"
+_PLACEHOLDERS = {"", "changeme", "change-me", "secret", "placeholder", "xxx", "todo"}
+_MIN_SECRET_LENGTH = 16
+
+
+class ConfigError(ValueError):
+    """Raised when settings cannot run the service; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    implicit_tls: bool
+    # None: STARTTLS when the server offers it; True: required; False: never.
+    starttls: bool | None
+    pool_size: int
+    timeout: float
+
+
+def parse_smtp_url(url: str) -> SmtpConfig:
+    """Parse `smtp[s]://user:pass@host:port?starttls=auto|require|off&pool_size=N&timeout=S`."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ConfigError(f"AFTERSALE_SMTP_URL: scheme must be smtp or smtps, not {parts.scheme!r}")
+    if not parts.hostname:
+        raise ConfigError("AFTERSALE_SMTP_URL: a host is required")
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    unknown = set(query) - {"starttls", "pool_size", "timeout"}
+    if unknown:
+        raise ConfigError(f"AFTERSALE_SMTP_URL: unknown option(s) {', '.join(sorted(unknown))}")
+    starttls_option = query.get("starttls", "auto")
+    starttls_values: dict[str, bool | None] = {"auto": None, "require": True, "off": False}
+    if starttls_option not in starttls_values:
+        raise ConfigError("AFTERSALE_SMTP_URL: starttls must be auto, require or off")
+    implicit_tls = parts.scheme == "smtps"
+    try:
+        pool_size = int(query.get("pool_size", "4"))
+        timeout = float(query.get("timeout", "30"))
+        port = parts.port or (465 if implicit_tls else 25)
+    except ValueError as exc:
+        raise ConfigError(f"AFTERSALE_SMTP_URL: {exc}") from exc
+    if not 1 <= pool_size <= 100:
+        raise ConfigError("AFTERSALE_SMTP_URL: pool_size must be between 1 and 100")
+    if timeout <= 0:
+        raise ConfigError("AFTERSALE_SMTP_URL: timeout must be positive")
+    return SmtpConfig(
+        host=parts.hostname,
+        port=port,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        implicit_tls=implicit_tls,
+        starttls=False if implicit_tls else starttls_values[starttls_option],
+        pool_size=pool_size,
+        timeout=timeout,
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AFTERSALE_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = f"sqlite+aiosqlite:///{ROOT / 'var' / 'aftersale.db'}"
+    smtp_url: str | None = None
+    # Built-in SMTP capture for development when no SMTP_URL is given.
+    dev_smtp_host: str = "127.0.0.1"
+    dev_smtp_port: int = 2525
+    dev_outbox_dir: Path = ROOT / "var" / "outbox"
+
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: str = DEV_SECRET_KEY
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [DEV_API_KEY])
+    webhook_secret: str = DEV_WEBHOOK_SECRET
+    shopify_secret: str | None = None
+    woocommerce_secret: str | None = None
+
+    rules_dir: Path = ROOT / "rules"
+    templates_dir: Path = ROOT / "templates" / "email"
+    mail_from: str = Field(
+        default="Aftersale Shop <shop@example.com>",
+        validation_alias="AFTERSALE_FROM",
+    )
+    reply_to: str | None = None
+    default_time_zone: str = "UTC"
+    default_locale: str = "en"
+
+    dispatch_interval: float = Field(default=5.0, gt=0)
+    dispatch_batch_size: int = Field(default=100, ge=1, le=10_000)
+    # A worker that claimed a message must finish it within the lease, or another worker takes it.
+    lease_seconds: float = Field(default=120.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    retry_base_seconds: float = Field(default=60.0, gt=0)
+    retry_max_seconds: float = Field(default=6 * 3600.0, gt=0)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_api_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("default_time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @field_validator("default_locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        try:
+            Locale.parse(value, sep="-" if "-" in value else "_")
+        except (UnknownLocaleError, ValueError) as exc:
+            raise ValueError(f"unknown locale {value!r}") from exc
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _valid_from(cls, value: str) -> str:
+        _, address = email.utils.parseaddr(value)
+        if "@" not in address:
+            raise ValueError(f"AFTERSALE_FROM needs an address, got {value!r}")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _valid_smtp_url(cls, value: str | None) -> str | None:
+        if value:
+            parse_smtp_url(value)
+        return value or None
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.env != "production":
+            return self
+        secrets = {
+            "AFTERSALE_SECRET_KEY": self.secret_key,
+            "AFTERSALE_WEBHOOK_SECRET": self.webhook_secret,
+        }
+        for index, key in enumerate(self.api_keys):
+            secrets[f"AFTERSALE_API_KEYS (key {index + 1})"] = key
+        if self.shopify_secret is not None:
+            secrets["AFTERSALE_SHOPIFY_SECRET"] = self.shopify_secret
+        if self.woocommerce_secret is not None:
+            secrets["AFTERSALE_WOOCOMMERCE_SECRET"] = self.woocommerce_secret
+        problems = [name for name, value in secrets.items() if _is_placeholder(value)]
+        if not self.api_keys:
+            problems.append("AFTERSALE_API_KEYS (none set)")
+        if not self.smtp_url:
+            problems.append("AFTERSALE_SMTP_URL (required in production)")
+        if problems:
+            raise ConfigError(
+                "refusing to start in production with missing or placeholder settings: "
+                + ", ".join(problems)
+                + f" (secrets need at least {_MIN_SECRET_LENGTH} characters and no dev default)"
+            )
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        return self.env == "development"
+
+    @cached_property
+    def smtp(self) -> SmtpConfig:
+        """The SMTP server to send through; the built-in capture when none is configured."""
+        if self.smtp_url:
+            return parse_smtp_url(self.smtp_url)
+        return SmtpConfig(
+            host=self.dev_smtp_host,
+            port=self.dev_smtp_port,
+            username=None,
+            password=None,
+            implicit_tls=False,
+            starttls=False,
+            pool_size=2,
+            timeout=30.0,
+        )
+
+    @property
+    def uses_dev_smtp_capture(self) -> bool:
+        return self.is_development and not self.smtp_url
+
+    @property
+    def from_address(self) -> tuple[str, str]:
+        """(display name, address) of the sender."""
+        return email.utils.parseaddr(self.mail_from)
+
+
+def _is_placeholder(value: str) -> bool:
+    lowered = value.strip().lower()
+    return (
+        lowered in _PLACEHOLDERS
+        or lowered.startswith("dev-")
+        or "change-me" in lowered
+        or "changeme" in lowered
+        or len(value) < _MIN_SECRET_LENGTH
+    )

@@ -1,0 +1,1 @@
+"""Rendering, composing, sending and capturing lifecycle email."""

@@ -1,0 +1,218 @@
+"""Deliver composed messages over SMTP and say whether a retry could help.
+
+`SmtpPool` keeps up to `pool_size` connections open between messages, because a fresh
+connection (TCP, TLS, EHLO, AUTH) costs several round trips per email. Every outcome
+is a value, not an exception, so the dispatcher can decide: Delivered, TemporaryFailure
+(4xx, network trouble, timeouts: try later) or PermanentFailure (5xx: give up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiosmtplib
+
+from app.config import SmtpConfig
+
+
+@dataclass(frozen=True)
+class Delivered:
+    # The server's reply to DATA, e.g. "250 2.0.0 Ok: queued as 4BqJ3x".
+    response: str
+
+
+@dataclass(frozen=True)
+class TemporaryFailure:
+    # None when there was no SMTP reply (connection error, timeout).
+    code: int | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class PermanentFailure:
+    code: int
+    detail: str
+
+
+SendOutcome = Delivered | TemporaryFailure | PermanentFailure
+
+
+class MailSender(Protocol):
+    async def send(self, *, envelope_from: str, recipient: str, message: bytes) -> SendOutcome:
+        """Deliver `message` to `recipient` only; headers never choose recipients."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class _StaleConnection(Exception):
+    """A pooled connection turned out to be closed before the server said anything."""
+
+
+# Network-level failures: no SMTP reply to classify, the connection is unusable.
+_CONNECTION_ERRORS = (
+    aiosmtplib.SMTPServerDisconnected,
+    aiosmtplib.SMTPConnectError,
+    aiosmtplib.SMTPTimeoutError,
+    OSError,
+    TimeoutError,
+)
+
+
+def _reply_outcome(code: int, message: str) -> TemporaryFailure | PermanentFailure:
+    # The server's text starts with the enhanced status code ("5.1.1 ...") when it
+    # sends one, so keeping it verbatim keeps that code in the detail.
+    detail = f"{code} {message}".strip()
+    if code >= 500:
+        return PermanentFailure(code=code, detail=detail)
+    return TemporaryFailure(code=code, detail=detail)
+
+
+class SmtpPool:
+    """A small pool of aiosmtplib connections shared by concurrent `send` calls."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self._config = config
+        # Most recently used first: the connection least likely to have idled out.
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._slots = asyncio.Semaphore(config.pool_size)
+        self._closed = False
+        # Each command already has config.timeout; this caps connect + TLS + AUTH +
+        # MAIL/RCPT/DATA and one reconnect together, so nothing can hang forever.
+        self._deadline = config.timeout * 6
+
+    async def send(self, *, envelope_from: str, recipient: str, message: bytes) -> SendOutcome:
+        """Deliver to `recipient`; ValueError for an address that cannot go on the wire."""
+        if self._closed:
+            raise RuntimeError("SmtpPool is closed")
+        _check_envelope_address(envelope_from)
+        _check_envelope_address(recipient)
+        async with self._slots:
+            try:
+                async with asyncio.timeout(self._deadline):
+                    while self._idle:
+                        client = self._idle.pop()
+                        if not client.is_connected:
+                            client.close()
+                            continue
+                        try:
+                            return await self._deliver(
+                                client, envelope_from, recipient, message, reused=True
+                            )
+                        except _StaleConnection:
+                            # The server dropped it while idle; the message never
+                            # reached it, so a fresh connection is safe to try.
+                            break
+                    client = await self._connect()
+                    return await self._deliver(
+                        client, envelope_from, recipient, message, reused=False
+                    )
+            except aiosmtplib.SMTPResponseException as exc:
+                # Refused while connecting: greeting, EHLO, STARTTLS or AUTH.
+                return _reply_outcome(exc.code, exc.message)
+            except (aiosmtplib.SMTPException, *_CONNECTION_ERRORS) as exc:
+                return TemporaryFailure(code=None, detail=_describe(exc))
+
+    async def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(_quit(client) for client in idle))
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        config = self._config
+        client = aiosmtplib.SMTP(
+            hostname=config.host,
+            port=config.port,
+            username=config.username,
+            password=config.password,
+            use_tls=config.implicit_tls,
+            # None upgrades when the server offers STARTTLS, True requires it, False never
+            # tries; it must be False alongside implicit TLS.
+            start_tls=False if config.implicit_tls else config.starttls,
+            timeout=config.timeout,
+        )
+        try:
+            await client.connect()
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    async def _deliver(
+        self,
+        client: aiosmtplib.SMTP,
+        envelope_from: str,
+        recipient: str,
+        message: bytes,
+        *,
+        reused: bool,
+    ) -> SendOutcome:
+        """One transaction on `client`, which goes back to the pool or is closed."""
+        keep = False
+        stage = "MAIL"
+        try:
+            options = [f"SIZE={len(message)}"] if client.supports_extension("size") else []
+            try:
+                await client.mail(envelope_from, options=options)
+                stage = "RCPT"
+                await client.rcpt(recipient)
+                stage = "DATA"
+                response = await client.data(message)
+            except aiosmtplib.SMTPResponseException as exc:
+                if reused and stage == "MAIL" and exc.code == 421:
+                    # "421 closing connection" to the first command on an idle
+                    # connection is the server's idle timeout, not about this message.
+                    raise _StaleConnection from exc
+                keep = await _reset(client)
+                return _reply_outcome(exc.code, exc.message)
+            except aiosmtplib.SMTPServerDisconnected as exc:
+                if reused and stage == "MAIL":
+                    raise _StaleConnection from exc
+                return TemporaryFailure(code=None, detail=f"during {stage}: {_describe(exc)}")
+            except _CONNECTION_ERRORS as exc:
+                return TemporaryFailure(code=None, detail=f"during {stage}: {_describe(exc)}")
+            keep = True
+            return Delivered(response=str(response))
+        finally:
+            # Cancellation (the overall deadline) and any surprise also land here with
+            # keep False: a connection in an unknown state never goes back.
+            if keep and not self._closed and client.is_connected:
+                self._idle.append(client)
+            else:
+                client.close()
+
+
+async def _reset(client: aiosmtplib.SMTP) -> bool:
+    """RSET after a refusal so the connection can be reused; False if that fails."""
+    if not client.is_connected:
+        return False
+    try:
+        await client.rset()
+    except (aiosmtplib.SMTPException, *_CONNECTION_ERRORS):
+        return False
+    return True
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    try:
+        if client.is_connected:
+            await client.quit()
+    except (aiosmtplib.SMTPException, *_CONNECTION_ERRORS):
+        pass
+    finally:
+        client.close()
+
+
+def _check_envelope_address(address: str) -> None:
+    # The envelope is what actually routes mail; a CR/LF here would be SMTP injection.
+    if not address or "@" not in address or any(ord(ch) < 33 or ord(ch) == 127 for ch in address):
+        raise ValueError(f"invalid envelope address {address!r}")
+    if not address.isascii():
+        raise ValueError(f"envelope address {address!r} needs SMTPUTF8, which is not supported")
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text

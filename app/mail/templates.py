@@ -1,0 +1,240 @@
+"""Email templates: locale fallback, sandboxed jinja2 rendering, Babel formatting filters.
+
+Layout under `templates_dir` (normally `templates/email/`)::
+
+    <template>/<locale>/subject.txt   one line after rendering
+    <template>/<locale>/body.html     usually {% extends "_layouts/base.html" %}
+    <template>/<locale>/body.txt      optional; derived from the HTML when missing
+    _layouts/, _partials/             shared by every template
+
+Locale fallback: the customer's locale as given (`ru-RU`), the same with the other
+separator (`ru_RU`), its language (`ru`), then the default locale.
+
+Filters, formatting for the locale being rendered:
+
+* `{{ order.total|money(order.currency) }}`: amount with currency symbol; without a
+  currency (None) just the localized number; None renders as "".
+* `{{ order.created_at|date }}` / `|date("long")`: a date or datetime's date part.
+* `{{ message.send_at|datetime }}` / `|datetime("short", tz="Europe/Berlin")`: shown in
+  the datetime's own zone unless `tz` is given; naive values count as UTC.
+
+Templates come from the shop operator, and their context from webhooks, so rendering
+is sandboxed and undefined variables are errors rather than silent blanks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import jinja2
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_datetime, get_timezone
+from babel.numbers import format_currency, format_decimal
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from app.mail.html_to_text import html_to_text
+
+_TEMPLATE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_LOCALE_NAME = re.compile(r"[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*")
+# Anything that would break a subject onto several lines or hide characters in it.
+_SUBJECT_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_SUBJECT_SPACES = re.compile(r"\s+")
+
+# The Babel locale of the render in progress: filters need it, and keeping it out of
+# the template context means templates cannot read or override it.
+_current_locale: ContextVar[Locale] = ContextVar("aftersale_mail_locale")
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+class TemplateError(Exception):
+    """A template is missing, invalid, or failed to render; the message says where."""
+
+
+class TemplateRenderer:
+    def __init__(self, templates_dir: Path, *, default_locale: str) -> None:
+        self._dir = templates_dir.resolve()
+        self._default_locale = default_locale
+        self._env = ImmutableSandboxedEnvironment(
+            loader=jinja2.FileSystemLoader(self._dir),
+            undefined=jinja2.StrictUndefined,
+            autoescape=_autoescape,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        self._env.filters["money"] = _money
+        self._env.filters["date"] = _date
+        self._env.filters["datetime"] = _datetime
+
+    def has_template(self, template: str, locale: str) -> bool:
+        """True when `render(template, locale=locale, ...)` finds a locale to use."""
+        if not _TEMPLATE_NAME.fullmatch(template):
+            return False
+        return self._resolve_locale(template, locale) is not None
+
+    def render(
+        self, template: str, *, locale: str | None, context: Mapping[str, Any]
+    ) -> RenderedEmail:
+        if not _TEMPLATE_NAME.fullmatch(template):
+            raise TemplateError(f"invalid template name {template!r}: use [a-z0-9][a-z0-9_-]*")
+        folder = self._resolve_locale(template, locale)
+        if folder is None:
+            tried = ", ".join(self._locale_candidates(locale))
+            raise TemplateError(
+                f"template {template!r} has no subject.txt + body.html for locale "
+                f"{locale!r} (tried {tried})"
+            )
+        token = _current_locale.set(self._babel_locale(folder, locale))
+        try:
+            prefix = f"{template}/{folder}"
+            subject = _single_line(self._render_file(f"{prefix}/subject.txt", context))
+            html = self._render_file(f"{prefix}/body.html", context)
+            if (self._dir / template / folder / "body.txt").is_file():
+                text = self._render_file(f"{prefix}/body.txt", context).strip() + "\n"
+            else:
+                text = html_to_text(html) + "\n"
+        finally:
+            _current_locale.reset(token)
+        return RenderedEmail(subject=subject, text=text, html=html)
+
+    def _render_file(self, name: str, context: Mapping[str, Any]) -> str:
+        with self._errors_named(name):
+            return self._env.get_template(name).render(context)
+
+    @contextmanager
+    def _errors_named(self, name: str) -> Iterator[None]:
+        # Every failure inside a template (a filter's TypeError as much as a jinja
+        # error) is the template author's to fix, so all become TemplateError.
+        try:
+            yield
+        except jinja2.TemplateSyntaxError as exc:
+            where = _relative(self._dir, exc.filename) or exc.name or name
+            raise TemplateError(
+                f"{name}: syntax error in {where} line {exc.lineno}: {exc.message}"
+            ) from exc
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(f"{name}: included template not found: {exc.name}") from exc
+        except Exception as exc:
+            where = self._template_location(exc.__traceback__) or name
+            kind = "sandbox refused" if isinstance(exc, SecurityError) else "error"
+            detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            raise TemplateError(f"{name}: {kind} in {where}: {detail}") from exc
+
+    def _template_location(self, tb: TracebackType | None) -> str | None:
+        """The "file line N" of the innermost template frame.
+
+        jinja rewrites tracebacks so template frames carry the template's file and line.
+        """
+        found: str | None = None
+        while tb is not None:
+            relative = _relative(self._dir, tb.tb_frame.f_code.co_filename)
+            if relative is not None:
+                found = f"{relative} line {tb.tb_lineno}"
+            tb = tb.tb_next
+        return found
+
+    def _locale_candidates(self, locale: str | None) -> list[str]:
+        candidates: list[str] = []
+        for value in (locale, self._default_locale):
+            if not value:
+                continue
+            language = re.split(r"[-_]", value, maxsplit=1)[0]
+            for option in (value, value.replace("-", "_"), value.replace("_", "-"), language):
+                # A locale names a folder, so anything but a plain tag is ignored.
+                if _LOCALE_NAME.fullmatch(option) and option not in candidates:
+                    candidates.append(option)
+        return candidates
+
+    def _resolve_locale(self, template: str, locale: str | None) -> str | None:
+        for candidate in self._locale_candidates(locale):
+            folder = self._dir / template / candidate
+            if (folder / "subject.txt").is_file() and (folder / "body.html").is_file():
+                return candidate
+        return None
+
+    def _babel_locale(self, folder: str, requested: str | None) -> Locale:
+        # Format for the customer's own region (ru_RU, en_GB) when the template folder
+        # is in their language; otherwise match the language the email is written in.
+        for value in (requested, folder, self._default_locale):
+            parsed = _parse_locale(value)
+            if parsed is not None and parsed.language == _language(folder):
+                return parsed
+        return _parse_locale(folder) or Locale("en")
+
+
+def _autoescape(name: str | None) -> bool:
+    return name is not None and name.endswith(".html")
+
+
+def _single_line(value: str) -> str:
+    return _SUBJECT_SPACES.sub(" ", _SUBJECT_BREAKS.sub(" ", value)).strip()
+
+
+def _relative(root: Path, filename: str | None) -> str | None:
+    if not filename:
+        return None
+    try:
+        return Path(filename).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return None
+
+
+def _language(value: str) -> str:
+    return re.split(r"[-_]", value, maxsplit=1)[0].lower()
+
+
+def _parse_locale(value: str | None) -> Locale | None:
+    if not value or not _LOCALE_NAME.fullmatch(value):
+        return None
+    try:
+        return Locale.parse(value, sep="-" if "-" in value else "_")
+    except (UnknownLocaleError, ValueError):
+        return None
+
+
+def _money(amount: Decimal | int | float | str | None, currency: str | None = None) -> str:
+    if amount is None:
+        return ""
+    try:
+        number = amount if isinstance(amount, Decimal) else Decimal(str(amount))
+    except InvalidOperation as exc:
+        raise ValueError(f"money: {amount!r} is not a number") from exc
+    locale = _current_locale.get()
+    if currency:
+        return format_currency(number, currency.upper(), locale=locale)
+    return format_decimal(number, format="#,##0.00", locale=locale)
+
+
+def _date(value: date | None, format: str = "medium") -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = value.date()
+    return format_date(value, format=format, locale=_current_locale.get())
+
+
+def _datetime(
+    value: datetime | None,
+    format: str = "medium",
+    tz: str | None = None,
+) -> str:
+    if value is None:
+        return ""
+    zone = get_timezone(tz) if tz else None
+    return format_datetime(value, format=format, tzinfo=zone, locale=_current_locale.get())

@@ -1,0 +1,57 @@
+"""The FastAPI application. `create_app()` wires routers; the lifespan owns the runtime."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Literal
+
+from fastapi import FastAPI
+
+from app.config import Settings
+from app.dev.endpoints import router as dev_router
+from app.orders.endpoints import router as orders_router
+from app.ops.endpoints import router as ops_router
+from app.outbox.endpoints import router as outbox_router
+from app.runtime import Runtime
+from app.worker import Worker
+
+log = logging.getLogger(__name__)
+
+Role = Literal["api", "worker", "all"]
+
+
+def create_app(
+    settings: Settings | None = None, *, role: Role = "api", runtime: Runtime | None = None
+) -> FastAPI:
+    """An API process; with role `all` it also runs the worker in the same event loop."""
+    settings = settings or (runtime.settings if runtime else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app_runtime = runtime or Runtime.create(settings)
+        app.state.runtime = app_runtime
+        worker = Worker(app_runtime) if role == "all" else None
+        if worker is not None:
+            await worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await worker.stop()
+            if runtime is None:  # a runtime handed in belongs to the caller
+                await app_runtime.close()
+
+    app = FastAPI(
+        title="aftersale",
+        version="0.1.0",
+        summary="Post-sale lifecycle email: order webhooks in, timely personal email out.",
+        lifespan=lifespan,
+    )
+    app.include_router(ops_router)
+    app.include_router(orders_router)
+    app.include_router(outbox_router)
+    if settings.is_development:
+        app.include_router(dev_router)
+    return app

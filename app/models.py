@@ -1,0 +1,194 @@
+"""ORM tables. Every datetime is timezone-aware UTC; every id a shop sends is kept as text."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, BigIntPK, UtcDateTime, utcnow
+
+Money = Numeric(18, 4)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Customer(TimestampMixin, Base):
+    __tablename__ = "customers"
+    __table_args__ = (UniqueConstraint("shop", "external_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    shop: Mapped[str] = mapped_column(String(255))
+    external_id: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    birthday: Mapped[date | None] = mapped_column(Date)
+    marketing_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # occurred_at of the event that last wrote this row: an older event arriving late loses.
+    source_updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class OrderStatus(enum.StrEnum):
+    OPEN = "open"
+    FULFILLED = "fulfilled"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+
+
+class Order(TimestampMixin, Base):
+    __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("shop", "external_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    shop: Mapped[str] = mapped_column(String(255))
+    external_id: Mapped[str] = mapped_column(String(64))
+    # Null while only a cancellation has arrived for an order we have not seen created yet.
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    email: Mapped[str | None] = mapped_column(String(320))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    total: Mapped[Decimal | None] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(16), default=OrderStatus.OPEN)
+    placed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    fulfilled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    refunded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    sku: Mapped[str | None] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(500))
+    category: Mapped[str | None] = mapped_column(String(255))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Decimal | None] = mapped_column(Money)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class WebhookDelivery(Base):
+    """Every accepted delivery, once: the unique key is what makes retries harmless."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("source", "shop", "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    shop: Mapped[str] = mapped_column(String(255))
+    delivery_id: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+
+
+class MessageStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    EXPIRED = "expired"
+
+
+class MessageKind(enum.StrEnum):
+    MARKETING = "marketing"
+    TRANSACTIONAL = "transactional"
+
+
+class Message(TimestampMixin, Base):
+    """The outbox: one row per planned email, and the single source of truth for sending it."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("orders.id", ondelete="SET NULL"), index=True
+    )
+    rule_id: Mapped[str] = mapped_column(String(128), index=True)
+    rule_version: Mapped[str] = mapped_column(String(64))
+    template: Mapped[str] = mapped_column(String(128))
+    variant: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    # One message per (rule, order or date occurrence, customer), whatever repeats upstream.
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.SCHEDULED)
+    status_reason: Mapped[str | None] = mapped_column(String(64))
+    send_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When a worker may next take the row: the send or retry time while `scheduled`, the
+    # lease expiry while `sending`. One column, so one index range finds all claimable work.
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    smtp_message_id: Mapped[str | None] = mapped_column(String(255))
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class MessageAttempt(Base):
+    """One row per delivery attempt, so an operator can read a message's history."""
+
+    __tablename__ = "message_attempts"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    attempted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    outcome: Mapped[str] = mapped_column(String(16))
+    smtp_code: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class SuppressionReason(enum.StrEnum):
+    UNSUBSCRIBE = "unsubscribe"
+    HARD_BOUNCE = "hard_bounce"
+    COMPLAINT = "complaint"
+    MANUAL = "manual"
+
+
+class Suppression(Base):
+    """Addresses we must not mail, whatever a rule says. Stored lower-cased."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -1,0 +1,185 @@
+"""All SQL of order intake. Functions flush; the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import dialect_insert
+from app.models import Customer, Message, MessageStatus, Order, OrderItem, WebhookDelivery
+from app.planner.planner import PlannedMessage
+
+
+async def record_delivery(
+    session: AsyncSession, *, source: str, shop: str, delivery_id: str, event_type: str, body: str
+) -> bool:
+    """Insert the delivery once. False when it was seen before (or is being stored right now:
+    the unique key makes a concurrent copy wait for the first and then do nothing)."""
+    insert = dialect_insert(session)
+    statement = (
+        insert(WebhookDelivery)
+        .values(
+            source=source, shop=shop, delivery_id=delivery_id, event_type=event_type, body=body
+        )
+        .on_conflict_do_nothing(index_elements=["source", "shop", "delivery_id"])
+        .returning(WebhookDelivery.id)
+    )
+    return (await session.execute(statement)).scalar_one_or_none() is not None
+
+
+async def upsert_customer(
+    session: AsyncSession, *, shop: str, external_id: str, values: dict[str, Any], as_of: datetime
+) -> int:
+    """Create or update a customer; an event older than the last one applied changes nothing."""
+    insert = dialect_insert(session)
+    row = {**values, "shop": shop, "external_id": external_id, "source_updated_at": as_of}
+    statement = insert(Customer).values(**row, created_at=func.now(), updated_at=func.now())
+    statement = statement.on_conflict_do_update(
+        index_elements=["shop", "external_id"],
+        set_={**values, "source_updated_at": as_of, "deleted_at": None, "updated_at": func.now()},
+        where=Customer.source_updated_at <= as_of,
+    ).returning(Customer.id)
+    customer_id = (await session.execute(statement)).scalar_one_or_none()
+    if customer_id is None:
+        customer_id = await customer_id_for(session, shop=shop, external_id=external_id)
+        assert customer_id is not None
+    return customer_id
+
+
+async def customer_id_for(session: AsyncSession, *, shop: str, external_id: str) -> int | None:
+    return (
+        await session.execute(
+            select(Customer.id).where(Customer.shop == shop, Customer.external_id == external_id)
+        )
+    ).scalar_one_or_none()
+
+
+async def upsert_order(
+    session: AsyncSession, *, shop: str, external_id: str, values: dict[str, Any]
+) -> Order:
+    """Create the order, or fill in one that exists (perhaps as a bare cancellation)."""
+    insert = dialect_insert(session)
+    statement = (
+        insert(Order)
+        .values(**values, shop=shop, external_id=external_id, created_at=func.now(), updated_at=func.now())
+        .on_conflict_do_update(
+            index_elements=["shop", "external_id"], set_={**values, "updated_at": func.now()}
+        )
+        .returning(Order.id)
+    )
+    order_id = (await session.execute(statement)).scalar_one()
+    return (await session.execute(select(Order).where(Order.id == order_id))).scalar_one()
+
+
+async def ensure_order(session: AsyncSession, *, shop: str, external_id: str) -> Order:
+    """The order row, created bare when an event about it comes before the order itself."""
+    insert = dialect_insert(session)
+    await session.execute(
+        insert(Order)
+        .values(shop=shop, external_id=external_id, status="open", created_at=func.now(), updated_at=func.now())
+        .on_conflict_do_nothing(index_elements=["shop", "external_id"])
+    )
+    statement = (
+        select(Order)
+        .where(Order.shop == shop, Order.external_id == external_id)
+        .with_for_update()
+    )
+    return (await session.execute(statement)).scalar_one()
+
+
+async def order_has_items(session: AsyncSession, order_id: int) -> bool:
+    statement = select(OrderItem.id).where(OrderItem.order_id == order_id).limit(1)
+    return (await session.execute(statement)).first() is not None
+
+
+async def add_items(session: AsyncSession, order_id: int, items: Sequence[dict[str, Any]]) -> None:
+    session.add_all(
+        OrderItem(order_id=order_id, position=position, **item)
+        for position, item in enumerate(items)
+    )
+    await session.flush()
+
+
+async def order_items(session: AsyncSession, order_id: int) -> Sequence[OrderItem]:
+    statement = select(OrderItem).where(OrderItem.order_id == order_id).order_by(OrderItem.position)
+    return (await session.execute(statement)).scalars().all()
+
+
+async def insert_planned(
+    session: AsyncSession,
+    planned: Sequence[PlannedMessage],
+    *,
+    customer_id: int,
+    order_id: int | None,
+) -> int:
+    """Insert planned messages; ones planned before (same dedupe key) are left alone."""
+    if not planned:
+        return 0
+    insert = dialect_insert(session)
+    rows = [
+        {
+            "customer_id": customer_id,
+            "order_id": order_id,
+            "rule_id": plan.rule_id,
+            "rule_version": plan.rule_version,
+            "template": plan.template,
+            "kind": plan.kind,
+            "dedupe_key": plan.dedupe_key,
+            "status": plan.status,
+            "status_reason": plan.reason,
+            "send_at": plan.send_at,
+            "expires_at": plan.expires_at,
+            "next_attempt_at": plan.send_at,
+            "attempts": 0,
+        }
+        for plan in planned
+    ]
+    statement = (
+        insert(Message)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(Message.id)
+    )
+    return len((await session.execute(statement)).scalars().all())
+
+
+async def cancel_pending(
+    session: AsyncSession, *, reason: str, order_id: int | None = None, customer_id: int | None = None
+) -> int:
+    """Cancel what has not been handed to a worker yet, keeping the reason."""
+    statement = (
+        update(Message)
+        .where(Message.status == MessageStatus.SCHEDULED)
+        .values(status=MessageStatus.CANCELLED, status_reason=reason, updated_at=func.now())
+    )
+    if order_id is not None:
+        statement = statement.where(Message.order_id == order_id)
+    if customer_id is not None:
+        statement = statement.where(Message.customer_id == customer_id)
+    result = await session.execute(statement.execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def erase_customer(session: AsyncSession, *, customer_id: int, now: datetime) -> None:
+    """Remove personal data from the customer, their orders and their messages."""
+    await session.execute(
+        update(Customer)
+        .where(Customer.id == customer_id)
+        .values(
+            email=None, first_name=None, last_name=None, birthday=None, attributes={},
+            locale=None, time_zone=None, marketing_consent=False, deleted_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(Order).where(Order.customer_id == customer_id).values(email=None)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(Message).where(Message.customer_id == customer_id).values(recipient=None)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,182 @@
+"""The body of `POST /webhooks/orders`: our own signed JSON (see README)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    field_validator,
+)
+
+
+def _external_id(value: Any) -> Any:
+    # Shops send ids as strings or as integers of up to 20 digits; keep them exactly, as text.
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError("must be a string or an integer")
+    if isinstance(value, int):
+        return str(value)
+    return value
+
+
+ExternalId = Annotated[
+    str, BeforeValidator(_external_id), Field(min_length=1, max_length=64, pattern=r"^\S+$")
+]
+Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
+
+EventType = Literal[
+    "order.created",
+    "order.fulfilled",
+    "order.cancelled",
+    "order.refunded",
+    "customer.updated",
+    "customer.deleted",
+]
+
+
+class _Body(BaseModel):
+    # Unknown fields are ignored: shops add fields, and that must not break intake.
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class Envelope(_Body):
+    id: str = Field(min_length=1, max_length=255)
+    type: EventType
+    occurred_at: AwareDatetime
+
+
+class ItemIn(_Body):
+    sku: str | None = Field(default=None, max_length=255)
+    name: str = Field(min_length=1, max_length=500)
+    category: str | None = Field(default=None, max_length=255)
+    tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
+    quantity: int = Field(default=1, ge=1, le=100_000)
+    unit_price: Amount | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class OrderIn(_Body):
+    id: ExternalId
+    created_at: AwareDatetime
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    total: Amount
+    email: EmailStr | None = None
+    items: list[ItemIn] = Field(min_length=1, max_length=1000)
+
+
+class OrderRef(_Body):
+    id: ExternalId
+
+
+class CustomerIn(_Body):
+    id: ExternalId
+    email: EmailStr
+    first_name: str | None = Field(default=None, max_length=200)
+    last_name: str | None = Field(default=None, max_length=200)
+    locale: str | None = Field(default=None, max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+    time_zone: str | None = Field(default=None, max_length=64)
+    birthday: date | None = None
+    marketing_consent: bool = False
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _iana_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+
+class CustomerRef(_Body):
+    id: ExternalId
+
+
+class OrderPlaced(Envelope):
+    """`order.created`: the whole order and its customer."""
+
+    order: OrderIn
+    customer: CustomerIn
+
+
+class OrderFulfilled(Envelope):
+    """`order.fulfilled`: the order id; the full order and customer may come along."""
+
+    order: OrderRef
+    customer: CustomerIn | None = None
+
+
+class OrderClosed(Envelope):
+    """`order.cancelled` and `order.refunded`: only the order id is needed."""
+
+    order: OrderRef
+
+
+class CustomerUpdated(Envelope):
+    customer: CustomerIn
+
+
+class CustomerDeleted(Envelope):
+    customer: CustomerRef
+
+
+BODY_MODELS: dict[str, type[Envelope]] = {
+    "order.created": OrderPlaced,
+    "order.fulfilled": OrderFulfilled,
+    "order.cancelled": OrderClosed,
+    "order.refunded": OrderClosed,
+    "customer.updated": CustomerUpdated,
+    "customer.deleted": CustomerDeleted,
+}
+
+EXAMPLE_BODY: dict[str, Any] = {
+    "id": "evt-1",
+    "type": "order.created",
+    "occurred_at": "2026-11-20T10:00:00Z",
+    "order": {
+        "id": "820982911946154508",
+        "created_at": "2026-11-20T09:59:00Z",
+        "currency": "EUR",
+        "total": "49.80",
+        "items": [
+            {
+                "sku": "DIAPER-M-60",
+                "name": "Diapers M, 60 pcs",
+                "category": "baby/diapers",
+                "tags": ["baby"],
+                "quantity": 2,
+                "unit_price": "24.90",
+                "attributes": {},
+            }
+        ],
+    },
+    "customer": {
+        "id": "c-1001",
+        "email": "anna@example.org",
+        "first_name": "Anna",
+        "last_name": "Ivanova",
+        "locale": "ru",
+        "time_zone": "Europe/Moscow",
+        "birthday": "1990-02-28",
+        "marketing_consent": True,
+        "attributes": {"children": [{"birth_date": "2021-05-01"}]},
+    },
+}
+
+
+class IntakeResult(BaseModel):
+    status: Literal["accepted", "duplicate"]
+    event_id: str
+    messages_planned: int = 0
+    messages_cancelled: int = 0

@@ -1,0 +1,163 @@
+"""Order intake: one webhook event -> customer, order, items and planned messages.
+
+Everything happens in the caller's transaction, so a delivery is stored whole or not at all.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import OrderStatus
+from app.orders import repository
+from app.orders.schemas import (
+    CustomerDeleted,
+    CustomerIn,
+    CustomerUpdated,
+    Envelope,
+    IntakeResult,
+    OrderClosed,
+    OrderFulfilled,
+    OrderPlaced,
+)
+from app.planner.planner import ItemFacts, OrderFacts, plan_order_event
+from app.rules.loader import RuleSet
+
+
+async def ingest_event(
+    session: AsyncSession,
+    *,
+    source: str,
+    shop: str,
+    event: Envelope,
+    raw_body: str,
+    rules: RuleSet,
+    now: datetime,
+) -> IntakeResult:
+    first_time = await repository.record_delivery(
+        session, source=source, shop=shop, delivery_id=event.id, event_type=event.type, body=raw_body
+    )
+    if not first_time:
+        return IntakeResult(status="duplicate", event_id=event.id)
+    result = IntakeResult(status="accepted", event_id=event.id)
+    if isinstance(event, OrderPlaced):
+        result.messages_planned = await _order_placed(session, shop=shop, event=event, rules=rules)
+    elif isinstance(event, OrderFulfilled):
+        result.messages_planned = await _order_fulfilled(session, shop=shop, event=event, rules=rules)
+    elif isinstance(event, OrderClosed):
+        result.messages_cancelled = await _order_closed(session, shop=shop, event=event)
+    elif isinstance(event, CustomerUpdated):
+        await _upsert_customer(session, shop=shop, customer=event.customer, as_of=event.occurred_at)
+    elif isinstance(event, CustomerDeleted):
+        result.messages_cancelled = await _customer_deleted(
+            session, shop=shop, event=event, now=now
+        )
+    return result
+
+
+async def _order_placed(
+    session: AsyncSession, *, shop: str, event: OrderPlaced, rules: RuleSet
+) -> int:
+    customer_id = await _upsert_customer(
+        session, shop=shop, customer=event.customer, as_of=event.occurred_at
+    )
+    incoming = event.order
+    order = await repository.upsert_order(
+        session,
+        shop=shop,
+        external_id=incoming.id,
+        values={
+            "customer_id": customer_id,
+            "email": incoming.email or event.customer.email,
+            "currency": incoming.currency,
+            "total": incoming.total,
+            "placed_at": incoming.created_at,
+        },
+    )
+    if not await repository.order_has_items(session, order.id):
+        await repository.add_items(
+            session, order.id, [item.model_dump(mode="python") for item in incoming.items]
+        )
+    facts = OrderFacts(
+        id=order.id,
+        status=order.status,
+        placed_at=order.placed_at,
+        items=tuple(ItemFacts(sku=item.sku, category=item.category) for item in incoming.items),
+    )
+    planned = plan_order_event(
+        event=event.type, occurred_at=event.occurred_at, order=facts,
+        customer_id=customer_id, rules=rules,
+    )
+    return await repository.insert_planned(
+        session, planned, customer_id=customer_id, order_id=order.id
+    )
+
+
+async def _order_fulfilled(
+    session: AsyncSession, *, shop: str, event: OrderFulfilled, rules: RuleSet
+) -> int:
+    order = await repository.ensure_order(session, shop=shop, external_id=event.order.id)
+    if order.status == OrderStatus.OPEN:
+        order.status = OrderStatus.FULFILLED
+    order.fulfilled_at = order.fulfilled_at or event.occurred_at
+    customer_id = order.customer_id
+    if event.customer is not None:
+        customer_id = await _upsert_customer(
+            session, shop=shop, customer=event.customer, as_of=event.occurred_at
+        )
+        order.customer_id = order.customer_id or customer_id
+    await session.flush()
+    if customer_id is None:
+        # Fulfilment of an order we have not seen, with no customer: nothing to address yet.
+        return 0
+    items = await repository.order_items(session, order.id)
+    facts = OrderFacts(
+        id=order.id,
+        status=order.status,
+        placed_at=order.placed_at,
+        items=tuple(ItemFacts(sku=item.sku, category=item.category) for item in items),
+    )
+    planned = plan_order_event(
+        event=event.type, occurred_at=event.occurred_at, order=facts,
+        customer_id=customer_id, rules=rules,
+    )
+    return await repository.insert_planned(
+        session, planned, customer_id=customer_id, order_id=order.id
+    )
+
+
+async def _order_closed(session: AsyncSession, *, shop: str, event: OrderClosed) -> int:
+    order = await repository.ensure_order(session, shop=shop, external_id=event.order.id)
+    if event.type == "order.cancelled":
+        order.status = OrderStatus.CANCELLED
+        order.cancelled_at = order.cancelled_at or event.occurred_at
+    else:
+        order.status = OrderStatus.REFUNDED
+        order.refunded_at = order.refunded_at or event.occurred_at
+    await session.flush()
+    return await repository.cancel_pending(session, order_id=order.id, reason=f"order_{order.status}")
+
+
+async def _customer_deleted(
+    session: AsyncSession, *, shop: str, event: CustomerDeleted, now: datetime
+) -> int:
+    customer_id = await repository.customer_id_for(session, shop=shop, external_id=event.customer.id)
+    if customer_id is None:
+        return 0
+    cancelled = await repository.cancel_pending(
+        session, customer_id=customer_id, reason="customer_deleted"
+    )
+    await repository.erase_customer(session, customer_id=customer_id, now=now)
+    return cancelled
+
+
+async def _upsert_customer(
+    session: AsyncSession, *, shop: str, customer: CustomerIn, as_of: datetime
+) -> int:
+    values: dict[str, Any] = customer.model_dump(mode="python", exclude={"id"})
+    values["email"] = str(customer.email).lower() if customer.email else None
+    return await repository.upsert_customer(
+        session, shop=shop, external_id=customer.id, values=values, as_of=as_of
+    )

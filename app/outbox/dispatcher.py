@@ -1,0 +1,249 @@
+"""The dispatcher job: claim due messages, check them again, render, send, record.
+
+APScheduler only calls `drain()` on an interval; the outbox table is the queue, so any
+number of dispatchers in any number of processes can run against one PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from app.db import transaction
+from app.mail.compose import compose_message, message_bytes
+from app.mail.context import build_context
+from app.mail.sender import Delivered, MailSender, PermanentFailure, TemporaryFailure
+from app.mail.templates import TemplateError, TemplateRenderer
+from app.models import MessageStatus, SuppressionReason
+from app.outbox import repository
+from app.outbox.backoff import retry_delay
+from app.outbox.checks import SendFacts, send_blocker
+from app.outbox.repository import SendContext
+from app.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DispatchReport:
+    claimed: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    def add(self, other: DispatchReport) -> None:
+        self.claimed += other.claimed
+        for outcome, number in other.outcomes.items():
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + number
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        sender: MailSender,
+        renderer: TemplateRenderer,
+        worker_id: str | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.sender = sender
+        self.renderer = renderer
+        self.worker_id = worker_id or new_worker_id()
+        settings = runtime.settings
+        self._concurrency = concurrency or settings.smtp.pool_size
+        self._lock = asyncio.Lock()
+        self._stopping = False
+        name, address = settings.from_address
+        self._from_name, self._from_address = name, address
+        self._message_id_domain = address.rpartition("@")[2] or "localhost"
+
+    async def drain(self) -> DispatchReport:
+        """Run batches until one comes back short: a backlog empties without waiting a tick."""
+        total = DispatchReport()
+        async with self._lock:
+            while not self._stopping:
+                report = await self._run_batch()
+                total.add(report)
+                if report.claimed < self.runtime.settings.dispatch_batch_size:
+                    break
+        return total
+
+    async def run_once(self) -> DispatchReport:
+        async with self._lock:
+            return await self._run_batch()
+
+    async def stop(self) -> None:
+        """Stop taking new work and wait for the batch in flight to be recorded."""
+        self._stopping = True
+        async with self._lock:
+            pass
+
+    async def _run_batch(self) -> DispatchReport:
+        settings = self.runtime.settings
+        now = self.runtime.clock.now()
+        async with transaction(self.runtime.session_factory) as session:
+            ids = await repository.claim_due_messages(
+                session,
+                worker_id=self.worker_id,
+                now=now,
+                lease=timedelta(seconds=settings.lease_seconds),
+                limit=settings.dispatch_batch_size,
+            )
+        report = DispatchReport(claimed=len(ids))
+        if not ids:
+            return report
+        async with self.runtime.session_factory() as session:
+            contexts = await repository.load_send_contexts(session, ids)
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def process(context: SendContext) -> None:
+            async with gate:
+                report.count(await self._process(context))
+
+        await asyncio.gather(*(process(context) for context in contexts))
+        log.info("dispatched batch", extra={"claimed": report.claimed, **report.outcomes})
+        return report
+
+    async def _process(self, context: SendContext) -> str:
+        message, customer = context.message, context.customer
+        now = self.runtime.clock.now()
+        if self._stopping:
+            async with transaction(self.runtime.session_factory) as session:
+                await repository.release_message(
+                    session, message_id=message.id, worker_id=self.worker_id, now=now
+                )
+            return "released"
+        blocker = send_blocker(
+            SendFacts(
+                kind=message.kind,
+                expires_at=message.expires_at,
+                customer_deleted=customer.deleted_at is not None,
+                email=customer.email,
+                marketing_consent=customer.marketing_consent,
+                suppressed=context.suppressed,
+                order_status=context.order.status if context.order else None,
+            ),
+            now=now,
+        )
+        if blocker is not None:
+            status, reason = blocker
+            await self._finish(message.id, status, now=now, reason=reason)
+            return status.value
+        assert customer.email is not None
+        settings = self.runtime.settings
+        try:
+            rendered = self.renderer.render(
+                message.template,
+                locale=customer.locale,
+                context=build_context(
+                    customer=customer,
+                    order=context.order,
+                    items=context.items,
+                    send_at=message.send_at,
+                    shop_name=self._from_name or settings.public_url,
+                ),
+            )
+            email, message_id = compose_message(
+                rendered=rendered,
+                from_name=self._from_name,
+                from_address=self._from_address,
+                to_name=" ".join(filter(None, [customer.first_name, customer.last_name])) or None,
+                to_address=customer.email,
+                message_id_domain=self._message_id_domain,
+                now=now,
+                reply_to=settings.reply_to,
+            )
+        except (TemplateError, ValueError) as exc:
+            # A broken template or address will not heal by retrying: fail it, loudly.
+            log.error("message %s cannot be rendered: %s", message.id, exc)
+            await self._finish(
+                message.id, MessageStatus.FAILED, now=now, reason="render_error",
+                error=str(exc), attempt=message.attempts + 1,
+            )
+            return "failed"
+        outcome = await self.sender.send(
+            envelope_from=self._from_address, recipient=customer.email, message=message_bytes(email)
+        )
+        now = self.runtime.clock.now()
+        attempt = message.attempts + 1  # the claim counted this attempt in the database
+        if isinstance(outcome, Delivered):
+            await self._finish(
+                message.id, MessageStatus.SENT, now=now, recipient=customer.email,
+                smtp_message_id=message_id, attempt=attempt, smtp_code=250,
+            )
+            return "sent"
+        if isinstance(outcome, PermanentFailure):
+            async with transaction(self.runtime.session_factory) as session:
+                await repository.finish_message(
+                    session, message_id=message.id, worker_id=self.worker_id,
+                    status=MessageStatus.FAILED, now=now, reason="hard_bounce",
+                    smtp_code=outcome.code, error=outcome.detail, attempt=attempt,
+                )
+                await repository.suppress(
+                    session, email=customer.email, reason=SuppressionReason.HARD_BOUNCE,
+                    detail=f"{outcome.code} {outcome.detail}",
+                )
+            return "failed"
+        assert isinstance(outcome, TemporaryFailure)
+        return await self._retry_or_fail(context, outcome, attempt=attempt)
+
+    async def _retry_or_fail(
+        self, context: SendContext, outcome: TemporaryFailure, *, attempt: int
+    ) -> str:
+        settings = self.runtime.settings
+        now = self.runtime.clock.now()
+        error = f"{outcome.code or 'connection'} {outcome.detail}".strip()
+        retry_at = now + timedelta(
+            seconds=retry_delay(
+                attempt, base=settings.retry_base_seconds, cap=settings.retry_max_seconds
+            )
+        )
+        expires_at = context.message.expires_at
+        if attempt >= settings.max_attempts or (expires_at is not None and retry_at > expires_at):
+            await self._finish(
+                context.message.id, MessageStatus.FAILED, now=now, reason="retries_exhausted",
+                error=error, attempt=attempt, smtp_code=outcome.code,
+            )
+            return "failed"
+        async with transaction(self.runtime.session_factory) as session:
+            await repository.retry_message(
+                session, message_id=context.message.id, worker_id=self.worker_id,
+                retry_at=retry_at, now=now, attempt=attempt, smtp_code=outcome.code, error=error,
+            )
+        return "retry"
+
+    async def _finish(
+        self,
+        message_id: int,
+        status: MessageStatus,
+        *,
+        now: datetime,
+        reason: str | None = None,
+        recipient: str | None = None,
+        smtp_message_id: str | None = None,
+        smtp_code: int | None = None,
+        error: str | None = None,
+        attempt: int | None = None,
+    ) -> None:
+        async with transaction(self.runtime.session_factory) as session:
+            owned = await repository.finish_message(
+                session, message_id=message_id, worker_id=self.worker_id, status=status,
+                now=now, reason=reason, recipient=recipient,
+                smtp_message_id=smtp_message_id, smtp_code=smtp_code, error=error,
+                attempt=attempt,
+            )
+        if not owned:
+            log.warning("message %s was taken over by another worker before it was recorded",
+                        message_id)

@@ -1,0 +1,79 @@
+"""Operator API over the outbox: find messages, cancel one."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from app.api.deps import ApiKeyDep, RuntimeDep, SessionDep
+from app.models import Message, MessageStatus
+from app.outbox import repository
+from app.outbox.schemas import MessageOut, MessagePage
+
+router = APIRouter(prefix="/api/v1/messages", tags=["messages"], dependencies=[ApiKeyDep])
+
+
+def _out(message: Message, email: str | None, order_id: str | None) -> MessageOut:
+    return MessageOut(
+        id=message.id,
+        rule=message.rule_id,
+        rule_version=message.rule_version,
+        template=message.template,
+        variant=message.variant,
+        kind=message.kind,
+        status=message.status,
+        reason=message.status_reason,
+        email=email,
+        order_id=order_id,
+        send_at=message.send_at,
+        expires_at=message.expires_at,
+        next_attempt_at=message.next_attempt_at
+        if message.status in (MessageStatus.SCHEDULED, MessageStatus.SENDING)
+        else None,
+        attempts=message.attempts,
+        last_error=message.last_error,
+        sent_at=message.sent_at,
+        smtp_message_id=message.smtp_message_id,
+    )
+
+
+@router.get("", response_model=MessagePage, summary="List planned and sent messages")
+async def list_messages(
+    session: SessionDep,
+    email: str | None = None,
+    order_id: str | None = None,
+    rule: str | None = None,
+    status_: Annotated[MessageStatus | None, Query(alias="status")] = None,
+    cursor: Annotated[int | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> MessagePage:
+    rows = await repository.list_messages(
+        session, email=email, order_id=order_id, rule=rule,
+        status=status_.value if status_ else None, before_id=cursor, limit=limit,
+    )
+    items = [_out(*row) for row in rows]
+    return MessagePage(items=items, next_cursor=items[-1].id if len(items) == limit else None)
+
+
+@router.post(
+    "/{message_id}/cancel",
+    response_model=MessageOut,
+    summary="Cancel a message that has not been sent",
+    responses={404: {"description": "No such message"}, 409: {"description": "Already final"}},
+)
+async def cancel_message(message_id: int, session: SessionDep, runtime: RuntimeDep) -> MessageOut:
+    found = await repository.get_message(session, message_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such message")
+    message, email, order_id = found
+    if message.status == MessageStatus.SCHEDULED:
+        message.status = MessageStatus.CANCELLED
+        message.status_reason = "cancelled_by_operator"
+        message.updated_at = runtime.clock.now()
+        await session.flush()
+    elif message.status != MessageStatus.CANCELLED:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"message is {message.status}, it can no longer be cancelled"
+        )
+    return _out(message, email, order_id)

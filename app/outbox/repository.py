@@ -1,0 +1,282 @@
+"""All SQL of the outbox: claiming due messages and recording what happened to them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import dialect_insert
+from app.models import (
+    Customer,
+    Message,
+    MessageAttempt,
+    MessageStatus,
+    Order,
+    OrderItem,
+    Suppression,
+)
+
+
+async def claim_due_messages(
+    session: AsyncSession, *, worker_id: str, now: datetime, lease: timedelta, limit: int
+) -> list[int]:
+    """Take up to `limit` due messages for this worker, and return their ids.
+
+    Due means scheduled with `next_attempt_at` passed, or `sending` with an expired lease
+    (its worker died). On PostgreSQL, SKIP LOCKED lets many workers claim side by side
+    without waiting for or taking each other's rows; on SQLite the single UPDATE holds the
+    database write lock, which gives the same exclusivity.
+    """
+    due = (
+        select(Message.id)
+        .where(
+            Message.status.in_([MessageStatus.SCHEDULED, MessageStatus.SENDING]),
+            Message.next_attempt_at <= now,
+        )
+        .order_by(Message.next_attempt_at)
+        .limit(limit)
+    )
+    if session.bind.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    statement = (
+        update(Message)
+        .where(Message.id.in_(due.scalar_subquery()))
+        .values(
+            status=MessageStatus.SENDING,
+            claimed_by=worker_id,
+            next_attempt_at=now + lease,
+            attempts=Message.attempts + 1,
+            updated_at=now,
+        )
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list((await session.execute(statement)).scalars().all())
+
+
+@dataclass(frozen=True)
+class SendContext:
+    """Everything the dispatcher needs to decide, render and send one claimed message."""
+
+    message: Message
+    customer: Customer
+    order: Order | None
+    items: Sequence[OrderItem]
+    suppressed: bool
+
+
+async def load_send_contexts(session: AsyncSession, ids: Sequence[int]) -> list[SendContext]:
+    if not ids:
+        return []
+    rows = (
+        await session.execute(
+            select(Message, Customer, Order)
+            .join(Customer, Customer.id == Message.customer_id)
+            .outerjoin(Order, Order.id == Message.order_id)
+            .where(Message.id.in_(ids))
+            .order_by(Message.id)
+        )
+    ).all()
+    order_ids = {order.id for _, _, order in rows if order is not None}
+    items_by_order: dict[int, list[OrderItem]] = {}
+    if order_ids:
+        items = (
+            await session.execute(
+                select(OrderItem)
+                .where(OrderItem.order_id.in_(order_ids))
+                .order_by(OrderItem.order_id, OrderItem.position)
+            )
+        ).scalars()
+        for item in items:
+            items_by_order.setdefault(item.order_id, []).append(item)
+    emails = {customer.email.lower() for _, customer, _ in rows if customer.email}
+    suppressed: set[str] = set()
+    if emails:
+        suppressed = set(
+            (
+                await session.execute(select(Suppression.email).where(Suppression.email.in_(emails)))
+            ).scalars()
+        )
+    return [
+        SendContext(
+            message=message,
+            customer=customer,
+            order=order,
+            items=items_by_order.get(order.id, []) if order else [],
+            suppressed=bool(customer.email) and customer.email.lower() in suppressed,
+        )
+        for message, customer, order in rows
+    ]
+
+
+def _owned(message_id: int, worker_id: str) -> list[object]:
+    # A worker records only messages it still holds: if its lease ran out and another
+    # worker took the row, the late write must not overwrite the newer outcome.
+    return [
+        Message.id == message_id,
+        Message.status == MessageStatus.SENDING,
+        Message.claimed_by == worker_id,
+    ]
+
+
+async def finish_message(
+    session: AsyncSession,
+    *,
+    message_id: int,
+    worker_id: str,
+    status: MessageStatus,
+    now: datetime,
+    reason: str | None = None,
+    recipient: str | None = None,
+    smtp_message_id: str | None = None,
+    smtp_code: int | None = None,
+    error: str | None = None,
+    attempt: int | None = None,
+) -> bool:
+    """Move a claimed message to a final state; returns False if this worker lost it."""
+    values: dict[str, object] = {
+        "status": status,
+        "status_reason": reason,
+        "claimed_by": None,
+        "updated_at": now,
+    }
+    if status == MessageStatus.SENT:
+        values.update(sent_at=now, recipient=recipient, smtp_message_id=smtp_message_id)
+    if error is not None:
+        values["last_error"] = error
+    result = await session.execute(
+        update(Message)
+        .where(*_owned(message_id, worker_id))  # type: ignore[arg-type]
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    owned = bool(result.rowcount)  # type: ignore[attr-defined]
+    if owned and attempt is not None:
+        session.add(
+            MessageAttempt(
+                message_id=message_id,
+                attempt=attempt,
+                attempted_at=now,
+                outcome=status.value,
+                smtp_code=smtp_code,
+                detail=error or reason,
+            )
+        )
+    return owned
+
+
+async def retry_message(
+    session: AsyncSession,
+    *,
+    message_id: int,
+    worker_id: str,
+    retry_at: datetime,
+    now: datetime,
+    attempt: int,
+    smtp_code: int | None,
+    error: str,
+) -> bool:
+    """Put a message back in the queue for another try at `retry_at`."""
+    result = await session.execute(
+        update(Message)
+        .where(*_owned(message_id, worker_id))  # type: ignore[arg-type]
+        .values(
+            status=MessageStatus.SCHEDULED,
+            next_attempt_at=retry_at,
+            last_error=error,
+            claimed_by=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    owned = bool(result.rowcount)  # type: ignore[attr-defined]
+    if owned:
+        session.add(
+            MessageAttempt(
+                message_id=message_id,
+                attempt=attempt,
+                attempted_at=now,
+                outcome="retry",
+                smtp_code=smtp_code,
+                detail=error,
+            )
+        )
+    return owned
+
+
+async def release_message(
+    session: AsyncSession, *, message_id: int, worker_id: str, now: datetime
+) -> None:
+    """Hand an unstarted message back (on shutdown), without counting an attempt."""
+    await session.execute(
+        update(Message)
+        .where(*_owned(message_id, worker_id))  # type: ignore[arg-type]
+        .values(
+            status=MessageStatus.SCHEDULED,
+            next_attempt_at=now,
+            attempts=Message.attempts - 1,
+            claimed_by=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def suppress(session: AsyncSession, *, email: str, reason: str, detail: str | None) -> None:
+    insert = dialect_insert(session)
+    await session.execute(
+        insert(Suppression)
+        .values(email=email.lower(), reason=reason, detail=detail, created_at=func.now())
+        .on_conflict_do_nothing(index_elements=["email"])
+    )
+
+
+
+async def list_messages(
+    session: AsyncSession,
+    *,
+    email: str | None,
+    order_id: str | None,
+    rule: str | None,
+    status: str | None,
+    before_id: int | None,
+    limit: int,
+) -> list[tuple[Message, str | None, str | None]]:
+    """Newest first, keyset-paged by id: (message, customer email, order's shop id)."""
+    statement = (
+        select(Message, Customer.email, Order.external_id)
+        .join(Customer, Customer.id == Message.customer_id)
+        .outerjoin(Order, Order.id == Message.order_id)
+        .order_by(Message.id.desc())
+        .limit(limit)
+    )
+    if email:
+        statement = statement.where(Customer.email == email.lower())
+    if order_id:
+        statement = statement.where(Order.external_id == order_id)
+    if rule:
+        statement = statement.where(Message.rule_id == rule)
+    if status:
+        statement = statement.where(Message.status == status)
+    if before_id is not None:
+        statement = statement.where(Message.id < before_id)
+    return [(row[0], row[1], row[2]) for row in (await session.execute(statement)).all()]
+
+
+async def get_message(
+    session: AsyncSession, message_id: int
+) -> tuple[Message, str | None, str | None] | None:
+    row = (
+        await session.execute(
+            select(Message, Customer.email, Order.external_id)
+            .join(Customer, Customer.id == Message.customer_id)
+            .outerjoin(Order, Order.id == Message.order_id)
+            .where(Message.id == message_id)
+            .with_for_update(of=Message)
+        )
+    ).first()
+    return (row[0], row[1], row[2]) if row else None

@@ -1,0 +1,83 @@
+"""Events + rules -> planned messages. Pure: no I/O, no clock, so it is tested directly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from app.models import MessageStatus, OrderStatus
+from app.rules.loader import RuleSet
+from app.rules.model import Rule
+
+
+@dataclass(frozen=True)
+class ItemFacts:
+    sku: str | None
+    category: str | None
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    id: int
+    status: str
+    placed_at: datetime | None
+    items: tuple[ItemFacts, ...]
+
+
+@dataclass(frozen=True)
+class PlannedMessage:
+    rule_id: str
+    rule_version: str
+    template: str
+    kind: str
+    send_at: datetime
+    expires_at: datetime | None
+    dedupe_key: str
+    status: MessageStatus
+    reason: str | None
+
+
+def plan_order_event(
+    *, event: str, occurred_at: datetime, order: OrderFacts, customer_id: int, rules: RuleSet
+) -> list[PlannedMessage]:
+    """Plan one message per rule that the order event matches.
+
+    Delays count from when the order was placed (for `order.created`) or from the event
+    itself, so a webhook retried hours later still lands at the intended time.
+    """
+    anchor = order.placed_at if event == "order.created" and order.placed_at else occurred_at
+    planned = []
+    for rule in rules.for_event(event):
+        if not _items_match(rule, order):
+            continue
+        send_at = rule.send.delay.add_to(anchor)
+        expiry = rule.send.expiry
+        status, reason = MessageStatus.SCHEDULED, None
+        # A cancellation can arrive before the order itself: plan, but never send.
+        if order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
+            status, reason = MessageStatus.CANCELLED, f"order_{order.status}"
+        planned.append(
+            PlannedMessage(
+                rule_id=rule.id,
+                rule_version=rule.version,
+                template=rule.template,
+                kind=rule.kind,
+                send_at=send_at,
+                expires_at=expiry.add_to(send_at) if expiry else None,
+                dedupe_key=order_dedupe_key(rule.id, order_id=order.id, customer_id=customer_id),
+                status=status,
+                reason=reason,
+            )
+        )
+    return planned
+
+
+def order_dedupe_key(rule_id: str, *, order_id: int, customer_id: int) -> str:
+    return f"{rule_id}:order:{order_id}:customer:{customer_id}"
+
+
+def _items_match(rule: Rule, order: OrderFacts) -> bool:
+    item_filter = rule.when.items
+    if item_filter is None:
+        return True
+    return any(item_filter.matches(sku=item.sku, category=item.category) for item in order.items)

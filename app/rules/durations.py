@@ -1,0 +1,61 @@
+"""Durations as marketers write them: `0m`, `90m`, `36h`, `5d`, `2w`, `3mo`, `1y`, `1y6mo`.
+
+`m` is minutes and `mo` is months, so "2m" never silently means two months.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+_PART = re.compile(r"(\d+)(mo|y|w|d|h|m)")
+_WHOLE = re.compile(r"^[+-]?(?:\d+(?:mo|y|w|d|h|m))+$")
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A calendar-aware span: months and years move the calendar, the rest is exact time."""
+
+    months: int = 0
+    seconds: int = 0
+
+    def add_to(self, moment: datetime) -> datetime:
+        if self.months:
+            moment = add_months(moment, self.months)
+        return moment + timedelta(seconds=self.seconds)
+
+    def __str__(self) -> str:
+        return f"{self.months}mo{self.seconds}s"
+
+
+def parse_duration(text: str) -> Duration:
+    cleaned = text.strip().replace(" ", "")
+    if not _WHOLE.match(cleaned):
+        raise ValueError(
+            f"bad duration {text!r}: use a number and a unit, m (minutes), h, d, w, "
+            "mo (months) or y, for example 90m, 5d, 2w, 3mo, 1y6mo"
+        )
+    sign = -1 if cleaned.startswith("-") else 1
+    months = seconds = 0
+    for amount_text, unit in _PART.findall(cleaned):
+        amount = int(amount_text)
+        if unit == "y":
+            months += 12 * amount
+        elif unit == "mo":
+            months += amount
+        else:
+            seconds += amount * {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60}[unit]
+    return Duration(months=sign * months, seconds=sign * seconds)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """Add calendar months, clamping to the month's last day (31 Jan + 1mo = 28/29 Feb)."""
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    days_in_month = [31, 29 if _leap(year) else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+    return moment.replace(year=year, month=month, day=min(moment.day, days_in_month[month - 1]))
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)

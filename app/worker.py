@@ -1,0 +1,72 @@
+"""The worker role: an APScheduler clock that drives the dispatcher against the outbox.
+
+Jobs live in memory and are re-created at start: the schedule is code, the work is in the
+database. Never one job per email.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from app.mail.capture import MailCapture
+from app.mail.sender import MailSender, SmtpPool
+from app.mail.templates import TemplateRenderer
+from app.outbox.dispatcher import Dispatcher
+from app.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, runtime: Runtime, *, sender: MailSender | None = None) -> None:
+        settings = runtime.settings
+        self.runtime = runtime
+        self.capture: MailCapture | None = None
+        if sender is None and settings.uses_dev_smtp_capture:
+            self.capture = MailCapture(
+                host=settings.dev_smtp_host,
+                port=settings.dev_smtp_port,
+                outbox_dir=settings.dev_outbox_dir,
+            )
+        self.sender = sender or SmtpPool(settings.smtp)
+        self.dispatcher = Dispatcher(
+            runtime=runtime,
+            sender=self.sender,
+            renderer=TemplateRenderer(
+                settings.templates_dir, default_locale=settings.default_locale
+            ),
+        )
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+
+    async def start(self) -> None:
+        if self.capture is not None:
+            self.capture.start()
+            log.info(
+                "development SMTP capture on %s:%s, saving to %s",
+                self.runtime.settings.dev_smtp_host,
+                self.runtime.settings.dev_smtp_port,
+                self.runtime.settings.dev_outbox_dir,
+            )
+        self.scheduler.add_job(
+            self.dispatcher.drain,
+            "interval",
+            seconds=self.runtime.settings.dispatch_interval,
+            id="dispatch",
+            max_instances=1,  # one drain at a time per process; other processes share via SKIP LOCKED
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=self.runtime.clock.now(),  # send what fell due while we were down
+        )
+        self.scheduler.start()
+        log.info("worker %s started", self.dispatcher.worker_id)
+
+    async def stop(self) -> None:
+        """Finish the batch in flight, then close connections: SIGTERM loses nothing."""
+        self.scheduler.shutdown(wait=False)
+        await self.dispatcher.stop()
+        await self.sender.close()
+        if self.capture is not None:
+            self.capture.stop()
+        log.info("worker %s stopped", self.dispatcher.worker_id)

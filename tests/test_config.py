@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from app.config import Settings, parse_smtp_url
+
+STRONG = "s" * 32
+
+
+def production(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "env": "production",
+        "secret_key": STRONG,
+        "webhook_secret": STRONG + "w",
+        "api_keys": [STRONG + "k"],
+        "smtp_url": "smtp://mail.example.org:587",
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def test_production_accepts_real_secrets() -> None:
+    assert production().env == "production"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("secret_key", "dev-secret-key-change-me", "AFTERSALE_SECRET_KEY"),
+        ("webhook_secret", "changeme", "AFTERSALE_WEBHOOK_SECRET"),
+        ("webhook_secret", "short", "AFTERSALE_WEBHOOK_SECRET"),
+        ("api_keys", [], "AFTERSALE_API_KEYS"),
+        ("api_keys", ["dev-api-key"], "AFTERSALE_API_KEYS"),
+        ("smtp_url", None, "AFTERSALE_SMTP_URL"),
+        ("shopify_secret", "secret", "AFTERSALE_SHOPIFY_SECRET"),
+    ],
+)
+def test_production_refuses_placeholders_naming_the_setting(
+    field: str, value: object, named: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        production(**{field: value})
+    assert named in str(caught.value)
+
+
+def test_development_runs_with_defaults() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.uses_dev_smtp_capture
+    assert settings.smtp.port == 2525
+
+
+def test_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AFTERSALE_API_KEYS", "one-key, two-key")
+    monkeypatch.setenv("AFTERSALE_FROM", "Shop Name <hello@shop.example>")
+    monkeypatch.setenv("AFTERSALE_DISPATCH_INTERVAL", "2.5")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.api_keys == ["one-key", "two-key"]
+    assert settings.from_address == ("Shop Name", "hello@shop.example")
+    assert settings.dispatch_interval == 2.5
+
+
+def test_bad_values_are_refused() -> None:
+    with pytest.raises(ValidationError, match="time zone"):
+        Settings(default_time_zone="Mars/Olympus", _env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="scheme"):
+        Settings(smtp_url="http://mail", _env_file=None)  # type: ignore[call-arg]
+
+
+def test_smtp_url_options() -> None:
+    config = parse_smtp_url("smtps://user%40x:p%3Ass@mail.example.org?pool_size=8&timeout=10")
+    assert (config.host, config.port, config.implicit_tls) == ("mail.example.org", 465, True)
+    assert (config.username, config.password, config.pool_size) == ("user@x", "p:ss", 8)
+    starttls = parse_smtp_url("smtp://mail.example.org:587?starttls=require")
+    assert (starttls.port, starttls.starttls, starttls.implicit_tls) == (587, True, False)

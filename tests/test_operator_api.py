@@ -1,0 +1,89 @@
+"""The operator API (bearer key) and the health endpoints."""
+
+from __future__ import annotations
+
+from httpx import AsyncClient
+
+from app.runtime import Runtime
+from tests.conftest import Api
+from tests.factories import order_created, post_event
+
+
+async def test_api_needs_a_key(client: AsyncClient) -> None:
+    response = await client.get("/api/v1/messages")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    response = await client.get("/api/v1/messages", headers={"Authorization": "Bearer wrong"})
+    assert response.status_code == 401
+
+
+async def test_list_filter_and_cancel(client: AsyncClient, api: Api) -> None:
+    await post_event(client, order_created(order_id="1", customer_id="a", email="a@example.org"))
+    await post_event(client, order_created(order_id="2", customer_id="b", email="b@example.org"))
+    response = await client.get("/api/v1/messages", headers=api.headers)
+    assert response.status_code == 200
+    assert [row["order_id"] for row in response.json()["items"]] == ["2", "1"]
+    response = await client.get(
+        "/api/v1/messages", params={"email": "A@example.org"}, headers=api.headers
+    )
+    [row] = response.json()["items"]
+    assert row["email"] == "a@example.org"
+    assert row["rule"] == "thank-you" and row["template"] == "thank-you"
+    assert row["status"] == "scheduled" and row["attempts"] == 0 and row["last_error"] is None
+    assert row["send_at"].endswith(("Z", "+00:00"))
+
+    cancelled = await client.post(f"/api/v1/messages/{row['id']}/cancel", headers=api.headers)
+    assert cancelled.status_code == 200
+    assert (cancelled.json()["status"], cancelled.json()["reason"]) == (
+        "cancelled", "cancelled_by_operator",
+    )
+    again = await client.post(f"/api/v1/messages/{row['id']}/cancel", headers=api.headers)
+    assert again.status_code == 200
+    response = await client.get(
+        "/api/v1/messages", params={"status": "cancelled"}, headers=api.headers
+    )
+    assert [item["order_id"] for item in response.json()["items"]] == ["1"]
+    response = await client.get("/api/v1/messages", params={"rule": "nope"}, headers=api.headers)
+    assert response.json() == {"items": [], "next_cursor": None}
+    missing = await client.post("/api/v1/messages/999999/cancel", headers=api.headers)
+    assert missing.status_code == 404
+
+
+async def test_paging(client: AsyncClient, api: Api) -> None:
+    for number in range(5):
+        await post_event(client, order_created(order_id=str(100 + number)))
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = (await client.get("/api/v1/messages", params=params, headers=api.headers)).json()
+        seen += [item["order_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ["104", "103", "102", "101", "100"]
+
+
+async def test_cannot_cancel_a_sent_message(client: AsyncClient, api: Api, runtime: Runtime) -> None:
+    await post_event(client, order_created())
+    from sqlalchemy import update
+
+    from app.models import Message
+
+    async with runtime.session_factory() as session, session.begin():
+        await session.execute(update(Message).values(status="sent"))
+    [row] = (await client.get("/api/v1/messages", headers=api.headers)).json()["items"]
+    response = await client.post(f"/api/v1/messages/{row['id']}/cancel", headers=api.headers)
+    assert response.status_code == 409
+
+
+async def test_health_and_readiness(client: AsyncClient, runtime: Runtime) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["rules"]["count"] >= 1
+    runtime.rules.loaded = False
+    runtime.rules.errors = ("rules/x.yaml: broken",)
+    not_ready = await client.get("/readyz")
+    assert not_ready.status_code == 503
+    assert not_ready.json()["checks"]["rules"]["errors"] == ["rules/x.yaml: broken"]
