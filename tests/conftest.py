@@ -95,7 +95,8 @@ class FrozenClock:
 
 @pytest.fixture
 def clock() -> FrozenClock:
-    return FrozenClock(datetime.now(UTC).replace(microsecond=0))
+    # Just after the orders the factories make, so their thank-you is due and not expired.
+    return FrozenClock(datetime(2026, 11, 20, 10, 0, tzinfo=UTC))
 
 
 @pytest.fixture

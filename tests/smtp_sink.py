@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -46,6 +47,7 @@ class SmtpSink:
     received: list[Received] = field(default_factory=list)
     rcpt_reply: Callable[[str], str | None] = lambda _address: None
     connections: int = 0
+    data_delay: float = 0.0  # seconds to stall before answering DATA (a slow server)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: Controller | None = None
 
@@ -79,6 +81,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if self.sink.data_delay:
+            await asyncio.sleep(self.sink.data_delay)
         with self.sink._lock:
             self.sink.received.append(
                 Received(

@@ -170,14 +170,23 @@ class Dispatcher:
             log.error("message %s cannot be rendered: %s", message.id, exc)
             await self._finish(
                 message.id, MessageStatus.FAILED, now=now, reason="render_error",
-                error=str(exc), attempt=message.attempts + 1,
+                error=str(exc), attempt=message.attempts,
             )
             return "failed"
-        outcome = await self.sender.send(
-            envelope_from=self._from_address, recipient=customer.email, message=message_bytes(email)
-        )
+        try:
+            outcome = await self.sender.send(
+                envelope_from=self._from_address,
+                recipient=customer.email,
+                message=message_bytes(email),
+            )
+        except ValueError as exc:  # an address that cannot go on the wire
+            await self._finish(
+                message.id, MessageStatus.FAILED, now=now, reason="invalid_address",
+                error=str(exc), attempt=message.attempts,
+            )
+            return "failed"
         now = self.runtime.clock.now()
-        attempt = message.attempts + 1  # the claim counted this attempt in the database
+        attempt = message.attempts  # loaded after the claim, which counted this attempt
         if isinstance(outcome, Delivered):
             await self._finish(
                 message.id, MessageStatus.SENT, now=now, recipient=customer.email,
@@ -204,7 +213,7 @@ class Dispatcher:
     ) -> str:
         settings = self.runtime.settings
         now = self.runtime.clock.now()
-        error = f"{outcome.code or 'connection'} {outcome.detail}".strip()
+        error = outcome.detail if outcome.code else f"connection: {outcome.detail}"
         retry_at = now + timedelta(
             seconds=retry_delay(
                 attempt, base=settings.retry_base_seconds, cap=settings.retry_max_seconds
