@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -58,7 +59,18 @@ def upgrade_database(settings: Settings) -> None:
     from alembic import command
     from alembic.config import Config
 
-    config = Config(str(ROOT / "alembic.ini"))
+    # A checkout has alembic.ini beside app/; an installed package (Docker) has it in the cwd.
+    ini = next(
+        (
+            folder / "alembic.ini"
+            for folder in (ROOT, Path.cwd())
+            if (folder / "alembic.ini").exists()
+        ),
+        None,
+    )
+    if ini is None:
+        raise SystemExit("aftersale: alembic.ini not found beside app/ or in the current folder")
+    config = Config(str(ini))
     config.attributes["database_url"] = settings.database_url
     command.upgrade(config, "head")
 

@@ -17,8 +17,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 ROOT = Path(__file__).resolve().parent.parent
 
 # Defaults that make `make run` work on a fresh clone. Production refuses every one of them.
-DEV_SECRET_KEY = "dev-secret-key-change-me"
-DEV_WEBHOOK_SECRET = "dev-webhook-secret"
+DEV_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 (refused in production)
+DEV_WEBHOOK_SECRET = "dev-webhook-secret"  # noqa: S105 (refused in production)
 DEV_API_KEY = "dev-api-key"
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "placeholder", "xxx", "todo"}
 _MIN_SECRET_LENGTH = 16

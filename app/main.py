@@ -11,8 +11,8 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.dev.endpoints import router as dev_router
-from app.orders.endpoints import router as orders_router
 from app.ops.endpoints import router as ops_router
+from app.orders.endpoints import router as orders_router
 from app.outbox.endpoints import router as outbox_router
 from app.runtime import Runtime
 from app.worker import Worker

@@ -6,6 +6,7 @@ database. Never one job per email.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -42,7 +43,7 @@ class Worker:
 
     async def start(self) -> None:
         if self.capture is not None:
-            self.capture.start()
+            await asyncio.to_thread(self.capture.start)  # waits for its server thread
             log.info(
                 "development SMTP capture on %s:%s, saving to %s",
                 self.runtime.settings.dev_smtp_host,
@@ -54,7 +55,8 @@ class Worker:
             "interval",
             seconds=self.runtime.settings.dispatch_interval,
             id="dispatch",
-            max_instances=1,  # one drain at a time per process; other processes share via SKIP LOCKED
+            # One drain at a time per process; other processes share the work via SKIP LOCKED.
+            max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
             next_run_time=self.runtime.clock.now(),  # send what fell due while we were down
@@ -68,5 +70,5 @@ class Worker:
         await self.dispatcher.stop()
         await self.sender.close()
         if self.capture is not None:
-            self.capture.stop()
+            await asyncio.to_thread(self.capture.stop)
         log.info("worker %s stopped", self.dispatcher.worker_id)

@@ -6,7 +6,6 @@ The database is chosen by AFTERSALE_TEST_DATABASE_URL (default: a SQLite file pe
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ async def migrated_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
-    except (OSError, Exception) as exc:  # noqa: BLE001
+    except (OSError, Exception) as exc:
         await engine.dispose()
         if os.environ.get("CI"):
             pytest.fail(f"database {database_url} unreachable in CI: {exc}")
@@ -142,9 +141,10 @@ async def client(runtime: Runtime) -> AsyncIterator[AsyncClient]:
     from app.main import create_app
 
     app = create_app(runtime=runtime, role="api")
-    async with LifespanManager(app), AsyncClient(
-        transport=ASGITransport(app=app), base_url="http://test"
-    ) as http:
+    async with (
+        LifespanManager(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http,
+    ):
         yield http
 
 
@@ -158,5 +158,3 @@ class Api:
 @pytest.fixture
 def api() -> Api:
     return Api(headers={"Authorization": f"Bearer {TEST_API_KEY}"})
-
-

@@ -53,7 +53,9 @@ def order_event(event_type: str, order_id: str, *, event_id: str | None = None) 
     }
 
 
-def signed_headers(raw: bytes, *, secret: str = TEST_WEBHOOK_SECRET, timestamp: int | None = None) -> dict[str, str]:
+def signed_headers(
+    raw: bytes, *, secret: str = TEST_WEBHOOK_SECRET, timestamp: int | None = None
+) -> dict[str, str]:
     stamp = int(time.time()) if timestamp is None else timestamp
     return {
         "Content-Type": "application/json",

@@ -35,7 +35,8 @@ async def test_list_filter_and_cancel(client: AsyncClient, api: Api) -> None:
     cancelled = await client.post(f"/api/v1/messages/{row['id']}/cancel", headers=api.headers)
     assert cancelled.status_code == 200
     assert (cancelled.json()["status"], cancelled.json()["reason"]) == (
-        "cancelled", "cancelled_by_operator",
+        "cancelled",
+        "cancelled_by_operator",
     )
     again = await client.post(f"/api/v1/messages/{row['id']}/cancel", headers=api.headers)
     assert again.status_code == 200
@@ -64,7 +65,9 @@ async def test_paging(client: AsyncClient, api: Api) -> None:
     assert seen == ["104", "103", "102", "101", "100"]
 
 
-async def test_cannot_cancel_a_sent_message(client: AsyncClient, api: Api, runtime: Runtime) -> None:
+async def test_cannot_cancel_a_sent_message(
+    client: AsyncClient, api: Api, runtime: Runtime
+) -> None:
     await post_event(client, order_created())
     from sqlalchemy import update
 

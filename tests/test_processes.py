@@ -87,7 +87,9 @@ async def test_serve_all_sends_and_stops_cleanly_on_sigterm(
     engine: object, database_url: str, smtp_sink: SmtpSink, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = service_env(database_url, AFTERSALE_SMTP_URL=f"smtp://127.0.0.1:{smtp_sink.port}?starttls=off")
+    env = service_env(
+        database_url, AFTERSALE_SMTP_URL=f"smtp://127.0.0.1:{smtp_sink.port}?starttls=off"
+    )
     with process("serve", "--role", "all", "--port", str(port), env=env, tmp_path=tmp_path) as proc:
         url = f"http://127.0.0.1:{port}"
         await wait_http(url)
@@ -163,16 +165,20 @@ async def test_worker_killed_mid_batch_leaves_nothing_stuck(
     assert repeated <= 2, per_recipient
     print(f"messages repeated after SIGKILL: {repeated}")
     async with runtime.session_factory() as session:
-        stuck = (await session.execute(
-            select(func.count()).select_from(Message).where(Message.status != "sent")
-        )).scalar_one()
+        stuck = (
+            await session.execute(
+                select(func.count()).select_from(Message).where(Message.status != "sent")
+            )
+        ).scalar_one()
     assert stuck == 0
 
 
 def test_db_upgrade_command_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
     database = tmp_path / "fresh" / "aftersale.db"
     env = service_env(f"sqlite+aiosqlite:///{database}")
-    result = subprocess.run([AFTERSALE, "db", "upgrade"], env=env, cwd=ROOT, capture_output=True, timeout=60)
+    result = subprocess.run(
+        [AFTERSALE, "db", "upgrade"], env=env, cwd=ROOT, capture_output=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert database.exists()
 

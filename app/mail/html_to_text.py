@@ -21,8 +21,13 @@ _LINES = frozenset({"br", "div", "tr", "li", "section", "article", "header", "fo
 
 # HTML collapses ASCII whitespace only; a no-break space (e.g. in "1 234,00 ₽") must stay.
 _SPACES = re.compile(r"[ \t\n\r\f\v]+")
-_LINE_SPACES = re.compile(r"[ \t\r\f\v]+")
-_BLANK_RUNS = re.compile(r"\n{3,}")
+# Breaks are recorded as markers and resolved at the end, so "</li><li>" or
+# "</div><div>" give one line break, not two, and a paragraph wins over a line.
+_LINE = "\x00"
+_PARAGRAPH = "\x01"
+_BR = "\x02"  # these do add up: <br><br> is a blank line
+_MARKERS = (_LINE, _PARAGRAPH, _BR)
+_BREAKS = re.compile(r"[ \x00-\x02]*[\x00-\x02][ \x00-\x02]*")
 
 
 class _TextExtractor(HTMLParser):
@@ -40,9 +45,11 @@ class _TextExtractor(HTMLParser):
         if self._hidden_depth:
             return
         if tag in _PARAGRAPHS:
-            self.parts.append("\n\n")
+            self.parts.append(_PARAGRAPH)
+        elif tag == "br":
+            self.parts.append(_BR)
         elif tag in _LINES:
-            self.parts.append("\n")
+            self.parts.append(_LINE)
             if tag == "li":
                 self.parts.append("- ")
         elif tag in ("td", "th"):
@@ -65,15 +72,17 @@ class _TextExtractor(HTMLParser):
         if self._hidden_depth:
             return
         if tag in _PARAGRAPHS:
-            self.parts.append("\n\n")
+            self.parts.append(_PARAGRAPH)
         elif tag in _LINES and tag != "br":
-            self.parts.append("\n")
+            self.parts.append(_LINE)
         elif tag == "a" and self._links:
             href, start = self._links.pop()
             self.parts.append(_link_suffix(href, "".join(self.parts[start:])))
 
     def handle_data(self, data: str) -> None:
         if not self._hidden_depth:
+            for marker in _MARKERS:
+                data = data.replace(marker, "")
             self.parts.append(_SPACES.sub(" ", data))
 
 
@@ -90,5 +99,11 @@ def html_to_text(html: str) -> str:
     parser = _TextExtractor()
     parser.feed(html)
     parser.close()
-    lines = [_LINE_SPACES.sub(" ", line).strip(" ") for line in "".join(parser.parts).split("\n")]
-    return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()
+    text = _SPACES.sub(" ", "".join(parser.parts))
+    text = _BREAKS.sub(_resolve_breaks, text)
+    return text.strip(" \n")
+
+
+def _resolve_breaks(run: re.Match[str]) -> str:
+    markers = run.group()
+    return "\n\n" if _PARAGRAPH in markers or markers.count(_BR) > 1 else "\n"

@@ -21,7 +21,7 @@ router = APIRouter(tags=["webhooks"])
 
 
 async def read_limited_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The raw body (the signature covers exact bytes), refused past `limit` without buffering it."""
+    """The raw body (the signature covers its exact bytes); refused past `limit`, unbuffered."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body over {limit} bytes")

@@ -22,9 +22,7 @@ async def record_delivery(
     insert = dialect_insert(session)
     statement = (
         insert(WebhookDelivery)
-        .values(
-            source=source, shop=shop, delivery_id=delivery_id, event_type=event_type, body=body
-        )
+        .values(source=source, shop=shop, delivery_id=delivery_id, event_type=event_type, body=body)
         .on_conflict_do_nothing(index_elements=["source", "shop", "delivery_id"])
         .returning(WebhookDelivery.id)
     )
@@ -65,7 +63,13 @@ async def upsert_order(
     insert = dialect_insert(session)
     statement = (
         insert(Order)
-        .values(**values, shop=shop, external_id=external_id, created_at=func.now(), updated_at=func.now())
+        .values(
+            **values,
+            shop=shop,
+            external_id=external_id,
+            created_at=func.now(),
+            updated_at=func.now(),
+        )
         .on_conflict_do_update(
             index_elements=["shop", "external_id"], set_={**values, "updated_at": func.now()}
         )
@@ -80,13 +84,17 @@ async def ensure_order(session: AsyncSession, *, shop: str, external_id: str) ->
     insert = dialect_insert(session)
     await session.execute(
         insert(Order)
-        .values(shop=shop, external_id=external_id, status="open", created_at=func.now(), updated_at=func.now())
+        .values(
+            shop=shop,
+            external_id=external_id,
+            status="open",
+            created_at=func.now(),
+            updated_at=func.now(),
+        )
         .on_conflict_do_nothing(index_elements=["shop", "external_id"])
     )
     statement = (
-        select(Order)
-        .where(Order.shop == shop, Order.external_id == external_id)
-        .with_for_update()
+        select(Order).where(Order.shop == shop, Order.external_id == external_id).with_for_update()
     )
     return (await session.execute(statement)).scalar_one()
 
@@ -148,7 +156,11 @@ async def insert_planned(
 
 
 async def cancel_pending(
-    session: AsyncSession, *, reason: str, order_id: int | None = None, customer_id: int | None = None
+    session: AsyncSession,
+    *,
+    reason: str,
+    order_id: int | None = None,
+    customer_id: int | None = None,
 ) -> int:
     """Cancel what has not been handed to a worker yet, keeping the reason."""
     statement = (
@@ -170,16 +182,27 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
         update(Customer)
         .where(Customer.id == customer_id)
         .values(
-            email=None, first_name=None, last_name=None, birthday=None, attributes={},
-            locale=None, time_zone=None, marketing_consent=False, deleted_at=now,
+            email=None,
+            first_name=None,
+            last_name=None,
+            birthday=None,
+            attributes={},
+            locale=None,
+            time_zone=None,
+            marketing_consent=False,
+            deleted_at=now,
         )
         .execution_options(synchronize_session=False)
     )
     await session.execute(
-        update(Order).where(Order.customer_id == customer_id).values(email=None)
+        update(Order)
+        .where(Order.customer_id == customer_id)
+        .values(email=None)
         .execution_options(synchronize_session=False)
     )
     await session.execute(
-        update(Message).where(Message.customer_id == customer_id).values(recipient=None)
+        update(Message)
+        .where(Message.customer_id == customer_id)
+        .values(recipient=None)
         .execution_options(synchronize_session=False)
     )

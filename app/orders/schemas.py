@@ -20,7 +20,7 @@ from pydantic import (
 
 def _external_id(value: Any) -> Any:
     # Shops send ids as strings or as integers of up to 20 digits; keep them exactly, as text.
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise ValueError("must be a string or an integer")
     if isinstance(value, int):
         return str(value)
@@ -81,7 +81,9 @@ class CustomerIn(_Body):
     email: EmailStr
     first_name: str | None = Field(default=None, max_length=200)
     last_name: str | None = Field(default=None, max_length=200)
-    locale: str | None = Field(default=None, max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+    locale: str | None = Field(
+        default=None, max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
+    )
     time_zone: str | None = Field(default=None, max_length=64)
     birthday: date | None = None
     marketing_consent: bool = False

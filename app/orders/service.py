@@ -37,7 +37,12 @@ async def ingest_event(
     now: datetime,
 ) -> IntakeResult:
     first_time = await repository.record_delivery(
-        session, source=source, shop=shop, delivery_id=event.id, event_type=event.type, body=raw_body
+        session,
+        source=source,
+        shop=shop,
+        delivery_id=event.id,
+        event_type=event.type,
+        body=raw_body,
     )
     if not first_time:
         return IntakeResult(status="duplicate", event_id=event.id)
@@ -45,7 +50,9 @@ async def ingest_event(
     if isinstance(event, OrderPlaced):
         result.messages_planned = await _order_placed(session, shop=shop, event=event, rules=rules)
     elif isinstance(event, OrderFulfilled):
-        result.messages_planned = await _order_fulfilled(session, shop=shop, event=event, rules=rules)
+        result.messages_planned = await _order_fulfilled(
+            session, shop=shop, event=event, rules=rules
+        )
     elif isinstance(event, OrderClosed):
         result.messages_cancelled = await _order_closed(session, shop=shop, event=event)
     elif isinstance(event, CustomerUpdated):
@@ -87,8 +94,11 @@ async def _order_placed(
         items=tuple(ItemFacts(sku=item.sku, category=item.category) for item in incoming.items),
     )
     planned = plan_order_event(
-        event=event.type, occurred_at=event.occurred_at, order=facts,
-        customer_id=customer_id, rules=rules,
+        event=event.type,
+        occurred_at=event.occurred_at,
+        order=facts,
+        customer_id=customer_id,
+        rules=rules,
     )
     return await repository.insert_planned(
         session, planned, customer_id=customer_id, order_id=order.id
@@ -120,8 +130,11 @@ async def _order_fulfilled(
         items=tuple(ItemFacts(sku=item.sku, category=item.category) for item in items),
     )
     planned = plan_order_event(
-        event=event.type, occurred_at=event.occurred_at, order=facts,
-        customer_id=customer_id, rules=rules,
+        event=event.type,
+        occurred_at=event.occurred_at,
+        order=facts,
+        customer_id=customer_id,
+        rules=rules,
     )
     return await repository.insert_planned(
         session, planned, customer_id=customer_id, order_id=order.id
@@ -137,13 +150,17 @@ async def _order_closed(session: AsyncSession, *, shop: str, event: OrderClosed)
         order.status = OrderStatus.REFUNDED
         order.refunded_at = order.refunded_at or event.occurred_at
     await session.flush()
-    return await repository.cancel_pending(session, order_id=order.id, reason=f"order_{order.status}")
+    return await repository.cancel_pending(
+        session, order_id=order.id, reason=f"order_{order.status}"
+    )
 
 
 async def _customer_deleted(
     session: AsyncSession, *, shop: str, event: CustomerDeleted, now: datetime
 ) -> int:
-    customer_id = await repository.customer_id_for(session, shop=shop, external_id=event.customer.id)
+    customer_id = await repository.customer_id_for(
+        session, shop=shop, external_id=event.customer.id
+    )
     if customer_id is None:
         return 0
     cancelled = await repository.cancel_pending(

@@ -18,7 +18,12 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def verify(
-    *, secret: str, timestamp_header: str | None, signature_header: str | None, body: bytes, now: float
+    *,
+    secret: str,
+    timestamp_header: str | None,
+    signature_header: str | None,
+    body: bytes,
+    now: float,
 ) -> None:
     """Raise SignatureError unless one `v1=` signature matches and the timestamp is fresh.
 

@@ -169,8 +169,12 @@ class Dispatcher:
             # A broken template or address will not heal by retrying: fail it, loudly.
             log.error("message %s cannot be rendered: %s", message.id, exc)
             await self._finish(
-                message.id, MessageStatus.FAILED, now=now, reason="render_error",
-                error=str(exc), attempt=message.attempts,
+                message.id,
+                MessageStatus.FAILED,
+                now=now,
+                reason="render_error",
+                error=str(exc),
+                attempt=message.attempts,
             )
             return "failed"
         try:
@@ -181,27 +185,44 @@ class Dispatcher:
             )
         except ValueError as exc:  # an address that cannot go on the wire
             await self._finish(
-                message.id, MessageStatus.FAILED, now=now, reason="invalid_address",
-                error=str(exc), attempt=message.attempts,
+                message.id,
+                MessageStatus.FAILED,
+                now=now,
+                reason="invalid_address",
+                error=str(exc),
+                attempt=message.attempts,
             )
             return "failed"
         now = self.runtime.clock.now()
         attempt = message.attempts  # loaded after the claim, which counted this attempt
         if isinstance(outcome, Delivered):
             await self._finish(
-                message.id, MessageStatus.SENT, now=now, recipient=customer.email,
-                smtp_message_id=message_id, attempt=attempt, smtp_code=250,
+                message.id,
+                MessageStatus.SENT,
+                now=now,
+                recipient=customer.email,
+                smtp_message_id=message_id,
+                attempt=attempt,
+                smtp_code=250,
             )
             return "sent"
         if isinstance(outcome, PermanentFailure):
             async with transaction(self.runtime.session_factory) as session:
                 await repository.finish_message(
-                    session, message_id=message.id, worker_id=self.worker_id,
-                    status=MessageStatus.FAILED, now=now, reason="hard_bounce",
-                    smtp_code=outcome.code, error=outcome.detail, attempt=attempt,
+                    session,
+                    message_id=message.id,
+                    worker_id=self.worker_id,
+                    status=MessageStatus.FAILED,
+                    now=now,
+                    reason="hard_bounce",
+                    smtp_code=outcome.code,
+                    error=outcome.detail,
+                    attempt=attempt,
                 )
                 await repository.suppress(
-                    session, email=customer.email, reason=SuppressionReason.HARD_BOUNCE,
+                    session,
+                    email=customer.email,
+                    reason=SuppressionReason.HARD_BOUNCE,
                     detail=f"{outcome.code} {outcome.detail}",
                 )
             return "failed"
@@ -222,14 +243,25 @@ class Dispatcher:
         expires_at = context.message.expires_at
         if attempt >= settings.max_attempts or (expires_at is not None and retry_at > expires_at):
             await self._finish(
-                context.message.id, MessageStatus.FAILED, now=now, reason="retries_exhausted",
-                error=error, attempt=attempt, smtp_code=outcome.code,
+                context.message.id,
+                MessageStatus.FAILED,
+                now=now,
+                reason="retries_exhausted",
+                error=error,
+                attempt=attempt,
+                smtp_code=outcome.code,
             )
             return "failed"
         async with transaction(self.runtime.session_factory) as session:
             await repository.retry_message(
-                session, message_id=context.message.id, worker_id=self.worker_id,
-                retry_at=retry_at, now=now, attempt=attempt, smtp_code=outcome.code, error=error,
+                session,
+                message_id=context.message.id,
+                worker_id=self.worker_id,
+                retry_at=retry_at,
+                now=now,
+                attempt=attempt,
+                smtp_code=outcome.code,
+                error=error,
             )
         return "retry"
 
@@ -248,11 +280,19 @@ class Dispatcher:
     ) -> None:
         async with transaction(self.runtime.session_factory) as session:
             owned = await repository.finish_message(
-                session, message_id=message_id, worker_id=self.worker_id, status=status,
-                now=now, reason=reason, recipient=recipient,
-                smtp_message_id=smtp_message_id, smtp_code=smtp_code, error=error,
+                session,
+                message_id=message_id,
+                worker_id=self.worker_id,
+                status=status,
+                now=now,
+                reason=reason,
+                recipient=recipient,
+                smtp_message_id=smtp_message_id,
+                smtp_code=smtp_code,
+                error=error,
                 attempt=attempt,
             )
         if not owned:
-            log.warning("message %s was taken over by another worker before it was recorded",
-                        message_id)
+            log.warning(
+                "message %s was taken over by another worker before it was recorded", message_id
+            )

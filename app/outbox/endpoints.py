@@ -49,8 +49,13 @@ async def list_messages(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> MessagePage:
     rows = await repository.list_messages(
-        session, email=email, order_id=order_id, rule=rule,
-        status=status_.value if status_ else None, before_id=cursor, limit=limit,
+        session,
+        email=email,
+        order_id=order_id,
+        rule=rule,
+        status=status_.value if status_ else None,
+        before_id=cursor,
+        limit=limit,
     )
     items = [_out(*row) for row in rows]
     return MessagePage(items=items, next_cursor=items[-1].id if len(items) == limit else None)

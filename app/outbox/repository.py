@@ -40,7 +40,7 @@ async def claim_due_messages(
         .order_by(Message.next_attempt_at)
         .limit(limit)
     )
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     statement = (
         update(Message)
@@ -98,7 +98,9 @@ async def load_send_contexts(session: AsyncSession, ids: Sequence[int]) -> list[
     if emails:
         suppressed = set(
             (
-                await session.execute(select(Suppression.email).where(Suppression.email.in_(emails)))
+                await session.execute(
+                    select(Suppression.email).where(Suppression.email.in_(emails))
+                )
             ).scalars()
         )
     return [
@@ -107,7 +109,7 @@ async def load_send_contexts(session: AsyncSession, ids: Sequence[int]) -> list[
             customer=customer,
             order=order,
             items=items_by_order.get(order.id, []) if order else [],
-            suppressed=bool(customer.email) and customer.email.lower() in suppressed,
+            suppressed=(customer.email or "").lower() in suppressed,
         )
         for message, customer, order in rows
     ]
@@ -233,7 +235,6 @@ async def suppress(session: AsyncSession, *, email: str, reason: str, detail: st
         .values(email=email.lower(), reason=reason, detail=detail, created_at=func.now())
         .on_conflict_do_nothing(index_elements=["email"])
     )
-
 
 
 async def list_messages(

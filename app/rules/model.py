@@ -33,7 +33,9 @@ class ItemFilter(_Strict):
             return True
         if sku and any(fnmatch.fnmatchcase(sku, pattern) for pattern in self.sku):
             return True
-        return bool(category) and any(
+        if not category:
+            return False
+        return any(
             category == prefix or category.startswith(prefix.rstrip("/") + "/")
             for prefix in self.category
         )

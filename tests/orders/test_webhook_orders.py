@@ -24,7 +24,10 @@ async def test_order_is_stored_and_thank_you_planned(client: AsyncClient, runtim
     response = await post_event(client, body)
     assert response.status_code == 200, response.text
     assert response.json() == {
-        "status": "accepted", "event_id": body["id"], "messages_planned": 1, "messages_cancelled": 0,
+        "status": "accepted",
+        "event_id": body["id"],
+        "messages_planned": 1,
+        "messages_cancelled": 0,
     }
     async with runtime.session_factory() as session:
         order = (await session.execute(select(Order))).scalar_one()
@@ -46,7 +49,9 @@ async def test_integer_ids_are_kept_exactly(client: AsyncClient, runtime: Runtim
     response = await post_event(client, raw)
     assert response.status_code == 200, response.text
     async with runtime.session_factory() as session:
-        assert (await session.execute(select(Order.external_id))).scalar_one() == "18446744073709551615"
+        assert (
+            await session.execute(select(Order.external_id))
+        ).scalar_one() == "18446744073709551615"
 
 
 async def test_duplicate_delivery_has_one_effect(client: AsyncClient, runtime: Runtime) -> None:
@@ -78,7 +83,10 @@ async def test_same_order_under_new_event_id_plans_nothing_new(
     await post_event(client, body)
     again = await post_event(client, {**body, "id": "evt-other"})
     assert again.json() == {
-        "status": "accepted", "event_id": "evt-other", "messages_planned": 0, "messages_cancelled": 0,
+        "status": "accepted",
+        "event_id": "evt-other",
+        "messages_planned": 0,
+        "messages_cancelled": 0,
     }
     assert await count(runtime, Message) == 1
     assert await count(runtime, OrderItem) == 1
@@ -147,7 +155,9 @@ async def test_cancellation_cancels_pending_and_keeps_reason(
     assert order.status == "cancelled"
 
 
-async def test_cancellation_before_creation_converges(client: AsyncClient, runtime: Runtime) -> None:
+async def test_cancellation_before_creation_converges(
+    client: AsyncClient, runtime: Runtime
+) -> None:
     await post_event(client, order_event("order.cancelled", "556"))
     await post_event(client, order_created(order_id="556"))
     async with runtime.session_factory() as session:
@@ -179,8 +189,12 @@ async def test_customer_deleted_erases_and_cancels(client: AsyncClient, runtime:
     await post_event(client, body)
     response = await post_event(
         client,
-        {"id": "evt-del", "type": "customer.deleted", "occurred_at": "2026-11-21T00:00:00Z",
-         "customer": {"id": body["customer"]["id"]}},
+        {
+            "id": "evt-del",
+            "type": "customer.deleted",
+            "occurred_at": "2026-11-21T00:00:00Z",
+            "customer": {"id": body["customer"]["id"]},
+        },
     )
     assert response.json()["messages_cancelled"] == 1
     async with runtime.session_factory() as session:

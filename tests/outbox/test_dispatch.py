@@ -63,8 +63,12 @@ async def test_duplicate_webhooks_give_one_mail(
 
 
 async def test_cancelled_before_send_time_is_never_sent(
-    client: AsyncClient, runtime: Runtime, dispatcher: Dispatcher, smtp_sink: SmtpSink,
-    tmp_path: Path, clock: FrozenClock,
+    client: AsyncClient,
+    runtime: Runtime,
+    dispatcher: Dispatcher,
+    smtp_sink: SmtpSink,
+    tmp_path: Path,
+    clock: FrozenClock,
 ) -> None:
     (tmp_path / "later.yaml").write_text(
         "rules:\n  - id: follow-up\n    kind: transactional\n    when: {event: order.created}\n"
@@ -84,7 +88,10 @@ async def test_cancelled_before_send_time_is_never_sent(
 
 
 async def test_451_then_250_delivers_once(
-    client: AsyncClient, runtime: Runtime, dispatcher: Dispatcher, smtp_sink: SmtpSink,
+    client: AsyncClient,
+    runtime: Runtime,
+    dispatcher: Dispatcher,
+    smtp_sink: SmtpSink,
     clock: FrozenClock,
 ) -> None:
     replies = iter(["451 4.3.0 Try again later"])
@@ -101,9 +108,13 @@ async def test_451_then_250_delivers_once(
     [message] = await messages(runtime)
     assert (message.status, message.attempts) == ("sent", 2)
     async with runtime.session_factory() as session:
-        attempts = (await session.execute(
-            select(MessageAttempt.outcome, MessageAttempt.smtp_code).order_by(MessageAttempt.attempt)
-        )).all()
+        attempts = (
+            await session.execute(
+                select(MessageAttempt.outcome, MessageAttempt.smtp_code).order_by(
+                    MessageAttempt.attempt
+                )
+            )
+        ).all()
     assert [tuple(row) for row in attempts] == [("retry", 451), ("sent", 250)]
 
 
@@ -127,7 +138,10 @@ async def test_550_fails_and_suppresses(
 
 
 async def test_retries_stop_at_the_limit(
-    client: AsyncClient, runtime: Runtime, dispatcher: Dispatcher, smtp_sink: SmtpSink,
+    client: AsyncClient,
+    runtime: Runtime,
+    dispatcher: Dispatcher,
+    smtp_sink: SmtpSink,
     clock: FrozenClock,
 ) -> None:
     runtime.settings.max_attempts = 3
@@ -140,12 +154,17 @@ async def test_retries_stop_at_the_limit(
     assert outcomes == [{"retry": 1}, {"retry": 1}, {"failed": 1}]
     [message] = await messages(runtime)
     assert (message.status, message.status_reason, message.attempts) == (
-        "failed", "retries_exhausted", 3,
+        "failed",
+        "retries_exhausted",
+        3,
     )
 
 
 async def test_mail_due_during_downtime_goes_out_unless_expired(
-    client: AsyncClient, runtime: Runtime, dispatcher: Dispatcher, smtp_sink: SmtpSink,
+    client: AsyncClient,
+    runtime: Runtime,
+    dispatcher: Dispatcher,
+    smtp_sink: SmtpSink,
     clock: FrozenClock,
 ) -> None:
     clock.current = clock.current.replace(year=2026, month=11, day=20, hour=10, minute=0)
@@ -161,7 +180,10 @@ async def test_mail_due_during_downtime_goes_out_unless_expired(
 
 
 async def test_marketing_needs_consent_at_send_time(
-    client: AsyncClient, runtime: Runtime, dispatcher: Dispatcher, smtp_sink: SmtpSink,
+    client: AsyncClient,
+    runtime: Runtime,
+    dispatcher: Dispatcher,
+    smtp_sink: SmtpSink,
     tmp_path: Path,
 ) -> None:
     (tmp_path / "promo.yaml").write_text(
@@ -170,7 +192,9 @@ async def test_marketing_needs_consent_at_send_time(
     )
     runtime.rules = RulesSource(tmp_path)
     assert runtime.rules.reload()
-    await post_event(client, order_created(customer_id="yes", email="yes@example.org", consent=True))
+    await post_event(
+        client, order_created(customer_id="yes", email="yes@example.org", consent=True)
+    )
     await post_event(client, order_created(customer_id="no", email="no@example.org", consent=False))
     report = await dispatcher.run_once()
     assert report.outcomes == {"sent": 1, "skipped": 1}

@@ -17,13 +17,19 @@ from tests.outbox.conftest import make_dispatcher
 from tests.smtp_sink import SmtpSink
 
 
-async def seed_messages(runtime: Runtime, count: int, *, now_offset: timedelta = timedelta(0)) -> None:
+async def seed_messages(
+    runtime: Runtime, count: int, *, now_offset: timedelta = timedelta(0)
+) -> None:
     now = runtime.clock.now()
     async with transaction(runtime.session_factory) as session:
         customers = [
             Customer(
-                shop="default", external_id=f"c{i}", email=f"user{i}@example.org",
-                first_name=f"User{i}", source_updated_at=now, attributes={},
+                shop="default",
+                external_id=f"c{i}",
+                email=f"user{i}@example.org",
+                first_name=f"User{i}",
+                source_updated_at=now,
+                attributes={},
             )
             for i in range(count)
         ]
@@ -31,9 +37,16 @@ async def seed_messages(runtime: Runtime, count: int, *, now_offset: timedelta =
         await session.flush()
         session.add_all(
             Message(
-                customer_id=customer.id, rule_id="thank-you", rule_version="v", template="thank-you",
-                kind="transactional", dedupe_key=f"seed:{customer.id}", status="scheduled",
-                send_at=now + now_offset, next_attempt_at=now + now_offset, attempts=0,
+                customer_id=customer.id,
+                rule_id="thank-you",
+                rule_version="v",
+                template="thank-you",
+                kind="transactional",
+                dedupe_key=f"seed:{customer.id}",
+                status="scheduled",
+                send_at=now + now_offset,
+                next_attempt_at=now + now_offset,
+                attempts=0,
             )
             for customer in customers
         )
@@ -41,7 +54,9 @@ async def seed_messages(runtime: Runtime, count: int, *, now_offset: timedelta =
 
 async def status_counts(runtime: Runtime) -> dict[str, int]:
     async with runtime.session_factory() as session:
-        rows = (await session.execute(select(Message.status, func.count()).group_by(Message.status))).all()
+        rows = (
+            await session.execute(select(Message.status, func.count()).group_by(Message.status))
+        ).all()
     return {status: number for status, number in rows}
 
 
@@ -88,8 +103,11 @@ async def test_dead_workers_batch_is_reclaimed_after_its_lease(
     # A worker claims a batch and dies before sending or recording anything.
     async with transaction(runtime.session_factory) as session:
         held = await repository.claim_due_messages(
-            session, worker_id="dead-worker", now=clock.now(),
-            lease=timedelta(seconds=runtime.settings.lease_seconds), limit=10,
+            session,
+            worker_id="dead-worker",
+            now=clock.now(),
+            lease=timedelta(seconds=runtime.settings.lease_seconds),
+            limit=10,
         )
     assert len(held) == 10
     survivor = make_dispatcher(runtime, "survivor")
@@ -105,13 +123,17 @@ async def test_dead_workers_batch_is_reclaimed_after_its_lease(
     assert await status_counts(runtime) == {"sent": 20}
     assert len(smtp_sink.received) == 20
     async with runtime.session_factory() as session:
-        attempts = (await session.execute(
-            select(Message.attempts).where(Message.id.in_(held))
-        )).scalars().all()
+        attempts = (
+            (await session.execute(select(Message.attempts).where(Message.id.in_(held))))
+            .scalars()
+            .all()
+        )
     assert set(attempts) == {2}  # the dead worker's claim counted as an attempt
 
 
-async def test_late_worker_cannot_overwrite_newer_outcome(runtime: Runtime, clock: FrozenClock) -> None:
+async def test_late_worker_cannot_overwrite_newer_outcome(
+    runtime: Runtime, clock: FrozenClock
+) -> None:
     await seed_messages(runtime, 1)
     lease = timedelta(seconds=10)
     async with transaction(runtime.session_factory) as session:
@@ -124,12 +146,19 @@ async def test_late_worker_cannot_overwrite_newer_outcome(runtime: Runtime, cloc
             session, worker_id="fast", now=clock.now(), lease=lease, limit=1
         ) == [message_id]
         assert await repository.finish_message(
-            session, message_id=message_id, worker_id="fast", status=MessageStatus.SENT,
+            session,
+            message_id=message_id,
+            worker_id="fast",
+            status=MessageStatus.SENT,
             now=clock.now(),
         )
     async with transaction(runtime.session_factory) as session:
         assert not await repository.finish_message(
-            session, message_id=message_id, worker_id="slow", status=MessageStatus.FAILED,
-            now=clock.now(), reason="late",
+            session,
+            message_id=message_id,
+            worker_id="slow",
+            status=MessageStatus.FAILED,
+            now=clock.now(),
+            reason="late",
         )
     assert await status_counts(runtime) == {"sent": 1}

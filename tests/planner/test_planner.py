@@ -17,7 +17,9 @@ def rules_from(tmp_path: Path, text: str) -> RuleSet:
 
 
 def order(status: str = "open", *items: ItemFacts) -> OrderFacts:
-    return OrderFacts(id=7, status=status, placed_at=PLACED, items=items or (ItemFacts("X-1", "misc"),))
+    return OrderFacts(
+        id=7, status=status, placed_at=PLACED, items=items or (ItemFacts("X-1", "misc"),)
+    )
 
 
 def test_thank_you_is_planned_from_the_order_time(tmp_path: Path) -> None:
@@ -27,13 +29,20 @@ def test_thank_you_is_planned_from_the_order_time(tmp_path: Path) -> None:
         "    send: {after: 0m, expires: 2d}\n    template: thank-you\n",
     )
     [planned] = plan_order_event(
-        event="order.created", occurred_at=PLACED + timedelta(hours=3), order=order(),
-        customer_id=3, rules=rules,
+        event="order.created",
+        occurred_at=PLACED + timedelta(hours=3),
+        order=order(),
+        customer_id=3,
+        rules=rules,
     )
     assert planned.send_at == PLACED
     assert planned.expires_at == PLACED + timedelta(days=2)
     assert planned.dedupe_key == "thanks:order:7:customer:3"
-    assert (planned.status, planned.kind, planned.template) == ("scheduled", "transactional", "thank-you")
+    assert (planned.status, planned.kind, planned.template) == (
+        "scheduled",
+        "transactional",
+        "thank-you",
+    )
 
 
 def test_items_filter_and_event(tmp_path: Path) -> None:
@@ -49,29 +58,44 @@ def test_items_filter_and_event(tmp_path: Path) -> None:
     )
     diaper = order("open", ItemFacts("DIAPER-M-60", "baby/diapers"))
     bed = order("open", ItemFacts("BED-1", "kids/furniture/beds"))
-    planned = plan_order_event(event="order.created", occurred_at=PLACED, order=diaper, customer_id=1, rules=rules)
+    planned = plan_order_event(
+        event="order.created", occurred_at=PLACED, order=diaper, customer_id=1, rules=rules
+    )
     assert [(p.rule_id, p.send_at - PLACED) for p in planned] == [("diapers", timedelta(weeks=1))]
-    planned = plan_order_event(event="order.created", occurred_at=PLACED, order=bed, customer_id=1, rules=rules)
+    planned = plan_order_event(
+        event="order.created", occurred_at=PLACED, order=bed, customer_id=1, rules=rules
+    )
     assert [p.rule_id for p in planned] == ["furniture"]
     fulfilled_at = PLACED + timedelta(days=2)
-    planned = plan_order_event(event="order.fulfilled", occurred_at=fulfilled_at, order=bed, customer_id=1, rules=rules)
-    assert [(p.rule_id, p.send_at) for p in planned] == [("after-delivery", fulfilled_at + timedelta(days=3))]
+    planned = plan_order_event(
+        event="order.fulfilled", occurred_at=fulfilled_at, order=bed, customer_id=1, rules=rules
+    )
+    assert [(p.rule_id, p.send_at) for p in planned] == [
+        ("after-delivery", fulfilled_at + timedelta(days=3))
+    ]
 
 
 def test_cancelled_order_is_planned_cancelled(tmp_path: Path) -> None:
     rules = rules_from(
-        tmp_path, "rules:\n  - id: thanks\n    when: {event: order.created}\n    template: thank-you\n"
+        tmp_path,
+        "rules:\n  - id: thanks\n    when: {event: order.created}\n    template: thank-you\n",
     )
     [planned] = plan_order_event(
-        event="order.created", occurred_at=PLACED, order=order("cancelled"), customer_id=1, rules=rules
+        event="order.created",
+        occurred_at=PLACED,
+        order=order("cancelled"),
+        customer_id=1,
+        rules=rules,
     )
     assert (planned.status, planned.reason) == ("cancelled", "order_cancelled")
 
 
 def test_loader_reports_typos_bad_durations_and_duplicates(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(
-        "rules:\n  - id: one\n    when: {event: order.created}\n    sned: {after: 1d}\n    template: t\n"
-        "  - id: two\n    when: {event: order.created}\n    send: {after: 2 weeks}\n    template: t\n"
+        "rules:\n  - id: one\n    when: {event: order.created}\n"
+        "    sned: {after: 1d}\n    template: t\n"
+        "  - id: two\n    when: {event: order.created}\n"
+        "    send: {after: 2 weeks}\n    template: t\n"
     )
     (tmp_path / "b.yaml").write_text(
         "rules:\n  - id: one\n    when: {event: order.created}\n    template: t\n"
@@ -90,8 +114,12 @@ def test_loader_reports_typos_bad_durations_and_duplicates(tmp_path: Path) -> No
 
 def test_rule_version_changes_only_with_its_rule(tmp_path: Path) -> None:
     base = "rules:\n  - id: a\n    when: {event: order.created}\n    template: t\n"
-    first = rules_from(tmp_path, base + "  - id: b\n    when: {event: order.created}\n    template: t\n")
-    second = rules_from(tmp_path, base + "  - id: b\n    when: {event: order.created}\n    template: u\n")
+    first = rules_from(
+        tmp_path, base + "  - id: b\n    when: {event: order.created}\n    template: t\n"
+    )
+    second = rules_from(
+        tmp_path, base + "  - id: b\n    when: {event: order.created}\n    template: u\n"
+    )
     assert first.rules[0].version == second.rules[0].version
     assert first.rules[1].version != second.rules[1].version
     assert first.version != second.version

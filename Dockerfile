@@ -1,0 +1,31 @@
+# Build: install the pinned dependencies into a virtualenv, exactly as `make` does.
+FROM python:3.11-slim AS build
+WORKDIR /srv/aftersale
+RUN python -m venv /srv/venv
+COPY pyproject.toml constraints.txt README.md ./
+COPY app ./app
+RUN /srv/venv/bin/pip install --no-cache-dir -c constraints.txt .
+
+# Run: the virtualenv and the files the service reads, as a non-root user.
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --home-dir /srv/aftersale aftersale
+WORKDIR /srv/aftersale
+COPY --from=build /srv/venv /srv/venv
+COPY alembic.ini ./
+COPY migrations ./migrations
+COPY rules ./rules
+COPY templates ./templates
+RUN mkdir -p var && chown aftersale var
+USER aftersale
+ENV PATH=/srv/venv/bin:$PATH \
+    AFTERSALE_RULES_DIR=/srv/aftersale/rules \
+    AFTERSALE_TEMPLATES_DIR=/srv/aftersale/templates/email \
+    AFTERSALE_DATABASE_URL=sqlite+aiosqlite:////srv/aftersale/var/aftersale.db \
+    AFTERSALE_DEV_OUTBOX_DIR=/srv/aftersale/var/outbox \
+    PYTHONUNBUFFERED=1
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s \
+    CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"
+# Migrations first, then the service; override the role with e.g. `serve --role worker`.
+ENTRYPOINT ["sh", "-c", "aftersale db upgrade && exec aftersale \"$@\"", "--"]
+CMD ["serve", "--role", "all", "--host", "0.0.0.0", "--port", "8000"]
