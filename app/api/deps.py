@@ -27,7 +27,9 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": commit before the response starts, so a 2xx always means stored.
+# (FastAPI's default runs the exit code after the response has begun.)
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from AFTERSALE_API_KEYS")
 

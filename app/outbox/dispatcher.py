@@ -110,7 +110,13 @@ class Dispatcher:
 
         async def process(context: SendContext) -> None:
             async with gate:
-                report.count(await self._process(context))
+                try:
+                    report.count(await self._process(context))
+                except Exception:
+                    # e.g. the database went away mid-batch: the row stays `sending`
+                    # and is reclaimed when its lease expires; the rest of the batch goes on.
+                    log.exception("message %s: dispatch error", context.message.id)
+                    report.count("error")
 
         await asyncio.gather(*(process(context) for context in contexts))
         log.info("dispatched batch", extra={"claimed": report.claimed, **report.outcomes})

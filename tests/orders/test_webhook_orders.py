@@ -202,3 +202,30 @@ async def test_customer_deleted_erases_and_cancels(client: AsyncClient, runtime:
         order = (await session.execute(select(Order))).scalar_one()
     assert customer.email is None and customer.first_name is None and customer.deleted_at
     assert order.email is None
+
+
+async def test_answer_starts_only_after_the_commit(runtime: Runtime) -> None:
+    """A 200 must mean stored: at the moment the response starts, another connection
+    already sees the delivery and its planned message."""
+    from httpx import ASGITransport
+
+    from app.main import create_app
+
+    app = create_app(runtime=runtime, role="api")
+    seen_at_start: list[int] = []
+
+    async def watching_app(scope, receive, send):  # type: ignore[no-untyped-def]
+        async def watched_send(message):  # type: ignore[no-untyped-def]
+            if message["type"] == "http.response.start":
+                seen_at_start.append(await count(runtime, Message))
+            await send(message)
+
+        await app(scope, receive, watched_send)
+
+    async with AsyncClient(
+        transport=ASGITransport(app=watching_app), base_url="http://test"
+    ) as http:
+        app.state.runtime = runtime
+        response = await post_event(http, order_created())
+    assert response.status_code == 200
+    assert seen_at_start == [1]
