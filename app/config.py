@@ -196,15 +196,8 @@ class Settings(BaseSettings):
         """The SMTP server to send through; the built-in capture when none is configured."""
         if self.smtp_url:
             return parse_smtp_url(self.smtp_url)
-        return SmtpConfig(
-            host=self.dev_smtp_host,
-            port=self.dev_smtp_port,
-            username=None,
-            password=None,
-            implicit_tls=False,
-            starttls=False,
-            pool_size=2,
-            timeout=30.0,
+        return parse_smtp_url(
+            f"smtp://{self.dev_smtp_host}:{self.dev_smtp_port}?starttls=off&pool_size=2"
         )
 
     @property

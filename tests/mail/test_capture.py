@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import SmtpConfig
+from app.config import parse_smtp_url
 from app.mail.capture import MailCapture, list_captured, read_captured
 from app.mail.compose import compose_message, message_bytes
 from app.mail.sender import Delivered, SmtpPool
@@ -49,18 +49,7 @@ def message(subject: str, to_name: str = "Анна Иванова") -> bytes:
 
 async def test_captures_messages_and_lists_them_newest_first(capture: tuple[int, Path]) -> None:
     port, outbox = capture
-    pool = SmtpPool(
-        SmtpConfig(
-            host="127.0.0.1",
-            port=port,
-            username=None,
-            password=None,
-            implicit_tls=False,
-            starttls=False,
-            pool_size=1,
-            timeout=5.0,
-        )
-    )
+    pool = SmtpPool(parse_smtp_url(f"smtp://127.0.0.1:{port}?starttls=off&pool_size=1&timeout=5"))
     raw_first = message("Спасибо за заказ №1")
     try:
         for raw in (raw_first, message("Second")):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from app.config import SmtpConfig
+from app.config import SmtpConfig, parse_smtp_url
 from app.mail.sender import (
     Delivered,
     MailSender,
@@ -30,15 +30,8 @@ def free_port() -> int:
 
 
 def smtp_config(port: int, *, pool_size: int = 2, timeout: float = 5.0) -> SmtpConfig:
-    return SmtpConfig(
-        host="127.0.0.1",
-        port=port,
-        username=None,
-        password=None,
-        implicit_tls=False,
-        starttls=False,
-        pool_size=pool_size,
-        timeout=timeout,
+    return parse_smtp_url(
+        f"smtp://127.0.0.1:{port}?starttls=off&pool_size={pool_size}&timeout={timeout}"
     )
 
 
