@@ -117,6 +117,20 @@ async def order_items(session: AsyncSession, order_id: int) -> Sequence[OrderIte
     return (await session.execute(statement)).scalars().all()
 
 
+async def count_earlier_orders(
+    session: AsyncSession, *, customer_id: int, order_id: int, placed_at: datetime | None
+) -> int:
+    """Orders of this customer placed before this one (cancelled ones count: they were orders)."""
+    statement = (
+        select(func.count())
+        .select_from(Order)
+        .where(Order.customer_id == customer_id, Order.id != order_id)
+    )
+    if placed_at is not None:
+        statement = statement.where(Order.placed_at < placed_at)
+    return int((await session.execute(statement)).scalar_one())
+
+
 async def insert_planned(
     session: AsyncSession,
     planned: Sequence[PlannedMessage],

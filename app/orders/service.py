@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import OrderStatus
+from app.models import Order, OrderStatus
 from app.orders import repository
 from app.orders.schemas import (
     CustomerDeleted,
@@ -22,7 +22,8 @@ from app.orders.schemas import (
     OrderFulfilled,
     OrderPlaced,
 )
-from app.planner.planner import ItemFacts, OrderFacts, plan_order_event
+from app.planner.planner import plan_order_event
+from app.rules.facts import ItemFacts, OrderFacts
 from app.rules.loader import RuleSet
 
 
@@ -87,12 +88,7 @@ async def _order_placed(
         await repository.add_items(
             session, order.id, [item.model_dump(mode="python") for item in incoming.items]
         )
-    facts = OrderFacts(
-        id=order.id,
-        status=order.status,
-        placed_at=order.placed_at,
-        items=tuple(ItemFacts(sku=item.sku, category=item.category) for item in incoming.items),
-    )
+    facts = await _order_facts(session, order, customer_id=customer_id)
     planned = plan_order_event(
         event=event.type,
         occurred_at=event.occurred_at,
@@ -122,13 +118,7 @@ async def _order_fulfilled(
     if customer_id is None:
         # Fulfilment of an order we have not seen, with no customer: nothing to address yet.
         return 0
-    items = await repository.order_items(session, order.id)
-    facts = OrderFacts(
-        id=order.id,
-        status=order.status,
-        placed_at=order.placed_at,
-        items=tuple(ItemFacts(sku=item.sku, category=item.category) for item in items),
-    )
+    facts = await _order_facts(session, order, customer_id=customer_id)
     planned = plan_order_event(
         event=event.type,
         occurred_at=event.occurred_at,
@@ -168,6 +158,31 @@ async def _customer_deleted(
     )
     await repository.erase_customer(session, customer_id=customer_id, now=now)
     return cancelled
+
+
+async def _order_facts(session: AsyncSession, order: Order, *, customer_id: int) -> OrderFacts:
+    items = await repository.order_items(session, order.id)
+    earlier = await repository.count_earlier_orders(
+        session, customer_id=customer_id, order_id=order.id, placed_at=order.placed_at
+    )
+    return OrderFacts(
+        id=order.id,
+        status=order.status,
+        placed_at=order.placed_at,
+        items=tuple(
+            ItemFacts(
+                sku=item.sku,
+                category=item.category,
+                quantity=item.quantity,
+                unit_price=item.unit_price,
+                tags=tuple(item.tags),
+            )
+            for item in items
+        ),
+        total=order.total,
+        currency=order.currency,
+        first_order=earlier == 0,
+    )
 
 
 async def _upsert_customer(

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.models import MessageKind, MessageStatus, OrderStatus
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """One item of an order, reduced to what rebuy checks compare."""
+
+    sku: str | None
+    category: str | None
 
 
 @dataclass(frozen=True)
@@ -17,13 +26,21 @@ class SendFacts:
     marketing_consent: bool
     suppressed: bool
     order_status: str | None
+    # The rule as loaded now; rule_missing when a loaded rule set no longer has it.
+    rule_missing: bool = False
+    skip_if: tuple[str, ...] = ()
+    # What the message is about, and what the customer bought after it was planned.
+    purchased: Sequence[Purchase] = field(default=())
+    bought_since: Sequence[Purchase] = field(default=())
 
 
 def send_blocker(facts: SendFacts, *, now: datetime) -> tuple[MessageStatus, str] | None:
     """The final state and reason that stop this message, or None when it should be sent.
 
-    Checked at send time because consent, suppression and orders change after planning.
+    Checked at send time because consent, suppression, orders and rules change after planning.
     """
+    if facts.rule_missing:
+        return MessageStatus.CANCELLED, "rule_removed"
     if facts.customer_deleted:
         return MessageStatus.SKIPPED, "customer_deleted"
     if not facts.email:
@@ -36,4 +53,36 @@ def send_blocker(facts: SendFacts, *, now: datetime) -> tuple[MessageStatus, str
         return MessageStatus.SKIPPED, "suppressed"
     if facts.kind == MessageKind.MARKETING and not facts.marketing_consent:
         return MessageStatus.SKIPPED, "no_consent"
+    rebought = rebought_reason(facts.skip_if, facts.purchased, facts.bought_since)
+    if rebought is not None:
+        return MessageStatus.SKIPPED, rebought
     return None
+
+
+def rebought_reason(
+    skip_if: Sequence[str], purchased: Sequence[Purchase], bought_since: Sequence[Purchase]
+) -> str | None:
+    """Why a replenishment is moot: the customer already bought again."""
+    if not bought_since:
+        return None
+    if "rebought_any" in skip_if:
+        return "rebought_any"
+    if "rebought_same_sku" in skip_if:
+        skus = {item.sku for item in purchased if item.sku}
+        if any(item.sku in skus for item in bought_since):
+            return "rebought_same_sku"
+    if "rebought_same_category" in skip_if:
+        categories = [item.category for item in purchased if item.category]
+        if any(
+            _same_category(item.category, category)
+            for item in bought_since
+            if item.category
+            for category in categories
+        ):
+            return "rebought_same_category"
+    return None
+
+
+def _same_category(a: str, b: str) -> bool:
+    # "coffee/beans/arabica" and "coffee/beans" are the same need; "coffee" vs "tea" is not.
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")

@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -19,11 +20,13 @@ from app.mail.compose import compose_message, message_bytes
 from app.mail.context import build_context
 from app.mail.sender import Delivered, MailSender, PermanentFailure, TemporaryFailure
 from app.mail.templates import TemplateError, TemplateRenderer
-from app.models import MessageStatus, SuppressionReason
+from app.models import MessageStatus, OrderItem, SuppressionReason
 from app.outbox import repository
 from app.outbox.backoff import retry_delay
-from app.outbox.checks import SendFacts, send_blocker
-from app.outbox.repository import SendContext
+from app.outbox.checks import Purchase, SendFacts, send_blocker
+from app.outbox.repository import PlacedItem, SendContext
+from app.rules.facts import ItemFacts
+from app.rules.loader import RuleSet
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -104,14 +107,19 @@ class Dispatcher:
         report = DispatchReport(claimed=len(ids))
         if not ids:
             return report
+        rules = self.runtime.rules.current
         async with self.runtime.session_factory() as session:
             contexts = await repository.load_send_contexts(session, ids)
+            history = await repository.load_order_history(
+                session,
+                [context.customer.id for context in contexts if _needs_history(context, rules)],
+            )
         gate = asyncio.Semaphore(self._concurrency)
 
         async def process(context: SendContext) -> None:
             async with gate:
                 try:
-                    report.count(await self._process(context))
+                    report.count(await self._process(context, history.get(context.customer.id, [])))
                 except Exception:
                     # e.g. the database went away mid-batch: the row stays `sending`
                     # and is reclaimed when its lease expires; the rest of the batch goes on.
@@ -122,7 +130,7 @@ class Dispatcher:
         log.info("dispatched batch", extra={"claimed": report.claimed, **report.outcomes})
         return report
 
-    async def _process(self, context: SendContext) -> str:
+    async def _process(self, context: SendContext, history: Sequence[PlacedItem]) -> str:
         message, customer = context.message, context.customer
         now = self.runtime.clock.now()
         if self._stopping:
@@ -131,18 +139,7 @@ class Dispatcher:
                     session, message_id=message.id, worker_id=self.worker_id, now=now
                 )
             return "released"
-        blocker = send_blocker(
-            SendFacts(
-                kind=message.kind,
-                expires_at=message.expires_at,
-                customer_deleted=customer.deleted_at is not None,
-                email=customer.email,
-                marketing_consent=customer.marketing_consent,
-                suppressed=context.suppressed,
-                order_status=context.order.status if context.order else None,
-            ),
-            now=now,
-        )
+        blocker = send_blocker(self._send_facts(context, history), now=now)
         if blocker is not None:
             status, reason = blocker
             await self._finish(message.id, status, now=now, reason=reason)
@@ -235,6 +232,39 @@ class Dispatcher:
         assert isinstance(outcome, TemporaryFailure)
         return await self._retry_or_fail(context, outcome, attempt=attempt)
 
+    def _send_facts(self, context: SendContext, history: Sequence[PlacedItem]) -> SendFacts:
+        message, customer, order = context.message, context.customer, context.order
+        source = self.runtime.rules
+        rule = source.current.by_id(message.rule_id)
+        item_filter = rule.when.items if rule else None
+        purchased = [
+            Purchase(sku=item.sku, category=item.category)
+            for item in context.items
+            if item_filter is None or item_filter.matches(item_facts(item))
+        ]
+        bought_since = [
+            Purchase(sku=item.sku, category=item.category)
+            for item in history
+            if order is not None
+            and order.placed_at is not None
+            and item.order_id != order.id
+            and item.placed_at > order.placed_at
+        ]
+        return SendFacts(
+            kind=message.kind,
+            expires_at=message.expires_at,
+            customer_deleted=customer.deleted_at is not None,
+            email=customer.email,
+            marketing_consent=customer.marketing_consent,
+            suppressed=context.suppressed,
+            order_status=order.status if order else None,
+            # Only a rule set that loaded can say a rule is gone; never cancel on a bad load.
+            rule_missing=source.loaded and rule is None,
+            skip_if=tuple(rule.skip_if) if rule else (),
+            purchased=purchased,
+            bought_since=bought_since,
+        )
+
     async def _retry_or_fail(
         self, context: SendContext, outcome: TemporaryFailure, *, attempt: int
     ) -> str:
@@ -302,3 +332,18 @@ class Dispatcher:
             log.warning(
                 "message %s was taken over by another worker before it was recorded", message_id
             )
+
+
+def _needs_history(context: SendContext, rules: RuleSet) -> bool:
+    rule = rules.by_id(context.message.rule_id)
+    return rule is not None and any(reason.startswith("rebought") for reason in rule.skip_if)
+
+
+def item_facts(item: OrderItem) -> ItemFacts:
+    return ItemFacts(
+        sku=item.sku,
+        category=item.category,
+        quantity=item.quantity,
+        unit_price=item.unit_price,
+        tags=tuple(item.tags),
+    )

@@ -17,6 +17,7 @@ from app.models import (
     MessageStatus,
     Order,
     OrderItem,
+    OrderStatus,
     Suppression,
 )
 
@@ -281,3 +282,35 @@ async def get_message(
         )
     ).first()
     return (row[0], row[1], row[2]) if row else None
+
+
+@dataclass(frozen=True)
+class PlacedItem:
+    order_id: int
+    placed_at: datetime
+    sku: str | None
+    category: str | None
+
+
+async def load_order_history(
+    session: AsyncSession, customer_ids: Sequence[int]
+) -> dict[int, list[PlacedItem]]:
+    """Items of each customer's orders that stand (not cancelled or refunded), by customer."""
+    if not customer_ids:
+        return {}
+    rows = await session.execute(
+        select(Order.customer_id, Order.id, Order.placed_at, OrderItem.sku, OrderItem.category)
+        .join(OrderItem, OrderItem.order_id == Order.id)
+        .where(
+            Order.customer_id.in_(customer_ids),
+            Order.placed_at.is_not(None),
+            Order.status.not_in([OrderStatus.CANCELLED, OrderStatus.REFUNDED]),
+        )
+    )
+    history: dict[int, list[PlacedItem]] = {}
+    for customer_id, order_id, placed_at, sku, category in rows:
+        assert customer_id is not None and placed_at is not None  # filtered in the query
+        history.setdefault(customer_id, []).append(
+            PlacedItem(order_id=order_id, placed_at=placed_at, sku=sku, category=category)
+        )
+    return history

@@ -6,22 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app.models import MessageStatus, OrderStatus
+from app.rules.facts import ItemFacts, OrderFacts
 from app.rules.loader import RuleSet
 from app.rules.model import Rule
-
-
-@dataclass(frozen=True)
-class ItemFacts:
-    sku: str | None
-    category: str | None
-
-
-@dataclass(frozen=True)
-class OrderFacts:
-    id: int
-    status: str
-    placed_at: datetime | None
-    items: tuple[ItemFacts, ...]
+from app.rules.timing import send_time
 
 
 @dataclass(frozen=True)
@@ -48,9 +36,10 @@ def plan_order_event(
     anchor = order.placed_at if event == "order.created" and order.placed_at else occurred_at
     planned = []
     for rule in rules.for_event(event):
-        if not _items_match(rule, order):
+        items = matching_items(rule, order)
+        if items is None:
             continue
-        send_at = rule.send.delay.add_to(anchor)
+        send_at = send_time(rule, anchor=anchor, items=items)
         expiry = rule.send.expiry
         status, reason = MessageStatus.SCHEDULED, None
         # A cancellation can arrive before the order itself: plan, but never send.
@@ -76,8 +65,16 @@ def order_dedupe_key(rule_id: str, *, order_id: int, customer_id: int) -> str:
     return f"{rule_id}:order:{order_id}:customer:{customer_id}"
 
 
-def _items_match(rule: Rule, order: OrderFacts) -> bool:
-    item_filter = rule.when.items
-    if item_filter is None:
-        return True
-    return any(item_filter.matches(sku=item.sku, category=item.category) for item in order.items)
+def matching_items(rule: Rule, order: OrderFacts) -> list[ItemFacts] | None:
+    """The items a rule is about, or None when the rule does not apply to this order."""
+    when = rule.when
+    if when.first_order is not None and order.first_order is not when.first_order:
+        return None
+    if when.order is not None and not when.order.matches(
+        total=order.total, currency=order.currency
+    ):
+        return None
+    if when.items is None:
+        return list(order.items)
+    matched = [item for item in order.items if when.items.matches(item)]
+    return matched or None

@@ -59,3 +59,28 @@ def add_months(moment: datetime, months: int) -> datetime:
 
 def _leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+@dataclass(frozen=True)
+class DurationRange:
+    """`1w..2w`: the earliest and latest delay. A single duration is a range of one point."""
+
+    low: Duration
+    high: Duration
+
+    def at(self, anchor: datetime, position: float) -> datetime:
+        """The instant `position` (0 = low, 1 = high) of the way through the range."""
+        start, end = self.low.add_to(anchor), self.high.add_to(anchor)
+        return start + (end - start) * min(max(position, 0.0), 1.0)
+
+
+def parse_range(text: str) -> DurationRange:
+    low_text, separator, high_text = text.partition("..")
+    low = parse_duration(low_text)
+    if not separator:
+        return DurationRange(low=low, high=low)
+    high = parse_duration(high_text)
+    reference = datetime(2001, 1, 1)
+    if high.add_to(reference) < low.add_to(reference):
+        raise ValueError(f"bad range {text!r}: the first duration must not exceed the second")
+    return DurationRange(low=low, high=high)

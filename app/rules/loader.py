@@ -19,6 +19,9 @@ class RuleSet:
     version: str
     errors: tuple[str, ...] = field(default=())
 
+    def by_id(self, rule_id: str) -> Rule | None:
+        return next((rule for rule in self.rules if rule.id == rule_id), None)
+
     def for_event(self, event: str) -> list[Rule]:
         return [rule for rule in self.rules if rule.when.event == event]
 

@@ -6,11 +6,13 @@ import fnmatch
 import hashlib
 import json
 import re
+from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.rules.durations import Duration, parse_duration
+from app.rules.durations import Duration, DurationRange, parse_duration, parse_range
+from app.rules.facts import ItemFacts
 
 EventType = Literal["order.created", "order.fulfilled"]
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}$")
@@ -20,52 +22,129 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class NumberRange(_Strict):
+    min: Decimal | None = Field(default=None, description="inclusive lower bound")
+    max: Decimal | None = Field(default=None, description="inclusive upper bound")
+
+    def contains(self, value: Decimal | int | None) -> bool:
+        if value is None:
+            return False
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
 class ItemFilter(_Strict):
-    """An item matches when any listed value matches (globs for SKUs, prefixes for categories)."""
+    """Which items a rule is about.
+
+    `sku`, `category` and `tag` select: an item matches when any one listed value matches
+    (SKU globs, category prefixes, exact tags). `price` and `quantity` constrain: each given
+    range must hold as well.
+    """
 
     sku: list[str] = Field(default_factory=list, description="SKU globs, e.g. DIAPER-*")
     category: list[str] = Field(
         default_factory=list, description="category prefixes, e.g. baby/diapers"
     )
+    tag: list[str] = Field(default_factory=list, description="item tags, e.g. organic")
+    price: NumberRange | None = Field(default=None, description="unit price range")
+    quantity: NumberRange | None = Field(default=None, description="quantity range")
 
-    def matches(self, *, sku: str | None, category: str | None) -> bool:
-        if not self.sku and not self.category:
-            return True
-        if sku and any(fnmatch.fnmatchcase(sku, pattern) for pattern in self.sku):
-            return True
-        if not category:
+    def matches(self, item: ItemFacts) -> bool:
+        if self.price is not None and not self.price.contains(item.unit_price):
             return False
-        return any(
-            category == prefix or category.startswith(prefix.rstrip("/") + "/")
+        if self.quantity is not None and not self.quantity.contains(item.quantity):
+            return False
+        if not (self.sku or self.category or self.tag):
+            return True
+        if item.sku and any(fnmatch.fnmatchcase(item.sku, pattern) for pattern in self.sku):
+            return True
+        if any(tag in item.tags for tag in self.tag):
+            return True
+        category = item.category
+        return bool(category) and any(
+            category == prefix or (category or "").startswith(prefix.rstrip("/") + "/")
             for prefix in self.category
         )
+
+
+class OrderFilter(_Strict):
+    total: NumberRange | None = Field(default=None, description="order total range")
+    currency: list[str] = Field(default_factory=list, description="ISO codes, e.g. [EUR]")
+
+    def matches(self, *, total: Decimal | None, currency: str | None) -> bool:
+        if self.total is not None and not self.total.contains(total):
+            return False
+        return not self.currency or currency in self.currency
 
 
 class When(_Strict):
     event: EventType
     items: ItemFilter | None = None
+    order: OrderFilter | None = None
+    first_order: bool | None = Field(
+        default=None, description="true: only a customer's first order; false: only repeats"
+    )
+
+
+class Supply(_Strict):
+    """Quantity-aware replenishment: quantity × days_per_unit, less a lead time."""
+
+    days_per_unit: float = Field(gt=0, le=3650)
+    lead: str = Field(default="0d", description="how long before running out, e.g. 7d")
+
+    @field_validator("lead")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
 
 
 class Send(_Strict):
-    after: str = Field(default="0m", description="delay after the event, e.g. 0m, 3d, 2w")
+    after: str | None = Field(
+        default=None,
+        description="delay after the event: 0m, 3d, or a range 1w..2w placed by quantity",
+        examples=["0m", "3d", "1w..2w", "2mo..3mo"],
+    )
+    supply: Supply | None = None
     expires: str | None = Field(
         default=None, description="not sent when later than send time plus this, e.g. 5d"
     )
 
-    @field_validator("after", "expires")
+    @field_validator("after")
+    @classmethod
+    def _range(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_range(value)
+        return value
+
+    @field_validator("expires")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
             parse_duration(value)
         return value
 
+    @model_validator(mode="after")
+    def _one_timing(self) -> Send:
+        if self.after is not None and self.supply is not None:
+            raise ValueError("use either 'after' or 'supply', not both")
+        return self
+
     @property
-    def delay(self) -> Duration:
-        return parse_duration(self.after)
+    def delay(self) -> DurationRange:
+        return parse_range(self.after or "0m")
 
     @property
     def expiry(self) -> Duration | None:
         return parse_duration(self.expires) if self.expires else None
+
+
+SkipReason = Literal[
+    "rebought_same_sku",
+    "rebought_same_category",
+    "rebought_any",
+    "order_cancelled",
+    "order_refunded",
+]
 
 
 class Rule(_Strict):
@@ -74,6 +153,9 @@ class Rule(_Strict):
     kind: Literal["marketing", "transactional"] = "marketing"
     when: When
     send: Send = Field(default_factory=Send)
+    skip_if: list[SkipReason] = Field(
+        default_factory=list, description="checked when planning and again at send time"
+    )
     template: str
     priority: int = Field(default=50, ge=0, le=100)
 

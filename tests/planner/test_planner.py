@@ -3,7 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from app.planner.planner import ItemFacts, OrderFacts, plan_order_event
+from app.planner.planner import plan_order_event
+from app.rules.facts import ItemFacts, OrderFacts
 from app.rules.loader import RuleSet, load_rules
 
 PLACED = datetime(2026, 11, 20, 9, 59, tzinfo=UTC)
