@@ -35,6 +35,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
 
+    rules = commands.add_parser("rules", help="lifecycle rules")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_commands.add_parser(
+        "check", help="lint rule files and their templates; exit 1 on any error"
+    )
+    check.add_argument("dir", nargs="?", type=Path, help="rules folder (default: RULES_DIR)")
+    check.add_argument("--templates", type=Path, help="templates folder (default: TEMPLATES_DIR)")
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
@@ -45,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"aftersale: configuration error: {field}: {error['msg']}", file=sys.stderr)
         return 2
 
+    if args.command == "rules":
+        return check_rules_command(settings, rules_dir=args.dir, templates_dir=args.templates)
     if args.command == "db":
         upgrade_database(settings)
         return 0
@@ -52,6 +62,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(run_worker(settings))
         return 0
     serve_http(settings, role=args.role, host=args.host, port=args.port)
+    return 0
+
+
+def check_rules_command(
+    settings: Settings, *, rules_dir: Path | None, templates_dir: Path | None
+) -> int:
+    from app.rules.lint import check_rules
+
+    folder = rules_dir or settings.rules_dir
+    errors = check_rules(
+        folder,
+        templates_dir=templates_dir or settings.templates_dir,
+        default_locale=settings.default_locale,
+    )
+    for error in errors:
+        print(error)
+    if errors:
+        print(f"{len(errors)} error(s) in {folder}", file=sys.stderr)
+        return 1
+    print(f"{folder}: ok")
     return 0
 
 

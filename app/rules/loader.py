@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app.rules.model import Defaults, Rule, RuleFile
+from app.rules.positions import Position, YamlPositions, yaml_error_position
 
 
 @dataclass(frozen=True)
@@ -26,47 +27,124 @@ class RuleSet:
         return [rule for rule in self.rules if rule.when.event == event]
 
 
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class RuleError:
+    """One problem in a rule file, where an editor can jump to it."""
+
+    file: Path
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    rules: list[tuple[Rule, Path, YamlPositions, int]]
+    errors: list[RuleError]
+
+
 def load_rules(rules_dir: Path) -> RuleSet:
     """Load every rule file; errors are collected, never raised, so callers can report all."""
-    errors: list[str] = []
-    rules: list[Rule] = []
+    parsed = parse_rule_files(rules_dir)
     digest = hashlib.sha256()
+    for path in rule_files(rules_dir):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return RuleSet(
+        rules=tuple(rule for rule, *_ in parsed.rules),
+        version=digest.hexdigest()[:16],
+        errors=tuple(str(error) for error in parsed.errors),
+    )
+
+
+def rule_files(rules_dir: Path) -> list[Path]:
+    return sorted([*rules_dir.glob("*.yaml"), *rules_dir.glob("*.yml")])
+
+
+def parse_rule_files(rules_dir: Path) -> _Parsed:
+    """Every rule with where it was written, and every error with its file:line:col."""
+    result = _Parsed(rules=[], errors=[])
     if not rules_dir.is_dir():
-        return RuleSet(rules=(), version="", errors=(f"{rules_dir}: rules folder not found",))
-    for path in sorted([*rules_dir.glob("*.yaml"), *rules_dir.glob("*.yml")]):
-        text = path.read_text(encoding="utf-8")
-        digest.update(path.name.encode() + b"\0" + text.encode() + b"\0")
-        rules.extend(_parse_file(path, text, errors))
-    seen: set[str] = set()
-    for rule in rules:
-        if rule.id in seen:
-            errors.append(f"rule id {rule.id!r} is defined more than once")
-        seen.add(rule.id)
-    return RuleSet(rules=tuple(rules), version=digest.hexdigest()[:16], errors=tuple(errors))
+        result.errors.append(RuleError(rules_dir, 1, 1, "rules folder not found"))
+        return result
+    for path in rule_files(rules_dir):
+        _parse_file(path, path.read_text(encoding="utf-8"), result)
+    first_seen: dict[str, Path] = {}
+    for rule, path, positions, index in result.rules:
+        if rule.id in first_seen:
+            where = positions.locate(("rules", index, "id"))
+            result.errors.append(
+                RuleError(
+                    path,
+                    where.line,
+                    where.column,
+                    f"rule id {rule.id!r} is already defined in {first_seen[rule.id].name}",
+                )
+            )
+        first_seen.setdefault(rule.id, path)
+    return result
 
 
-def _parse_file(path: Path, text: str, errors: list[str]) -> list[Rule]:
+def _parse_file(path: Path, text: str, result: _Parsed) -> None:
     try:
+        positions = YamlPositions.from_text(text)
         # safe_load: rule files are data, a Python tag must never build an object.
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        errors.append(f"{path}: {exc}")
-        return []
+        where = yaml_error_position(exc) or Position(1, 1)
+        problem = getattr(exc, "problem", None) or str(exc)
+        result.errors.append(RuleError(path, where.line, where.column, f"invalid YAML: {problem}"))
+        return
     if raw is None:
-        return []
+        return
     if not isinstance(raw, dict):
-        errors.append(f"{path}: expected a mapping with a 'rules' list")
-        return []
+        result.errors.append(RuleError(path, 1, 1, "expected a mapping with a 'rules' list"))
+        return
+    # Each part is validated on its own, so one bad rule does not hide the others' errors.
+    defaults = _validated(
+        Defaults, raw.get("defaults") or {}, ("defaults",), path, positions, result
+    )
+    envelope = {key: value for key, value in raw.items() if key not in ("rules", "defaults")}
+    _validated(RuleFile, envelope, (), path, positions, result)
+    raw_rules = raw.get("rules") or []
+    if not isinstance(raw_rules, list):
+        where = positions.locate(("rules",))
+        result.errors.append(RuleError(path, where.line, where.column, "'rules' must be a list"))
+        return
+    for index, item in enumerate(raw_rules):
+        merged = _with_defaults(item, defaults) if defaults is not None else item
+        rule = _validated(Rule, merged, ("rules", index), path, positions, result)
+        if rule is not None:
+            result.rules.append((rule, path, positions, index))
+
+
+def _validated(
+    model: type[_Model],
+    data: Any,
+    prefix: tuple[str | int, ...],
+    path: Path,
+    positions: YamlPositions,
+    result: _Parsed,
+) -> _Model | None:
     try:
-        defaults = Defaults.model_validate(raw.get("defaults") or {})
-        raw_rules = [_with_defaults(item, defaults) for item in raw.get("rules") or []]
-        parsed = RuleFile.model_validate({**raw, "rules": raw_rules})
+        return model.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors():
-            location = ".".join(str(part) for part in error["loc"])
-            errors.append(f"{path}: {location}: {error['msg']}")
-        return []
-    return list(parsed.rules)
+            location = prefix + tuple(part for part in error["loc"] if isinstance(part, str | int))
+            if error["type"] == "extra_forbidden":
+                where = positions.locate_key(location)
+                message = f"unknown key {location[-1]!r} (a typo?)"
+            else:
+                where = positions.locate(location)
+                field = ".".join(str(part) for part in location)
+                message = f"{field}: {error['msg']}"
+            result.errors.append(RuleError(path, where.line, where.column, message))
+        return None
 
 
 def _with_defaults(item: Any, defaults: Defaults) -> Any:

@@ -1,0 +1,73 @@
+"""`aftersale rules check`: every problem in a rules folder, as file:line:col: message.
+
+Besides the file format, it renders each rule's template with sample data, so a missing
+template or an undefined variable is found before a customer would have been mailed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from app.mail.templates import TemplateError, TemplateRenderer
+from app.rules.loader import RuleError, parse_rule_files
+
+SAMPLE_CONTEXT: dict[str, Any] = {
+    "customer": {"first_name": "Anna", "last_name": "Ivanova", "locale": "en"},
+    "order": {
+        "id": "1001",
+        "total": Decimal("49.80"),
+        "currency": "EUR",
+        "created_at": datetime(2026, 11, 20, 9, 59, tzinfo=UTC),
+    },
+    "items": [
+        {
+            "sku": "DIAPER-M-60",
+            "name": "Diapers M, 60 pcs",
+            "category": "baby/diapers",
+            "quantity": 2,
+            "unit_price": Decimal("24.90"),
+            "tags": ["baby"],
+            "attributes": {},
+        }
+    ],
+    "shop": {"name": "Sample Shop"},
+    "message": {"send_at": datetime(2026, 11, 27, 10, 0, tzinfo=UTC)},
+}
+
+
+def check_rules(rules_dir: Path, *, templates_dir: Path, default_locale: str) -> list[RuleError]:
+    parsed = parse_rule_files(rules_dir)
+    errors = list(parsed.errors)
+    renderer = TemplateRenderer(templates_dir, default_locale=default_locale)
+    checked: dict[str, str | None] = {}
+    for rule, path, positions, index in parsed.rules:
+        if rule.template not in checked:
+            checked[rule.template] = _template_problem(
+                renderer, templates_dir, rule.template, default_locale
+            )
+        problem = checked[rule.template]
+        if problem is not None:
+            where = positions.locate(("rules", index, "template"))
+            errors.append(RuleError(path, where.line, where.column, problem))
+    return errors
+
+
+def _template_problem(
+    renderer: TemplateRenderer, templates_dir: Path, template: str, default_locale: str
+) -> str | None:
+    folder = templates_dir / template
+    if not (folder / default_locale / "subject.txt").is_file():
+        return (
+            f"template {template!r} has no {default_locale}/subject.txt and body.html "
+            f"under {templates_dir} (the default locale must exist)"
+        )
+    locales = sorted(path.name for path in folder.iterdir() if path.is_dir())
+    for locale in locales:
+        try:
+            renderer.render(template, locale=locale, context=SAMPLE_CONTEXT)
+        except TemplateError as exc:
+            return f"template {template!r} ({locale}) does not render: {exc}"
+    return None

@@ -1,0 +1,68 @@
+"""`aftersale rules check`: every error as file:line:col, exit 1; the shipped rules pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from app.config import ROOT
+
+
+def run_check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str]]:
+    code = main(["rules", "check", *args])
+    return code, capsys.readouterr().out.splitlines()
+
+
+def test_shipped_rules_and_templates_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines = run_check(capsys, str(ROOT / "rules"))
+    assert (code, lines) == (0, [f"{ROOT / 'rules'}: ok"])
+
+
+def test_every_error_with_its_position(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules, templates = tmp_path / "rules", tmp_path / "templates"
+    rules.mkdir()
+    (templates / "good" / "en").mkdir(parents=True)
+    (templates / "good" / "en" / "subject.txt").write_text("Hi {{ customer.first_name }}")
+    (templates / "good" / "en" / "body.html").write_text("<p>{{ items[0].name }}</p>")
+    (templates / "broken" / "en").mkdir(parents=True)
+    (templates / "broken" / "en" / "subject.txt").write_text("Hi {{ customer.nickname }}")
+    (templates / "broken" / "en" / "body.html").write_text("<p>hello</p>")
+    (rules / "shop.yaml").write_text(
+        "rules:\n"
+        "  - id: fine\n"
+        "    when: {event: order.created}\n"
+        "    template: good\n"
+        "  - id: typo\n"
+        "    when: {event: order.created}\n"
+        "    sendd: {after: 1d}\n"
+        "    template: good\n"
+        "  - id: bad-delay\n"
+        "    when: {event: order.created}\n"
+        "    send: {after: 2m..1m}\n"
+        "    template: good\n"
+        "  - id: no-template\n"
+        "    when: {event: order.created}\n"
+        "    template: missing\n"
+        "  - id: undefined-variable\n"
+        "    when: {event: order.created}\n"
+        "    template: broken\n"
+    )
+    code, lines = run_check(capsys, str(rules), "--templates", str(templates))
+    assert code == 1
+    relative = [line.replace(f"{rules}/", "") for line in lines]
+    assert relative[0] == "shop.yaml:7:5: unknown key 'sendd' (a typo?)"
+    assert relative[1].startswith("shop.yaml:11:19: rules.2.send.after:")
+    assert "first duration must not exceed the second" in relative[1]
+    assert relative[2].startswith("shop.yaml:15:15: template 'missing' has no en/subject.txt")
+    assert relative[3].startswith("shop.yaml:18:15: template 'broken' (en) does not render")
+    assert "nickname" in relative[3] and "subject.txt" in relative[3]
+    assert len(relative) == 4
+
+
+def test_yaml_syntax_error_position(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bad.yaml").write_text("rules:\n  - id: x\n    when: {event: order.created\n")
+    code, lines = run_check(capsys, str(tmp_path))
+    assert code == 1
+    assert lines[0].startswith(f"{tmp_path}/bad.yaml:4:1: invalid YAML")
