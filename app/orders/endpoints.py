@@ -98,4 +98,5 @@ async def receive_order_event(
         raw_body=body.decode("utf-8"),
         rules=runtime.rules.current,
         now=runtime.clock.now(),
+        default_time_zone=runtime.settings.default_time_zone,
     )

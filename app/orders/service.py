@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +37,7 @@ async def ingest_event(
     raw_body: str,
     rules: RuleSet,
     now: datetime,
+    default_time_zone: str = "UTC",
 ) -> IntakeResult:
     first_time = await repository.record_delivery(
         session,
@@ -49,10 +51,12 @@ async def ingest_event(
         return IntakeResult(status="duplicate", event_id=event.id)
     result = IntakeResult(status="accepted", event_id=event.id)
     if isinstance(event, OrderPlaced):
-        result.messages_planned = await _order_placed(session, shop=shop, event=event, rules=rules)
+        result.messages_planned = await _order_placed(
+            session, shop=shop, event=event, rules=rules, default_tz=default_time_zone
+        )
     elif isinstance(event, OrderFulfilled):
         result.messages_planned = await _order_fulfilled(
-            session, shop=shop, event=event, rules=rules
+            session, shop=shop, event=event, rules=rules, default_tz=default_time_zone
         )
     elif isinstance(event, OrderClosed):
         result.messages_cancelled = await _order_closed(session, shop=shop, event=event)
@@ -66,7 +70,7 @@ async def ingest_event(
 
 
 async def _order_placed(
-    session: AsyncSession, *, shop: str, event: OrderPlaced, rules: RuleSet
+    session: AsyncSession, *, shop: str, event: OrderPlaced, rules: RuleSet, default_tz: str
 ) -> int:
     customer_id = await _upsert_customer(
         session, shop=shop, customer=event.customer, as_of=event.occurred_at
@@ -95,6 +99,7 @@ async def _order_placed(
         order=facts,
         customer_id=customer_id,
         rules=rules,
+        tz=ZoneInfo(await repository.customer_time_zone(session, customer_id) or default_tz),
     )
     return await repository.insert_planned(
         session, planned, customer_id=customer_id, order_id=order.id
@@ -102,7 +107,7 @@ async def _order_placed(
 
 
 async def _order_fulfilled(
-    session: AsyncSession, *, shop: str, event: OrderFulfilled, rules: RuleSet
+    session: AsyncSession, *, shop: str, event: OrderFulfilled, rules: RuleSet, default_tz: str
 ) -> int:
     order = await repository.ensure_order(session, shop=shop, external_id=event.order.id)
     if order.status == OrderStatus.OPEN:
@@ -125,6 +130,7 @@ async def _order_fulfilled(
         order=facts,
         customer_id=customer_id,
         rules=rules,
+        tz=ZoneInfo(await repository.customer_time_zone(session, customer_id) or default_tz),
     )
     return await repository.insert_planned(
         session, planned, customer_id=customer_id, order_id=order.id

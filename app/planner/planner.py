@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from app.models import MessageStatus, OrderStatus
 from app.rules.facts import ItemFacts, OrderFacts
 from app.rules.loader import RuleSet
 from app.rules.model import Rule
 from app.rules.timing import send_time
+
+UTC_ZONE = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,13 @@ class PlannedMessage:
 
 
 def plan_order_event(
-    *, event: str, occurred_at: datetime, order: OrderFacts, customer_id: int, rules: RuleSet
+    *,
+    event: str,
+    occurred_at: datetime,
+    order: OrderFacts,
+    customer_id: int,
+    rules: RuleSet,
+    tz: ZoneInfo = UTC_ZONE,
 ) -> list[PlannedMessage]:
     """Plan one message per rule that the order event matches.
 
@@ -39,7 +48,7 @@ def plan_order_event(
         items = matching_items(rule, order)
         if items is None:
             continue
-        send_at = send_time(rule, anchor=anchor, items=items)
+        send_at = send_time(rule, anchor=anchor, items=items, tz=tz)
         expiry = rule.send.expiry
         status, reason = MessageStatus.SCHEDULED, None
         # A cancellation can arrive before the order itself: plan, but never send.

@@ -153,4 +153,7 @@ def _with_defaults(item: Any, defaults: Defaults) -> Any:
     merged = dict(item)
     if defaults.kind is not None:
         merged.setdefault("kind", defaults.kind)
+    if defaults.send_window is not None:
+        # A rule's own `send_window: null` is kept: it opts out of the file's window.
+        merged.setdefault("send_window", defaults.send_window.model_dump(exclude_none=True))
     return merged

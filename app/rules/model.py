@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from app.rules.durations import Duration, DurationRange, parse_duration, parse_range
 from app.rules.facts import ItemFacts
+from app.rules.windows import SendWindow, parse_send_window
 
 EventType = Literal["order.created", "order.fulfilled"]
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}$")
@@ -98,6 +99,25 @@ class Supply(_Strict):
         return value
 
 
+class SendWindowSpec(_Strict):
+    """When mail may arrive, in the customer's time zone.
+
+    Example: `{days: mon-sat, hours: "09:00-20:00"}`; hours may cross midnight.
+    """
+
+    days: str | list[str] | None = Field(default=None, examples=["mon-sat", ["sat", "sun"]])
+    hours: str | None = Field(default=None, examples=["09:00-20:00", "22:00-06:00"])
+
+    @model_validator(mode="after")
+    def _parses(self) -> SendWindowSpec:
+        parse_send_window(self.days, self.hours)
+        return self
+
+    @property
+    def window(self) -> SendWindow:
+        return parse_send_window(self.days, self.hours)
+
+
 class Send(_Strict):
     after: str | None = Field(
         default=None,
@@ -105,6 +125,12 @@ class Send(_Strict):
         examples=["0m", "3d", "1w..2w", "2mo..3mo"],
     )
     supply: Supply | None = None
+    time: str | None = Field(
+        default=None,
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="local time of day to send, in the customer's time zone",
+        examples=["10:00"],
+    )
     expires: str | None = Field(
         default=None, description="not sent when later than send time plus this, e.g. 5d"
     )
@@ -153,6 +179,9 @@ class Rule(_Strict):
     kind: Literal["marketing", "transactional"] = "marketing"
     when: When
     send: Send = Field(default_factory=Send)
+    send_window: SendWindowSpec | None = Field(
+        default=None, description="null sends at any hour; inherits `defaults.send_window`"
+    )
     skip_if: list[SkipReason] = Field(
         default_factory=list, description="checked when planning and again at send time"
     )
@@ -175,6 +204,7 @@ class Rule(_Strict):
 
 class Defaults(_Strict):
     kind: Literal["marketing", "transactional"] | None = None
+    send_window: SendWindowSpec | None = None
 
 
 class RuleFile(_Strict):

@@ -119,3 +119,55 @@ def test_after_and_supply_together_is_an_error(tmp_path: Path) -> None:
         "    send: {after: 1d, supply: {days_per_unit: 30}}\n    template: t\n"
     )
     assert "either 'after' or 'supply'" in "\n".join(load_rules(tmp_path).errors)
+
+
+WINDOWED = """
+defaults:
+  send_window: {days: mon-fri, hours: "09:00-20:00"}
+rules:
+  - id: follow-up
+    when: {event: order.created}
+    send: {after: 2d}
+    template: t
+  - id: thank-you
+    when: {event: order.created}
+    send: {after: 0m}
+    send_window: null
+    template: t
+  - id: morning
+    when: {event: order.created}
+    send: {after: 3d, time: "10:00"}
+    template: t
+"""
+
+
+def test_windows_and_time_of_day_in_the_customers_zone(tmp_path: Path) -> None:
+    from zoneinfo import ZoneInfo
+
+    rules = rules_from(tmp_path, WINDOWED)
+    # Friday 2026-11-20 22:30 in Moscow (19:30 UTC).
+    placed = datetime(2026, 11, 20, 19, 30, tzinfo=UTC)
+    facts = OrderFacts(id=1, status="open", placed_at=placed, items=(diapers(1),))
+    planned = plan_order_event(
+        event="order.created",
+        occurred_at=placed,
+        order=facts,
+        customer_id=1,
+        rules=rules,
+        tz=ZoneInfo("Europe/Moscow"),
+    )
+    moscow = {plan.rule_id: plan.send_at.astimezone(ZoneInfo("Europe/Moscow")) for plan in planned}
+    # +2d is Sunday 22:30: the file's mon-fri window moves it to Monday 09:00.
+    assert moscow["follow-up"].isoformat() == "2026-11-23T09:00:00+03:00"
+    # `send_window: null` opts out: the thank-you goes at once, at night.
+    assert moscow["thank-you"].isoformat() == "2026-11-20T22:30:00+03:00"
+    # +3d is Monday (local date) at 10:00, inside the window.
+    assert moscow["morning"].isoformat() == "2026-11-23T10:00:00+03:00"
+    assert all(plan.send_at.utcoffset() == timedelta(0) for plan in planned)
+
+
+def test_bad_window_is_a_lint_error(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text("defaults:\n  send_window: {days: mun-fri}\nrules: []\n")
+    errors = load_rules(tmp_path).errors
+    assert len(errors) == 1 and ":2:16: defaults.send_window" in errors[0]
+    assert "mun" in errors[0]
