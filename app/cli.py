@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -43,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("dir", nargs="?", type=Path, help="rules folder (default: RULES_DIR)")
     check.add_argument("--templates", type=Path, help="templates folder (default: TEMPLATES_DIR)")
 
+    rules_commands.add_parser("schema", help="print the JSON Schema of rule files")
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
@@ -53,6 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"aftersale: configuration error: {field}: {error['msg']}", file=sys.stderr)
         return 2
 
+    if args.command == "rules" and args.rules_command == "schema":
+        from app.rules.schema import rules_json_schema
+
+        print(json.dumps(rules_json_schema(), indent=2, ensure_ascii=False))
+        return 0
     if args.command == "rules":
         return check_rules_command(settings, rules_dir=args.dir, templates_dir=args.templates)
     if args.command == "db":
@@ -126,10 +134,12 @@ async def run_worker(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await worker.start()
+    watcher = asyncio.create_task(runtime.rules.watch(interval=settings.rules_poll_interval))
     try:
         await stop.wait()
         log.info("stopping: finishing messages in flight")
     finally:
+        watcher.cancel()
         await worker.stop()
         await runtime.close()
 

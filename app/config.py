@@ -112,6 +112,7 @@ class Settings(BaseSettings):
     default_time_zone: str = "UTC"
     default_locale: str = "en"
 
+    rules_poll_interval: float = Field(default=2.0, gt=0)
     dispatch_interval: float = Field(default=5.0, gt=0)
     dispatch_batch_size: int = Field(default=100, ge=1, le=10_000)
     # A worker that claimed a message must finish it within the lease, or another worker takes it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from app.dev.endpoints import router as dev_router
 from app.ops.endpoints import router as ops_router
 from app.orders.endpoints import router as orders_router
 from app.outbox.endpoints import router as outbox_router
+from app.rules.endpoints import router as rules_router
 from app.runtime import Runtime
 from app.worker import Worker
 
@@ -35,9 +37,13 @@ def create_app(
         worker = Worker(app_runtime) if role == "all" else None
         if worker is not None:
             await worker.start()
+        watcher = asyncio.create_task(
+            app_runtime.rules.watch(interval=app_runtime.settings.rules_poll_interval)
+        )
         try:
             yield
         finally:
+            watcher.cancel()
             if worker is not None:
                 await worker.stop()
             if runtime is None:  # a runtime handed in belongs to the caller
@@ -52,6 +58,7 @@ def create_app(
     app.include_router(ops_router)
     app.include_router(orders_router)
     app.include_router(outbox_router)
+    app.include_router(rules_router)
     if settings.is_development:
         app.include_router(dev_router)
     return app

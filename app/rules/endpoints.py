@@ -1,0 +1,66 @@
+"""`/api/v1/rules`: what this process runs with, and a reload on demand."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from app.api.deps import ApiKeyDep, RuntimeDep
+from app.rules.source import RulesSource
+
+router = APIRouter(prefix="/api/v1/rules", tags=["rules"], dependencies=[ApiKeyDep])
+
+
+class RuleOut(BaseModel):
+    id: str
+    name: str | None
+    kind: str
+    event: str
+    template: str
+    version: str
+
+
+class RulesOut(BaseModel):
+    version: str
+    loaded: bool
+    errors: list[str]
+    rules: list[RuleOut]
+
+
+def _rules_out(source: RulesSource) -> RulesOut:
+    return RulesOut(
+        version=source.current.version,
+        loaded=source.loaded,
+        errors=list(source.errors),
+        rules=[
+            RuleOut(
+                id=rule.id,
+                name=rule.name,
+                kind=rule.kind,
+                event=rule.when.event,
+                template=rule.template,
+                version=rule.version,
+            )
+            for rule in source.current.rules
+        ],
+    )
+
+
+@router.get("", response_model=RulesOut, summary="Loaded rules, their version and errors")
+async def loaded_rules(runtime: RuntimeDep) -> RulesOut:
+    return _rules_out(runtime.rules)
+
+
+@router.post(
+    "/reload",
+    response_model=RulesOut,
+    summary="Reload rules from RULES_DIR in this process",
+    responses={422: {"description": "Errors found; the last good rules stay in use"}},
+)
+async def reload_rules(runtime: RuntimeDep) -> JSONResponse:
+    applied = await asyncio.to_thread(runtime.rules.reload)
+    body = _rules_out(runtime.rules).model_dump(mode="json")
+    return JSONResponse(body, status_code=200 if applied else 422)
