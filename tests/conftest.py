@@ -7,6 +7,7 @@ The database is chosen by AFTERSALE_TEST_DATABASE_URL (default: a SQLite file pe
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -108,13 +109,17 @@ def smtp_sink() -> Iterator[SmtpSink]:
 
 @pytest.fixture
 def settings(database_url: str, smtp_sink: SmtpSink, tmp_path: Path) -> Settings:
+    # Only the thank-you rule, so the other sample rules do not change what tests expect.
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    shutil.copy(ROOT / "rules" / "thank-you.yaml", rules_dir)
     return Settings(
         env="development",
         database_url=database_url,
         smtp_url=f"smtp://127.0.0.1:{smtp_sink.port}?starttls=off&pool_size=2&timeout=5",
         api_keys=[TEST_API_KEY],
         webhook_secret=TEST_WEBHOOK_SECRET,
-        rules_dir=ROOT / "rules",
+        rules_dir=rules_dir,
         templates_dir=ROOT / "templates" / "email",
         dev_outbox_dir=tmp_path / "outbox",
         retry_base_seconds=60,
