@@ -11,6 +11,7 @@ import logging
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from app.jobs.birthdays import plan_birthday_messages
 from app.mail.capture import MailCapture
 from app.mail.sender import MailSender, SmtpPool
 from app.mail.templates import TemplateRenderer
@@ -60,6 +61,17 @@ class Worker:
             coalesce=True,
             misfire_grace_time=None,
             next_run_time=self.runtime.clock.now(),  # send what fell due while we were down
+        )
+        self.scheduler.add_job(
+            plan_birthday_messages,
+            "interval",
+            hours=6,
+            args=[self.runtime],
+            id="plan-birthdays",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=self.runtime.clock.now(),
         )
         self.scheduler.start()
         log.info("worker %s started", self.dispatcher.worker_id)

@@ -15,7 +15,8 @@ from app.rules.durations import Duration, DurationRange, parse_duration, parse_r
 from app.rules.facts import ItemFacts
 from app.rules.windows import SendWindow, parse_send_window
 
-EventType = Literal["order.created", "order.fulfilled"]
+EventType = Literal["order.created", "order.fulfilled", "birthday"]
+ORDER_EVENTS = ("order.created", "order.fulfilled")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}$")
 
 
@@ -85,6 +86,16 @@ class When(_Strict):
         default=None, description="true: only a customer's first order; false: only repeats"
     )
 
+    @model_validator(mode="after")
+    def _filters_fit_the_event(self) -> When:
+        if self.event not in ORDER_EVENTS and (
+            self.items is not None or self.order is not None or self.first_order is not None
+        ):
+            raise ValueError(
+                f"items, order and first_order apply to order events, not {self.event}"
+            )
+        return self
+
 
 class Supply(_Strict):
     """Quantity-aware replenishment: quantity × days_per_unit, less a lead time."""
@@ -125,6 +136,11 @@ class Send(_Strict):
         examples=["0m", "3d", "1w..2w", "2mo..3mo"],
     )
     supply: Supply | None = None
+    at: str | None = Field(
+        default=None,
+        description="for date events: offset from the date, e.g. -3d (three days before)",
+        examples=["-3d", "0d", "+1w"],
+    )
     time: str | None = Field(
         default=None,
         pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
@@ -142,7 +158,15 @@ class Send(_Strict):
             parse_range(value)
         return value
 
-    @field_validator("expires")
+    @field_validator("time", mode="before")
+    @classmethod
+    def _unquoted_time(cls, value: object) -> object:
+        # YAML 1.1 reads an unquoted 10:00 as the base-60 number 600: take it back.
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+            return f"{value // 60:02d}:{value % 60:02d}"
+        return value
+
+    @field_validator("expires", "at")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
@@ -151,8 +175,9 @@ class Send(_Strict):
 
     @model_validator(mode="after")
     def _one_timing(self) -> Send:
-        if self.after is not None and self.supply is not None:
-            raise ValueError("use either 'after' or 'supply', not both")
+        given = [key for key in ("after", "supply", "at") if getattr(self, key) is not None]
+        if len(given) > 1:
+            raise ValueError(f"use one of 'after', 'supply' and 'at', not {' and '.join(given)}")
         return self
 
     @property
@@ -187,6 +212,15 @@ class Rule(_Strict):
     )
     template: str
     priority: int = Field(default=50, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _timing_fits_the_event(self) -> Rule:
+        dated = self.when.event not in ORDER_EVENTS
+        if dated and (self.send.after is not None or self.send.supply is not None):
+            raise ValueError(f"a {self.when.event} rule is timed with 'at' (e.g. at: -3d)")
+        if not dated and self.send.at is not None:
+            raise ValueError("'at' is for date events such as birthday; use 'after' here")
+        return self
 
     @field_validator("id", "template")
     @classmethod

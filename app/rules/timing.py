@@ -29,8 +29,13 @@ def send_time(
     """The UTC send time: the delay, then the local time of day, then the send window."""
     due = _due(rule, anchor=anchor, items=items)
     if rule.send.time is not None:
+        # "after: 3d, time: 10:00" means 10:00 on the third local day, so the time may fall
+        # before the exact delay; it never falls before the event itself (then: next day).
         hour, minute = (int(part) for part in rule.send.time.split(":"))
-        due = at_local_time(due.astimezone(tz).date(), time(hour, minute), tz=tz)
+        day = due.astimezone(tz).date()
+        due = at_local_time(day, time(hour, minute), tz=tz)
+        if due < anchor:
+            due = at_local_time(day + timedelta(days=1), time(hour, minute), tz=tz)
     window = rule.send_window.window if rule.send_window else None
     return next_send_time(due, window=window, tz=tz)
 

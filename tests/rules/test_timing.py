@@ -118,7 +118,9 @@ def test_after_and_supply_together_is_an_error(tmp_path: Path) -> None:
         "rules:\n  - id: x\n    when: {event: order.created}\n"
         "    send: {after: 1d, supply: {days_per_unit: 30}}\n    template: t\n"
     )
-    assert "either 'after' or 'supply'" in "\n".join(load_rules(tmp_path).errors)
+    assert "use one of 'after', 'supply' and 'at', not after and supply" in "\n".join(
+        load_rules(tmp_path).errors
+    )
 
 
 WINDOWED = """
@@ -171,3 +173,25 @@ def test_bad_window_is_a_lint_error(tmp_path: Path) -> None:
     errors = load_rules(tmp_path).errors
     assert len(errors) == 1 and ":2:16: defaults.send_window" in errors[0]
     assert "mun" in errors[0]
+
+
+def test_time_of_day_never_moves_a_send_earlier_and_may_be_unquoted(tmp_path: Path) -> None:
+    from zoneinfo import ZoneInfo
+
+    rules = rules_from(
+        tmp_path,
+        "rules:\n  - id: ten\n    when: {event: order.created}\n"
+        "    send: {after: 0m, time: 10:00}\n    template: t\n",
+    )
+    assert rules.rules[0].send.time == "10:00"
+    afternoon = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+    facts = OrderFacts(id=1, status="open", placed_at=afternoon, items=(diapers(1),))
+    [planned] = plan_order_event(
+        event="order.created",
+        occurred_at=afternoon,
+        order=facts,
+        customer_id=1,
+        rules=rules,
+        tz=ZoneInfo("UTC"),
+    )
+    assert planned.send_at == datetime(2026, 11, 21, 10, 0, tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""Periodic jobs that the worker's scheduler runs besides the dispatcher."""

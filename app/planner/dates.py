@@ -1,0 +1,76 @@
+"""Date events -> planned messages: birthdays every year. Pure: the caller gives `now`.
+
+A birthday on 29 February is celebrated on 28 February in other years. Without `send.time`
+a date-anchored message goes at 10:00 in the customer's time zone, never at midnight.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from app.models import MessageStatus
+from app.planner.planner import PlannedMessage
+from app.rules.durations import parse_duration
+from app.rules.loader import RuleSet
+from app.rules.windows import at_local_time, next_send_time
+
+DEFAULT_TIME = time(10, 0)
+# A daily job can run late (restart, outage): still plan what fell due within this much.
+LATE_GRACE = timedelta(days=1)
+
+
+def birthday_in(birthday: date, year: int) -> date:
+    if birthday.month == 2 and birthday.day == 29 and not _leap(year):
+        return date(year, 2, 28)
+    return birthday.replace(year=year)
+
+
+def plan_birthdays(
+    *,
+    rules: RuleSet,
+    customer_id: int,
+    birthday: date,
+    tz: ZoneInfo,
+    now: datetime,
+    horizon: timedelta,
+) -> list[PlannedMessage]:
+    """Messages for birthday occurrences whose send time falls in [now − grace, now + horizon]."""
+    planned = []
+    local_year = now.astimezone(tz).year
+    for rule in rules.for_event("birthday"):
+        offset = parse_duration(rule.send.at or "0d")
+        at = _time_of_day(rule.send.time)
+        window = rule.send_window.window if rule.send_window else None
+        expiry = rule.send.expiry
+        for year in (local_year - 1, local_year, local_year + 1):
+            occurrence = datetime.combine(birthday_in(birthday, year), time(0))
+            send_day = offset.add_to(occurrence).date()
+            send_at = next_send_time(at_local_time(send_day, at, tz=tz), window=window, tz=tz)
+            if not now - LATE_GRACE <= send_at <= now + horizon:
+                continue
+            planned.append(
+                PlannedMessage(
+                    rule_id=rule.id,
+                    rule_version=rule.version,
+                    template=rule.template,
+                    kind=rule.kind,
+                    send_at=send_at,
+                    expires_at=expiry.add_to(send_at) if expiry else None,
+                    dedupe_key=f"{rule.id}:birthday:{year}:customer:{customer_id}",
+                    status=MessageStatus.SCHEDULED,
+                    reason=None,
+                )
+            )
+    return planned
+
+
+def _time_of_day(text: str | None) -> time:
+    if text is None:
+        return DEFAULT_TIME
+    hour, minute = (int(part) for part in text.split(":"))
+    return time(hour, minute)
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
