@@ -154,6 +154,7 @@ class Dispatcher:
                     customer=customer,
                     order=context.order,
                     items=context.items,
+                    matched_items=self._matched_items(context),
                     send_at=message.send_at,
                     shop_name=self._from_name or settings.public_url,
                 ),
@@ -232,15 +233,22 @@ class Dispatcher:
         assert isinstance(outcome, TemporaryFailure)
         return await self._retry_or_fail(context, outcome, attempt=attempt)
 
+    def _matched_items(self, context: SendContext) -> list[OrderItem]:
+        """The order's items that the message's rule is about (all, without an items filter)."""
+        rule = self.runtime.rules.current.by_id(context.message.rule_id)
+        item_filter = rule.when.items if rule else None
+        return [
+            item
+            for item in context.items
+            if item_filter is None or item_filter.matches(item_facts(item))
+        ]
+
     def _send_facts(self, context: SendContext, history: Sequence[PlacedItem]) -> SendFacts:
         message, customer, order = context.message, context.customer, context.order
         source = self.runtime.rules
         rule = source.current.by_id(message.rule_id)
-        item_filter = rule.when.items if rule else None
         purchased = [
-            Purchase(sku=item.sku, category=item.category)
-            for item in context.items
-            if item_filter is None or item_filter.matches(item_facts(item))
+            Purchase(sku=item.sku, category=item.category) for item in self._matched_items(context)
         ]
         bought_since = [
             Purchase(sku=item.sku, category=item.category)

@@ -21,6 +21,7 @@ SAMPLE_CONTEXT: dict[str, Any] = {
         "total": Decimal("49.80"),
         "currency": "EUR",
         "created_at": datetime(2026, 11, 20, 9, 59, tzinfo=UTC),
+        "items": [],  # filled below: the same sample item
     },
     "items": [
         {
@@ -36,6 +37,9 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     "shop": {"name": "Sample Shop"},
     "message": {"send_at": datetime(2026, 11, 27, 10, 0, tzinfo=UTC)},
 }
+
+
+SAMPLE_CONTEXT["order"]["items"] = SAMPLE_CONTEXT["items"]
 
 
 def check_rules(rules_dir: Path, *, templates_dir: Path, default_locale: str) -> list[RuleError]:

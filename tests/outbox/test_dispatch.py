@@ -211,3 +211,32 @@ async def test_suppression_added_after_planning_is_honoured(
         session.add(Suppression(email="later@example.org", reason="unsubscribe"))
     assert (await dispatcher.run_once()).outcomes == {"skipped": 1}
     assert smtp_sink.received == []
+
+
+async def test_sample_restock_mail_lists_only_the_items_its_rule_is_about(
+    client: AsyncClient,
+    runtime: Runtime,
+    dispatcher: Dispatcher,
+    smtp_sink: SmtpSink,
+    clock: FrozenClock,
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    from app.config import ROOT
+
+    shutil.copy(ROOT / "rules" / "diapers-restock.yaml", tmp_path)
+    runtime.rules = RulesSource(tmp_path)
+    assert runtime.rules.reload()
+    body = order_created(
+        items=[
+            {"sku": "DIAPER-M-60", "name": "Diapers M", "category": "baby/diapers", "quantity": 1},
+            {"sku": "PAPER-A4", "name": "Printer paper", "category": "office/paper", "quantity": 1},
+        ]
+    )
+    await post_event(client, body)
+    clock.advance(days=8)  # one pack: the start of 1w..2w, then the mon-sat 09-20 window
+    report = await dispatcher.drain()
+    assert report.outcomes == {"sent": 1}
+    text = smtp_sink.received[0].part("text/plain")
+    assert "Diapers M" in text and "Printer paper" not in text
