@@ -9,8 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from app.models import MessageStatus
-from app.planner.planner import PlannedMessage
+from app.planner.planner import PlannedMessage, planned_message
 from app.rules.durations import parse_duration
 from app.rules.loader import RuleSet
 from app.rules.windows import at_local_time, next_send_time
@@ -42,7 +41,6 @@ def plan_birthdays(
         offset = parse_duration(rule.send.at or "0d")
         at = _time_of_day(rule.send.time)
         window = rule.send_window.window if rule.send_window else None
-        expiry = rule.send.expiry
         for year in (local_year - 1, local_year, local_year + 1):
             occurrence = datetime.combine(birthday_in(birthday, year), time(0))
             send_day = offset.add_to(occurrence).date()
@@ -50,16 +48,10 @@ def plan_birthdays(
             if not now - LATE_GRACE <= send_at <= now + horizon:
                 continue
             planned.append(
-                PlannedMessage(
-                    rule_id=rule.id,
-                    rule_version=rule.version,
-                    template=rule.template,
-                    kind=rule.kind,
+                planned_message(
+                    rule,
                     send_at=send_at,
-                    expires_at=expiry.add_to(send_at) if expiry else None,
                     dedupe_key=f"{rule.id}:birthday:{year}:customer:{customer_id}",
-                    status=MessageStatus.SCHEDULED,
-                    reason=None,
                 )
             )
     return planned

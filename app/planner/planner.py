@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -48,26 +48,34 @@ def plan_order_event(
         items = matching_items(rule, order)
         if items is None:
             continue
-        send_at = send_time(rule, anchor=anchor, items=items, tz=tz)
-        expiry = rule.send.expiry
-        status, reason = MessageStatus.SCHEDULED, None
+        message = planned_message(
+            rule,
+            send_at=send_time(rule, anchor=anchor, items=items, tz=tz),
+            dedupe_key=order_dedupe_key(rule.id, order_id=order.id, customer_id=customer_id),
+        )
         # A cancellation can arrive before the order itself: plan, but never send.
         if order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
-            status, reason = MessageStatus.CANCELLED, f"order_{order.status}"
-        planned.append(
-            PlannedMessage(
-                rule_id=rule.id,
-                rule_version=rule.version,
-                template=rule.template,
-                kind=rule.kind,
-                send_at=send_at,
-                expires_at=expiry.add_to(send_at) if expiry else None,
-                dedupe_key=order_dedupe_key(rule.id, order_id=order.id, customer_id=customer_id),
-                status=status,
-                reason=reason,
+            message = replace(
+                message, status=MessageStatus.CANCELLED, reason=f"order_{order.status}"
             )
-        )
+        planned.append(message)
     return planned
+
+
+def planned_message(rule: Rule, *, send_at: datetime, dedupe_key: str) -> PlannedMessage:
+    """A scheduled message for `rule` at `send_at`, expiring as the rule says."""
+    expiry = rule.send.expiry
+    return PlannedMessage(
+        rule_id=rule.id,
+        rule_version=rule.version,
+        template=rule.template,
+        kind=rule.kind,
+        send_at=send_at,
+        expires_at=expiry.add_to(send_at) if expiry else None,
+        dedupe_key=dedupe_key,
+        status=MessageStatus.SCHEDULED,
+        reason=None,
+    )
 
 
 def order_dedupe_key(rule_id: str, *, order_id: int, customer_id: int) -> str:

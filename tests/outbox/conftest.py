@@ -1,13 +1,22 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from app.mail.sender import SmtpPool
 from app.mail.templates import TemplateRenderer
 from app.outbox.dispatcher import Dispatcher
+from app.rules.source import RulesSource
 from app.runtime import Runtime
+
+
+def use_rules(runtime: Runtime, folder: Path, text: str) -> None:
+    """Run with the rules in `text` (written to `folder/rules.yaml`) instead of the defaults."""
+    (folder / "rules.yaml").write_text(text)
+    runtime.rules = RulesSource(folder)
+    assert runtime.rules.reload(), runtime.rules.errors
 
 
 def make_dispatcher(runtime: Runtime, worker_id: str) -> Dispatcher:

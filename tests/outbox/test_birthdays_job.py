@@ -11,10 +11,10 @@ from sqlalchemy import select
 from app.jobs.birthdays import plan_birthday_messages
 from app.models import Message
 from app.outbox.dispatcher import Dispatcher
-from app.rules.source import RulesSource
 from app.runtime import Runtime
 from tests.conftest import FrozenClock
 from tests.factories import order_created, post_event
+from tests.outbox.conftest import use_rules
 from tests.smtp_sink import SmtpSink
 
 
@@ -26,12 +26,12 @@ async def test_birthday_planned_once_and_sent_in_local_morning(
     clock: FrozenClock,
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "rules.yaml").write_text(
+    use_rules(
+        runtime,
+        tmp_path,
         "rules:\n  - id: birthday\n    when: {event: birthday}\n"
-        "    send: {at: -3d, time: '10:00'}\n    template: thank-you\n"
+        "    send: {at: -3d, time: '10:00'}\n    template: thank-you\n",
     )
-    runtime.rules = RulesSource(tmp_path)
-    assert runtime.rules.reload()
     body = order_created()
     body["customer"]["birthday"] = "1990-12-05"  # Moscow customer in the factory's example
     body["customer"]["time_zone"] = "Europe/Moscow"

@@ -13,6 +13,7 @@ from app.rules.source import RulesSource
 from app.runtime import Runtime
 from tests.conftest import FrozenClock
 from tests.factories import order_created, order_event, post_event
+from tests.outbox.conftest import use_rules
 from tests.smtp_sink import SmtpSink
 
 
@@ -70,12 +71,12 @@ async def test_cancelled_before_send_time_is_never_sent(
     tmp_path: Path,
     clock: FrozenClock,
 ) -> None:
-    (tmp_path / "later.yaml").write_text(
+    use_rules(
+        runtime,
+        tmp_path,
         "rules:\n  - id: follow-up\n    kind: transactional\n    when: {event: order.created}\n"
-        "    send: {after: 3d}\n    template: thank-you\n"
+        "    send: {after: 3d}\n    template: thank-you\n",
     )
-    runtime.rules = RulesSource(tmp_path)
-    assert runtime.rules.reload()
     clock.current = clock.current.replace(year=2026, month=11, day=20, hour=10)
     await post_event(client, order_created(order_id="900"))
     assert (await dispatcher.run_once()).claimed == 0  # not due yet
@@ -186,12 +187,12 @@ async def test_marketing_needs_consent_at_send_time(
     smtp_sink: SmtpSink,
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "promo.yaml").write_text(
+    use_rules(
+        runtime,
+        tmp_path,
         "defaults: {kind: marketing}\nrules:\n  - id: promo\n    when: {event: order.created}\n"
-        "    template: thank-you\n"
+        "    template: thank-you\n",
     )
-    runtime.rules = RulesSource(tmp_path)
-    assert runtime.rules.reload()
     await post_event(
         client, order_created(customer_id="yes", email="yes@example.org", consent=True)
     )

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from app.models import Message
 from app.outbox.checks import Purchase, SendFacts, rebought_reason, send_blocker
 from app.outbox.dispatcher import Dispatcher
-from app.rules.source import RulesSource
 from app.runtime import Runtime
 from tests.conftest import FrozenClock
 from tests.factories import order_created, post_event
+from tests.outbox.conftest import use_rules
 from tests.smtp_sink import SmtpSink
 
 RESTOCK = """
@@ -27,12 +27,6 @@ rules:
     skip_if: [rebought_same_category]
     template: thank-you
 """
-
-
-def use_rules(runtime: Runtime, folder: Path, text: str) -> None:
-    (folder / "rules.yaml").write_text(text)
-    runtime.rules = RulesSource(folder)
-    assert runtime.rules.reload(), runtime.rules.errors
 
 
 def diapers_order(order_id: str, created_at: str, category: str = "baby/diapers") -> dict:
