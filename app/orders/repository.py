@@ -99,9 +99,9 @@ async def ensure_order(session: AsyncSession, *, shop: str, external_id: str) ->
     return (await session.execute(statement)).scalar_one()
 
 
-async def customer_time_zone(session: AsyncSession, customer_id: int) -> str | None:
-    statement = select(Customer.time_zone).where(Customer.id == customer_id)
-    return (await session.execute(statement)).scalar_one_or_none()
+async def get_customer(session: AsyncSession, customer_id: int) -> Customer:
+    statement = select(Customer).where(Customer.id == customer_id)
+    return (await session.execute(statement)).scalar_one()
 
 
 async def order_has_items(session: AsyncSession, order_id: int) -> bool:

@@ -24,7 +24,7 @@ from app.orders.schemas import (
     OrderPlaced,
 )
 from app.planner.planner import plan_order_event
-from app.rules.facts import ItemFacts, OrderFacts
+from app.rules.facts import CustomerFacts, ItemFacts, OrderFacts
 from app.rules.loader import RuleSet
 
 
@@ -92,17 +92,13 @@ async def _order_placed(
         await repository.add_items(
             session, order.id, [item.model_dump(mode="python") for item in incoming.items]
         )
-    facts = await _order_facts(session, order, customer_id=customer_id)
-    planned = plan_order_event(
-        event=event.type,
-        occurred_at=event.occurred_at,
-        order=facts,
+    return await _plan(
+        session,
+        event=event,
+        order=order,
         customer_id=customer_id,
         rules=rules,
-        tz=ZoneInfo(await repository.customer_time_zone(session, customer_id) or default_tz),
-    )
-    return await repository.insert_planned(
-        session, planned, customer_id=customer_id, order_id=order.id
+        default_tz=default_tz,
     )
 
 
@@ -123,17 +119,13 @@ async def _order_fulfilled(
     if customer_id is None:
         # Fulfilment of an order we have not seen, with no customer: nothing to address yet.
         return 0
-    facts = await _order_facts(session, order, customer_id=customer_id)
-    planned = plan_order_event(
-        event=event.type,
-        occurred_at=event.occurred_at,
-        order=facts,
+    return await _plan(
+        session,
+        event=event,
+        order=order,
         customer_id=customer_id,
         rules=rules,
-        tz=ZoneInfo(await repository.customer_time_zone(session, customer_id) or default_tz),
-    )
-    return await repository.insert_planned(
-        session, planned, customer_id=customer_id, order_id=order.id
+        default_tz=default_tz,
     )
 
 
@@ -164,6 +156,31 @@ async def _customer_deleted(
     )
     await repository.erase_customer(session, customer_id=customer_id, now=now)
     return cancelled
+
+
+async def _plan(
+    session: AsyncSession,
+    *,
+    event: Envelope,
+    order: Order,
+    customer_id: int,
+    rules: RuleSet,
+    default_tz: str,
+) -> int:
+    """Plan the event's messages from the stored order and customer, and store them."""
+    customer = await repository.get_customer(session, customer_id)
+    planned = plan_order_event(
+        event=event.type,
+        occurred_at=event.occurred_at,
+        order=await _order_facts(session, order, customer_id=customer_id),
+        customer_id=customer_id,
+        rules=rules,
+        tz=ZoneInfo(customer.time_zone or default_tz),
+        customer=CustomerFacts(birthday=customer.birthday, attributes=customer.attributes),
+    )
+    return await repository.insert_planned(
+        session, planned, customer_id=customer_id, order_id=order.id
+    )
 
 
 async def _order_facts(session: AsyncSession, order: Order, *, customer_id: int) -> OrderFacts:

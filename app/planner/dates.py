@@ -6,15 +6,13 @@ a date-anchored message goes at 10:00 in the customer's time zone, never at midn
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from app.planner.planner import PlannedMessage, planned_message
-from app.rules.durations import parse_duration
 from app.rules.loader import RuleSet
-from app.rules.windows import at_local_time, next_send_time
+from app.rules.timing import dated_send_time
 
-DEFAULT_TIME = time(10, 0)
 # A daily job can run late (restart, outage): still plan what fell due within this much.
 LATE_GRACE = timedelta(days=1)
 
@@ -38,13 +36,8 @@ def plan_birthdays(
     planned = []
     local_year = now.astimezone(tz).year
     for rule in rules.for_event("birthday"):
-        offset = parse_duration(rule.send.at or "0d")
-        at = _time_of_day(rule.send.time)
-        window = rule.send_window.window if rule.send_window else None
         for year in (local_year - 1, local_year, local_year + 1):
-            occurrence = datetime.combine(birthday_in(birthday, year), time(0))
-            send_day = offset.add_to(occurrence).date()
-            send_at = next_send_time(at_local_time(send_day, at, tz=tz), window=window, tz=tz)
+            send_at = dated_send_time(rule, day=birthday_in(birthday, year), tz=tz)
             if not now - LATE_GRACE <= send_at <= now + horizon:
                 continue
             planned.append(
@@ -55,13 +48,6 @@ def plan_birthdays(
                 )
             )
     return planned
-
-
-def _time_of_day(text: str | None) -> time:
-    if text is None:
-        return DEFAULT_TIME
-    hour, minute = (int(part) for part in text.split(":"))
-    return time(hour, minute)
 
 
 def _leap(year: int) -> bool:

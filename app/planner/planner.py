@@ -7,10 +7,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from app.models import MessageStatus, OrderStatus
-from app.rules.facts import ItemFacts, OrderFacts
+from app.rules.anchors import anchor_dates
+from app.rules.facts import CustomerFacts, ItemFacts, OrderFacts
 from app.rules.loader import RuleSet
 from app.rules.model import Rule
-from app.rules.timing import send_time
+from app.rules.timing import dated_send_time, fallback_send_time, send_time
 
 UTC_ZONE = ZoneInfo("UTC")
 
@@ -36,6 +37,7 @@ def plan_order_event(
     customer_id: int,
     rules: RuleSet,
     tz: ZoneInfo = UTC_ZONE,
+    customer: CustomerFacts | None = None,
 ) -> list[PlannedMessage]:
     """Plan one message per rule that the order event matches.
 
@@ -48,18 +50,40 @@ def plan_order_event(
         items = matching_items(rule, order)
         if items is None:
             continue
-        message = planned_message(
-            rule,
-            send_at=send_time(rule, anchor=anchor, items=items, tz=tz),
-            dedupe_key=order_dedupe_key(rule.id, order_id=order.id, customer_id=customer_id),
-        )
-        # A cancellation can arrive before the order itself: plan, but never send.
-        if order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
-            message = replace(
-                message, status=MessageStatus.CANCELLED, reason=f"order_{order.status}"
-            )
-        planned.append(message)
+        key = order_dedupe_key(rule.id, order_id=order.id, customer_id=customer_id)
+        for send_at, dedupe_key in _send_times(
+            rule, anchor=anchor, items=items, tz=tz, customer=customer, key=key
+        ):
+            message = planned_message(rule, send_at=send_at, dedupe_key=dedupe_key)
+            # A cancellation can arrive before the order itself: plan, but never send.
+            if order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
+                message = replace(
+                    message, status=MessageStatus.CANCELLED, reason=f"order_{order.status}"
+                )
+            planned.append(message)
     return planned
+
+
+def _send_times(
+    rule: Rule,
+    *,
+    anchor: datetime,
+    items: list[ItemFacts],
+    tz: ZoneInfo,
+    customer: CustomerFacts | None,
+    key: str,
+) -> list[tuple[datetime, str]]:
+    """One (send time, dedupe key) per message: one per anchor date (e.g. per child)."""
+    if rule.send.anchor is None:
+        return [(send_time(rule, anchor=anchor, items=items, tz=tz), key)]
+    dates = anchor_dates(rule.send.anchor, customer=customer, items=items)
+    if not dates:
+        if rule.send.fallback is None:
+            return []
+        return [(fallback_send_time(rule, anchor=anchor, items=items, tz=tz), key)]
+    times = [(dated_send_time(rule, day=day, tz=tz), f"{key}:anchor:{day}") for day in dates]
+    # A date already passed when the order came (the child is older) plans nothing.
+    return [(send_at, dedupe_key) for send_at, dedupe_key in times if send_at >= anchor]
 
 
 def planned_message(rule: Rule, *, send_at: datetime, dedupe_key: str) -> PlannedMessage:

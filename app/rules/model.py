@@ -129,7 +129,28 @@ class SendWindowSpec(_Strict):
         return parse_send_window(self.days, self.hours)
 
 
+class Fallback(_Strict):
+    after: str = Field(description="delay after the event when no anchor date is known")
+
+    @field_validator("after")
+    @classmethod
+    def _range(cls, value: str) -> str:
+        parse_range(value)
+        return value
+
+
 class Send(_Strict):
+    anchor: str | None = Field(
+        default=None,
+        pattern=r"^(customer|item)(\.[a-z_][a-z0-9_]*(\[\])?)+$",
+        description="a date to count from: customer.birthday, "
+        "customer.attributes.children[].birth_date (one message per child), "
+        "item.attributes.<name>",
+        examples=["customer.attributes.children[].birth_date"],
+    )
+    fallback: Fallback | None = Field(
+        default=None, description="timing when the anchor has no date, e.g. {after: 5y}"
+    )
     after: str | None = Field(
         default=None,
         description="delay after the event: 0m, 3d, or a range 1w..2w placed by quantity",
@@ -218,8 +239,12 @@ class Rule(_Strict):
         dated = self.when.event not in ORDER_EVENTS
         if dated and (self.send.after is not None or self.send.supply is not None):
             raise ValueError(f"a {self.when.event} rule is timed with 'at' (e.g. at: -3d)")
-        if not dated and self.send.at is not None:
-            raise ValueError("'at' is for date events such as birthday; use 'after' here")
+        if not dated and self.send.at is not None and self.send.anchor is None:
+            raise ValueError("'at' needs an 'anchor' date on order events, or use 'after'")
+        if self.send.fallback is not None and self.send.anchor is None:
+            raise ValueError("'fallback' is the timing for an 'anchor' without a date")
+        if self.send.anchor is not None and (dated or self.send.at is None):
+            raise ValueError("'anchor' goes with 'at' on order events, e.g. at: +6y9mo")
         return self
 
     @field_validator("id", "template")

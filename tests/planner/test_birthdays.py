@@ -85,4 +85,4 @@ def test_birthday_rules_refuse_order_timing_and_filters(tmp_path: Path) -> None:
     errors = "\n".join(load_rules(tmp_path).errors)
     assert "timed with 'at'" in errors
     assert "apply to order events" in errors
-    assert "'at' is for date events" in errors
+    assert "'at' needs an 'anchor' date on order events" in errors
