@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -28,6 +30,8 @@ from tests.smtp_sink import SmtpSink, free_port
 
 pytestmark = pytest.mark.slow
 AFTERSALE = str(Path(sys.executable).parent / "aftersale")
+THANK_YOU_ONLY = Path(tempfile.mkdtemp(prefix="aftersale-rules-"))
+shutil.copy(ROOT / "rules" / "thank-you.yaml", THANK_YOU_ONLY)
 
 
 def service_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -36,6 +40,8 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
         AFTERSALE_DATABASE_URL=database_url,
         AFTERSALE_WEBHOOK_SECRET=TEST_WEBHOOK_SECRET,
         AFTERSALE_DISPATCH_INTERVAL="0.2",
+        # Only the thank-you rule: no sample rule's date (a birthday, say) can add mail.
+        AFTERSALE_RULES_DIR=str(THANK_YOU_ONLY),
         **extra,
     )
     return env
