@@ -43,6 +43,8 @@ class Customer(TimestampMixin, Base):
     last_name: Mapped[str | None] = mapped_column(String(200))
     locale: Mapped[str | None] = mapped_column(String(35))
     time_zone: Mapped[str | None] = mapped_column(String(64))
+    country: Mapped[str | None] = mapped_column(String(2))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     birthday: Mapped[date | None] = mapped_column(Date)
     marketing_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -12,6 +12,7 @@ from app.db import transaction
 from app.models import Customer
 from app.orders.repository import insert_planned
 from app.planner.dates import plan_birthdays
+from app.rules.facts import CustomerFacts
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,14 @@ async def plan_birthday_messages(runtime: Runtime, *, horizon: timedelta = HORIZ
         async with transaction(runtime.session_factory) as session:
             page = (
                 await session.execute(
-                    select(Customer.id, Customer.birthday, Customer.time_zone)
+                    select(
+                        Customer.id,
+                        Customer.birthday,
+                        Customer.time_zone,
+                        Customer.locale,
+                        Customer.country,
+                        Customer.tags,
+                    )
                     .where(
                         Customer.birthday.is_not(None),
                         Customer.deleted_at.is_(None),
@@ -42,7 +50,7 @@ async def plan_birthday_messages(runtime: Runtime, *, horizon: timedelta = HORIZ
                     .limit(PAGE)
                 )
             ).all()
-            for customer_id, birthday, time_zone in page:
+            for customer_id, birthday, time_zone, locale, country, tags in page:
                 assert birthday is not None  # filtered in the query
                 planned = plan_birthdays(
                     rules=rules,
@@ -51,6 +59,7 @@ async def plan_birthday_messages(runtime: Runtime, *, horizon: timedelta = HORIZ
                     tz=ZoneInfo(time_zone or default_tz),
                     now=now,
                     horizon=horizon,
+                    customer=CustomerFacts(locale=locale, country=country, tags=tuple(tags)),
                 )
                 # The dedupe key holds the year: a rerun inserts nothing twice.
                 created += await insert_planned(

@@ -85,6 +85,8 @@ class CustomerIn(_Body):
         default=None, max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
     )
     time_zone: str | None = Field(default=None, max_length=64)
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$", description="ISO 3166-1")
+    tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
     birthday: date | None = None
     marketing_consent: bool = False
     attributes: dict[str, Any] = Field(default_factory=dict)

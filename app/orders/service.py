@@ -176,7 +176,13 @@ async def _plan(
         customer_id=customer_id,
         rules=rules,
         tz=ZoneInfo(customer.time_zone or default_tz),
-        customer=CustomerFacts(birthday=customer.birthday, attributes=customer.attributes),
+        customer=CustomerFacts(
+            birthday=customer.birthday,
+            attributes=customer.attributes,
+            locale=customer.locale,
+            country=customer.country,
+            tags=tuple(customer.tags),
+        ),
     )
     return await repository.insert_planned(
         session, planned, customer_id=customer_id, order_id=order.id

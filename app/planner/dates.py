@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from app.planner.planner import PlannedMessage, planned_message
+from app.rules.facts import CustomerFacts
 from app.rules.loader import RuleSet
 from app.rules.timing import dated_send_time
 
@@ -31,11 +32,14 @@ def plan_birthdays(
     tz: ZoneInfo,
     now: datetime,
     horizon: timedelta,
+    customer: CustomerFacts | None = None,
 ) -> list[PlannedMessage]:
     """Messages for birthday occurrences whose send time falls in [now − grace, now + horizon]."""
     planned = []
     local_year = now.astimezone(tz).year
     for rule in rules.for_event("birthday"):
+        if rule.when.customer is not None and not rule.when.customer.matches(customer):
+            continue
         for year in (local_year - 1, local_year, local_year + 1):
             send_at = dated_send_time(rule, day=birthday_in(birthday, year), tz=tz)
             if not now - LATE_GRACE <= send_at <= now + horizon:

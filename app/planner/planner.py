@@ -47,7 +47,7 @@ def plan_order_event(
     anchor = order.placed_at if event == "order.created" and order.placed_at else occurred_at
     planned = []
     for rule in rules.for_event(event):
-        items = matching_items(rule, order)
+        items = matching_items(rule, order, customer)
         if items is None:
             continue
         key = order_dedupe_key(rule.id, order_id=order.id, customer_id=customer_id)
@@ -106,9 +106,13 @@ def order_dedupe_key(rule_id: str, *, order_id: int, customer_id: int) -> str:
     return f"{rule_id}:order:{order_id}:customer:{customer_id}"
 
 
-def matching_items(rule: Rule, order: OrderFacts) -> list[ItemFacts] | None:
+def matching_items(
+    rule: Rule, order: OrderFacts, customer: CustomerFacts | None = None
+) -> list[ItemFacts] | None:
     """The items a rule is about, or None when the rule does not apply to this order."""
     when = rule.when
+    if when.customer is not None and not when.customer.matches(customer):
+        return None
     if when.first_order is not None and order.first_order is not when.first_order:
         return None
     if when.order is not None and not when.order.matches(

@@ -23,6 +23,9 @@ class ItemFacts:
 class CustomerFacts:
     birthday: date | None = None
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    locale: str | None = None
+    country: str | None = None
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.rules.durations import Duration, DurationRange, parse_duration, parse_range
-from app.rules.facts import ItemFacts
+from app.rules.facts import CustomerFacts, ItemFacts
 from app.rules.windows import SendWindow, parse_send_window
 
 EventType = Literal["order.created", "order.fulfilled", "birthday"]
@@ -78,10 +78,32 @@ class OrderFilter(_Strict):
         return not self.currency or currency in self.currency
 
 
+class CustomerFilter(_Strict):
+    """Every given list must match (any one value within a list)."""
+
+    locale: list[str] = Field(default_factory=list, description="e.g. [ru] matches ru and ru-RU")
+    country: list[str] = Field(default_factory=list, description="ISO codes, e.g. [DE, AT]")
+    tags: list[str] = Field(default_factory=list, description="customer tags, e.g. [vip]")
+
+    def matches(self, customer: CustomerFacts | None) -> bool:
+        if customer is None:
+            return not (self.locale or self.country or self.tags)
+        language = (customer.locale or "").replace("_", "-").lower()
+        if self.locale and not any(
+            language == wanted.lower() or language.startswith(wanted.lower() + "-")
+            for wanted in self.locale
+        ):
+            return False
+        if self.country and customer.country not in self.country:
+            return False
+        return not self.tags or any(tag in customer.tags for tag in self.tags)
+
+
 class When(_Strict):
     event: EventType
     items: ItemFilter | None = None
     order: OrderFilter | None = None
+    customer: CustomerFilter | None = None
     first_order: bool | None = Field(
         default=None, description="true: only a customer's first order; false: only repeats"
     )

@@ -229,3 +229,17 @@ async def test_answer_starts_only_after_the_commit(runtime: Runtime) -> None:
         response = await post_event(http, order_created())
     assert response.status_code == 200
     assert seen_at_start == [1]
+
+
+async def test_customer_country_and_tags_are_stored(client: AsyncClient, runtime: Runtime) -> None:
+    body = order_created()
+    body["customer"].update(country="DE", tags=["vip", "newsletter"])
+    assert (await post_event(client, body)).status_code == 200
+    async with runtime.session_factory() as session:
+        customer = (await session.execute(select(Customer))).scalar_one()
+    assert (customer.country, customer.tags) == ("DE", ["vip", "newsletter"])
+    body = order_created()
+    body["customer"]["country"] = "Germany"
+    response = await post_event(client, body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "customer", "country"]

@@ -125,3 +125,29 @@ def test_rule_version_changes_only_with_its_rule(tmp_path: Path) -> None:
     assert first.rules[0].version == second.rules[0].version
     assert first.rules[1].version != second.rules[1].version
     assert first.version != second.version
+
+
+def test_customer_filters(tmp_path: Path) -> None:
+    from app.planner.planner import matching_items
+    from app.rules.facts import CustomerFacts
+
+    rules = rules_from(
+        tmp_path,
+        "rules:\n"
+        "  - id: russian\n    when: {event: order.created, customer: {locale: [ru]}}\n"
+        "    template: t\n"
+        "  - id: dach-vip\n"
+        "    when: {event: order.created, customer: {country: [DE, AT], tags: [vip]}}\n"
+        "    template: t\n",
+    )
+
+    def matched(customer: CustomerFacts | None) -> set[str]:
+        return {rule.id for rule in rules.rules if matching_items(rule, order(), customer)}
+
+    assert matched(CustomerFacts(locale="ru-RU", country="DE", tags=("vip",))) == {
+        "russian",
+        "dach-vip",
+    }
+    assert matched(CustomerFacts(locale="ru_RU", country="FR", tags=("vip",))) == {"russian"}
+    assert matched(CustomerFacts(locale="rue", country="AT", tags=("new",))) == set()
+    assert matched(None) == set()
