@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, BigIntPK, UtcDateTime, utcnow
+from app.rules.facts import ItemFacts
 
 Money = Numeric(18, 4)
 
@@ -94,6 +95,17 @@ class OrderItem(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price: Mapped[Decimal | None] = mapped_column(Money)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    def facts(self) -> ItemFacts:
+        """What rules look at (filters, quantities, item anchors)."""
+        return ItemFacts(
+            sku=self.sku,
+            category=self.category,
+            quantity=self.quantity,
+            unit_price=self.unit_price,
+            tags=tuple(self.tags),
+            attributes=dict(self.attributes),
+        )
 
 
 class WebhookDelivery(Base):

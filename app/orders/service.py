@@ -24,7 +24,7 @@ from app.orders.schemas import (
     OrderPlaced,
 )
 from app.planner.planner import plan_order_event
-from app.rules.facts import CustomerFacts, ItemFacts, OrderFacts
+from app.rules.facts import CustomerFacts, OrderFacts
 from app.rules.loader import RuleSet
 
 
@@ -198,16 +198,7 @@ async def _order_facts(session: AsyncSession, order: Order, *, customer_id: int)
         id=order.id,
         status=order.status,
         placed_at=order.placed_at,
-        items=tuple(
-            ItemFacts(
-                sku=item.sku,
-                category=item.category,
-                quantity=item.quantity,
-                unit_price=item.unit_price,
-                tags=tuple(item.tags),
-            )
-            for item in items
-        ),
+        items=tuple(item.facts() for item in items),
         total=order.total,
         currency=order.currency,
         first_order=earlier == 0,

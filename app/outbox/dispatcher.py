@@ -20,12 +20,11 @@ from app.mail.compose import compose_message, message_bytes
 from app.mail.context import build_context
 from app.mail.sender import Delivered, MailSender, PermanentFailure, TemporaryFailure
 from app.mail.templates import TemplateError, TemplateRenderer
-from app.models import MessageStatus, OrderItem, SuppressionReason
+from app.models import Message, MessageStatus, OrderItem, SuppressionReason
 from app.outbox import repository
 from app.outbox.backoff import retry_delay
 from app.outbox.checks import Purchase, SendFacts, send_blocker
 from app.outbox.repository import PlacedItem, SendContext
-from app.rules.facts import ItemFacts
 from app.rules.loader import RuleSet
 from app.runtime import Runtime
 
@@ -139,7 +138,24 @@ class Dispatcher:
                     session, message_id=message.id, worker_id=self.worker_id, now=now
                 )
             return "released"
-        blocker = send_blocker(self._send_facts(context, history), now=now)
+        source = self.runtime.rules
+        rule = source.current.by_id(message.rule_id)
+        item_filter = rule.when.items if rule else None
+        # The items the rule is about: the template lists them, rebuy checks compare them.
+        matched = [
+            item
+            for item in context.items
+            if item_filter is None or item_filter.matches(item.facts())
+        ]
+        facts = self._send_facts(
+            context,
+            history,
+            matched=matched,
+            skip_if=tuple(rule.skip_if) if rule else (),
+            # Only a rule set that loaded can say a rule is gone; never cancel on a bad load.
+            rule_missing=source.loaded and rule is None,
+        )
+        blocker = send_blocker(facts, now=now)
         if blocker is not None:
             status, reason = blocker
             await self._finish(message.id, status, now=now, reason=reason)
@@ -154,7 +170,7 @@ class Dispatcher:
                     customer=customer,
                     order=context.order,
                     items=context.items,
-                    matched_items=self._matched_items(context),
+                    matched_items=matched,
                     send_at=message.send_at,
                     shop_name=self._from_name or settings.public_url,
                 ),
@@ -171,16 +187,7 @@ class Dispatcher:
             )
         except (TemplateError, ValueError) as exc:
             # A broken template or address will not heal by retrying: fail it, loudly.
-            log.error("message %s cannot be rendered: %s", message.id, exc)
-            await self._finish(
-                message.id,
-                MessageStatus.FAILED,
-                now=now,
-                reason="render_error",
-                error=str(exc),
-                attempt=message.attempts,
-            )
-            return "failed"
+            return await self._fail(message, "render_error", exc, now=now)
         try:
             outcome = await self.sender.send(
                 envelope_from=self._from_address,
@@ -188,15 +195,7 @@ class Dispatcher:
                 message=message_bytes(email),
             )
         except ValueError as exc:  # an address that cannot go on the wire
-            await self._finish(
-                message.id,
-                MessageStatus.FAILED,
-                now=now,
-                reason="invalid_address",
-                error=str(exc),
-                attempt=message.attempts,
-            )
-            return "failed"
+            return await self._fail(message, "invalid_address", exc, now=now)
         now = self.runtime.clock.now()
         attempt = message.attempts  # loaded after the claim, which counted this attempt
         if isinstance(outcome, Delivered):
@@ -233,23 +232,29 @@ class Dispatcher:
         assert isinstance(outcome, TemporaryFailure)
         return await self._retry_or_fail(context, outcome, attempt=attempt)
 
-    def _matched_items(self, context: SendContext) -> list[OrderItem]:
-        """The order's items that the message's rule is about (all, without an items filter)."""
-        rule = self.runtime.rules.current.by_id(context.message.rule_id)
-        item_filter = rule.when.items if rule else None
-        return [
-            item
-            for item in context.items
-            if item_filter is None or item_filter.matches(item_facts(item))
-        ]
+    async def _fail(self, message: Message, reason: str, exc: Exception, *, now: datetime) -> str:
+        log.error("message %s failed (%s): %s", message.id, reason, exc)
+        await self._finish(
+            message.id,
+            MessageStatus.FAILED,
+            now=now,
+            reason=reason,
+            error=str(exc),
+            attempt=message.attempts,
+        )
+        return "failed"
 
-    def _send_facts(self, context: SendContext, history: Sequence[PlacedItem]) -> SendFacts:
+    @staticmethod
+    def _send_facts(
+        context: SendContext,
+        history: Sequence[PlacedItem],
+        *,
+        matched: Sequence[OrderItem],
+        skip_if: tuple[str, ...],
+        rule_missing: bool,
+    ) -> SendFacts:
         message, customer, order = context.message, context.customer, context.order
-        source = self.runtime.rules
-        rule = source.current.by_id(message.rule_id)
-        purchased = [
-            Purchase(sku=item.sku, category=item.category) for item in self._matched_items(context)
-        ]
+        purchased = [Purchase(sku=item.sku, category=item.category) for item in matched]
         bought_since = [
             Purchase(sku=item.sku, category=item.category)
             for item in history
@@ -266,9 +271,8 @@ class Dispatcher:
             marketing_consent=customer.marketing_consent,
             suppressed=context.suppressed,
             order_status=order.status if order else None,
-            # Only a rule set that loaded can say a rule is gone; never cancel on a bad load.
-            rule_missing=source.loaded and rule is None,
-            skip_if=tuple(rule.skip_if) if rule else (),
+            rule_missing=rule_missing,
+            skip_if=skip_if,
             purchased=purchased,
             bought_since=bought_since,
         )
@@ -345,13 +349,3 @@ class Dispatcher:
 def _needs_history(context: SendContext, rules: RuleSet) -> bool:
     rule = rules.by_id(context.message.rule_id)
     return rule is not None and any(reason.startswith("rebought") for reason in rule.skip_if)
-
-
-def item_facts(item: OrderItem) -> ItemFacts:
-    return ItemFacts(
-        sku=item.sku,
-        category=item.category,
-        quantity=item.quantity,
-        unit_price=item.unit_price,
-        tags=tuple(item.tags),
-    )

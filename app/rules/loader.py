@@ -20,8 +20,13 @@ class RuleSet:
     version: str
     errors: tuple[str, ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        # Looked up per message at send time: index once, not a scan each time.
+        object.__setattr__(self, "_by_id", {rule.id: rule for rule in self.rules})
+
     def by_id(self, rule_id: str) -> Rule | None:
-        return next((rule for rule in self.rules if rule.id == rule_id), None)
+        by_id: dict[str, Rule] = self.__dict__["_by_id"]
+        return by_id.get(rule_id)
 
     def for_event(self, event: str) -> list[Rule]:
         return [rule for rule in self.rules if rule.when.event == event]
@@ -47,17 +52,16 @@ class RuleError:
 class _Parsed:
     rules: list[tuple[Rule, Path, YamlPositions, int]]
     errors: list[RuleError]
+    # Of every file's name and text, as read: the rule set's version.
+    digest: Any = field(default_factory=hashlib.sha256)
 
 
 def load_rules(rules_dir: Path) -> RuleSet:
     """Load every rule file; errors are collected, never raised, so callers can report all."""
     parsed = parse_rule_files(rules_dir)
-    digest = hashlib.sha256()
-    for path in rule_files(rules_dir):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return RuleSet(
         rules=tuple(rule for rule, *_ in parsed.rules),
-        version=digest.hexdigest()[:16],
+        version=parsed.digest.hexdigest()[:16],
         errors=tuple(str(error) for error in parsed.errors),
     )
 
@@ -73,7 +77,9 @@ def parse_rule_files(rules_dir: Path) -> _Parsed:
         result.errors.append(RuleError(rules_dir, 1, 1, "rules folder not found"))
         return result
     for path in rule_files(rules_dir):
-        _parse_file(path, path.read_text(encoding="utf-8"), result)
+        text = path.read_text(encoding="utf-8")
+        result.digest.update(path.name.encode() + b"\0" + text.encode() + b"\0")
+        _parse_file(path, text, result)
     first_seen: dict[str, Path] = {}
     for rule, path, positions, index in result.rules:
         if rule.id in first_seen:

@@ -243,3 +243,24 @@ async def test_customer_country_and_tags_are_stored(client: AsyncClient, runtime
     response = await post_event(client, body)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "customer", "country"]
+
+
+async def test_item_attribute_anchor_through_intake(
+    client: AsyncClient, runtime: Runtime, tmp_path
+) -> None:
+    from tests.outbox.conftest import use_rules
+
+    use_rules(
+        runtime,
+        tmp_path,
+        "rules:\n  - id: warranty\n    when: {event: order.created}\n"
+        "    send: {anchor: item.attributes.warranty_ends, at: -30d, time: '10:00'}\n"
+        "    template: thank-you\n",
+    )
+    body = order_created()
+    body["customer"]["time_zone"] = "UTC"
+    body["order"]["items"][0]["attributes"] = {"warranty_ends": "2028-06-30"}
+    assert (await post_event(client, body)).json()["messages_planned"] == 1
+    async with runtime.session_factory() as session:
+        message = (await session.execute(select(Message))).scalar_one()
+    assert message.send_at.isoformat() == "2028-05-31T10:00:00+00:00"
