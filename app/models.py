@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -131,6 +132,8 @@ class MessageStatus(enum.StrEnum):
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
     EXPIRED = "expired"
+    # In the rule's control group: planned so stats can compare, never sent.
+    HELD_OUT = "held_out"
 
 
 class MessageKind(enum.StrEnum):
@@ -206,3 +209,27 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class RepurchaseGap(Base):
+    """One observed repurchase: a customer bought what a learned rule is about again.
+
+    Learned intervals average the latest of these per rule (docs/rules.md). One row per
+    (rule, order), so a redelivered order is never counted twice.
+    """
+
+    __tablename__ = "repurchase_gaps"
+    __table_args__ = (
+        UniqueConstraint("rule_id", "order_id"),
+        Index("ix_repurchase_gaps_rule_latest", "rule_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(128))
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    # log(days per unit) since the customer's previous purchase for this rule.
+    log_days: Mapped[float] = mapped_column(Float)
+    observed_at: Mapped[datetime] = mapped_column(UtcDateTime)

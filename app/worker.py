@@ -12,6 +12,7 @@ import logging
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from app.jobs.birthdays import plan_birthday_messages
+from app.jobs.removed_rules import cancel_removed_rules
 from app.mail.capture import MailCapture
 from app.mail.sender import MailSender, SmtpPool
 from app.mail.templates import TemplateRenderer
@@ -61,6 +62,16 @@ class Worker:
             coalesce=True,
             misfire_grace_time=None,
             next_run_time=self.runtime.clock.now(),  # send what fell due while we were down
+        )
+        self.scheduler.add_job(
+            cancel_removed_rules,
+            "interval",
+            seconds=self.runtime.settings.rules_poll_interval,
+            args=[self.runtime],
+            id="cancel-removed-rules",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
         )
         self.scheduler.add_job(
             plan_birthday_messages,

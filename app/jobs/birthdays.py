@@ -40,6 +40,8 @@ async def plan_birthday_messages(runtime: Runtime, *, horizon: timedelta = HORIZ
                         Customer.locale,
                         Customer.country,
                         Customer.tags,
+                        Customer.shop,
+                        Customer.external_id,
                     )
                     .where(
                         Customer.birthday.is_not(None),
@@ -50,7 +52,7 @@ async def plan_birthday_messages(runtime: Runtime, *, horizon: timedelta = HORIZ
                     .limit(PAGE)
                 )
             ).all()
-            for customer_id, birthday, time_zone, locale, country, tags in page:
+            for customer_id, birthday, time_zone, locale, country, tags, shop, external_id in page:
                 assert birthday is not None  # filtered in the query
                 planned = plan_birthdays(
                     rules=rules,
@@ -59,7 +61,12 @@ async def plan_birthday_messages(runtime: Runtime, *, horizon: timedelta = HORIZ
                     tz=ZoneInfo(time_zone or default_tz),
                     now=now,
                     horizon=horizon,
-                    customer=CustomerFacts(locale=locale, country=country, tags=tuple(tags)),
+                    customer=CustomerFacts(
+                        locale=locale,
+                        country=country,
+                        tags=tuple(tags),
+                        key=f"{shop}:{external_id}",
+                    ),
                 )
                 # The dedupe key holds the year: a rerun inserts nothing twice.
                 created += await insert_planned(

@@ -10,8 +10,22 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import dialect_insert
-from app.models import Customer, Message, MessageStatus, Order, OrderItem, WebhookDelivery
+from app.models import (
+    Customer,
+    Message,
+    MessageStatus,
+    Order,
+    OrderItem,
+    OrderStatus,
+    RepurchaseGap,
+    WebhookDelivery,
+)
+from app.planner.learned import GapStats, PastOrder
 from app.planner.planner import PlannedMessage
+
+# Learned timing follows the product's recent behaviour: its latest observations only.
+GAPS_PER_RULE = 1000
+PAST_ORDERS = 50
 
 
 async def record_delivery(
@@ -155,6 +169,7 @@ async def insert_planned(
             "rule_version": plan.rule_version,
             "template": plan.template,
             "kind": plan.kind,
+            "variant": plan.variant,
             "dedupe_key": plan.dedupe_key,
             "status": plan.status,
             "status_reason": plan.reason,
@@ -224,4 +239,78 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
         .where(Message.customer_id == customer_id)
         .values(recipient=None)
         .execution_options(synchronize_session=False)
+    )
+
+
+async def past_orders(
+    session: AsyncSession, *, customer_id: int, before_order_id: int
+) -> list[PastOrder]:
+    """The customer's latest orders other than this one, that were not cancelled or refunded."""
+    orders = (
+        await session.execute(
+            select(Order.id, Order.placed_at)
+            .where(
+                Order.customer_id == customer_id,
+                Order.id != before_order_id,
+                Order.placed_at.is_not(None),
+                Order.status.not_in([OrderStatus.CANCELLED, OrderStatus.REFUNDED]),
+            )
+            .order_by(Order.placed_at.desc())
+            .limit(PAST_ORDERS)
+        )
+    ).all()
+    if not orders:
+        return []
+    items: dict[int, list[OrderItem]] = {}
+    rows = await session.execute(
+        select(OrderItem).where(OrderItem.order_id.in_([order_id for order_id, _ in orders]))
+    )
+    for item in rows.scalars():
+        items.setdefault(item.order_id, []).append(item)
+    return [
+        PastOrder(
+            placed_at=placed_at, items=tuple(item.facts() for item in items.get(order_id, []))
+        )
+        for order_id, placed_at in orders
+        if placed_at is not None
+    ]
+
+
+async def product_gap_stats(session: AsyncSession, rule_ids: Sequence[str]) -> dict[str, GapStats]:
+    stats = {}
+    for rule_id in rule_ids:
+        latest = (
+            select(RepurchaseGap.log_days)
+            .where(RepurchaseGap.rule_id == rule_id)
+            .order_by(RepurchaseGap.id.desc())
+            .limit(GAPS_PER_RULE)
+            .subquery()
+        )
+        count, total = (
+            await session.execute(select(func.count(), func.sum(latest.c.log_days)))
+        ).one()
+        stats[rule_id] = GapStats(count=int(count), sum_log_days=float(total or 0.0))
+    return stats
+
+
+async def record_gap(
+    session: AsyncSession,
+    *,
+    rule_id: str,
+    customer_id: int,
+    order_id: int,
+    log_days: float,
+    observed_at: datetime,
+) -> None:
+    insert = dialect_insert(session)
+    await session.execute(
+        insert(RepurchaseGap)
+        .values(
+            rule_id=rule_id,
+            customer_id=customer_id,
+            order_id=order_id,
+            log_days=log_days,
+            observed_at=observed_at,
+        )
+        .on_conflict_do_nothing(index_elements=["rule_id", "order_id"])
     )

@@ -23,7 +23,8 @@ from app.orders.schemas import (
     OrderFulfilled,
     OrderPlaced,
 )
-from app.planner.planner import plan_order_event
+from app.planner.learned import PastOrder, latest_gap
+from app.planner.planner import NO_HISTORY, History, matching_items, plan_order_event
 from app.rules.facts import CustomerFacts, OrderFacts
 from app.rules.loader import RuleSet
 
@@ -169,21 +170,55 @@ async def _plan(
 ) -> int:
     """Plan the event's messages from the stored order and customer, and store them."""
     customer = await repository.get_customer(session, customer_id)
+    facts = await _order_facts(session, order, customer_id=customer_id)
+    customer_facts = CustomerFacts(
+        birthday=customer.birthday,
+        attributes=customer.attributes,
+        locale=customer.locale,
+        country=customer.country,
+        tags=tuple(customer.tags),
+        key=f"{customer.shop}:{customer.external_id}",
+    )
+    learned = [
+        rule
+        for rule in rules.for_event(event.type)
+        if rule.send.learned is not None and matching_items(rule, facts, customer_facts) is not None
+    ]
+    history = NO_HISTORY
+    if learned:
+        history = History(
+            orders=await repository.past_orders(
+                session, customer_id=customer_id, before_order_id=order.id
+            ),
+            product_gaps=await repository.product_gap_stats(session, [r.id for r in learned]),
+        )
     planned = plan_order_event(
         event=event.type,
         occurred_at=event.occurred_at,
-        order=await _order_facts(session, order, customer_id=customer_id),
+        order=facts,
         customer_id=customer_id,
         rules=rules,
         tz=ZoneInfo(customer.time_zone or default_tz),
-        customer=CustomerFacts(
-            birthday=customer.birthday,
-            attributes=customer.attributes,
-            locale=customer.locale,
-            country=customer.country,
-            tags=tuple(customer.tags),
-        ),
+        customer=customer_facts,
+        history=history,
     )
+    if facts.placed_at is not None and order.status not in (
+        OrderStatus.CANCELLED,
+        OrderStatus.REFUNDED,
+    ):
+        # This order closes a repurchase gap: every later plan learns from it.
+        this = PastOrder(placed_at=facts.placed_at, items=facts.items)
+        for rule in learned:
+            gap = latest_gap(rule, history.orders, this)
+            if gap is not None:
+                await repository.record_gap(
+                    session,
+                    rule_id=rule.id,
+                    customer_id=customer_id,
+                    order_id=order.id,
+                    log_days=gap,
+                    observed_at=facts.placed_at,
+                )
     return await repository.insert_planned(
         session, planned, customer_id=customer_id, order_id=order.id
     )

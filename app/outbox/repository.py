@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import dialect_insert
@@ -227,6 +227,77 @@ async def release_message(
         )
         .execution_options(synchronize_session=False)
     )
+
+
+async def defer_message(
+    session: AsyncSession,
+    *,
+    message_id: int,
+    worker_id: str,
+    until: datetime,
+    now: datetime,
+    reason: str,
+) -> bool:
+    """Put a message back until `until` without counting an attempt (e.g. frequency cap)."""
+    result = await session.execute(
+        update(Message)
+        .where(*_owned(message_id, worker_id))  # type: ignore[arg-type]
+        .values(
+            status=MessageStatus.SCHEDULED,
+            status_reason=reason,
+            next_attempt_at=until,
+            attempts=Message.attempts - 1,
+            claimed_by=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class CapEntry:
+    """Another message of the customer that may count against a frequency cap."""
+
+    id: int
+    rule_id: str
+    kind: str
+    status: str
+    sent_at: datetime | None
+
+
+async def cap_usage(
+    session: AsyncSession, *, customer_id: int, since: datetime, now: datetime, exclude_id: int
+) -> list[CapEntry]:
+    """The customer's messages sent since `since`, and those due or in flight right now."""
+    rows = await session.execute(
+        select(Message.id, Message.rule_id, Message.kind, Message.status, Message.sent_at).where(
+            Message.customer_id == customer_id,
+            Message.id != exclude_id,
+            or_(
+                and_(Message.status == MessageStatus.SENT, Message.sent_at > since),
+                Message.status == MessageStatus.SENDING,
+                and_(
+                    Message.status == MessageStatus.SCHEDULED,
+                    Message.next_attempt_at <= now,
+                ),
+            ),
+        )
+    )
+    return [CapEntry(*row) for row in rows.tuples()]
+
+
+async def cancel_rules(session: AsyncSession, *, rule_ids: Sequence[str], now: datetime) -> int:
+    """Cancel what removed rules still had waiting (not what a worker holds right now)."""
+    if not rule_ids:
+        return 0
+    result = await session.execute(
+        update(Message)
+        .where(Message.status == MessageStatus.SCHEDULED, Message.rule_id.in_(rule_ids))
+        .values(status=MessageStatus.CANCELLED, status_reason="rule_removed", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def suppress(session: AsyncSession, *, email: str, reason: str, detail: str | None) -> None:

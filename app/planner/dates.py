@@ -49,6 +49,7 @@ def plan_birthdays(
                     rule,
                     send_at=send_at,
                     dedupe_key=f"{rule.id}:birthday:{year}:customer:{customer_id}",
+                    customer_key=customer.key if customer and customer.key else str(customer_id),
                 )
             )
     return planned

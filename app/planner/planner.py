@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from app.models import MessageStatus, OrderStatus
+from app.planner.assign import assign
+from app.planner.learned import GapStats, PastOrder, learned_due, log_gaps, purchases
 from app.rules.anchors import anchor_dates
 from app.rules.facts import CustomerFacts, ItemFacts, OrderFacts
 from app.rules.loader import RuleSet
 from app.rules.model import Rule
-from app.rules.timing import dated_send_time, fallback_send_time, send_time
+from app.rules.timing import (
+    dated_send_time,
+    fallback_send_time,
+    localise,
+    range_position,
+    send_time,
+)
 
 UTC_ZONE = ZoneInfo("UTC")
 
@@ -27,6 +36,20 @@ class PlannedMessage:
     dedupe_key: str
     status: MessageStatus
     reason: str | None
+    variant: str | None = None
+    priority: int = 50
+
+
+@dataclass(frozen=True)
+class History:
+    """What the planner knows of the past: the customer's earlier orders, and each learned
+    rule's observed repurchase gaps across all customers."""
+
+    orders: Sequence[PastOrder] = ()
+    product_gaps: Mapping[str, GapStats] = field(default_factory=dict)
+
+
+NO_HISTORY = History()
 
 
 def plan_order_event(
@@ -38,6 +61,7 @@ def plan_order_event(
     rules: RuleSet,
     tz: ZoneInfo = UTC_ZONE,
     customer: CustomerFacts | None = None,
+    history: History = NO_HISTORY,
 ) -> list[PlannedMessage]:
     """Plan one message per rule that the order event matches.
 
@@ -45,6 +69,7 @@ def plan_order_event(
     itself, so a webhook retried hours later still lands at the intended time.
     """
     anchor = order.placed_at if event == "order.created" and order.placed_at else occurred_at
+    customer_key = customer.key if customer and customer.key else str(customer_id)
     planned = []
     for rule in rules.for_event(event):
         items = matching_items(rule, order, customer)
@@ -52,9 +77,18 @@ def plan_order_event(
             continue
         key = order_dedupe_key(rule.id, order_id=order.id, customer_id=customer_id)
         for send_at, dedupe_key in _send_times(
-            rule, anchor=anchor, items=items, tz=tz, customer=customer, key=key
+            rule,
+            anchor=anchor,
+            items=items,
+            tz=tz,
+            customer=customer,
+            key=key,
+            history=history,
+            order=order,
         ):
-            message = planned_message(rule, send_at=send_at, dedupe_key=dedupe_key)
+            message = planned_message(
+                rule, send_at=send_at, dedupe_key=dedupe_key, customer_key=customer_key
+            )
             # A cancellation can arrive before the order itself: plan, but never send.
             if order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
                 message = replace(
@@ -72,8 +106,19 @@ def _send_times(
     tz: ZoneInfo,
     customer: CustomerFacts | None,
     key: str,
+    history: History,
+    order: OrderFacts,
 ) -> list[tuple[datetime, str]]:
     """One (send time, dedupe key) per message: one per anchor date (e.g. per child)."""
+    if rule.send.learned is not None:
+        return [
+            (
+                _learned_send_time(
+                    rule, anchor=anchor, items=items, tz=tz, history=history, order=order
+                ),
+                key,
+            )
+        ]
     if rule.send.anchor is None:
         return [(send_time(rule, anchor=anchor, items=items, tz=tz), key)]
     dates = anchor_dates(rule.send.anchor, customer=customer, items=items)
@@ -86,19 +131,48 @@ def _send_times(
     return [(send_at, dedupe_key) for send_at, dedupe_key in times if send_at >= anchor]
 
 
-def planned_message(rule: Rule, *, send_at: datetime, dedupe_key: str) -> PlannedMessage:
-    """A scheduled message for `rule` at `send_at`, expiring as the rule says."""
+def _learned_send_time(
+    rule: Rule,
+    *,
+    anchor: datetime,
+    items: list[ItemFacts],
+    tz: ZoneInfo,
+    history: History,
+    order: OrderFacts,
+) -> datetime:
+    quantity = sum(item.quantity for item in items) or 1
+    now = PastOrder(placed_at=anchor, items=order.items)
+    earlier = [past for past in history.orders if past.placed_at < anchor]
+    due = learned_due(
+        rule,
+        anchor=anchor,
+        quantity=quantity,
+        own_log_gaps=log_gaps(purchases(rule, earlier, now=now)),
+        product=history.product_gaps.get(rule.id, GapStats()),
+        position=range_position(quantity),
+    )
+    return localise(rule, due, anchor=anchor, tz=tz)
+
+
+def planned_message(
+    rule: Rule, *, send_at: datetime, dedupe_key: str, customer_key: str
+) -> PlannedMessage:
+    """A scheduled message for `rule` at `send_at`, expiring as the rule says; a customer in
+    the rule's holdout group gets it `held_out`: planned for the record, never sent."""
     expiry = rule.send.expiry
+    assignment = assign(rule, customer_key)
     return PlannedMessage(
         rule_id=rule.id,
         rule_version=rule.version,
-        template=rule.template,
+        template=assignment.template,
         kind=rule.kind,
         send_at=send_at,
         expires_at=expiry.add_to(send_at) if expiry else None,
         dedupe_key=dedupe_key,
-        status=MessageStatus.SCHEDULED,
-        reason=None,
+        status=MessageStatus.HELD_OUT if assignment.held_out else MessageStatus.SCHEDULED,
+        reason="holdout" if assignment.held_out else None,
+        variant=assignment.variant,
+        priority=rule.priority,
     )
 
 

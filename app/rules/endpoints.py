@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app.api.deps import ApiKeyDep, RuntimeDep
+from app.jobs.removed_rules import cancel_removed_rules
 from app.rules.source import RulesSource
 
 router = APIRouter(prefix="/api/v1/rules", tags=["rules"], dependencies=[ApiKeyDep])
@@ -19,8 +20,16 @@ class RuleOut(BaseModel):
     name: str | None
     kind: str
     event: str
-    template: str
+    template: str | None
+    variants: list[str]
+    holdout: float
+    priority: int
     version: str
+
+
+class LimitOut(BaseModel):
+    max: int
+    per: str
 
 
 class RulesOut(BaseModel):
@@ -28,6 +37,7 @@ class RulesOut(BaseModel):
     loaded: bool
     errors: list[str]
     rules: list[RuleOut]
+    limits: dict[str, LimitOut]
 
 
 def _rules_out(source: RulesSource) -> RulesOut:
@@ -42,10 +52,17 @@ def _rules_out(source: RulesSource) -> RulesOut:
                 kind=rule.kind,
                 event=rule.when.event,
                 template=rule.template,
+                variants=[variant.label for variant in rule.variants or []],
+                holdout=rule.holdout,
+                priority=rule.priority,
                 version=rule.version,
             )
             for rule in source.current.rules
         ],
+        limits={
+            kind: LimitOut(max=limit.max, per=limit.per)
+            for kind, limit in source.current.limits.items()
+        },
     )
 
 
@@ -62,5 +79,7 @@ async def loaded_rules(runtime: RuntimeDep) -> RulesOut:
 )
 async def reload_rules(runtime: RuntimeDep) -> JSONResponse:
     applied = await asyncio.to_thread(runtime.rules.reload)
+    if applied:
+        await cancel_removed_rules(runtime)
     body = _rules_out(runtime.rules).model_dump(mode="json")
     return JSONResponse(body, status_code=200 if applied else 422)

@@ -26,6 +26,9 @@ class CustomerFacts:
     locale: str | None = None
     country: str | None = None
     tags: tuple[str, ...] = ()
+    # Stable across processes and replays (shop + the shop's customer id): variants and
+    # holdout groups are drawn from it.
+    key: str = ""
 
 
 @dataclass(frozen=True)

@@ -48,14 +48,18 @@ def check_rules(rules_dir: Path, *, templates_dir: Path, default_locale: str) ->
     renderer = TemplateRenderer(templates_dir, default_locale=default_locale)
     checked: dict[str, str | None] = {}
     for rule, path, positions, index in parsed.rules:
-        if rule.template not in checked:
-            checked[rule.template] = _template_problem(
-                renderer, templates_dir, rule.template, default_locale
-            )
-        problem = checked[rule.template]
-        if problem is not None:
-            where = positions.locate(("rules", index, "template"))
-            errors.append(RuleError(path, where.line, where.column, problem))
+        for number, template in enumerate(rule.templates):
+            if template not in checked:
+                checked[template] = _template_problem(
+                    renderer, templates_dir, template, default_locale
+                )
+            problem = checked[template]
+            if problem is not None:
+                key: tuple[str | int, ...] = ("rules", index, "template")
+                if rule.variants is not None:
+                    key = ("rules", index, "variants", number, "template")
+                where = positions.locate(key)
+                errors.append(RuleError(path, where.line, where.column, problem))
     return errors
 
 

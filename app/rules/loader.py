@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from app.rules.model import Defaults, Rule, RuleFile
+from app.rules.model import Defaults, Kind, Limit, Rule, RuleFile
 from app.rules.positions import Position, YamlPositions, yaml_error_position
 
 
@@ -19,6 +20,8 @@ class RuleSet:
     rules: tuple[Rule, ...]
     version: str
     errors: tuple[str, ...] = field(default=())
+    # Per customer, across every rule of a kind (`limits:` in any file).
+    limits: Mapping[str, Limit] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Looked up per message at send time: index once, not a scan each time.
@@ -52,6 +55,7 @@ class RuleError:
 class _Parsed:
     rules: list[tuple[Rule, Path, YamlPositions, int]]
     errors: list[RuleError]
+    limits: dict[str, Limit] = field(default_factory=dict)
     # Of every file's name and text, as read: the rule set's version.
     digest: Any = field(default_factory=hashlib.sha256)
 
@@ -63,6 +67,7 @@ def load_rules(rules_dir: Path) -> RuleSet:
         rules=tuple(rule for rule, *_ in parsed.rules),
         version=parsed.digest.hexdigest()[:16],
         errors=tuple(str(error) for error in parsed.errors),
+        limits=dict(parsed.limits),
     )
 
 
@@ -116,7 +121,9 @@ def _parse_file(path: Path, text: str, result: _Parsed) -> None:
         Defaults, raw.get("defaults") or {}, ("defaults",), path, positions, result
     )
     envelope = {key: value for key, value in raw.items() if key not in ("rules", "defaults")}
-    _validated(RuleFile, envelope, (), path, positions, result)
+    envelope_model = _validated(RuleFile, envelope, (), path, positions, result)
+    if envelope_model is not None:
+        _merge_limits(envelope_model.limits, path, positions, result)
     raw_rules = raw.get("rules") or []
     if not isinstance(raw_rules, list):
         where = positions.locate(("rules",))
@@ -127,6 +134,25 @@ def _parse_file(path: Path, text: str, result: _Parsed) -> None:
         rule = _validated(Rule, merged, ("rules", index), path, positions, result)
         if rule is not None:
             result.rules.append((rule, path, positions, index))
+
+
+def _merge_limits(
+    limits: Mapping[Kind, Limit], path: Path, positions: YamlPositions, result: _Parsed
+) -> None:
+    """Limits are global: several files may repeat one, but never disagree about it."""
+    for kind, limit in limits.items():
+        known = result.limits.setdefault(kind, limit)
+        if known != limit:
+            where = positions.locate(("limits", kind))
+            result.errors.append(
+                RuleError(
+                    path,
+                    where.line,
+                    where.column,
+                    f"limits.{kind} is {limit.max} per {limit.per} here but "
+                    f"{known.max} per {known.per} in another file; give it once",
+                )
+            )
 
 
 def _validated(

@@ -7,9 +7,16 @@ import hashlib
 import json
 import re
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from app.rules.durations import Duration, DurationRange, parse_duration, parse_range
 from app.rules.facts import CustomerFacts, ItemFacts
@@ -161,6 +168,31 @@ class Fallback(_Strict):
         return value
 
 
+class Learned(_Strict):
+    """Time a reminder from observed repurchase gaps (see docs/rules.md, "Learned intervals")."""
+
+    fallback: str = Field(
+        description="the delay while nothing is known yet, placed by quantity like `after`",
+        examples=["4w..5w"],
+    )
+    lead: str = Field(
+        default="7d", description="how long before the expected repurchase to send, e.g. 7d"
+    )
+
+    @field_validator("fallback")
+    @classmethod
+    def _range(cls, value: str) -> str:
+        parse_range(value)
+        return value
+
+    @field_validator("lead")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if parse_duration(value).months:
+            raise ValueError("give the lead in d, w or h (months vary in length)")
+        return value
+
+
 class Send(_Strict):
     anchor: str | None = Field(
         default=None,
@@ -179,6 +211,9 @@ class Send(_Strict):
         examples=["0m", "3d", "1w..2w", "2mo..3mo"],
     )
     supply: Supply | None = None
+    learned: Learned | None = Field(
+        default=None, description="from this customer's and this product's repurchase gaps"
+    )
     at: str | None = Field(
         default=None,
         description="for date events: offset from the date, e.g. -3d (three days before)",
@@ -218,9 +253,13 @@ class Send(_Strict):
 
     @model_validator(mode="after")
     def _one_timing(self) -> Send:
-        given = [key for key in ("after", "supply", "at") if getattr(self, key) is not None]
+        given = [
+            key for key in ("after", "supply", "learned", "at") if getattr(self, key) is not None
+        ]
         if len(given) > 1:
-            raise ValueError(f"use one of 'after', 'supply' and 'at', not {' and '.join(given)}")
+            raise ValueError(
+                f"use one of 'after', 'supply', 'learned' and 'at', not {' and '.join(given)}"
+            )
         return self
 
     @property
@@ -230,6 +269,52 @@ class Send(_Strict):
     @property
     def expiry(self) -> Duration | None:
         return parse_duration(self.expires) if self.expires else None
+
+
+class Limit(_Strict):
+    """At most `max` messages in any `per` span, per customer."""
+
+    max: int = Field(ge=1, le=1000, description="messages allowed in the span")
+    per: str = Field(description="the span, e.g. 7d or 1mo", examples=["7d", "30d"])
+
+    @field_validator("per")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        span = parse_duration(value)
+        if span.months < 0 or span.seconds < 0 or (span.months == 0 and span.seconds == 0):
+            raise ValueError("the span must be positive, e.g. 7d")
+        return value
+
+    @property
+    def span(self) -> Duration:
+        return parse_duration(self.per)
+
+
+class Variant(_Strict):
+    template: str
+    weight: int = Field(default=1, ge=0, le=1_000_000, description="relative share")
+    name: str | None = Field(default=None, description="shown in stats; the template by default")
+
+    @field_validator("template", "name")
+    @classmethod
+    def _slug(cls, value: str | None) -> str | None:
+        if value is not None and not _ID.match(value):
+            raise ValueError("use lower-case letters, digits, '-' and '_' (max 64)")
+        return value
+
+    @property
+    def label(self) -> str:
+        return self.name or self.template
+
+
+def _percent(value: object) -> object:
+    # "10%" is what marketers write; a bare 10 means the same.
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1])
+        except ValueError:
+            raise ValueError(f"bad percentage {value!r}, e.g. 10%") from None
+    return value
 
 
 SkipReason = Literal[
@@ -253,13 +338,32 @@ class Rule(_Strict):
     skip_if: list[SkipReason] = Field(
         default_factory=list, description="checked when planning and again at send time"
     )
-    template: str
-    priority: int = Field(default=50, ge=0, le=100)
+    template: str | None = Field(default=None, description="required unless `variants` is given")
+    variants: list[Variant] | None = Field(
+        default=None,
+        description="templates to split between, assigned per customer by weight",
+        examples=[[{"template": "a", "weight": 50}, {"template": "b", "weight": 50}]],
+    )
+    holdout: Annotated[float, BeforeValidator(_percent)] = Field(
+        default=0,
+        ge=0,
+        lt=100,
+        description="percent of customers kept as a control group: planned, never sent",
+        examples=["10%"],
+    )
+    priority: int = Field(
+        default=50, ge=0, le=100, description="higher wins when limits leave room for one"
+    )
+    limit: Limit | None = Field(default=None, description="per customer, for this rule alone")
 
     @model_validator(mode="after")
     def _timing_fits_the_event(self) -> Rule:
         dated = self.when.event not in ORDER_EVENTS
-        if dated and (self.send.after is not None or self.send.supply is not None):
+        if dated and (
+            self.send.after is not None
+            or self.send.supply is not None
+            or self.send.learned is not None
+        ):
             raise ValueError(f"a {self.when.event} rule is timed with 'at' (e.g. at: -3d)")
         if not dated and self.send.at is not None and self.send.anchor is None:
             raise ValueError("'at' needs an 'anchor' date on order events, or use 'after'")
@@ -269,10 +373,34 @@ class Rule(_Strict):
             raise ValueError("'anchor' goes with 'at' on order events, e.g. at: +6y9mo")
         return self
 
+    @model_validator(mode="after")
+    def _one_template(self) -> Rule:
+        if (self.template is None) == (self.variants is None):
+            raise ValueError("give either 'template' or 'variants'")
+        if self.variants is not None:
+            labels = [variant.label for variant in self.variants]
+            if not labels:
+                raise ValueError("'variants' needs at least one variant")
+            if len(set(labels)) != len(labels):
+                raise ValueError("variants need distinct templates or names")
+            if sum(variant.weight for variant in self.variants) == 0:
+                raise ValueError("at least one variant needs a weight above 0")
+        if self.holdout and self.kind == "transactional":
+            raise ValueError("'holdout' applies to marketing rules; transactional mail is owed")
+        return self
+
+    @property
+    def templates(self) -> list[str]:
+        """Every template this rule may send."""
+        if self.variants is not None:
+            return [variant.template for variant in self.variants]
+        assert self.template is not None
+        return [self.template]
+
     @field_validator("id", "template")
     @classmethod
-    def _slug(cls, value: str) -> str:
-        if not _ID.match(value):
+    def _slug(cls, value: str | None) -> str | None:
+        if value is not None and not _ID.match(value):
             raise ValueError("use lower-case letters, digits, '-' and '_' (max 128)")
         return value
 
@@ -288,6 +416,13 @@ class Defaults(_Strict):
     send_window: SendWindowSpec | None = None
 
 
+Kind = Literal["marketing", "transactional"]
+
+
 class RuleFile(_Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     rules: list[Rule] = Field(default_factory=list)
+    limits: dict[Kind, Limit] = Field(
+        default_factory=dict,
+        description="per customer, across all rules of a kind, e.g. marketing: {max: 2, per: 7d}",
+    )

@@ -17,6 +17,8 @@ class RulesSource:
         self.current = RuleSet(rules=(), version="")
         self.errors: tuple[str, ...] = ()
         self.loaded = False
+        # Rules dropped by a reload whose waiting messages are still to be cancelled.
+        self.removed: set[str] = set()
         self._attempted: tuple[tuple[str, int, int], ...] | None = None
 
     def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
@@ -46,6 +48,10 @@ class RulesSource:
             for error in candidate.errors:
                 log.error("rules not loaded: %s", error)
             return False
+        if self.loaded:
+            kept = {rule.id for rule in candidate.rules}
+            dropped = {rule.id for rule in self.current.rules} - kept
+            self.removed = (self.removed | dropped) - kept
         self.current = candidate
         self.loaded = True
         log.info("rules loaded: %d rules, version %s", len(candidate.rules), candidate.version)

@@ -30,7 +30,7 @@ def send_time(
     rule: Rule, *, anchor: datetime, items: Sequence[ItemFacts], tz: ZoneInfo
 ) -> datetime:
     """The UTC send time: the delay, then the local time of day, then the send window."""
-    return _localise(rule, _due(rule, anchor=anchor, items=items), anchor=anchor, tz=tz)
+    return localise(rule, _due(rule, anchor=anchor, items=items), anchor=anchor, tz=tz)
 
 
 def fallback_send_time(
@@ -40,7 +40,7 @@ def fallback_send_time(
     assert rule.send.fallback is not None
     position = range_position(sum(item.quantity for item in items) or 1)
     due = parse_range(rule.send.fallback.after).at(anchor, position)
-    return _localise(rule, due, anchor=anchor, tz=tz)
+    return localise(rule, due, anchor=anchor, tz=tz)
 
 
 def dated_send_time(rule: Rule, *, day: date, tz: ZoneInfo) -> datetime:
@@ -52,7 +52,7 @@ def dated_send_time(rule: Rule, *, day: date, tz: ZoneInfo) -> datetime:
     return next_send_time(at_local_time(send_day, at, tz=tz), window=window, tz=tz)
 
 
-def _localise(rule: Rule, due: datetime, *, anchor: datetime, tz: ZoneInfo) -> datetime:
+def localise(rule: Rule, due: datetime, *, anchor: datetime, tz: ZoneInfo) -> datetime:
     at = _time_of_day(rule.send.time)
     if at is not None:
         # "after: 3d, time: 10:00" means 10:00 on the third local day, so the time may fall

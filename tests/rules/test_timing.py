@@ -118,7 +118,7 @@ def test_after_and_supply_together_is_an_error(tmp_path: Path) -> None:
         "rules:\n  - id: x\n    when: {event: order.created}\n"
         "    send: {after: 1d, supply: {days_per_unit: 30}}\n    template: t\n"
     )
-    assert "use one of 'after', 'supply' and 'at', not after and supply" in "\n".join(
+    assert "use one of 'after', 'supply', 'learned' and 'at', not after and supply" in "\n".join(
         load_rules(tmp_path).errors
     )
 
