@@ -167,8 +167,14 @@ def _validated(
         return model.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors():
-            location = prefix + tuple(part for part in error["loc"] if isinstance(part, str | int))
-            if error["type"] == "extra_forbidden":
+            # "[key]" marks an error in a mapping's key: the key itself is the location.
+            location = prefix + tuple(
+                part for part in error["loc"] if isinstance(part, str | int) and part != "[key]"
+            )
+            if "[key]" in error["loc"]:
+                where = positions.locate_key(location)
+                message = f"{'.'.join(str(part) for part in location)}: {error['msg']}"
+            elif error["type"] == "extra_forbidden":
                 where = positions.locate_key(location)
                 message = f"unknown key {location[-1]!r} (a typo?)"
             else:
