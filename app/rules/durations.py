@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 _PART = re.compile(r"(\d+)(mo|y|w|d|h|m)")
 _WHOLE = re.compile(r"^[+-]?(?:\d+(?:mo|y|w|d|h|m))+$")
@@ -29,6 +30,8 @@ class Duration:
         return f"{self.months}mo{self.seconds}s"
 
 
+# Rules hold durations as text; the planner asks for the same few thousands of times.
+@lru_cache(maxsize=4096)
 def parse_duration(text: str) -> Duration:
     cleaned = text.strip().replace(" ", "")
     if not _WHOLE.match(cleaned):
@@ -74,6 +77,7 @@ class DurationRange:
         return start + (end - start) * min(max(position, 0.0), 1.0)
 
 
+@lru_cache(maxsize=4096)
 def parse_range(text: str) -> DurationRange:
     low_text, separator, high_text = text.partition("..")
     low = parse_duration(low_text)

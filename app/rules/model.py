@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 from decimal import Decimal
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -404,7 +405,7 @@ class Rule(_Strict):
             raise ValueError("use lower-case letters, digits, '-' and '_' (max 128)")
         return value
 
-    @property
+    @cached_property
     def version(self) -> str:
         """A hash of the rule's own definition: editing another rule leaves it unchanged."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
