@@ -18,6 +18,7 @@ from app.models import (
     OrderItem,
     OrderStatus,
     RepurchaseGap,
+    Suppression,
     WebhookDelivery,
 )
 from app.planner.learned import GapStats, PastOrder
@@ -314,3 +315,8 @@ async def record_gap(
         )
         .on_conflict_do_nothing(index_elements=["rule_id", "order_id"])
     )
+
+
+async def is_suppressed(session: AsyncSession, email: str) -> bool:
+    statement = select(Suppression.id).where(Suppression.email == email.lower())
+    return (await session.execute(statement)).first() is not None

@@ -5,13 +5,14 @@ Everything happens in the caller's transaction, so a delivery is stored whole or
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Order, OrderStatus
+from app.models import Customer, MessageStatus, Order, OrderStatus
 from app.orders import repository
 from app.orders.schemas import (
     CustomerDeleted,
@@ -23,10 +24,18 @@ from app.orders.schemas import (
     OrderFulfilled,
     OrderPlaced,
 )
+from app.outbox.checks import Purchase, SendFacts, send_blocker
 from app.planner.learned import PastOrder, latest_gap
-from app.planner.planner import NO_HISTORY, History, matching_items, plan_order_event
+from app.planner.planner import (
+    NO_HISTORY,
+    History,
+    PlannedMessage,
+    matching_items,
+    plan_order_event,
+)
 from app.rules.facts import CustomerFacts, OrderFacts
 from app.rules.loader import RuleSet
+from app.rules.model import Rule
 
 
 async def ingest_event(
@@ -179,13 +188,14 @@ async def _plan(
         tags=tuple(customer.tags),
         key=f"{customer.shop}:{customer.external_id}",
     )
-    learned = [
+    matching = [
         rule
         for rule in rules.for_event(event.type)
-        if rule.send.learned is not None and matching_items(rule, facts, customer_facts) is not None
+        if matching_items(rule, facts, customer_facts) is not None
     ]
+    learned = [rule for rule in matching if rule.send.learned is not None]
     history = NO_HISTORY
-    if learned:
+    if learned or any(_rebuy_checked(rule) for rule in matching):
         history = History(
             orders=await repository.past_orders(
                 session, customer_id=customer_id, before_order_id=order.id
@@ -201,6 +211,15 @@ async def _plan(
         tz=ZoneInfo(customer.time_zone or default_tz),
         customer=customer_facts,
         history=history,
+    )
+    planned = await _checked_now(
+        session,
+        planned,
+        rules=rules,
+        customer=customer,
+        facts=facts,
+        history=history,
+        now=event.occurred_at,
     )
     if facts.placed_at is not None and order.status not in (
         OrderStatus.CANCELLED,
@@ -222,6 +241,63 @@ async def _plan(
     return await repository.insert_planned(
         session, planned, customer_id=customer_id, order_id=order.id
     )
+
+
+def _rebuy_checked(rule: Rule) -> bool:
+    return any(reason.startswith("rebought") for reason in rule.skip_if)
+
+
+async def _checked_now(
+    session: AsyncSession,
+    planned: list[PlannedMessage],
+    *,
+    rules: RuleSet,
+    customer: Customer,
+    facts: OrderFacts,
+    history: History,
+    now: datetime,
+) -> list[PlannedMessage]:
+    """The send-time checks, run once already while planning: a message that could not be
+    sent now (no consent, suppressed, already rebought: e.g. an order imported or delivered
+    late) is stored as skipped with its reason, not left to look sendable until it falls due.
+    """
+    if not any(plan.status == MessageStatus.SCHEDULED for plan in planned):
+        return planned
+    suppressed = customer.email is not None and await repository.is_suppressed(
+        session, customer.email
+    )
+    later = [
+        Purchase(sku=item.sku, category=item.category)
+        for past in history.orders
+        if facts.placed_at is not None and past.placed_at > facts.placed_at
+        for item in past.items
+    ]
+    checked = []
+    for plan in planned:
+        rule = rules.by_id(plan.rule_id)
+        if plan.status != MessageStatus.SCHEDULED or rule is None:
+            checked.append(plan)
+            continue
+        matched = matching_items(rule, facts) or []
+        blocker = send_blocker(
+            SendFacts(
+                kind=plan.kind,
+                expires_at=None,
+                customer_deleted=customer.deleted_at is not None,
+                email=customer.email,
+                marketing_consent=customer.marketing_consent,
+                suppressed=suppressed,
+                order_status=facts.status,
+                skip_if=tuple(rule.skip_if),
+                purchased=[Purchase(sku=item.sku, category=item.category) for item in matched],
+                bought_since=later,
+            ),
+            now=now,
+        )
+        if blocker is not None:
+            plan = replace(plan, status=blocker[0], reason=blocker[1])
+        checked.append(plan)
+    return checked
 
 
 async def _order_facts(session: AsyncSession, order: Order, *, customer_id: int) -> OrderFacts:

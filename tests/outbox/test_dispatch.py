@@ -131,10 +131,13 @@ async def test_550_fails_and_suppresses(
     async with runtime.session_factory() as session:
         suppression = (await session.execute(select(Suppression))).scalar_one()
     assert (suppression.email, suppression.reason) == ("gone@example.org", "hard_bounce")
-    # A later order for the same address is not sent: the address is suppressed.
+    # A later order for the same address is not sent: the address is suppressed, which
+    # planning already sees.
     smtp_sink.rcpt_reply = lambda _address: None
     await post_event(client, order_created(email="gone@example.org", order_id="2"))
-    assert (await dispatcher.run_once()).outcomes == {"skipped": 1}
+    assert (await dispatcher.run_once()).claimed == 0
+    later = (await messages(runtime))[-1]
+    assert (later.status, later.status_reason) == ("skipped", "suppressed")
     assert smtp_sink.received == []
 
 
@@ -196,12 +199,29 @@ async def test_marketing_needs_consent_at_send_time(
     await post_event(
         client, order_created(customer_id="yes", email="yes@example.org", consent=True)
     )
-    await post_event(client, order_created(customer_id="no", email="no@example.org", consent=False))
+    withdrawn = order_created(customer_id="no", email="no@example.org", consent=True)
+    await post_event(client, withdrawn)
+    await post_event(
+        client, order_created(customer_id="never", email="never@example.org", consent=False)
+    )
+    # Without consent when the order comes, the message is skipped right away...
+    never = [m for m in await messages(runtime) if m.status == "skipped"]
+    assert [m.status_reason for m in never] == ["no_consent"]
+    # ... and consent withdrawn after planning is honoured when the message falls due.
+    await post_event(
+        client,
+        {
+            "id": "withdraw",
+            "type": "customer.updated",
+            "occurred_at": "2026-11-20T10:00:30Z",
+            "customer": {**withdrawn["customer"], "marketing_consent": False},
+        },
+    )
     report = await dispatcher.run_once()
     assert report.outcomes == {"sent": 1, "skipped": 1}
     assert [mail.recipients for mail in smtp_sink.received] == [["yes@example.org"]]
     skipped = [m for m in await messages(runtime) if m.status == "skipped"]
-    assert skipped[0].status_reason == "no_consent"
+    assert [m.status_reason for m in skipped] == ["no_consent", "no_consent"]
 
 
 async def test_suppression_added_after_planning_is_honoured(

@@ -64,6 +64,16 @@ async def test_rebuy_before_the_reminder_skips_it(
     assert await statuses(runtime) == [("skipped", "rebought_same_category"), ("scheduled", None)]
 
 
+async def test_an_order_delivered_after_its_rebuy_is_skipped_when_planned(
+    client: AsyncClient, runtime: Runtime, tmp_path: Path
+) -> None:
+    use_rules(runtime, tmp_path, RESTOCK)
+    # The later order arrives first (or was imported); the earlier one comes late.
+    await post_event(client, diapers_order("2", "2026-11-25T09:00:00Z"))
+    await post_event(client, diapers_order("1", "2026-11-20T09:00:00Z"))
+    assert await statuses(runtime) == [("scheduled", None), ("skipped", "rebought_same_category")]
+
+
 async def test_reminder_goes_out_when_nothing_was_rebought(
     client: AsyncClient,
     runtime: Runtime,
