@@ -15,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -345,7 +346,18 @@ class Rule(_Strict):
         description="templates to split between, assigned per customer by weight",
         examples=[[{"template": "a", "weight": 50}, {"template": "b", "weight": 50}]],
     )
-    holdout: Annotated[float, BeforeValidator(_percent)] = Field(
+    holdout: Annotated[
+        float,
+        BeforeValidator(_percent),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"},
+                    {"type": "number", "minimum": 0, "exclusiveMaximum": 100},
+                ]
+            }
+        ),
+    ] = Field(
         default=0,
         ge=0,
         lt=100,
