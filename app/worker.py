@@ -11,6 +11,7 @@ import logging
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from app.jobs.anchors import plan_anchor_messages
 from app.jobs.birthdays import plan_birthday_messages
 from app.jobs.removed_rules import cancel_removed_rules
 from app.mail.capture import MailCapture
@@ -72,6 +73,17 @@ class Worker:
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
+        )
+        self.scheduler.add_job(
+            plan_anchor_messages,
+            "interval",
+            hours=6,
+            args=[self.runtime],
+            id="plan-anchors",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=self.runtime.clock.now(),
         )
         self.scheduler.add_job(
             plan_birthday_messages,

@@ -320,3 +320,30 @@ async def record_gap(
 async def is_suppressed(session: AsyncSession, email: str) -> bool:
     statement = select(Suppression.id).where(Suppression.email == email.lower())
     return (await session.execute(statement)).first() is not None
+
+
+async def standing_orders(session: AsyncSession, *, customer_id: int) -> Sequence[Order]:
+    """The customer's orders that were placed and not cancelled or refunded."""
+    statement = (
+        select(Order)
+        .where(
+            Order.customer_id == customer_id,
+            Order.placed_at.is_not(None),
+            Order.status.not_in([OrderStatus.CANCELLED, OrderStatus.REFUNDED]),
+        )
+        .order_by(Order.placed_at)
+    )
+    return (await session.execute(statement)).scalars().all()
+
+
+async def cancel_keys(session: AsyncSession, *, keys: Sequence[str], reason: str) -> int:
+    """Cancel the waiting messages with these dedupe keys."""
+    if not keys:
+        return 0
+    result = await session.execute(
+        update(Message)
+        .where(Message.status == MessageStatus.SCHEDULED, Message.dedupe_key.in_(keys))
+        .values(status=MessageStatus.CANCELLED, status_reason=reason, updated_at=func.now())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

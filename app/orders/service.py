@@ -25,12 +25,15 @@ from app.orders.schemas import (
     OrderPlaced,
 )
 from app.outbox.checks import Purchase, SendFacts, send_blocker
+from app.planner.dates import LATE_GRACE
 from app.planner.learned import PastOrder, latest_gap
 from app.planner.planner import (
+    ANCHOR_KEY,
     NO_HISTORY,
     History,
     PlannedMessage,
     matching_items,
+    order_dedupe_key,
     plan_order_event,
 )
 from app.rules.facts import CustomerFacts, OrderFacts
@@ -180,14 +183,7 @@ async def _plan(
     """Plan the event's messages from the stored order and customer, and store them."""
     customer = await repository.get_customer(session, customer_id)
     facts = await _order_facts(session, order, customer_id=customer_id)
-    customer_facts = CustomerFacts(
-        birthday=customer.birthday,
-        attributes=customer.attributes,
-        locale=customer.locale,
-        country=customer.country,
-        tags=tuple(customer.tags),
-        key=f"{customer.shop}:{customer.external_id}",
-    )
+    customer_facts = _customer_facts(customer)
     matching = [
         rule
         for rule in rules.for_event(event.type)
@@ -241,6 +237,74 @@ async def _plan(
     return await repository.insert_planned(
         session, planned, customer_id=customer_id, order_id=order.id
     )
+
+
+def _customer_facts(customer: Customer) -> CustomerFacts:
+    return CustomerFacts(
+        birthday=customer.birthday,
+        attributes=customer.attributes,
+        locale=customer.locale,
+        country=customer.country,
+        tags=tuple(customer.tags),
+        key=f"{customer.shop}:{customer.external_id}",
+    )
+
+
+async def replan_anchors(
+    session: AsyncSession, *, customer_id: int, rules: RuleSet, now: datetime, default_tz: str
+) -> int:
+    """Plan date-anchored messages from the customer's data as it is now.
+
+    Order-time planning used the dates known then; a child's birth date added later is
+    picked up here. Idempotent (one message per rule, order and date), and a rule's
+    no-date fallback is cancelled once a date is known.
+    """
+    anchored = RuleSet(
+        rules=tuple(rule for rule in rules.rules if rule.send.anchor is not None),
+        version=rules.version,
+    )
+    if not anchored.rules:
+        return 0
+    customer = await repository.get_customer(session, customer_id)
+    if customer.deleted_at is not None:
+        return 0
+    created = 0
+    for order in await repository.standing_orders(session, customer_id=customer_id):
+        facts = await _order_facts(session, order, customer_id=customer_id)
+        for event, at in (
+            ("order.created", order.placed_at),
+            ("order.fulfilled", order.fulfilled_at),
+        ):
+            if at is None:
+                continue
+            planned = plan_order_event(
+                event=event,
+                occurred_at=at,
+                order=facts,
+                customer_id=customer_id,
+                rules=anchored,
+                tz=ZoneInfo(customer.time_zone or default_tz),
+                customer=_customer_facts(customer),
+            )
+            dated = [
+                plan
+                for plan in planned
+                if ANCHOR_KEY in plan.dedupe_key and plan.send_at >= now - LATE_GRACE
+            ]
+            if not dated:
+                continue
+            created += await repository.insert_planned(
+                session, dated, customer_id=customer_id, order_id=order.id
+            )
+            await repository.cancel_keys(
+                session,
+                keys=[
+                    order_dedupe_key(rule_id, order_id=order.id, customer_id=customer_id)
+                    for rule_id in {plan.rule_id for plan in dated}
+                ],
+                reason="anchor_date_known",
+            )
+    return created
 
 
 def _rebuy_checked(rule: Rule) -> bool:

@@ -23,6 +23,8 @@ from app.rules.timing import (
 )
 
 UTC_ZONE = ZoneInfo("UTC")
+# Marks the dedupe key of a message planned from an anchor date (one per date).
+ANCHOR_KEY = ":anchor:"
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ def _send_times(
         if rule.send.fallback is None:
             return []
         return [(fallback_send_time(rule, anchor=anchor, items=items, tz=tz), key)]
-    times = [(dated_send_time(rule, day=day, tz=tz), f"{key}:anchor:{day}") for day in dates]
+    times = [(dated_send_time(rule, day=day, tz=tz), f"{key}{ANCHOR_KEY}{day}") for day in dates]
     # A date already passed when the order came (the child is older) plans nothing.
     return [(send_at, dedupe_key) for send_at, dedupe_key in times if send_at >= anchor]
 
