@@ -66,3 +66,27 @@ def test_yaml_syntax_error_position(tmp_path: Path, capsys: pytest.CaptureFixtur
     code, lines = run_check(capsys, str(tmp_path))
     assert code == 1
     assert lines[0].startswith(f"{tmp_path}/bad.yaml:4:1: invalid YAML")
+
+
+def test_each_variant_template_is_checked_where_it_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules, templates = tmp_path / "rules", tmp_path / "templates"
+    rules.mkdir()
+    (templates / "good" / "en").mkdir(parents=True)
+    (templates / "good" / "en" / "subject.txt").write_text("Hi")
+    (templates / "good" / "en" / "body.html").write_text("<p>hello</p>")
+    (rules / "split.yaml").write_text(
+        "rules:\n"
+        "  - id: split\n"
+        "    when: {event: order.created}\n"
+        "    variants:\n"
+        "      - {template: good, weight: 1}\n"
+        "      - {template: gone, weight: 1}\n"
+    )
+    code, lines = run_check(capsys, str(rules), "--templates", str(templates))
+    assert code == 1
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        f"{rules / 'split.yaml'}:6:20: template 'gone' has no en/subject.txt"
+    )
