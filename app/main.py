@@ -11,6 +11,7 @@ from typing import Literal
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.customers.endpoints import router as customers_router
 from app.dev.endpoints import router as dev_router
 from app.ops.endpoints import router as ops_router
 from app.orders.endpoints import router as orders_router
@@ -59,6 +60,7 @@ def create_app(
     app.include_router(orders_router)
     app.include_router(outbox_router)
     app.include_router(rules_router)
+    app.include_router(customers_router)
     if settings.is_development:
         app.include_router(dev_router)
     return app

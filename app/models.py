@@ -120,8 +120,13 @@ class WebhookDelivery(Base):
     shop: Mapped[str] = mapped_column(String(255))
     delivery_id: Mapped[str] = mapped_column(String(255))
     event_type: Mapped[str] = mapped_column(String(64))
+    # The raw body as received; emptied when its customer is erased or it ages out.
     body: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    # Whose data the body holds, so erasure and export can find it.
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
 
 
 class MessageStatus(enum.StrEnum):

@@ -13,6 +13,7 @@ from app.db import dialect_insert
 from app.models import (
     Customer,
     Message,
+    MessageAttempt,
     MessageStatus,
     Order,
     OrderItem,
@@ -23,6 +24,7 @@ from app.models import (
 )
 from app.planner.learned import GapStats, PastOrder
 from app.planner.planner import PlannedMessage
+from app.privacy import email_digest
 
 # Learned timing follows the product's recent behaviour: its latest observations only.
 GAPS_PER_RULE = 1000
@@ -31,9 +33,10 @@ PAST_ORDERS = 50
 
 async def record_delivery(
     session: AsyncSession, *, source: str, shop: str, delivery_id: str, event_type: str, body: str
-) -> bool:
-    """Insert the delivery once. False when it was seen before (or is being stored right now:
-    the unique key makes a concurrent copy wait for the first and then do nothing)."""
+) -> int | None:
+    """Insert the delivery once and return its row id; None when it was seen before (or is
+    being stored right now: the unique key makes a concurrent copy wait for the first and
+    then do nothing)."""
     insert = dialect_insert(session)
     statement = (
         insert(WebhookDelivery)
@@ -41,7 +44,16 @@ async def record_delivery(
         .on_conflict_do_nothing(index_elements=["source", "shop", "delivery_id"])
         .returning(WebhookDelivery.id)
     )
-    return (await session.execute(statement)).scalar_one_or_none() is not None
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def link_delivery(session: AsyncSession, *, delivery_id: int, customer_id: int) -> None:
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id)
+        .values(customer_id=customer_id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def upsert_customer(
@@ -212,7 +224,11 @@ async def cancel_pending(
 
 
 async def erase_customer(session: AsyncSession, *, customer_id: int, now: datetime) -> None:
-    """Remove personal data from the customer, their orders and their messages."""
+    """Remove personal data wherever it lives: the customer, their orders and items, their
+    messages and delivery history, the raw webhook bodies that carried it. Rows and counts
+    stay (orders, totals, message statuses), so stats keep adding up."""
+    customer = await get_customer(session, customer_id)
+    email = customer.email
     await session.execute(
         update(Customer)
         .where(Customer.id == customer_id)
@@ -222,24 +238,52 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
             last_name=None,
             birthday=None,
             attributes={},
+            tags=[],
             locale=None,
             time_zone=None,
+            country=None,
             marketing_consent=False,
             deleted_at=now,
         )
         .execution_options(synchronize_session=False)
     )
-    await session.execute(
-        update(Order)
-        .where(Order.customer_id == customer_id)
-        .values(email=None)
-        .execution_options(synchronize_session=False)
+    orders = select(Order.id).where(Order.customer_id == customer_id).scalar_subquery()
+    await _update(session, Order, Order.customer_id == customer_id, email=None)
+    # Item attributes can hold personal text (an engraving, a child's name).
+    await _update(session, OrderItem, OrderItem.order_id.in_(orders), attributes={})
+    await _update(
+        session, Message, Message.customer_id == customer_id, recipient=None, last_error=None
     )
+    messages = select(Message.id).where(Message.customer_id == customer_id).scalar_subquery()
+    # SMTP replies often quote the address ("550 <anna@…>: no such user").
+    await _update(session, MessageAttempt, MessageAttempt.message_id.in_(messages), detail=None)
+    await _update(session, WebhookDelivery, WebhookDelivery.customer_id == customer_id, body="")
+    if email:
+        await _forget_suppressed_address(session, email)
+
+
+async def _forget_suppressed_address(session: AsyncSession, email: str) -> None:
+    """Keep the suppression working, without the address: swap it for its digest."""
+    digest = email_digest(email)
+    existing = (
+        await session.execute(select(Suppression).where(Suppression.email == email.lower()))
+    ).scalar_one_or_none()
+    if existing is None:
+        return
+    already = (
+        await session.execute(select(Suppression.id).where(Suppression.email == digest))
+    ).first()
+    if already:
+        await session.delete(existing)
+    else:
+        existing.email = digest
+        existing.detail = None
+    await session.flush()
+
+
+async def _update(session: AsyncSession, table: Any, *where: Any, **values: Any) -> None:
     await session.execute(
-        update(Message)
-        .where(Message.customer_id == customer_id)
-        .values(recipient=None)
-        .execution_options(synchronize_session=False)
+        update(table).where(*where).values(**values).execution_options(synchronize_session=False)
     )
 
 
@@ -318,7 +362,8 @@ async def record_gap(
 
 
 async def is_suppressed(session: AsyncSession, email: str) -> bool:
-    statement = select(Suppression.id).where(Suppression.email == email.lower())
+    keys = [email.lower(), email_digest(email)]
+    statement = select(Suppression.id).where(Suppression.email.in_(keys))
     return (await session.execute(statement)).first() is not None
 
 
@@ -347,3 +392,10 @@ async def cancel_keys(session: AsyncSession, *, keys: Sequence[str], reason: str
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def order_customer_id(session: AsyncSession, *, shop: str, external_id: str) -> int | None:
+    statement = select(Order.customer_id).where(
+        Order.shop == shop, Order.external_id == external_id
+    )
+    return (await session.execute(statement)).scalar_one_or_none()

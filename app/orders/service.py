@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.customers.service import erase_customer
 from app.models import Customer, MessageStatus, Order, OrderStatus
 from app.orders import repository
 from app.orders.schemas import (
@@ -52,7 +53,7 @@ async def ingest_event(
     now: datetime,
     default_time_zone: str = "UTC",
 ) -> IntakeResult:
-    first_time = await repository.record_delivery(
+    delivery = await repository.record_delivery(
         session,
         source=source,
         shop=shop,
@@ -60,7 +61,7 @@ async def ingest_event(
         event_type=event.type,
         body=raw_body,
     )
-    if not first_time:
+    if delivery is None:
         return IntakeResult(status="duplicate", event_id=event.id)
     result = IntakeResult(status="accepted", event_id=event.id)
     if isinstance(event, OrderPlaced):
@@ -79,7 +80,21 @@ async def ingest_event(
         result.messages_cancelled = await _customer_deleted(
             session, shop=shop, event=event, now=now
         )
+    customer_id = await _whose(session, shop=shop, event=event)
+    if customer_id is not None:
+        await repository.link_delivery(session, delivery_id=delivery, customer_id=customer_id)
     return result
+
+
+async def _whose(session: AsyncSession, *, shop: str, event: Envelope) -> int | None:
+    """The customer whose data this delivery carries (erasure and export find it by this)."""
+    customer = getattr(event, "customer", None)
+    if customer is not None:
+        return await repository.customer_id_for(session, shop=shop, external_id=customer.id)
+    order = getattr(event, "order", None)
+    if order is not None:
+        return await repository.order_customer_id(session, shop=shop, external_id=order.id)
+    return None
 
 
 async def _order_placed(
@@ -164,11 +179,7 @@ async def _customer_deleted(
     )
     if customer_id is None:
         return 0
-    cancelled = await repository.cancel_pending(
-        session, customer_id=customer_id, reason="customer_deleted"
-    )
-    await repository.erase_customer(session, customer_id=customer_id, now=now)
-    return cancelled
+    return await erase_customer(session, customer_id=customer_id, now=now)
 
 
 async def _plan(

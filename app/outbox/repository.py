@@ -20,6 +20,7 @@ from app.models import (
     OrderStatus,
     Suppression,
 )
+from app.privacy import email_digest
 
 
 async def claim_due_messages(
@@ -95,15 +96,16 @@ async def load_send_contexts(session: AsyncSession, ids: Sequence[int]) -> list[
         for item in items:
             items_by_order.setdefault(item.order_id, []).append(item)
     emails = {customer.email.lower() for _, customer, _ in rows if customer.email}
+    # An erased customer's suppression is kept as a digest of the address (app/privacy.py).
+    digests = {email_digest(email): email for email in emails}
     suppressed: set[str] = set()
     if emails:
-        suppressed = set(
-            (
-                await session.execute(
-                    select(Suppression.email).where(Suppression.email.in_(emails))
-                )
-            ).scalars()
-        )
+        found = (
+            await session.execute(
+                select(Suppression.email).where(Suppression.email.in_([*emails, *digests]))
+            )
+        ).scalars()
+        suppressed = {digests.get(key, key) for key in found}
     return [
         SendContext(
             message=message,
@@ -284,7 +286,7 @@ async def cap_usage(
             ),
         )
     )
-    return [CapEntry(*row) for row in rows.tuples()]
+    return [CapEntry(*row) for row in rows]
 
 
 async def cancel_rules(session: AsyncSession, *, rule_ids: Sequence[str], now: datetime) -> int:

@@ -1,0 +1,104 @@
+"""SQL for privacy requests: everything held about a customer, and whole-shop erasure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import (
+    Customer,
+    Message,
+    MessageAttempt,
+    Order,
+    OrderItem,
+    Suppression,
+    WebhookDelivery,
+)
+from app.privacy import email_digest
+
+
+async def find_customer(session: AsyncSession, *, shop: str, external_id: str) -> Customer | None:
+    statement = select(Customer).where(Customer.shop == shop, Customer.external_id == external_id)
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def shop_customer_ids(session: AsyncSession, *, shop: str) -> Sequence[int]:
+    return (await session.execute(select(Customer.id).where(Customer.shop == shop))).scalars().all()
+
+
+async def erase_shop_deliveries(session: AsyncSession, *, shop: str) -> None:
+    """Raw bodies of a shop that are linked to no customer still hold order data."""
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.shop == shop)
+        .values(body="")
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def customer_data(session: AsyncSession, customer: Customer) -> dict[str, Any]:
+    orders = (
+        (
+            await session.execute(
+                select(Order).where(Order.customer_id == customer.id).order_by(Order.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    items: dict[int, list[OrderItem]] = {}
+    if orders:
+        rows = await session.execute(
+            select(OrderItem)
+            .where(OrderItem.order_id.in_([order.id for order in orders]))
+            .order_by(OrderItem.order_id, OrderItem.position)
+        )
+        for item in rows.scalars():
+            items.setdefault(item.order_id, []).append(item)
+    messages = (
+        (
+            await session.execute(
+                select(Message).where(Message.customer_id == customer.id).order_by(Message.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    attempts: dict[int, list[MessageAttempt]] = {}
+    if messages:
+        attempt_rows = await session.execute(
+            select(MessageAttempt)
+            .where(MessageAttempt.message_id.in_([message.id for message in messages]))
+            .order_by(MessageAttempt.id)
+        )
+        for attempt in attempt_rows.scalars():
+            attempts.setdefault(attempt.message_id, []).append(attempt)
+    deliveries = (
+        (
+            await session.execute(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.customer_id == customer.id)
+                .order_by(WebhookDelivery.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    suppressions: Sequence[Suppression] = []
+    if customer.email:
+        keys = [customer.email.lower(), email_digest(customer.email)]
+        suppressions = (
+            (await session.execute(select(Suppression).where(Suppression.email.in_(keys))))
+            .scalars()
+            .all()
+        )
+    return {
+        "customer": customer,
+        "orders": [(order, items.get(order.id, [])) for order in orders],
+        "messages": [(message, attempts.get(message.id, [])) for message in messages],
+        "deliveries": deliveries,
+        "suppressions": suppressions,
+    }

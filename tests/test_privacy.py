@@ -1,0 +1,144 @@
+"""Privacy: erasure leaves no personal data anywhere in the database; export shows it all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from httpx import AsyncClient
+from sqlalchemy import func, select
+
+from app.customers.service import erase_shop
+from app.db import Base, transaction
+from app.models import Message, Order
+from app.runtime import Runtime
+from tests.conftest import Api
+from tests.factories import order_created, post_event
+from tests.outbox.conftest import make_dispatcher, use_rules
+from tests.smtp_sink import SmtpSink
+
+EMAIL = "Anna.Ivanova@Example.org"
+SECRETS = ["anna.ivanova@example.org", "Анна", "Иванова", "Для Анны с любовью", "Маша"]
+TWO_RULES = """
+rules:
+  - id: now
+    kind: transactional
+    when: {event: order.created}
+    template: thank-you
+  - id: later
+    kind: transactional
+    when: {event: order.created}
+    send: {after: 1w}
+    template: thank-you
+"""
+
+
+def personal_order(order_id: str, event_id: str | None = None) -> dict[str, Any]:
+    body = order_created(
+        order_id=order_id, customer_id="c-77", email=EMAIL, first_name="Анна", event_id=event_id
+    )
+    body["customer"]["last_name"] = "Иванова"
+    body["customer"]["attributes"] = {"children": [{"name": "Маша", "birth_date": "2021-05-01"}]}
+    body["order"]["items"][0]["attributes"] = {"engraving": "Для Анны с любовью"}
+    return body
+
+
+async def database_text(runtime: Runtime) -> str:
+    """Every value of every row of every table, as one lower-cased text."""
+    chunks = []
+    async with runtime.session_factory() as session:
+        for table in Base.metadata.sorted_tables:
+            for row in (await session.execute(select(table))).all():
+                chunks.extend(str(value) for value in row)
+    return "\n".join(chunks).lower()
+
+
+async def counts(runtime: Runtime) -> tuple[int, int]:
+    async with runtime.session_factory() as session:
+        messages = (await session.execute(select(func.count(Message.id)))).scalar_one()
+        orders = (await session.execute(select(func.count(Order.id)))).scalar_one()
+    return messages, orders
+
+
+async def test_erasure_leaves_no_trace_and_keeps_the_counts(
+    client: AsyncClient,
+    runtime: Runtime,
+    smtp_sink: SmtpSink,
+    tmp_path: Path,
+) -> None:
+    use_rules(runtime, tmp_path, TWO_RULES)
+    dispatcher = make_dispatcher(runtime, "privacy")
+    # The mailbox is gone: the bounce quotes the address, and suppresses it.
+    smtp_sink.rcpt_reply = lambda address: f"550 5.1.1 <{address}>: no such user"
+    await post_event(client, personal_order("o-1"))
+    assert (await dispatcher.run_once()).outcomes == {"failed": 1}
+    await dispatcher.sender.close()
+    before = await database_text(runtime)
+    assert all(secret.lower() in before for secret in SECRETS)  # the scan can see them
+    before_counts = await counts(runtime)
+
+    response = await post_event(
+        client,
+        {
+            "id": "redact-1",
+            "type": "customer.deleted",
+            "occurred_at": "2026-11-20T12:00:00Z",
+            "customer": {"id": "c-77"},
+        },
+    )
+    assert response.json()["messages_cancelled"] == 1  # the one still waiting
+
+    after = await database_text(runtime)
+    assert [secret for secret in SECRETS if secret.lower() in after] == []
+    assert await counts(runtime) == before_counts
+
+    # The shop sends the same address again: the suppression still holds, without the address.
+    smtp_sink.rcpt_reply = lambda _address: None
+    await post_event(client, personal_order("o-2"))
+    async with runtime.session_factory() as session:
+        newest = (await session.execute(select(Message).order_by(Message.id.desc()))).scalars()
+        statuses = {(m.rule_id, m.status, m.status_reason) for m in list(newest)[:2]}
+    assert statuses == {("now", "skipped", "suppressed"), ("later", "skipped", "suppressed")}
+    assert smtp_sink.received == []
+
+
+async def test_export_holds_everything_and_needs_a_key(
+    client: AsyncClient, api: Api, runtime: Runtime
+) -> None:
+    await post_event(client, personal_order("o-1", event_id="evt-export"))
+    url = "/api/v1/customers/c-77/export"
+    assert (await client.get(url)).status_code == 401
+    assert (
+        await client.get("/api/v1/customers/nobody/export", headers=api.headers)
+    ).status_code == 404
+    assert (await client.get(url + "?shop=other", headers=api.headers)).status_code == 404
+    data = (await client.get(url, headers=api.headers)).json()
+    assert data["customer"]["email"] == EMAIL.lower()
+    assert data["customer"]["last_name"] == "Иванова"
+    [order] = data["orders"]
+    assert order["id"] == "o-1" and order["total"] == "49.8000"
+    assert order["items"][0]["attributes"] == {"engraving": "Для Анны с любовью"}
+    assert [message["rule"] for message in data["messages"]] == ["thank-you"]
+    [delivery] = data["webhook_deliveries"]
+    assert delivery["delivery_id"] == "evt-export"
+    assert delivery["body"]["customer"]["first_name"] == "Анна"
+
+
+async def test_operator_erasure_endpoint(client: AsyncClient, api: Api, runtime: Runtime) -> None:
+    await post_event(client, personal_order("o-1"))
+    assert (await client.delete("/api/v1/customers/c-77")).status_code == 401
+    response = await client.delete("/api/v1/customers/c-77", headers=api.headers)
+    assert response.status_code == 200
+    assert "анна" not in await database_text(runtime)
+    assert (await client.delete("/api/v1/customers/c-78", headers=api.headers)).status_code == 404
+
+
+async def test_a_whole_shop_is_erased(client: AsyncClient, runtime: Runtime) -> None:
+    await post_event(client, personal_order("o-1"))
+    await post_event(
+        client, order_created(order_id="o-9", customer_id="c-9", email="boris@example.org")
+    )
+    async with transaction(runtime.session_factory) as session:
+        assert await erase_shop(session, shop="default", now=runtime.clock.now()) == 2
+    text = await database_text(runtime)
+    assert "boris@example.org" not in text and "анна" not in text
