@@ -14,6 +14,7 @@ from app.models import (
     Customer,
     Message,
     MessageAttempt,
+    MessageKind,
     MessageStatus,
     Order,
     OrderItem,
@@ -399,3 +400,22 @@ async def order_customer_id(session: AsyncSession, *, shop: str, external_id: st
         Order.shop == shop, Order.external_id == external_id
     )
     return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def has_marketing_consent(session: AsyncSession, customer_id: int) -> bool:
+    statement = select(Customer.marketing_consent).where(Customer.id == customer_id)
+    return bool((await session.execute(statement)).scalar_one())
+
+
+async def skip_pending_marketing(session: AsyncSession, *, customer_id: int) -> int:
+    result = await session.execute(
+        update(Message)
+        .where(
+            Message.customer_id == customer_id,
+            Message.kind == MessageKind.MARKETING,
+            Message.status == MessageStatus.SCHEDULED,
+        )
+        .values(status=MessageStatus.SKIPPED, status_reason="no_consent", updated_at=func.now())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

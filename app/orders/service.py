@@ -120,14 +120,27 @@ async def _order_placed(
         await repository.add_items(
             session, order.id, [item.model_dump(mode="python") for item in incoming.items]
         )
-    return await _plan(
+    planned = await _plan(
         session,
-        event=event,
+        event_type=event.type,
+        occurred_at=event.occurred_at,
         order=order,
         customer_id=customer_id,
         rules=rules,
         default_tz=default_tz,
     )
+    if order.fulfilled_at is not None:
+        # The fulfilment came first and waited for the order: plan its messages now.
+        planned += await _plan(
+            session,
+            event_type="order.fulfilled",
+            occurred_at=order.fulfilled_at,
+            order=order,
+            customer_id=customer_id,
+            rules=rules,
+            default_tz=default_tz,
+        )
+    return planned
 
 
 async def _order_fulfilled(
@@ -144,12 +157,14 @@ async def _order_fulfilled(
         )
         order.customer_id = order.customer_id or customer_id
     await session.flush()
-    if customer_id is None:
-        # Fulfilment of an order we have not seen, with no customer: nothing to address yet.
+    if customer_id is None or order.placed_at is None:
+        # Fulfilment of an order we have not seen yet: its items and history are unknown.
+        # The order, when it comes, plans the fulfilment's messages too.
         return 0
     return await _plan(
         session,
-        event=event,
+        event_type=event.type,
+        occurred_at=event.occurred_at,
         order=order,
         customer_id=customer_id,
         rules=rules,
@@ -185,7 +200,8 @@ async def _customer_deleted(
 async def _plan(
     session: AsyncSession,
     *,
-    event: Envelope,
+    event_type: str,
+    occurred_at: datetime,
     order: Order,
     customer_id: int,
     rules: RuleSet,
@@ -197,7 +213,7 @@ async def _plan(
     customer_facts = _customer_facts(customer)
     matching = [
         rule
-        for rule in rules.for_event(event.type)
+        for rule in rules.for_event(event_type)
         if matching_items(rule, facts, customer_facts) is not None
     ]
     learned = [rule for rule in matching if rule.send.learned is not None]
@@ -210,8 +226,8 @@ async def _plan(
             product_gaps=await repository.product_gap_stats(session, [r.id for r in learned]),
         )
     planned = plan_order_event(
-        event=event.type,
-        occurred_at=event.occurred_at,
+        event=event_type,
+        occurred_at=occurred_at,
         order=facts,
         customer_id=customer_id,
         rules=rules,
@@ -226,7 +242,7 @@ async def _plan(
         customer=customer,
         facts=facts,
         history=history,
-        now=event.occurred_at,
+        now=occurred_at,
     )
     if facts.placed_at is not None and order.status not in (
         OrderStatus.CANCELLED,
@@ -396,6 +412,11 @@ async def _upsert_customer(
 ) -> int:
     values: dict[str, Any] = customer.model_dump(mode="python", exclude={"id"})
     values["email"] = str(customer.email).lower() if customer.email else None
-    return await repository.upsert_customer(
+    customer_id = await repository.upsert_customer(
         session, shop=shop, external_id=customer.id, values=values, as_of=as_of
     )
+    if not await repository.has_marketing_consent(session, customer_id):
+        # Withdrawn (or never given): waiting marketing mail stops now, as it would have been
+        # skipped had it been planned after this; the same whatever order events arrive in.
+        await repository.skip_pending_marketing(session, customer_id=customer_id)
+    return customer_id

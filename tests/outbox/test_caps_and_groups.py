@@ -111,8 +111,10 @@ async def test_a_rule_limit_counts_that_rule_alone(
     report = await dispatcher.drain()
     assert report.outcomes == {"sent": 3, "deferred": 1}  # `other` twice, `monthly` once
     sent_at = clock.now()
-    clock.advance(minutes=2)  # the older of the two went first; the other looks again
-    assert (await dispatcher.drain()).outcomes == {"deferred": 1}
+    # The older of the two goes first. The other, if it looked while the first was still in
+    # flight, looks again a minute later; either way it ends up waiting for the free slot.
+    clock.advance(minutes=2)
+    await dispatcher.drain()
     async with runtime.session_factory() as session:
         waiting = (
             await session.execute(select(Message).where(Message.status == "scheduled"))

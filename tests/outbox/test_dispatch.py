@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from app.models import Message, MessageAttempt, Suppression
+from app.models import Customer, Message, MessageAttempt, Suppression
 from app.outbox.dispatcher import Dispatcher
 from app.rules.source import RulesSource
 from app.runtime import Runtime
@@ -207,7 +207,7 @@ async def test_marketing_needs_consent_at_send_time(
     # Without consent when the order comes, the message is skipped right away...
     never = [m for m in await messages(runtime) if m.status == "skipped"]
     assert [m.status_reason for m in never] == ["no_consent"]
-    # ... and consent withdrawn after planning is honoured when the message falls due.
+    # ... consent withdrawn by a webhook stops waiting mail at once ...
     await post_event(
         client,
         {
@@ -217,11 +217,21 @@ async def test_marketing_needs_consent_at_send_time(
             "customer": {**withdrawn["customer"], "marketing_consent": False},
         },
     )
+    skipped = [m for m in await messages(runtime) if m.status == "skipped"]
+    assert [m.status_reason for m in skipped] == ["no_consent", "no_consent"]
+    # ... and consent is checked again at send time, whatever changed it.
+    await post_event(
+        client, order_created(customer_id="quiet", email="quiet@example.org", consent=True)
+    )
+    async with runtime.session_factory() as session, session.begin():
+        await session.execute(
+            update(Customer).where(Customer.external_id == "quiet").values(marketing_consent=False)
+        )
     report = await dispatcher.run_once()
     assert report.outcomes == {"sent": 1, "skipped": 1}
     assert [mail.recipients for mail in smtp_sink.received] == [["yes@example.org"]]
     skipped = [m for m in await messages(runtime) if m.status == "skipped"]
-    assert [m.status_reason for m in skipped] == ["no_consent", "no_consent"]
+    assert [m.status_reason for m in skipped] == ["no_consent"] * 3
 
 
 async def test_suppression_added_after_planning_is_honoured(
