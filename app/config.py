@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import email.utils
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -20,6 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 (refused in production)
 DEV_WEBHOOK_SECRET = "dev-webhook-secret"  # noqa: S105 (refused in production)
 DEV_API_KEY = "dev-api-key"
+DEV_UNSUBSCRIBE_SECRET = "dev-unsubscribe-secret"  # noqa: S105 (refused in production)
+DEV_SHOPIFY_SECRET = "dev-shopify-secret"  # noqa: S105 (refused in production)
+DEV_WOOCOMMERCE_SECRET = "dev-woocommerce-secret"  # noqa: S105 (refused in production)
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "placeholder", "xxx", "todo"}
 _MIN_SECRET_LENGTH = 16
 
@@ -79,6 +84,35 @@ def parse_smtp_url(url: str) -> SmtpConfig:
     )
 
 
+# A shop's host name: what `host=secret` entries are keyed by (a bare secret has no host).
+_HOST = re.compile(r"^(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+)$")
+
+
+def normalize_host(value: str | None) -> str | None:
+    """The lower-cased host name, or None when `value` is not one."""
+    host = (value or "").strip().lower()
+    return host if _HOST.match(host) else None
+
+
+def split_secret_entry(entry: str) -> tuple[str | None, str]:
+    """`host=secret` -> (host, secret); a bare secret, even one with `=` in it -> (None, secret)."""
+    host, separator, secret = entry.partition("=")
+    if separator and normalize_host(host) is not None:
+        return normalize_host(host), secret.strip()
+    return None, entry.strip()
+
+
+def secrets_for_host(entries: Sequence[str], host: str | None) -> list[str]:
+    """The secrets that may sign a delivery from `host`: its own and the ones for every shop."""
+    wanted = normalize_host(host)
+    secrets = []
+    for entry in entries:
+        entry_host, secret = split_secret_entry(entry)
+        if entry_host is None or entry_host == wanted:
+            secrets.append(secret)
+    return secrets
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AFTERSALE_",
@@ -101,6 +135,20 @@ class Settings(BaseSettings):
     webhook_secret: str = DEV_WEBHOOK_SECRET
     shopify_secret: str | None = None
     woocommerce_secret: str | None = None
+    # Sign the one-click unsubscribe links of marketing mail (RFC 8058). Comma-separated: new
+    # links are signed with the first, links signed with any of them keep working, so a key
+    # is rotated by putting a new one first. Dropping a secret breaks the links it signed.
+    unsubscribe_secrets: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [DEV_UNSUBSCRIBE_SECRET], min_length=1
+    )
+    # Shopify and WooCommerce webhooks. Comma-separated `secret` (any shop) or `host=secret`
+    # (the Shopify shop domain, or the host of WooCommerce's X-WC-Webhook-Source); several per
+    # shop while one is rotated. Empty: that platform's deliveries are refused (development
+    # fills in a dev secret). WooCommerce has no consent field: an order meta entry with this
+    # key and a yes/1/true value gives marketing consent.
+    shopify_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    woocommerce_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    woocommerce_consent_meta_key: str = Field(default="aftersale_marketing_consent", min_length=1)
 
     rules_dir: Path = ROOT / "rules"
     templates_dir: Path = ROOT / "templates" / "email"
@@ -121,12 +169,30 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=60.0, gt=0)
     retry_max_seconds: float = Field(default=6 * 3600.0, gt=0)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator(
+        "api_keys", "unsubscribe_secrets", "shopify_secrets", "woocommerce_secrets", mode="before"
+    )
     @classmethod
-    def _split_api_keys(cls, value: object) -> object:
+    def _split_comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    @field_validator("shopify_secrets", "woocommerce_secrets")
+    @classmethod
+    def _secret_entries(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            host, secret = split_secret_entry(entry)
+            if not secret:
+                raise ValueError(f"no secret after {host}=")
+        return entries
+
+    @model_validator(mode="after")
+    def _development_platform_secrets(self) -> Settings:
+        if self.env == "development":
+            self.shopify_secrets = self.shopify_secrets or [DEV_SHOPIFY_SECRET]
+            self.woocommerce_secrets = self.woocommerce_secrets or [DEV_WOOCOMMERCE_SECRET]
+        return self
 
     @field_validator("default_time_zone")
     @classmethod
@@ -171,6 +237,14 @@ class Settings(BaseSettings):
         }
         for index, key in enumerate(self.api_keys):
             secrets[f"AFTERSALE_API_KEYS (key {index + 1})"] = key
+        for index, key in enumerate(self.unsubscribe_secrets):
+            secrets[f"AFTERSALE_UNSUBSCRIBE_SECRETS (secret {index + 1})"] = key
+        for name, entries in (
+            ("AFTERSALE_SHOPIFY_SECRETS", self.shopify_secrets),
+            ("AFTERSALE_WOOCOMMERCE_SECRETS", self.woocommerce_secrets),
+        ):
+            for index, entry in enumerate(entries):
+                secrets[f"{name} (secret {index + 1})"] = split_secret_entry(entry)[1]
         if self.shopify_secret is not None:
             secrets["AFTERSALE_SHOPIFY_SECRET"] = self.shopify_secret
         if self.woocommerce_secret is not None:

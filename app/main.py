@@ -18,6 +18,8 @@ from app.orders.endpoints import router as orders_router
 from app.outbox.endpoints import router as outbox_router
 from app.rules.endpoints import router as rules_router
 from app.runtime import Runtime
+from app.suppressions.endpoints import router as suppressions_router
+from app.unsubscribe.endpoints import router as unsubscribe_router
 from app.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ def create_app(
     app.include_router(outbox_router)
     app.include_router(rules_router)
     app.include_router(customers_router)
+    app.include_router(suppressions_router)
+    app.include_router(unsubscribe_router)
     if settings.is_development:
         app.include_router(dev_router)
     return app

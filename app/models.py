@@ -81,6 +81,9 @@ class Order(TimestampMixin, Base):
     fulfilled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     refunded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Partial refunds as received, [{"sku": ..., "quantity": ...}]: kept apart from the items
+    # so a refund that arrives before its order still applies once the items come.
+    refunds: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
 
 class OrderItem(Base):
@@ -97,12 +100,13 @@ class OrderItem(Base):
     unit_price: Mapped[Decimal | None] = mapped_column(Money)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
-    def facts(self) -> ItemFacts:
-        """What rules look at (filters, quantities, item anchors)."""
+    def facts(self, quantity: int | None = None) -> ItemFacts:
+        """What rules look at (filters, quantities, item anchors); `quantity` if some of the
+        item was refunded."""
         return ItemFacts(
             sku=self.sku,
             category=self.category,
-            quantity=self.quantity,
+            quantity=self.quantity if quantity is None else quantity,
             unit_price=self.unit_price,
             tags=tuple(self.tags),
             attributes=dict(self.attributes),

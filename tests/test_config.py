@@ -14,6 +14,7 @@ def production(**overrides: object) -> Settings:
         "secret_key": STRONG,
         "webhook_secret": STRONG + "w",
         "api_keys": [STRONG + "k"],
+        "unsubscribe_secrets": [STRONG + "u"],
         "smtp_url": "smtp://mail.example.org:587",
         "_env_file": None,
     }
@@ -35,6 +36,8 @@ def test_production_accepts_real_secrets() -> None:
         ("api_keys", ["dev-api-key"], "AFTERSALE_API_KEYS"),
         ("smtp_url", None, "AFTERSALE_SMTP_URL"),
         ("shopify_secret", "secret", "AFTERSALE_SHOPIFY_SECRET"),
+        ("unsubscribe_secrets", ["dev-unsubscribe-secret"], "AFTERSALE_UNSUBSCRIBE_SECRETS"),
+        ("unsubscribe_secrets", [STRONG, "short"], "AFTERSALE_UNSUBSCRIBE_SECRETS (secret 2)"),
     ],
 )
 def test_production_refuses_placeholders_naming_the_setting(
@@ -53,10 +56,12 @@ def test_development_runs_with_defaults() -> None:
 
 def test_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AFTERSALE_API_KEYS", "one-key, two-key")
+    monkeypatch.setenv("AFTERSALE_UNSUBSCRIBE_SECRETS", "new-secret, old-secret")
     monkeypatch.setenv("AFTERSALE_FROM", "Shop Name <hello@shop.example>")
     monkeypatch.setenv("AFTERSALE_DISPATCH_INTERVAL", "2.5")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.api_keys == ["one-key", "two-key"]
+    assert settings.unsubscribe_secrets == ["new-secret", "old-secret"]
     assert settings.from_address == ("Shop Name", "hello@shop.example")
     assert settings.dispatch_interval == 2.5
 
@@ -74,3 +79,10 @@ def test_smtp_url_options() -> None:
     assert (config.username, config.password, config.pool_size) == ("user@x", "p:ss", 8)
     starttls = parse_smtp_url("smtp://mail.example.org:587?starttls=require")
     assert (starttls.port, starttls.starttls, starttls.implicit_tls) == (587, True, False)
+
+
+def test_unsubscribe_secrets_cannot_be_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Links could not be signed; refused in development too, naming the setting.
+    monkeypatch.setenv("AFTERSALE_UNSUBSCRIBE_SECRETS", " , ")
+    with pytest.raises(ValidationError, match="unsubscribe_secrets"):
+        Settings(_env_file=None)  # type: ignore[call-arg]

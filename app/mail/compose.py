@@ -46,8 +46,37 @@ _RESERVED = frozenset(
         "content-type",
         "content-transfer-encoding",
         "return-path",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
     }
 )
+# What may sit between the angle brackets of List-Unsubscribe: an http(s) URL of plain
+# URL characters, so nothing in it can close the bracket or break the header.
+_UNSUBSCRIBE_URL = re.compile(r"https?://[A-Za-z0-9._~:/?#\[\]@!$&'()*+;=%-]+")
+
+
+class _SmtpPolicy(policy.EmailPolicy):
+    """policy.SMTP, except that List-Unsubscribe is written on one line as it is.
+
+    Python folds a header longer than 78 characters by turning it into RFC 2047
+    encoded-words, and mail providers do not decode those inside a URL, so the one-click
+    button would silently vanish. The value is a checked ASCII URL in angle brackets, and
+    one line stays far below the 998-character limit.
+    """
+
+    def fold(self, name: str, value: str) -> str:
+        if name.lower() == "list-unsubscribe":
+            return f"{name}: {value}{self.linesep}"
+        folded: str = super().fold(name, value)
+        return folded
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() == "list-unsubscribe":
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+_SMTP = _SmtpPolicy(linesep="\r\n")
 
 
 def clean_header_value(value: str) -> str:
@@ -140,12 +169,17 @@ def compose_message(
     now: datetime,
     reply_to: str | None = None,
     extra_headers: Mapping[str, str] | None = None,
+    unsubscribe_url: str | None = None,
 ) -> tuple[EmailMessage, str]:
-    """A multipart/alternative (text, then HTML) message and its Message-ID."""
+    """A multipart/alternative (text, then HTML) message and its Message-ID.
+
+    With `unsubscribe_url` (marketing mail) it carries the RFC 8058 one-click headers, so
+    mail providers can offer an unsubscribe button that POSTs to that URL.
+    """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     message_id = new_message_id(message_id_domain)
-    msg = EmailMessage(policy=policy.SMTP)
+    msg = EmailMessage(policy=_SMTP)
     msg["Date"] = format_datetime(now)
     msg["From"] = _address(from_address, from_name)
     msg["To"] = _address(to_address, to_name)
@@ -153,6 +187,11 @@ def compose_message(
         msg["Reply-To"] = _reply_to(reply_to)
     msg["Subject"] = clean_header_value(rendered.subject)
     msg["Message-ID"] = message_id
+    if unsubscribe_url is not None:
+        if not _UNSUBSCRIBE_URL.fullmatch(unsubscribe_url):
+            raise ValueError(f"invalid unsubscribe URL {unsubscribe_url!r}")
+        msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     for name, value in (extra_headers or {}).items():
         if not _HEADER_NAME.fullmatch(name) or name.lower() in _RESERVED:
             raise ValueError(f"extra header {name!r} is not allowed")
@@ -168,4 +207,4 @@ def compose_message(
 
 def message_bytes(msg: EmailMessage) -> bytes:
     """The message as sent over SMTP: CRLF line endings, long lines folded."""
-    return msg.as_bytes(policy=policy.SMTP)
+    return msg.as_bytes(policy=_SMTP)

@@ -29,6 +29,7 @@ def build_context(
     send_at: datetime,
     matched_items: Sequence[OrderItem] | None = None,
     shop_name: str,
+    unsubscribe_url: str | None = None,
 ) -> dict[str, Any]:
     return {
         "customer": {
@@ -47,4 +48,6 @@ def build_context(
         "items": [_item(item) for item in (items if matched_items is None else matched_items)],
         "shop": {"name": shop_name},
         "message": {"send_at": send_at},
+        # Set for marketing mail only; the layout's footer links it when present.
+        "unsubscribe_url": unsubscribe_url,
     }

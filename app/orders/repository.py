@@ -419,3 +419,25 @@ async def skip_pending_marketing(session: AsyncSession, *, customer_id: int) -> 
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def pending_messages(session: AsyncSession, *, order_id: int) -> list[tuple[int, str]]:
+    """(id, rule id) of the order's messages still waiting to be sent."""
+    rows = await session.execute(
+        select(Message.id, Message.rule_id).where(
+            Message.order_id == order_id, Message.status == MessageStatus.SCHEDULED
+        )
+    )
+    return [(message_id, rule_id) for message_id, rule_id in rows]
+
+
+async def cancel_ids(session: AsyncSession, *, ids: Sequence[int], reason: str) -> int:
+    if not ids:
+        return 0
+    result = await session.execute(
+        update(Message)
+        .where(Message.id.in_(ids), Message.status == MessageStatus.SCHEDULED)
+        .values(status=MessageStatus.CANCELLED, status_reason=reason, updated_at=func.now())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

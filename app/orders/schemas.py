@@ -121,10 +121,20 @@ class OrderFulfilled(Envelope):
     customer: CustomerIn | None = None
 
 
+class RefundedItem(_Body):
+    sku: str = Field(min_length=1, max_length=255)
+    quantity: int = Field(default=1, ge=1, le=100_000)
+
+
 class OrderClosed(Envelope):
-    """`order.cancelled` and `order.refunded`: only the order id is needed."""
+    """`order.cancelled` and `order.refunded`: only the order id is needed.
+
+    A refund may list `items` (by SKU): then only those are refunded, and only the messages
+    about them are cancelled, unless nothing of the order is left.
+    """
 
     order: OrderRef
+    items: list[RefundedItem] | None = Field(default=None, min_length=1, max_length=1000)
 
 
 class CustomerUpdated(Envelope):

@@ -5,6 +5,7 @@ Everything happens in the caller's transaction, so a delivery is stored whole or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -13,8 +14,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.service import erase_customer
-from app.models import Customer, MessageStatus, Order, OrderStatus
+from app.models import Customer, MessageStatus, Order, OrderItem, OrderStatus
 from app.orders import repository
+from app.orders.refunds import all_refunded, remaining_quantities
 from app.orders.schemas import (
     CustomerDeleted,
     CustomerIn,
@@ -73,7 +75,9 @@ async def ingest_event(
             session, shop=shop, event=event, rules=rules, default_tz=default_time_zone
         )
     elif isinstance(event, OrderClosed):
-        result.messages_cancelled = await _order_closed(session, shop=shop, event=event)
+        result.messages_cancelled = await _order_closed(
+            session, shop=shop, event=event, rules=rules
+        )
     elif isinstance(event, CustomerUpdated):
         await _upsert_customer(session, shop=shop, customer=event.customer, as_of=event.occurred_at)
     elif isinstance(event, CustomerDeleted):
@@ -120,6 +124,11 @@ async def _order_placed(
         await repository.add_items(
             session, order.id, [item.model_dump(mode="python") for item in incoming.items]
         )
+        if order.refunds and not any(remaining_quantities(incoming.items, order.refunds)):
+            # Refunds that came first took every item: the order stands refunded.
+            order.status = OrderStatus.REFUNDED
+            order.refunded_at = max(datetime.fromisoformat(r["at"]) for r in order.refunds)
+            await session.flush()
     planned = await _plan(
         session,
         event_type=event.type,
@@ -172,8 +181,20 @@ async def _order_fulfilled(
     )
 
 
-async def _order_closed(session: AsyncSession, *, shop: str, event: OrderClosed) -> int:
+async def _order_closed(
+    session: AsyncSession, *, shop: str, event: OrderClosed, rules: RuleSet
+) -> int:
     order = await repository.ensure_order(session, shop=shop, external_id=event.order.id)
+    if event.type == "order.refunded" and event.items:
+        # A new list, not an in-place append: the JSON column must see the change.
+        at = event.occurred_at.isoformat()
+        order.refunds = [*order.refunds, *({**item.model_dump(), "at": at} for item in event.items)]
+        items = await repository.order_items(session, order.id)
+        left = remaining_quantities(items, order.refunds)
+        if not items or any(left):
+            await session.flush()
+            return await _cancel_refunded(session, order=order, items=items, left=left, rules=rules)
+        # Nothing of the order is left: a full refund.
     if event.type == "order.cancelled":
         order.status = OrderStatus.CANCELLED
         order.cancelled_at = order.cancelled_at or event.occurred_at
@@ -184,6 +205,25 @@ async def _order_closed(session: AsyncSession, *, shop: str, event: OrderClosed)
     return await repository.cancel_pending(
         session, order_id=order.id, reason=f"order_{order.status}"
     )
+
+
+async def _cancel_refunded(
+    session: AsyncSession,
+    *,
+    order: Order,
+    items: Sequence[OrderItem],
+    left: Sequence[int],
+    rules: RuleSet,
+) -> int:
+    """Cancel the waiting messages whose items were all refunded; the rest still stand."""
+    facts = [item.facts() for item in items]
+    moot = []
+    for message_id, rule_id in await repository.pending_messages(session, order_id=order.id):
+        rule = rules.by_id(rule_id)
+        # A rule that is gone is cancelled at send time as rule_removed.
+        if rule is not None and all_refunded(rule, facts, left):
+            moot.append(message_id)
+    return await repository.cancel_ids(session, ids=moot, reason="order_refunded")
 
 
 async def _customer_deleted(
@@ -235,6 +275,18 @@ async def _plan(
         customer=customer_facts,
         history=history,
     )
+    if order.refunds:
+        # Planned from the order as placed, as it would have been before the refund came:
+        # the same messages and times whatever order the events arrive in.
+        left = remaining_quantities(facts.items, order.refunds)
+        planned = [
+            replace(plan, status=MessageStatus.CANCELLED, reason="order_refunded")
+            if plan.status == MessageStatus.SCHEDULED
+            and (rule := rules.by_id(plan.rule_id)) is not None
+            and all_refunded(rule, facts.items, left)
+            else plan
+            for plan in planned
+        ]
     planned = await _checked_now(
         session,
         planned,
@@ -392,7 +444,7 @@ async def _checked_now(
 
 
 async def _order_facts(session: AsyncSession, order: Order, *, customer_id: int) -> OrderFacts:
-    items = await repository.order_items(session, order.id)
+    items = [row.facts() for row in await repository.order_items(session, order.id)]
     earlier = await repository.count_earlier_orders(
         session, customer_id=customer_id, order_id=order.id, placed_at=order.placed_at
     )
@@ -400,7 +452,7 @@ async def _order_facts(session: AsyncSession, order: Order, *, customer_id: int)
         id=order.id,
         status=order.status,
         placed_at=order.placed_at,
-        items=tuple(item.facts() for item in items),
+        items=tuple(items),
         total=order.total,
         currency=order.currency,
         first_order=earlier == 0,

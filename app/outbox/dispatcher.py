@@ -14,21 +14,29 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from app.db import transaction
 from app.mail.compose import compose_message, message_bytes
 from app.mail.context import build_context
 from app.mail.sender import Delivered, MailSender, PermanentFailure, TemporaryFailure
 from app.mail.templates import TemplateError, TemplateRenderer
+from app.mail.unsubscribe import marketing_unsubscribe_url
 from app.models import Message, MessageStatus, OrderItem, SuppressionReason
+from app.orders.refunds import remaining_quantities
 from app.outbox import repository
 from app.outbox.backoff import retry_delay
 from app.outbox.checks import Purchase, SendFacts, send_blocker
-from app.outbox.repository import PlacedItem, SendContext
+from app.outbox.repository import CapEntry, PlacedItem, SendContext
+from app.planner.limits import Capped, Defer, Skip, cap_decision, free_slot, span_start
 from app.rules.loader import RuleSet
+from app.rules.model import Rule
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+# How soon a message that gave way to a higher-priority one looks again.
+CAP_RECHECK = timedelta(minutes=1)
 
 
 @dataclass
@@ -141,11 +149,13 @@ class Dispatcher:
         source = self.runtime.rules
         rule = source.current.by_id(message.rule_id)
         item_filter = rule.when.items if rule else None
-        # The items the rule is about: the template lists them, rebuy checks compare them.
+        # The items the rule is about (less what was refunded): the template lists them,
+        # rebuy checks compare them.
+        left = remaining_quantities(context.items, context.order.refunds if context.order else [])
         matched = [
             item
-            for item in context.items
-            if item_filter is None or item_filter.matches(item.facts())
+            for item, quantity in zip(context.items, left, strict=True)
+            if quantity > 0 and (item_filter is None or item_filter.matches(item.facts(quantity)))
         ]
         facts = self._send_facts(
             context,
@@ -160,9 +170,32 @@ class Dispatcher:
             status, reason = blocker
             await self._finish(message.id, status, now=now, reason=reason)
             return status.value
+        capped = await self._frequency_cap(context, rule, now=now)
+        if isinstance(capped, Skip):
+            await self._finish(message.id, MessageStatus.SKIPPED, now=now, reason=capped.reason)
+            return "skipped"
+        if isinstance(capped, Defer):
+            async with transaction(self.runtime.session_factory) as session:
+                await repository.defer_message(
+                    session,
+                    message_id=message.id,
+                    worker_id=self.worker_id,
+                    until=capped.until,
+                    now=now,
+                    reason="frequency_cap",
+                )
+            return "deferred"
         assert customer.email is not None
         settings = self.runtime.settings
         try:
+            # Marketing mail only: the RFC 8058 one-click headers and the footer link.
+            unsubscribe_url = marketing_unsubscribe_url(
+                kind=message.kind,
+                public_url=settings.public_url,
+                shop=customer.shop,
+                email=customer.email,
+                secrets=settings.unsubscribe_secrets,
+            )
             rendered = self.renderer.render(
                 message.template,
                 locale=customer.locale,
@@ -173,6 +206,7 @@ class Dispatcher:
                     matched_items=matched,
                     send_at=message.send_at,
                     shop_name=self._from_name or settings.public_url,
+                    unsubscribe_url=unsubscribe_url,
                 ),
             )
             email, message_id = compose_message(
@@ -184,6 +218,7 @@ class Dispatcher:
                 message_id_domain=self._message_id_domain,
                 now=now,
                 reply_to=settings.reply_to,
+                unsubscribe_url=unsubscribe_url,
             )
         except (TemplateError, ValueError) as exc:
             # A broken template or address will not heal by retrying: fail it, loudly.
@@ -231,6 +266,67 @@ class Dispatcher:
             return "failed"
         assert isinstance(outcome, TemporaryFailure)
         return await self._retry_or_fail(context, outcome, attempt=attempt)
+
+    async def _frequency_cap(
+        self, context: SendContext, rule: Rule | None, *, now: datetime
+    ) -> Defer | Skip | None:
+        """Whether per-rule and per-kind limits leave room for this message now."""
+        message = context.message
+        rules = self.runtime.rules.current
+        rule_limit = rule.limit if rule else None
+        kind_limit = rules.limits.get(message.kind)
+        limits = [limit for limit in (rule_limit, kind_limit) if limit is not None]
+        if not limits:
+            return None
+        async with self.runtime.session_factory() as session:
+            usage = await repository.cap_usage(
+                session,
+                customer_id=message.customer_id,
+                since=span_start(now, limits),
+                now=now,
+                exclude_id=message.id,
+            )
+        rank = (rule.priority if rule else 0, -message.id)
+
+        def caps(*, with_pending: bool) -> list[Capped]:
+            # Sent messages hold their slot from when they went; due messages of higher rank
+            # (priority, then age) hold one now, so they win whichever worker looks first.
+            def taken(entries: Sequence[CapEntry]) -> list[datetime]:
+                times = []
+                for entry in entries:
+                    if entry.status == MessageStatus.SENT and entry.sent_at is not None:
+                        times.append(entry.sent_at)
+                    elif with_pending and _rank(entry, rules) > rank:
+                        times.append(now)
+                return times
+
+            found = []
+            if rule_limit is not None:
+                same_rule = [entry for entry in usage if entry.rule_id == message.rule_id]
+                found.append(Capped(rule_limit, taken(same_rule)))
+            if kind_limit is not None:
+                same_kind = [entry for entry in usage if entry.kind == message.kind]
+                found.append(Capped(kind_limit, taken(same_kind)))
+            return found
+
+        customer = context.customer
+        decision = cap_decision(
+            now=now,
+            caps=caps(with_pending=False),
+            expires_at=message.expires_at,
+            window=rule.send_window.window if rule and rule.send_window else None,
+            tz=ZoneInfo(customer.time_zone or self.runtime.settings.default_time_zone),
+        )
+        if decision is not None:
+            return decision
+        if free_slot(now, caps(with_pending=True)) == now:
+            return None
+        # A higher-priority message due now takes the slot; once it is sent (or skipped)
+        # this one sees the real next free slot.
+        recheck = now + CAP_RECHECK
+        if message.expires_at is not None and recheck > message.expires_at:
+            return Skip()
+        return Defer(recheck)
 
     async def _fail(self, message: Message, reason: str, exc: Exception, *, now: datetime) -> str:
         log.error("message %s failed (%s): %s", message.id, reason, exc)
@@ -344,6 +440,11 @@ class Dispatcher:
             log.warning(
                 "message %s was taken over by another worker before it was recorded", message_id
             )
+
+
+def _rank(entry: CapEntry, rules: RuleSet) -> tuple[int, int]:
+    rule = rules.by_id(entry.rule_id)
+    return (rule.priority if rule else 0, -entry.id)
 
 
 def _needs_history(context: SendContext, rules: RuleSet) -> bool:

@@ -41,6 +41,10 @@ rules:
     when: {event: order.fulfilled, items: {category: [baby/diapers]}}
     send: {after: 2w}
     template: thank-you
+  - id: coffee
+    when: {event: order.fulfilled, items: {category: [coffee]}}
+    send: {after: 4w}
+    template: thank-you
 """
 
 Event = Callable[[int], dict[str, Any]]
@@ -55,6 +59,19 @@ def created(n: int, *, event_id: str = "created") -> dict[str, Any]:
         created_at="2026-11-20T09:00:00Z",
         occurred_at="2026-11-20T09:00:00Z",
     )
+
+
+def created_with_coffee(n: int) -> dict[str, Any]:
+    body = created(n)
+    body["order"]["items"].append(
+        {"sku": "BEANS", "name": "Beans", "category": "coffee/beans", "quantity": 1}
+    )
+    return body
+
+
+def diapers_refunded(n: int) -> dict[str, Any]:
+    event = on_order("order.refunded", "2026-11-23T09:00:00Z")(n)
+    return {**event, "items": [{"sku": "DIAPER-M-60", "quantity": 2}]}
 
 
 def retried_created(n: int) -> dict[str, Any]:
@@ -87,6 +104,7 @@ SCENARIOS = {
     "fulfilment and consent": [created, fulfilled, consent_withdrawn],
     "cancellation and retry": [created, fulfilled, cancelled, retried_created],
     "refund": [created, fulfilled, refunded],
+    "partial refund": [created_with_coffee, fulfilled, diapers_refunded],
 }
 
 
@@ -104,9 +122,7 @@ async def final_state(runtime: Runtime, n: int) -> tuple[Any, ...]:
         return (
             (order.status, order.placed_at, order.fulfilled_at, order.cancelled_at, order.total),
             (customer.marketing_consent, customer.locale, customer.email == f"c{n}@example.org"),
-            sorted(
-                (m.rule_id, m.status, m.status_reason, m.send_at.isoformat()) for m in messages
-            ),
+            sorted((m.rule_id, m.status, m.status_reason, m.send_at.isoformat()) for m in messages),
         )
 
 

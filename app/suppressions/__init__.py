@@ -1,0 +1,1 @@
+"""The suppression list: addresses never mailed again, and its operator API."""

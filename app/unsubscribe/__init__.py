@@ -1,0 +1,1 @@
+"""The public one-click unsubscribe pages behind the links in marketing mail."""
