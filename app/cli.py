@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -46,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rules_commands.add_parser("schema", help="print the JSON Schema of rule files")
 
+    add_simulate_parser(commands)
+    add_preview_parser(commands)
+    add_send_test_parser(commands)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
@@ -63,6 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "rules":
         return check_rules_command(settings, rules_dir=args.dir, templates_dir=args.templates)
+    if args.command == "simulate":
+        return run_simulation(settings, args)
+    if args.command == "preview":
+        return run_preview(settings, args)
+    if args.command == "send-test":
+        return run_send_test(settings, args)
     if args.command == "db":
         upgrade_database(settings)
         return 0
@@ -91,6 +102,121 @@ def check_rules_command(
         return 1
     print(f"{folder}: ok")
     return 0
+
+
+def add_simulate_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from app.simulate.options import from_option, until_option
+
+    parser = commands.add_parser(
+        "simulate",
+        help="replay orders offline through the rules and print what would be sent",
+        description="Replay webhook bodies (one POST /webhooks/orders body per line) in time "
+        "order through the planner and the send-time checks, offline, and print the timeline.",
+    )
+    parser.add_argument("orders", type=Path, metavar="ORDERS.jsonl")
+    parser.add_argument("--rules", type=Path, help="rules folder (default: RULES_DIR)")
+    parser.add_argument(
+        "--from",
+        dest="start",
+        type=from_option,
+        metavar="DATE",
+        help="list messages sent from then (default: the first event); YYYY-MM-DD or ISO 8601",
+    )
+    parser.add_argument(
+        "--until",
+        type=until_option,
+        metavar="DATE",
+        help="stop then (default: a year after the last event); a bare date includes the day",
+    )
+    parser.add_argument("--format", choices=["table", "json"], default="table")
+
+
+def run_simulation(settings: Settings, args: argparse.Namespace) -> int:
+    from app.simulate.command import simulate_command
+
+    try:
+        return simulate_command(
+            orders=args.orders,
+            rules_dir=args.rules or settings.rules_dir,
+            start=args.start,
+            until=args.until,
+            output_format=args.format,
+            default_time_zone=settings.default_time_zone,
+            stdout=sys.stdout,
+            stderr=sys.stderr,
+        )
+    except BrokenPipeError:
+        # `aftersale simulate ... | head`: the reader has what it wants. Point stdout at
+        # /dev/null so that Python's last flush at exit does not fail as well.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def add_preview_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "preview",
+        help="render a template for an order, as the dispatcher would; nothing is sent",
+        description="Render TEMPLATE for the order and customer of an order.created webhook "
+        "body (POST /webhooks/orders) and compose the message. Without --out, print the "
+        "subject and the text part.",
+    )
+    parser.add_argument("template", metavar="TEMPLATE")
+    parser.add_argument("--order", type=Path, required=True, metavar="ORDER.json")
+    parser.add_argument("--locale", help="render for this locale instead of the customer's")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write subject.txt, body.txt, body.html and message.eml there",
+    )
+    parser.add_argument(
+        "--rule",
+        metavar="ID",
+        help="the rule whose kind and items filter apply (default: the first that sends it)",
+    )
+
+
+def run_preview(settings: Settings, args: argparse.Namespace) -> int:
+    from app.preview.command import preview_command
+
+    return preview_command(
+        settings=settings,
+        template=args.template,
+        order=args.order,
+        locale=args.locale,
+        out=args.out,
+        rule_id=args.rule,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
+def add_send_test_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "send-test",
+        help="send one [TEST] message of a rule through the configured SMTP server",
+        description="Send RULE's email (its first variant's template) to ADDRESS through "
+        "AFTERSALE_SMTP_URL, subject prefixed with [TEST], built from --order or from sample "
+        "data. Exit 1 with the server's answer if it is not accepted.",
+    )
+    parser.add_argument("rule", metavar="RULE")
+    parser.add_argument("--to", required=True, metavar="ADDRESS")
+    parser.add_argument("--order", type=Path, metavar="ORDER.json", help="default: sample data")
+    parser.add_argument("--locale", help="render for this locale instead of the customer's")
+
+
+def run_send_test(settings: Settings, args: argparse.Namespace) -> int:
+    from app.preview.command import send_test_command
+
+    return send_test_command(
+        settings=settings,
+        rule_id=args.rule,
+        to=args.to,
+        order=args.order,
+        locale=args.locale,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
 
 
 def upgrade_database(settings: Settings) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
+import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -13,7 +15,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
-from pydantic import Field, field_validator, model_validator
+from dkim.crypto import parse_pem_private_key
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +28,42 @@ DEV_API_KEY = "dev-api-key"
 DEV_UNSUBSCRIBE_SECRET = "dev-unsubscribe-secret"  # noqa: S105 (refused in production)
 DEV_SHOPIFY_SECRET = "dev-shopify-secret"  # noqa: S105 (refused in production)
 DEV_WOOCOMMERCE_SECRET = "dev-woocommerce-secret"  # noqa: S105 (refused in production)
+DEV_TRACKING_SECRET = "dev-tracking-secret"  # noqa: S105 (refused in production)
+# Apple's own address block, a sample of where Mail Privacy Protection fetches from; load
+# Apple's published Private Relay egress list for real use (docs/tracking.md).
+DEFAULT_APPLE_PROXY_NETWORKS = ("17.0.0.0/8",)
+# Case-insensitive parts of the user agents of link scanners, security gateways and bots.
+DEFAULT_SCANNER_USER_AGENTS = (
+    "barracuda",
+    "mimecast",
+    "proofpoint",
+    "messagelabs",
+    "symantec",
+    "trendmicro",
+    "sophos",
+    "forcepoint",
+    "fireeye",
+    "ironport",
+    "zscaler",
+    "cloudmark",
+    "headlesschrome",
+    "phantomjs",
+    "python-requests",
+    "python-urllib",
+    "aiohttp",
+    "go-http-client",
+    "java/",
+    "curl/",
+    "wget/",
+    "libwww-perl",
+    "okhttp",
+    "bot/",
+    "bot;",
+    "spider",
+    "crawler",
+)
+# Image proxies that fetch when the reader opens the mail, so their opens are people's.
+DEFAULT_IMAGE_PROXY_USER_AGENTS = ("googleimageproxy",)
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "placeholder", "xxx", "todo"}
 _MIN_SECRET_LENGTH = 16
 
@@ -44,6 +83,19 @@ class SmtpConfig:
     starttls: bool | None
     pool_size: int
     timeout: float
+    # Sending pace of one process; 0 is unlimited. Domains are lower-case ASCII (IDNA).
+    rate_per_second: float = 0
+    domain_rate_per_minute: float = 0
+    domain_rates_per_minute: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DkimConfig:
+    """The key that signs outgoing mail, published at `{selector}._domainkey.{domain}`."""
+
+    selector: str
+    domain: str
+    private_key: bytes = dataclasses.field(repr=False)
 
 
 def parse_smtp_url(url: str) -> SmtpConfig:
@@ -82,6 +134,73 @@ def parse_smtp_url(url: str) -> SmtpConfig:
         pool_size=pool_size,
         timeout=timeout,
     )
+
+
+_DNS_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DNS_NAME = re.compile(rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*")
+# RFC 8301: verifiers ignore signatures made with shorter RSA keys.
+_MIN_DKIM_KEY_BITS = 1024
+
+
+def _ascii_domain(value: str) -> str:
+    """A domain as it goes on the wire: lower-case, IDNA-encoded; ValueError if it is none."""
+    try:
+        domain = value.strip().rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise ValueError(f"{value!r} is not a domain name") from exc
+    if len(domain) > 253 or not _DNS_NAME.fullmatch(domain):
+        raise ValueError(f"{value!r} is not a domain name")
+    return domain
+
+
+def parse_domain_rates(value: str) -> dict[str, float]:
+    """`gmail.com=60,yahoo.com=30` -> {"gmail.com": 60.0, "yahoo.com": 30.0}."""
+    rates: dict[str, float] = {}
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        domain, separator, rate = entry.partition("=")
+        if not separator:
+            raise ValueError(f"{entry!r}: use domain=messages_per_minute, e.g. gmail.com=60")
+        try:
+            number = float(rate)
+        except ValueError as exc:
+            raise ValueError(f"{entry!r}: {rate.strip()!r} is not a number") from exc
+        if not number >= 0 or number == float("inf"):
+            raise ValueError(f"{entry!r}: the rate must be a number >= 0 (0 is unlimited)")
+        rates[_ascii_domain(domain)] = number
+    return rates
+
+
+def _read_dkim_key(*, path: Path | None, text: SecretStr | None) -> bytes:
+    if path is not None and text is not None:
+        raise ConfigError(
+            "set AFTERSALE_DKIM_PRIVATE_KEY_PATH or AFTERSALE_DKIM_PRIVATE_KEY, not both"
+        )
+    if path is not None:
+        try:
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"AFTERSALE_DKIM_PRIVATE_KEY_PATH: cannot read {path}: {exc.strerror or exc}"
+            ) from exc
+        name = "AFTERSALE_DKIM_PRIVATE_KEY_PATH"
+    else:
+        assert text is not None
+        raw = text.get_secret_value()
+        # A PEM put into one environment variable often arrives with "\n" for newlines.
+        pem = (raw.replace("\\n", "\n") if "\n" not in raw else raw).encode()
+        name = "AFTERSALE_DKIM_PRIVATE_KEY"
+    pem = pem.replace(b"\r\n", b"\n").strip() + b"\n"
+    try:
+        key = parse_pem_private_key(pem)
+    except Exception as exc:  # a third-party parser of arbitrary bytes: any failure counts
+        raise ConfigError(f"{name}: not a PEM RSA private key ({exc})") from exc
+    bits = int(key["modulus"]).bit_length()
+    if bits < _MIN_DKIM_KEY_BITS:
+        raise ConfigError(
+            f"{name}: the RSA key has {bits} bits; receivers ignore DKIM keys shorter than "
+            f"{_MIN_DKIM_KEY_BITS} (use 2048)"
+        )
+    return pem
 
 
 # A shop's host name: what `host=secret` entries are keyed by (a bare secret has no host).
@@ -133,8 +252,6 @@ class Settings(BaseSettings):
     secret_key: str = DEV_SECRET_KEY
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [DEV_API_KEY])
     webhook_secret: str = DEV_WEBHOOK_SECRET
-    shopify_secret: str | None = None
-    woocommerce_secret: str | None = None
     # Sign the one-click unsubscribe links of marketing mail (RFC 8058). Comma-separated: new
     # links are signed with the first, links signed with any of them keep working, so a key
     # is rotated by putting a new one first. Dropping a secret breaks the links it signed.
@@ -149,6 +266,32 @@ class Settings(BaseSettings):
     shopify_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
     woocommerce_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
     woocommerce_consent_meta_key: str = Field(default="aftersale_marketing_consent", min_length=1)
+
+    # Engagement tracking (docs/tracking.md): the open pixel and click redirects in HTML
+    # mail. A rule can opt out with `track: false`.
+    tracking_enabled: bool = True
+    # Sign tracking links; comma-separated and rotated like `unsubscribe_secrets`.
+    tracking_secrets: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [DEV_TRACKING_SECRET], min_length=1
+    )
+    # Days after sending that tracking links keep working; later they answer 404.
+    tracking_link_days: int = Field(default=365, ge=1, le=3650)
+    # An open or click this soon after sending was fetched on delivery, not by a reader.
+    tracking_prefetch_seconds: float = Field(default=10.0, ge=0)
+    # This many different links of one message clicked within `burst_seconds`: a scanner.
+    tracking_burst_links: int = Field(default=3, ge=2)
+    tracking_burst_seconds: float = Field(default=3.0, gt=0)
+    # Comma-separated CIDRs Apple's Mail Privacy Protection proxy fetches from.
+    tracking_apple_proxy_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_APPLE_PROXY_NETWORKS)
+    )
+    # Comma-separated, case-insensitive user-agent parts; see the defaults above.
+    tracking_scanner_user_agents: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_SCANNER_USER_AGENTS)
+    )
+    tracking_image_proxy_user_agents: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_IMAGE_PROXY_USER_AGENTS)
+    )
 
     rules_dir: Path = ROOT / "rules"
     templates_dir: Path = ROOT / "templates" / "email"
@@ -169,14 +312,92 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=60.0, gt=0)
     retry_max_seconds: float = Field(default=6 * 3600.0, gt=0)
 
+    # Sending pace of each worker process, 0 = unlimited: all mail per second, and mail per
+    # minute to one recipient domain; SMTP_DOMAIN_RATES overrides the latter for some domains
+    # ("gmail.com=60,yahoo.com=30"). Messages wait for their turn; none fails for it.
+    smtp_rate_per_second: float = Field(default=0, ge=0, allow_inf_nan=False)
+    smtp_domain_rate_per_minute: float = Field(default=0, ge=0, allow_inf_nan=False)
+    smtp_domain_rates: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+
+    # DKIM: with a selector and a key (a PEM file, or the PEM itself), every message is
+    # signed for DKIM_DOMAIN (default: the domain of FROM). See docs/deployment.md.
+    dkim_selector: str | None = None
+    dkim_private_key_path: Path | None = None
+    dkim_private_key: SecretStr | None = None
+    dkim_domain: str | None = None
+
     @field_validator(
-        "api_keys", "unsubscribe_secrets", "shopify_secrets", "woocommerce_secrets", mode="before"
+        "api_keys",
+        "unsubscribe_secrets",
+        "shopify_secrets",
+        "woocommerce_secrets",
+        "tracking_secrets",
+        "tracking_apple_proxy_networks",
+        "tracking_scanner_user_agents",
+        "tracking_image_proxy_user_agents",
+        mode="before",
     )
     @classmethod
     def _split_comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    @field_validator("tracking_apple_proxy_networks")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not a CIDR network: {value!r}") from exc
+        return values
+
+    @field_validator("tracking_scanner_user_agents", "tracking_image_proxy_user_agents")
+    @classmethod
+    def _lower_case(cls, values: list[str]) -> list[str]:
+        return [value.lower() for value in values if value.strip()]
+
+    @field_validator("smtp_domain_rates", mode="before")
+    @classmethod
+    def _parse_domain_rates(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_domain_rates(value)
+        if isinstance(value, Mapping):
+            return {_ascii_domain(str(domain)): rate for domain, rate in value.items()}
+        return value
+
+    @field_validator("smtp_domain_rates")
+    @classmethod
+    def _domain_rates_not_negative(cls, rates: dict[str, float]) -> dict[str, float]:
+        for domain, rate in rates.items():
+            if not 0 <= rate < float("inf"):
+                raise ValueError(f"{domain}: the rate must be a number >= 0 (0 is unlimited)")
+        return rates
+
+    @field_validator("dkim_selector", "dkim_domain", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("dkim_selector")
+    @classmethod
+    def _dkim_selector_is_a_dns_name(cls, value: str | None) -> str | None:
+        if value is not None and not _DNS_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} is not a DNS label (letters, digits, '-', '.')")
+        return value
+
+    @field_validator("dkim_domain")
+    @classmethod
+    def _dkim_domain_is_a_domain(cls, value: str | None) -> str | None:
+        return None if value is None else _ascii_domain(value)
+
+    @model_validator(mode="after")
+    def _dkim_is_complete(self) -> Settings:
+        # Half a DKIM setup would send unsigned mail while the operator believes it signed,
+        # so it refuses to start in every environment, as does a key that cannot sign.
+        self._dkim_config()
+        return self
 
     @field_validator("shopify_secrets", "woocommerce_secrets")
     @classmethod
@@ -239,16 +460,14 @@ class Settings(BaseSettings):
             secrets[f"AFTERSALE_API_KEYS (key {index + 1})"] = key
         for index, key in enumerate(self.unsubscribe_secrets):
             secrets[f"AFTERSALE_UNSUBSCRIBE_SECRETS (secret {index + 1})"] = key
+        for index, key in enumerate(self.tracking_secrets):
+            secrets[f"AFTERSALE_TRACKING_SECRETS (secret {index + 1})"] = key
         for name, entries in (
             ("AFTERSALE_SHOPIFY_SECRETS", self.shopify_secrets),
             ("AFTERSALE_WOOCOMMERCE_SECRETS", self.woocommerce_secrets),
         ):
             for index, entry in enumerate(entries):
                 secrets[f"{name} (secret {index + 1})"] = split_secret_entry(entry)[1]
-        if self.shopify_secret is not None:
-            secrets["AFTERSALE_SHOPIFY_SECRET"] = self.shopify_secret
-        if self.woocommerce_secret is not None:
-            secrets["AFTERSALE_WOOCOMMERCE_SECRET"] = self.woocommerce_secret
         problems = [name for name, value in secrets.items() if _is_placeholder(value)]
         if not self.api_keys:
             problems.append("AFTERSALE_API_KEYS (none set)")
@@ -270,10 +489,48 @@ class Settings(BaseSettings):
     def smtp(self) -> SmtpConfig:
         """The SMTP server to send through; the built-in capture when none is configured."""
         if self.smtp_url:
-            return parse_smtp_url(self.smtp_url)
-        return parse_smtp_url(
-            f"smtp://{self.dev_smtp_host}:{self.dev_smtp_port}?starttls=off&pool_size=2"
+            server = parse_smtp_url(self.smtp_url)
+        else:
+            server = parse_smtp_url(
+                f"smtp://{self.dev_smtp_host}:{self.dev_smtp_port}?starttls=off&pool_size=2"
+            )
+        return dataclasses.replace(
+            server,
+            rate_per_second=self.smtp_rate_per_second,
+            domain_rate_per_minute=self.smtp_domain_rate_per_minute,
+            domain_rates_per_minute=dict(self.smtp_domain_rates),
         )
+
+    @cached_property
+    def dkim(self) -> DkimConfig | None:
+        """The signing key, or None when DKIM is not configured."""
+        return self._dkim_config()
+
+    def _dkim_config(self) -> DkimConfig | None:
+        has_key = self.dkim_private_key_path is not None or self.dkim_private_key is not None
+        if self.dkim_selector is None and not has_key:
+            return None
+        if self.dkim_selector is None:
+            raise ConfigError(
+                "a DKIM key is set but AFTERSALE_DKIM_SELECTOR is not: set the selector its "
+                "public key is published under (the s= of {selector}._domainkey.{domain})"
+            )
+        if not has_key:
+            raise ConfigError(
+                f"AFTERSALE_DKIM_SELECTOR is {self.dkim_selector!r} but there is no key: set "
+                "AFTERSALE_DKIM_PRIVATE_KEY_PATH (a PEM file) or AFTERSALE_DKIM_PRIVATE_KEY "
+                "(the PEM text), or unset the selector to send unsigned"
+            )
+        key = _read_dkim_key(path=self.dkim_private_key_path, text=self.dkim_private_key)
+        domain = self.dkim_domain
+        if domain is None:
+            try:
+                domain = _ascii_domain(self.from_address[1].rpartition("@")[2])
+            except ValueError as exc:
+                raise ConfigError(
+                    f"AFTERSALE_DKIM_DOMAIN: unset, and AFTERSALE_FROM has no usable domain ({exc})"
+                ) from exc
+        return DkimConfig(selector=self.dkim_selector, domain=domain, private_key=key)
 
     @property
     def uses_dev_smtp_capture(self) -> bool:

@@ -15,10 +15,13 @@ from app.customers.endpoints import router as customers_router
 from app.dev.endpoints import router as dev_router
 from app.ops.endpoints import router as ops_router
 from app.orders.endpoints import router as orders_router
+from app.orders.platform_endpoints import router as platform_webhooks_router
 from app.outbox.endpoints import router as outbox_router
+from app.preview.endpoints import router as preview_router
 from app.rules.endpoints import router as rules_router
 from app.runtime import Runtime
 from app.suppressions.endpoints import router as suppressions_router
+from app.tracking.endpoints import router as tracking_router
 from app.unsubscribe.endpoints import router as unsubscribe_router
 from app.worker import Worker
 
@@ -60,11 +63,14 @@ def create_app(
     )
     app.include_router(ops_router)
     app.include_router(orders_router)
+    app.include_router(platform_webhooks_router)
     app.include_router(outbox_router)
+    app.include_router(preview_router)
     app.include_router(rules_router)
     app.include_router(customers_router)
     app.include_router(suppressions_router)
     app.include_router(unsubscribe_router)
+    app.include_router(tracking_router)
     if settings.is_development:
         app.include_router(dev_router)
     return app

@@ -242,3 +242,58 @@ class RepurchaseGap(Base):
     # log(days per unit) since the customer's previous purchase for this rule.
     log_days: Mapped[float] = mapped_column(Float)
     observed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class TrackedLinkKind(enum.StrEnum):
+    LINK = "link"  # a link of the message; clicks redirect to its url
+    HONEYPOT = "honeypot"  # hidden from readers, so whatever follows it is a machine
+    PIXEL = "pixel"  # the open pixel
+
+
+class TrackedLink(Base):
+    """One tracked URL of a sent message: what a tracking token names.
+
+    Written when the message is composed, before it is sent: a click can only ever go to the
+    `url` stored here, never to anything in the request.
+    """
+
+    __tablename__ = "tracked_links"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    # Order in the message: HTML links, then the text part's, then honeypot and pixel.
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str | None] = mapped_column(Text)
+    # The token's 128 random bits (hex), compared here so a token needs more than a secret.
+    token_nonce: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class TrackingEvent(Base):
+    """One open or click, as it came, with its class (human, machine, unknown) and reason.
+
+    Every request is kept, so unique and total counts of people and machines both derive
+    from here. No full IP: `ip` holds its /24 (IPv4) or /48 (IPv6) network.
+    """
+
+    __tablename__ = "tracking_events"
+    __table_args__ = (
+        Index("ix_tracking_events_message_time", "message_id", "kind", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))
+    # The clicked link; None for opens, and once links are pruned.
+    link_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tracked_links.id", ondelete="SET NULL"), index=True
+    )
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    class_: Mapped[str] = mapped_column("class", String(16))
+    reason: Mapped[str] = mapped_column(String(32))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(8))

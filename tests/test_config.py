@@ -15,6 +15,7 @@ def production(**overrides: object) -> Settings:
         "webhook_secret": STRONG + "w",
         "api_keys": [STRONG + "k"],
         "unsubscribe_secrets": [STRONG + "u"],
+        "tracking_secrets": [STRONG + "t"],
         "smtp_url": "smtp://mail.example.org:587",
         "_env_file": None,
     }
@@ -35,9 +36,11 @@ def test_production_accepts_real_secrets() -> None:
         ("api_keys", [], "AFTERSALE_API_KEYS"),
         ("api_keys", ["dev-api-key"], "AFTERSALE_API_KEYS"),
         ("smtp_url", None, "AFTERSALE_SMTP_URL"),
-        ("shopify_secret", "secret", "AFTERSALE_SHOPIFY_SECRET"),
+        ("shopify_secrets", ["shop.example.com=secret"], "AFTERSALE_SHOPIFY_SECRETS (secret 1)"),
         ("unsubscribe_secrets", ["dev-unsubscribe-secret"], "AFTERSALE_UNSUBSCRIBE_SECRETS"),
         ("unsubscribe_secrets", [STRONG, "short"], "AFTERSALE_UNSUBSCRIBE_SECRETS (secret 2)"),
+        ("tracking_secrets", ["dev-tracking-secret"], "AFTERSALE_TRACKING_SECRETS (secret 1)"),
+        ("tracking_secrets", [STRONG, "short"], "AFTERSALE_TRACKING_SECRETS (secret 2)"),
     ],
 )
 def test_production_refuses_placeholders_naming_the_setting(

@@ -1,15 +1,61 @@
-"""The template context of one message: only what the customer, order and rule provide."""
+"""The template context of one message: only what the customer, order and rule provide.
+
+`build_context` reads plain attributes, so the dispatcher passes database rows and the
+preview passes a webhook body (see the protocols below); both get the same context.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, Protocol
 
-from app.models import Customer, Order, OrderItem
+
+class ContextCustomer(Protocol):
+    """A `Customer` row, or a webhook's `CustomerIn`."""
+
+    @property
+    def first_name(self) -> str | None: ...
+    @property
+    def last_name(self) -> str | None: ...
+    @property
+    def locale(self) -> str | None: ...
 
 
-def _item(item: OrderItem) -> dict[str, Any]:
+class ContextOrder(Protocol):
+    """An `Order` row, or `OrderView` of a webhook's order."""
+
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def total(self) -> Decimal | None: ...
+    @property
+    def currency(self) -> str | None: ...
+    @property
+    def placed_at(self) -> datetime | None: ...
+
+
+class ContextItem(Protocol):
+    """An `OrderItem` row, or a webhook's `ItemIn`."""
+
+    @property
+    def sku(self) -> str | None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def category(self) -> str | None: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def unit_price(self) -> Decimal | None: ...
+    @property
+    def tags(self) -> Sequence[str]: ...
+    @property
+    def attributes(self) -> Mapping[str, Any]: ...
+
+
+def _item(item: ContextItem) -> dict[str, Any]:
     return {
         "sku": item.sku,
         "name": item.name,
@@ -23,11 +69,11 @@ def _item(item: OrderItem) -> dict[str, Any]:
 
 def build_context(
     *,
-    customer: Customer,
-    order: Order | None,
-    items: Sequence[OrderItem],
+    customer: ContextCustomer,
+    order: ContextOrder | None,
+    items: Sequence[ContextItem],
     send_at: datetime,
-    matched_items: Sequence[OrderItem] | None = None,
+    matched_items: Sequence[ContextItem] | None = None,
     shop_name: str,
     unsubscribe_url: str | None = None,
 ) -> dict[str, Any]:

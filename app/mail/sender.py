@@ -4,17 +4,22 @@
 connection (TCP, TLS, EHLO, AUTH) costs several round trips per email. Every outcome
 is a value, not an exception, so the dispatcher can decide: Delivered, TemporaryFailure
 (4xx, network trouble, timeouts: try later) or PermanentFailure (5xx: give up).
+
+Every message first waits for its turn under the configured sending rates
+(`app.mail.ratelimit`): whoever sends through the pool keeps to them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
 import aiosmtplib
 
 from app.config import SmtpConfig
+from app.mail.ratelimit import Clock, SendRateLimiter, Sleep
 
 
 @dataclass(frozen=True)
@@ -73,8 +78,21 @@ def _reply_outcome(code: int, message: str) -> TemporaryFailure | PermanentFailu
 class SmtpPool:
     """A small pool of aiosmtplib connections shared by concurrent `send` calls."""
 
-    def __init__(self, config: SmtpConfig) -> None:
+    def __init__(
+        self,
+        config: SmtpConfig,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         self._config = config
+        self._pace = SendRateLimiter(
+            per_second=config.rate_per_second,
+            domain_per_minute=config.domain_rate_per_minute,
+            domain_rates_per_minute=config.domain_rates_per_minute,
+            clock=clock,
+            sleep=sleep,
+        )
         # Most recently used first: the connection least likely to have idled out.
         self._idle: list[aiosmtplib.SMTP] = []
         self._slots = asyncio.Semaphore(config.pool_size)
@@ -89,6 +107,11 @@ class SmtpPool:
             raise RuntimeError("SmtpPool is closed")
         _check_envelope_address(envelope_from)
         _check_envelope_address(recipient)
+        # Before taking a connection slot, and outside the deadline: waiting for a turn is
+        # not the server being slow.
+        await self._pace.acquire(recipient)
+        if self._closed:
+            raise RuntimeError("SmtpPool is closed")
         async with self._slots:
             try:
                 async with asyncio.timeout(self._deadline):

@@ -18,6 +18,9 @@ Filters, formatting for the locale being rendered:
 * `{{ message.send_at|datetime }}` / `|datetime("short", tz="Europe/Berlin")`: shown in
   the datetime's own zone unless `tz` is given; naive values count as UTC.
 
+The HTML comes back with its <style> rules also copied into style attributes
+(`app.mail.inline`), so previews and sent mail look the same in clients that drop <style>.
+
 Templates come from the shop operator, and their context from webhooks, so rendering
 is sandboxed and undefined variables are errors rather than silent blanks.
 """
@@ -43,6 +46,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from app.mail.html_to_text import html_to_text
+from app.mail.inline import InlineCssError, inline_css
 
 _TEMPLATE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _LOCALE_NAME = re.compile(r"[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*")
@@ -111,6 +115,10 @@ class TemplateRenderer:
                 text = html_to_text(html) + "\n"
         finally:
             _current_locale.reset(token)
+        try:
+            html = inline_css(html)
+        except InlineCssError as exc:
+            raise TemplateError(f"{prefix}/body.html: {exc}") from exc
         return RenderedEmail(subject=subject, text=text, html=html)
 
     def _render_file(self, name: str, context: Mapping[str, Any]) -> str:

@@ -21,6 +21,8 @@ from app.models import (
     OrderStatus,
     RepurchaseGap,
     Suppression,
+    TrackedLink,
+    TrackingEvent,
     WebhookDelivery,
 )
 from app.planner.learned import GapStats, PastOrder
@@ -259,6 +261,12 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
     # SMTP replies often quote the address ("550 <anna@…>: no such user").
     await _update(session, MessageAttempt, MessageAttempt.message_id.in_(messages), detail=None)
     await _update(session, WebhookDelivery, WebhookDelivery.customer_id == customer_id, body="")
+    # Tracking keeps its counts (class, reason, time), not who and where: links can carry
+    # personal query strings, user agents and network prefixes identify people.
+    await _update(session, TrackedLink, TrackedLink.message_id.in_(messages), url=None)
+    await _update(
+        session, TrackingEvent, TrackingEvent.message_id.in_(messages), user_agent=None, ip=None
+    )
     if email:
         await _forget_suppressed_address(session, email)
 
@@ -441,3 +449,8 @@ async def cancel_ids(session: AsyncSession, *, ids: Sequence[int], reason: str) 
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def customer_ids_by_email(session: AsyncSession, *, shop: str, email: str) -> list[int]:
+    statement = select(Customer.id).where(Customer.shop == shop, Customer.email == email.lower())
+    return list((await session.execute(statement)).scalars())

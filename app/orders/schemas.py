@@ -105,6 +105,9 @@ class CustomerIn(_Body):
 
 class CustomerRef(_Body):
     id: ExternalId
+    # With `customer.deleted`: also erase this address's guest checkouts (kept as other
+    # customers, since a guest has no customer id of the shop's).
+    email: EmailStr | None = None
 
 
 class OrderPlaced(Envelope):

@@ -229,12 +229,20 @@ async def _cancel_refunded(
 async def _customer_deleted(
     session: AsyncSession, *, shop: str, event: CustomerDeleted, now: datetime
 ) -> int:
+    ids = set()
     customer_id = await repository.customer_id_for(
         session, shop=shop, external_id=event.customer.id
     )
-    if customer_id is None:
-        return 0
-    return await erase_customer(session, customer_id=customer_id, now=now)
+    if customer_id is not None:
+        ids.add(customer_id)
+    if event.customer.email:
+        ids.update(
+            await repository.customer_ids_by_email(session, shop=shop, email=event.customer.email)
+        )
+    cancelled = 0
+    for erased in sorted(ids):
+        cancelled += await erase_customer(session, customer_id=erased, now=now)
+    return cancelled
 
 
 async def _plan(
@@ -462,7 +470,9 @@ async def _order_facts(session: AsyncSession, order: Order, *, customer_id: int)
 async def _upsert_customer(
     session: AsyncSession, *, shop: str, customer: CustomerIn, as_of: datetime
 ) -> int:
-    values: dict[str, Any] = customer.model_dump(mode="python", exclude={"id"})
+    # Only what the event carries: a customer update without a locale or consent field (most
+    # platform payloads) must not wipe what an earlier event told us.
+    values: dict[str, Any] = customer.model_dump(mode="python", exclude={"id"}, exclude_unset=True)
     values["email"] = str(customer.email).lower() if customer.email else None
     customer_id = await repository.upsert_customer(
         session, shop=shop, external_id=customer.id, values=values, as_of=as_of

@@ -1,9 +1,14 @@
-"""Our webhook signature: `v1=` hex HMAC-SHA256 over "{timestamp}.{raw body}"."""
+"""Our webhook signature: `v1=` hex HMAC-SHA256 over "{timestamp}.{raw body}".
+
+Shopify and WooCommerce sign differently: base64 HMAC-SHA256 over the raw body alone.
+"""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+from collections.abc import Sequence
 
 TOLERANCE_SECONDS = 300
 
@@ -43,5 +48,31 @@ def verify(
     matched = False
     for candidate in candidates:
         matched |= hmac.compare_digest(candidate.encode(), expected.encode())
+    if not matched:
+        raise SignatureError("signature does not match")
+
+
+def sign_body_base64(secret: str, body: bytes) -> str:
+    """Shopify's `X-Shopify-Hmac-Sha256` and WooCommerce's `X-WC-Webhook-Signature`."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def verify_body_base64(
+    *, secrets: Sequence[str], signature_header: str | None, body: bytes
+) -> None:
+    """Raise SignatureError unless the header is the body's signature under one of `secrets`.
+
+    Several secrets are accepted so a shop can rotate its secret without losing deliveries.
+    """
+    if not signature_header:
+        raise SignatureError("missing signature header")
+    if not secrets:
+        raise SignatureError("no webhook secret is configured for this shop")
+    given = signature_header.strip().encode()
+    # Compare against every secret so timing does not reveal which one was close.
+    matched = False
+    for secret in secrets:
+        matched |= hmac.compare_digest(given, sign_body_base64(secret, body).encode())
     if not matched:
         raise SignatureError("signature does not match")

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from app.db import transaction
 from app.mail.compose import compose_message, message_bytes
 from app.mail.context import build_context
+from app.mail.dkim import dkim_sign
 from app.mail.sender import Delivered, MailSender, PermanentFailure, TemporaryFailure
 from app.mail.templates import TemplateError, TemplateRenderer
 from app.mail.unsubscribe import marketing_unsubscribe_url
@@ -32,6 +33,7 @@ from app.planner.limits import Capped, Defer, Skip, cap_decision, free_slot, spa
 from app.rules.loader import RuleSet
 from app.rules.model import Rule
 from app.runtime import Runtime
+from app.tracking.service import track_message
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +135,32 @@ class Dispatcher:
                     log.exception("message %s: dispatch error", context.message.id)
                     report.count("error")
 
-        await asyncio.gather(*(process(context) for context in contexts))
+        # A batch can outlast its lease (a slow server, rate limits): keep the lease alive
+        # while this worker is working, so nobody else takes and sends the same message.
+        heartbeat = asyncio.create_task(self._keep_leases(ids))
+        try:
+            await asyncio.gather(*(process(context) for context in contexts))
+        finally:
+            heartbeat.cancel()
         log.info("dispatched batch", extra={"claimed": report.claimed, **report.outcomes})
         return report
+
+    async def _keep_leases(self, ids: Sequence[int]) -> None:
+        lease = timedelta(seconds=self.runtime.settings.lease_seconds)
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                async with transaction(self.runtime.session_factory) as session:
+                    await repository.renew_leases(
+                        session,
+                        ids=ids,
+                        worker_id=self.worker_id,
+                        until=self.runtime.clock.now() + lease,
+                    )
+            except Exception:
+                # The database is away: the sends go on; a lease that lapses meanwhile lets
+                # another worker retry, which is what a lease is for.
+                log.exception("could not renew leases")
 
     async def _process(self, context: SendContext, history: Sequence[PlacedItem]) -> str:
         message, customer = context.message, context.customer
@@ -209,6 +234,14 @@ class Dispatcher:
                     unsubscribe_url=unsubscribe_url,
                 ),
             )
+            # Open pixel and click redirects, stored before the mail can be read.
+            rendered = await track_message(
+                self.runtime,
+                message_id=message.id,
+                rule=rule,
+                rendered=rendered,
+                unsubscribe_url=unsubscribe_url,
+            )
             email, message_id = compose_message(
                 rendered=rendered,
                 from_name=self._from_name,
@@ -227,7 +260,7 @@ class Dispatcher:
             outcome = await self.sender.send(
                 envelope_from=self._from_address,
                 recipient=customer.email,
-                message=message_bytes(email),
+                message=dkim_sign(message_bytes(email), settings.dkim),
             )
         except ValueError as exc:  # an address that cannot go on the wire
             return await self._fail(message, "invalid_address", exc, now=now)
@@ -329,7 +362,9 @@ class Dispatcher:
         return Defer(recheck)
 
     async def _fail(self, message: Message, reason: str, exc: Exception, *, now: datetime) -> str:
-        log.error("message %s failed (%s): %s", message.id, reason, exc)
+        # The error text can hold the address: it goes to the message row (erased with the
+        # customer), the log gets only its kind.
+        log.error("message %s failed (%s): %s", message.id, reason, type(exc).__name__)
         await self._finish(
             message.id,
             MessageStatus.FAILED,

@@ -231,6 +231,23 @@ async def release_message(
     )
 
 
+async def renew_leases(
+    session: AsyncSession, *, ids: Sequence[int], worker_id: str, until: datetime
+) -> int:
+    """Extend the lease of this worker's messages still in flight."""
+    result = await session.execute(
+        update(Message)
+        .where(
+            Message.id.in_(ids),
+            Message.status == MessageStatus.SENDING,
+            Message.claimed_by == worker_id,
+        )
+        .values(next_attempt_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def defer_message(
     session: AsyncSession,
     *,

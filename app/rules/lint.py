@@ -13,6 +13,7 @@ from typing import Any
 
 from app.mail.templates import TemplateError, TemplateRenderer
 from app.rules.loader import RuleError, parse_rule_files
+from app.tracking.rewrite import html_hrefs, link_scheme
 
 SAMPLE_CONTEXT: dict[str, Any] = {
     "customer": {"first_name": "Anna", "last_name": "Ivanova", "locale": "en"},
@@ -40,6 +41,9 @@ SAMPLE_CONTEXT: dict[str, Any] = {
 
 
 SAMPLE_CONTEXT["order"]["items"] = SAMPLE_CONTEXT["items"]
+# What a link in mail may be: javascript:, data: and the like run or hide content, and a
+# relative link leads nowhere from a mailbox.
+_LINK_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
 
 
 def check_rules(rules_dir: Path, *, templates_dir: Path, default_locale: str) -> list[RuleError]:
@@ -75,7 +79,13 @@ def _template_problem(
     locales = sorted(path.name for path in folder.iterdir() if path.is_dir())
     for locale in locales:
         try:
-            renderer.render(template, locale=locale, context=SAMPLE_CONTEXT)
+            rendered = renderer.render(template, locale=locale, context=SAMPLE_CONTEXT)
         except TemplateError as exc:
             return f"template {template!r} ({locale}) does not render: {exc}"
+        for href in html_hrefs(rendered.html):
+            if link_scheme(href.url) not in _LINK_SCHEMES:
+                return (
+                    f"template {template!r} ({locale}) has a link to {href.url[:80]!r}: "
+                    "links in mail must be absolute http:// or https:// URLs (or mailto:, tel:)"
+                )
     return None

@@ -64,17 +64,27 @@ class ItemFilter(_Strict):
             return False
         if self.quantity is not None and not self.quantity.contains(item.quantity):
             return False
-        if not (self.sku or self.category or self.tag):
+        sku_pattern, tags, categories, prefixes = self._compiled
+        if sku_pattern is None and not tags and not categories:
             return True
-        if item.sku and any(fnmatch.fnmatchcase(item.sku, pattern) for pattern in self.sku):
+        if item.sku and sku_pattern is not None and sku_pattern.match(item.sku):
             return True
-        if any(tag in item.tags for tag in self.tag):
+        if tags and not tags.isdisjoint(item.tags):
             return True
         category = item.category
-        return bool(category) and any(
-            category == prefix or (category or "").startswith(prefix.rstrip("/") + "/")
-            for prefix in self.category
+        return category is not None and (category in categories or category.startswith(prefixes))
+
+    @cached_property
+    def _compiled(
+        self,
+    ) -> tuple[re.Pattern[str] | None, frozenset[str], frozenset[str], tuple[str, ...]]:
+        # Asked for every item of every order against every rule: the globs become one
+        # regular expression and the prefixes one tuple, once.
+        sku = (
+            re.compile("|".join(fnmatch.translate(glob) for glob in self.sku)) if self.sku else None
         )
+        prefixes = tuple(prefix.rstrip("/") + "/" for prefix in self.category)
+        return sku, frozenset(self.tag), frozenset(self.category), prefixes
 
 
 class OrderFilter(_Strict):
@@ -155,7 +165,7 @@ class SendWindowSpec(_Strict):
         parse_send_window(self.days, self.hours)
         return self
 
-    @property
+    @cached_property  # asked for every planned message; parsing it each time was a hotspot
     def window(self) -> SendWindow:
         return parse_send_window(self.days, self.hours)
 
@@ -368,6 +378,10 @@ class Rule(_Strict):
         default=50, ge=0, le=100, description="higher wins when limits leave room for one"
     )
     limit: Limit | None = Field(default=None, description="per customer, for this rule alone")
+    track: bool = Field(
+        default=True,
+        description="false: no open pixel and no click tracking in this rule's mail",
+    )
 
     @model_validator(mode="after")
     def _timing_fits_the_event(self) -> Rule:

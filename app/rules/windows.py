@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -88,6 +89,9 @@ def next_send_time(earliest: datetime, *, window: SendWindow | None, tz: ZoneInf
     raise RuntimeError(f"no send window occurrence found after {earliest.isoformat()}")
 
 
+# Pure, and asked for the same few days, times and zones over and over (each send window
+# check opens and closes occurrences): remembered rather than recomputed.
+@lru_cache(maxsize=65_536)
 def at_local_time(day: date, at: time, *, tz: ZoneInfo) -> datetime:
     """The UTC instant at which the clock in `tz` first reads `at` (or later) on `day`.
 

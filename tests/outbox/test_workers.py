@@ -162,3 +162,24 @@ async def test_late_worker_cannot_overwrite_newer_outcome(
             reason="late",
         )
     assert await status_counts(runtime) == {"sent": 1}
+
+
+async def test_a_batch_that_outlasts_its_lease_keeps_it(
+    runtime: Runtime, smtp_sink: SmtpSink, clock: FrozenClock
+) -> None:
+    """A slow server (or rate limits) must not let a second worker send the same message."""
+    runtime.settings = runtime.settings.model_copy(update={"lease_seconds": 0.6})
+    await seed_messages(runtime, 1)
+    smtp_sink.data_delay = 1.5
+    slow, other = make_dispatcher(runtime, "slow"), make_dispatcher(runtime, "other")
+    try:
+        sending = asyncio.create_task(slow.run_once())
+        await asyncio.sleep(0.1)
+        clock.advance(seconds=1)  # past the lease it claimed with
+        await asyncio.sleep(0.5)  # the heartbeat (every 0.2 s) has renewed it since
+        assert (await other.run_once()).claimed == 0
+        assert (await sending).outcomes == {"sent": 1}
+    finally:
+        await slow.sender.close()
+        await other.sender.close()
+    assert len(smtp_sink.received) == 1

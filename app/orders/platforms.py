@@ -1,0 +1,92 @@
+"""What the Shopify and WooCommerce adapters share: small, pure conversions of their payloads."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from app.orders.schemas import Envelope
+
+# The limits of CustomerIn.tags and ItemIn.tags: extra tags are dropped, not fatal.
+MAX_TAGS = 50
+MAX_TAG_LENGTH = 100
+
+E = TypeVar("E", bound=Envelope)
+Mapper = Callable[[dict[str, Any], str, datetime], Envelope | None]
+
+
+class PayloadError(ValueError):
+    """An authentic delivery whose payload cannot become one of our events; the message says
+    why, naming fields but never their values (they hold personal data and go to the logs)."""
+
+
+def guest_customer_id(email: str) -> str:
+    """A stable customer id for a checkout without an account: one address, one customer.
+
+    A digest rather than the address: erasing a customer empties its email columns, and the
+    id must not keep the address behind.
+    """
+    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    return f"guest:{digest}"
+
+
+def text(value: Any) -> str | None:
+    """A non-empty string (ids sent as integers become their exact digits), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def obj(value: Any) -> dict[str, Any]:
+    """The value when it is a JSON object, else an empty one (platforms send null freely)."""
+    return value if isinstance(value, dict) else {}
+
+
+def tag_list(value: Any) -> list[str]:
+    """Tags from a comma-separated string (Shopify) or a list, within our limits."""
+    raw = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else []
+    tags = [tag.strip() for tag in raw if isinstance(tag, str) and tag.strip()]
+    return [tag for tag in tags if len(tag) <= MAX_TAG_LENGTH][:MAX_TAGS]
+
+
+def without_none(values: dict[str, Any]) -> dict[str, Any]:
+    """Only the fields the payload carried, so a missing one is not sent as an explicit null."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def build(model: type[E], data: dict[str, Any]) -> E:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise PayloadError(describe(exc)) from None
+
+
+def run_mapper(
+    mapper: Mapper, topic: str, payload: dict[str, Any], event_id: str, received_at: datetime
+) -> Envelope | None:
+    """Run a topic's mapper; any malformed part of the payload becomes one PayloadError."""
+    try:
+        return mapper(payload, event_id, received_at)
+    except PayloadError as exc:
+        raise PayloadError(f"{topic}: {exc}") from None
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        raise PayloadError(f"{topic}: {describe(exc)}") from None
+
+
+def describe(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        )
+    if isinstance(exc, KeyError):
+        return f"missing field {exc}"
+    return type(exc).__name__

@@ -1,0 +1,185 @@
+"""`aftersale preview` and `aftersale send-test`: see a rule's email before a customer does."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from pydantic import ValidationError
+
+from app.config import Settings, SmtpConfig
+from app.mail.dkim import dkim_sign
+from app.mail.sender import Delivered, SendOutcome, SmtpPool
+from app.mail.templates import TemplateError, TemplateRenderer
+from app.orders.endpoints import DEFAULT_SHOP
+from app.orders.schemas import OrderPlaced
+from app.preview.service import compose_preview, compose_test_send
+from app.rules.loader import RuleSet, load_rules
+from app.rules.model import Rule
+
+PREVIEW_FILES = ("subject.txt", "body.txt", "body.html", "message.eml")
+
+
+class _Failed(Exception):
+    """A problem already worded for the user."""
+
+
+def preview_command(
+    *,
+    settings: Settings,
+    template: str,
+    order: Path,
+    locale: str | None,
+    out: Path | None,
+    rule_id: str | None,
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
+    """Write the four preview files to `out`, or print subject and text; 1 on any problem."""
+    try:
+        event = read_order(order)
+        rules = load_rules(settings.rules_dir)
+        rule = _rule_for_template(rules, template, rule_id)
+        email = compose_preview(
+            settings=settings,
+            renderer=_renderer(settings),
+            template=template,
+            event=event,
+            shop=DEFAULT_SHOP,  # the body is one of POST /webhooks/orders
+            rule=rule,
+            locale=locale,
+            now=datetime.now(UTC),
+        )
+    except _Failed as exc:
+        print(f"aftersale preview: {exc}", file=stderr)
+        return 1
+    except (TemplateError, ValueError) as exc:
+        print(f"aftersale preview: {template}: {exc}", file=stderr)
+        return 1
+    if rule is not None and rule_id is None:
+        print(f"aftersale preview: as rule {rule.id!r} ({rule.kind})", file=stderr)
+    if out is None:
+        print(email.subject, file=stdout)
+        print(file=stdout)
+        print(email.text, end="", file=stdout)
+        return 0
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "subject.txt").write_text(email.subject + "\n", encoding="utf-8")
+        (out / "body.txt").write_text(email.text, encoding="utf-8")
+        (out / "body.html").write_text(email.html, encoding="utf-8")
+        (out / "message.eml").write_bytes(email.eml)
+    except OSError as exc:
+        print(f"aftersale preview: {out}: {exc.strerror or exc}", file=stderr)
+        return 1
+    print(f"{out}: {', '.join(PREVIEW_FILES)}", file=stdout)
+    return 0
+
+
+def send_test_command(
+    *,
+    settings: Settings,
+    rule_id: str,
+    to: str,
+    order: Path | None,
+    locale: str | None,
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
+    """Send one "[TEST] " message of the rule through settings.smtp; 1 with the SMTP error."""
+    try:
+        event = read_order(order) if order is not None else None
+        rule = _rule(load_rules(settings.rules_dir), rule_id)
+        email = compose_test_send(
+            settings=settings,
+            renderer=_renderer(settings),
+            rule=rule,
+            to_address=to,
+            event=event,
+            shop=DEFAULT_SHOP,
+            locale=locale,
+            now=datetime.now(UTC),
+        )
+    except _Failed as exc:
+        print(f"aftersale send-test: {exc}", file=stderr)
+        return 1
+    except (TemplateError, ValueError) as exc:
+        print(f"aftersale send-test: {rule_id}: {exc}", file=stderr)
+        return 1
+    smtp = settings.smtp
+    try:
+        outcome = asyncio.run(
+            _send(
+                smtp,
+                envelope_from=settings.from_address[1],
+                recipient=to,
+                message=dkim_sign(email.eml, settings.dkim),
+            )
+        )
+    except ValueError as exc:  # an address that cannot go on the wire
+        print(f"aftersale send-test: {exc}", file=stderr)
+        return 1
+    if isinstance(outcome, Delivered):
+        print(f"sent {email.message_id} to {to} via {smtp.host}:{smtp.port}", file=stdout)
+        print(outcome.response, file=stdout)
+        return 0
+    print(
+        f"aftersale send-test: {smtp.host}:{smtp.port} did not take the message for {to}: "
+        f"{outcome.detail}",
+        file=stderr,
+    )
+    return 1
+
+
+def read_order(path: Path) -> OrderPlaced:
+    """An `order.created` webhook body from a JSON file, validated as the webhook does."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise _Failed(f"{path}: {exc.strerror or exc}") from exc
+    try:
+        return OrderPlaced.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise _Failed(f"{path}: not an order.created webhook body: {problems}") from exc
+
+
+async def _send(
+    smtp: SmtpConfig, *, envelope_from: str, recipient: str, message: bytes
+) -> SendOutcome:
+    pool = SmtpPool(smtp)
+    try:
+        return await pool.send(envelope_from=envelope_from, recipient=recipient, message=message)
+    finally:
+        await pool.close()
+
+
+def _renderer(settings: Settings) -> TemplateRenderer:
+    return TemplateRenderer(settings.templates_dir, default_locale=settings.default_locale)
+
+
+def _rule(rules: RuleSet, rule_id: str) -> Rule:
+    rule = rules.by_id(rule_id)
+    if rule is not None:
+        return rule
+    known = ", ".join(sorted(rule.id for rule in rules.rules)) or "none"
+    errors = f"; {len(rules.errors)} error(s) in the rules folder" if rules.errors else ""
+    raise _Failed(f"no rule {rule_id!r} (loaded: {known}{errors})")
+
+
+def _rule_for_template(rules: RuleSet, template: str, rule_id: str | None) -> Rule | None:
+    """The rule that says what kind of mail this is and which items it is about.
+
+    `--rule` names it; otherwise the first rule that sends the template, if any.
+    """
+    if rule_id is not None:
+        rule = _rule(rules, rule_id)
+        if template not in rule.templates:
+            raise _Failed(f"rule {rule_id!r} does not send template {template!r}")
+        return rule
+    return next((rule for rule in rules.rules if template in rule.templates), None)

@@ -1,0 +1,259 @@
+"""One message rendered and composed as the dispatcher would, without a database.
+
+A preview takes the body of an `order.created` webhook (`OrderPlaced`) and builds the
+template context with the dispatcher's own `build_context`, reading the webhook's customer,
+order and items where the dispatcher reads their rows. A test send uses the same path, or
+the rules linter's sample data when no order is given, and marks the subject.
+
+Previews are neither signed (DKIM) nor rate-limited: they are not sent. Test sends are
+both, like every message that goes out.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from email.message import EmailMessage
+from typing import Any
+
+from app.config import Settings
+from app.mail.compose import compose_message, message_bytes
+from app.mail.context import build_context
+from app.mail.templates import TemplateRenderer
+from app.mail.unsubscribe import marketing_unsubscribe_url
+from app.models import MessageKind
+from app.orders.schemas import ItemIn, OrderIn, OrderPlaced
+from app.rules.facts import ItemFacts
+from app.rules.lint import SAMPLE_CONTEXT
+from app.rules.model import Rule
+
+TEST_SUBJECT_PREFIX = "[TEST] "
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """A webhook's order under the names of the `Order` row that `build_context` reads."""
+
+    external_id: str
+    total: Decimal | None
+    currency: str | None
+    placed_at: datetime | None
+
+    @classmethod
+    def of(cls, order: OrderIn) -> OrderView:
+        return cls(
+            external_id=order.id,
+            total=order.total,
+            currency=order.currency,
+            placed_at=order.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class ComposedEmail:
+    subject: str
+    text: str
+    html: str
+    message: EmailMessage
+    message_id: str
+
+    @property
+    def eml(self) -> bytes:
+        """The whole message as it would go over SMTP (before DKIM signing)."""
+        return message_bytes(self.message)
+
+
+def rule_template(rule: Rule) -> str:
+    """The template a preview or test of `rule` shows: its first variant's, if it has any."""
+    return rule.templates[0]
+
+
+def compose_preview(
+    *,
+    settings: Settings,
+    renderer: TemplateRenderer,
+    template: str,
+    event: OrderPlaced,
+    shop: str,
+    rule: Rule | None,
+    locale: str | None,
+    now: datetime,
+) -> ComposedEmail:
+    """The message `template` makes for the order and customer of `event`, addressed to them.
+
+    `rule` decides what the dispatcher takes from it: the kind (marketing mail carries the
+    unsubscribe link and headers) and the `items` filter (the template's `items`). Without
+    one the mail is transactional and `items` is every item. `locale` replaces the
+    customer's; `shop` is whose customer it is (what an unsubscribe link names). TemplateError
+    or ValueError when it cannot be made.
+    """
+    return _order_email(
+        settings=settings,
+        renderer=renderer,
+        template=template,
+        event=event,
+        shop=shop,
+        rule=rule,
+        to_address=str(event.customer.email),
+        locale=locale,
+        now=now,
+    )
+
+
+def compose_test_send(
+    *,
+    settings: Settings,
+    renderer: TemplateRenderer,
+    rule: Rule,
+    to_address: str,
+    event: OrderPlaced | None,
+    shop: str,
+    locale: str | None,
+    now: datetime,
+) -> ComposedEmail:
+    """The message of `rule` for `to_address`, subject marked "[TEST] ".
+
+    From `event`'s order and customer when given, else from the rules linter's sample data.
+    A marketing rule's unsubscribe link names `to_address`, so using it unsubscribes only
+    the tester.
+    """
+    if event is not None:
+        return _order_email(
+            settings=settings,
+            renderer=renderer,
+            template=rule_template(rule),
+            event=event,
+            shop=shop,
+            rule=rule,
+            to_address=to_address,
+            locale=locale,
+            now=now,
+            subject_prefix=TEST_SUBJECT_PREFIX,
+        )
+    unsubscribe_url = _unsubscribe_url(settings, kind=rule.kind, shop=shop, email=to_address)
+    context: dict[str, Any] = copy.deepcopy(SAMPLE_CONTEXT)
+    context["unsubscribe_url"] = unsubscribe_url
+    if locale is not None:
+        context["customer"]["locale"] = locale
+    return _compose(
+        settings=settings,
+        renderer=renderer,
+        template=rule_template(rule),
+        locale=context["customer"]["locale"],
+        context=context,
+        to_name=None,
+        to_address=to_address,
+        unsubscribe_url=unsubscribe_url,
+        now=now,
+        subject_prefix=TEST_SUBJECT_PREFIX,
+    )
+
+
+def _order_email(
+    *,
+    settings: Settings,
+    renderer: TemplateRenderer,
+    template: str,
+    event: OrderPlaced,
+    shop: str,
+    rule: Rule | None,
+    to_address: str,
+    locale: str | None,
+    now: datetime,
+    subject_prefix: str = "",
+) -> ComposedEmail:
+    customer = event.customer
+    if locale is not None:
+        customer = customer.model_copy(update={"locale": locale})
+    kind = rule.kind if rule is not None else MessageKind.TRANSACTIONAL
+    unsubscribe_url = _unsubscribe_url(settings, kind=kind, shop=shop, email=to_address)
+    items = event.order.items
+    item_filter = rule.when.items if rule is not None else None
+    matched = [item for item in items if item_filter is None or item_filter.matches(_facts(item))]
+    context = build_context(
+        customer=customer,
+        order=OrderView.of(event.order),
+        items=items,
+        matched_items=matched,
+        send_at=now,
+        shop_name=_shop_name(settings),
+        unsubscribe_url=unsubscribe_url,
+    )
+    return _compose(
+        settings=settings,
+        renderer=renderer,
+        template=template,
+        locale=customer.locale,
+        context=context,
+        to_name=" ".join(filter(None, [customer.first_name, customer.last_name])) or None,
+        to_address=to_address,
+        unsubscribe_url=unsubscribe_url,
+        now=now,
+        subject_prefix=subject_prefix,
+    )
+
+
+def _compose(
+    *,
+    settings: Settings,
+    renderer: TemplateRenderer,
+    template: str,
+    locale: str | None,
+    context: dict[str, Any],
+    to_name: str | None,
+    to_address: str,
+    unsubscribe_url: str | None,
+    now: datetime,
+    subject_prefix: str = "",
+) -> ComposedEmail:
+    # The same arguments as the dispatcher's render and compose_message calls.
+    rendered = renderer.render(template, locale=locale, context=context)
+    if subject_prefix:
+        rendered = replace(rendered, subject=subject_prefix + rendered.subject)
+    from_name, from_address = settings.from_address
+    message, message_id = compose_message(
+        rendered=rendered,
+        from_name=from_name,
+        from_address=from_address,
+        to_name=to_name,
+        to_address=to_address,
+        message_id_domain=from_address.rpartition("@")[2] or "localhost",
+        now=now,
+        reply_to=settings.reply_to,
+        unsubscribe_url=unsubscribe_url,
+    )
+    return ComposedEmail(
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        message=message,
+        message_id=message_id,
+    )
+
+
+def _unsubscribe_url(settings: Settings, *, kind: str, shop: str, email: str) -> str | None:
+    return marketing_unsubscribe_url(
+        kind=kind,
+        public_url=settings.public_url,
+        shop=shop,
+        email=email,
+        secrets=settings.unsubscribe_secrets,
+    )
+
+
+def _shop_name(settings: Settings) -> str:
+    # What the dispatcher puts in `shop.name`.
+    return settings.from_address[0] or settings.public_url
+
+
+def _facts(item: ItemIn) -> ItemFacts:
+    return ItemFacts(
+        sku=item.sku,
+        category=item.category,
+        quantity=item.quantity,
+        unit_price=item.unit_price,
+        tags=tuple(item.tags),
+        attributes=dict(item.attributes),
+    )

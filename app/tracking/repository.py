@@ -1,0 +1,142 @@
+"""All SQL of tracking: the links of a message, the target a token names, the events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Message, TrackedLink, TrackingEvent
+from app.tracking.classify import EventClass, EventKind, Reason
+
+
+@dataclass(frozen=True)
+class NewLink:
+    position: int
+    kind: str
+    url: str | None
+    nonce: str
+
+
+async def add_links(
+    session: AsyncSession, *, message_id: int, links: Sequence[NewLink], now: datetime
+) -> list[int]:
+    """Store the tracked links of one message; their ids, in the order given."""
+    rows = [
+        TrackedLink(
+            message_id=message_id,
+            position=link.position,
+            kind=link.kind,
+            url=link.url,
+            token_nonce=link.nonce,
+            created_at=now,
+        )
+        for link in links
+    ]
+    session.add_all(rows)
+    await session.flush()
+    return [row.id for row in rows]
+
+
+@dataclass(frozen=True)
+class LinkTarget:
+    id: int
+    message_id: int
+    kind: str
+    url: str | None
+    nonce: str
+    created_at: datetime
+    sent_at: datetime | None
+
+
+async def get_link_target(
+    session: AsyncSession, link_id: int, *, lock_message: bool = False
+) -> LinkTarget | None:
+    """The link a token names, with its message's send time.
+
+    `lock_message` holds the message row until the transaction ends (PostgreSQL; SQLite
+    serializes writers anyway), so clicks on one message are recorded one after another
+    and each sees the ones before it: a burst of parallel scanner clicks cannot hide.
+    """
+    statement = (
+        select(
+            TrackedLink.id,
+            TrackedLink.message_id,
+            TrackedLink.kind,
+            TrackedLink.url,
+            TrackedLink.token_nonce,
+            TrackedLink.created_at,
+            Message.sent_at,
+        )
+        .join(Message, Message.id == TrackedLink.message_id)
+        .where(TrackedLink.id == link_id)
+    )
+    if lock_message:
+        statement = statement.with_for_update(of=Message)
+    row = (await session.execute(statement)).one_or_none()
+    return None if row is None else LinkTarget(*row)
+
+
+async def add_event(
+    session: AsyncSession,
+    *,
+    message_id: int,
+    kind: EventKind,
+    link_id: int | None,
+    occurred_at: datetime,
+    event_class: EventClass,
+    reason: Reason,
+    user_agent: str | None,
+    ip: str | None,
+    method: str,
+) -> None:
+    session.add(
+        TrackingEvent(
+            message_id=message_id,
+            kind=kind.value,
+            link_id=link_id,
+            occurred_at=occurred_at,
+            class_=event_class.value,
+            reason=reason.value,
+            user_agent=user_agent,
+            ip=ip,
+            method=method,
+        )
+    )
+    await session.flush()
+
+
+async def other_links_clicked_since(
+    session: AsyncSession, *, message_id: int, link_id: int, since: datetime
+) -> int:
+    """How many different links of the message, other than `link_id`, were clicked since."""
+    return int(
+        (
+            await session.execute(
+                select(func.count(func.distinct(TrackingEvent.link_id))).where(
+                    TrackingEvent.message_id == message_id,
+                    TrackingEvent.kind == EventKind.CLICK.value,
+                    TrackingEvent.occurred_at >= since,
+                    TrackingEvent.link_id != link_id,
+                )
+            )
+        ).scalar_one()
+    )
+
+
+async def mark_click_burst(session: AsyncSession, *, message_id: int, since: datetime) -> None:
+    """Every click of the message since `since` was the scanner's, the ones before this too."""
+    await session.execute(
+        update(TrackingEvent)
+        .where(
+            TrackingEvent.message_id == message_id,
+            TrackingEvent.kind == EventKind.CLICK.value,
+            TrackingEvent.occurred_at >= since,
+            TrackingEvent.class_ != EventClass.MACHINE.value,
+        )
+        .values(class_=EventClass.MACHINE.value, reason=Reason.CLICK_BURST.value)
+        .execution_options(synchronize_session=False)
+    )
