@@ -4,7 +4,7 @@ WORKDIR /srv/aftersale
 RUN python -m venv /srv/venv
 COPY pyproject.toml constraints.txt README.md ./
 COPY app ./app
-RUN /srv/venv/bin/pip install --no-cache-dir -c constraints.txt .
+RUN /srv/venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check -c constraints.txt .
 
 # Run: the virtualenv and the files the service reads, as a non-root user.
 FROM python:3.11-slim
@@ -17,7 +17,9 @@ COPY rules ./rules
 COPY templates ./templates
 RUN mkdir -p var && chown aftersale var
 USER aftersale
+# Production: refuses to start with missing or placeholder secrets (dev defaults are public).
 ENV PATH=/srv/venv/bin:$PATH \
+    AFTERSALE_ENV=production \
     AFTERSALE_RULES_DIR=/srv/aftersale/rules \
     AFTERSALE_TEMPLATES_DIR=/srv/aftersale/templates/email \
     AFTERSALE_DATABASE_URL=sqlite+aiosqlite:////srv/aftersale/var/aftersale.db \

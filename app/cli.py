@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from app.config import ROOT, Settings
+from app.ops.logging import configure_logging
 
 log = logging.getLogger("aftersale")
 
@@ -50,9 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_simulate_parser(commands)
     add_preview_parser(commands)
     add_send_test_parser(commands)
+    add_intake_parser(commands)
+    add_import_parser(commands)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -60,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             field = ".".join(str(part) for part in error["loc"]) or "settings"
             print(f"aftersale: configuration error: {field}: {error['msg']}", file=sys.stderr)
         return 2
+    configure_logging(settings.log_format)
 
     if args.command == "rules" and args.rules_command == "schema":
         from app.rules.schema import rules_json_schema
@@ -74,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_preview(settings, args)
     if args.command == "send-test":
         return run_send_test(settings, args)
+    if args.command == "intake":
+        return run_intake_replay(settings, args)
+    if args.command == "import":
+        return run_import(settings, args)
     if args.command == "db":
         upgrade_database(settings)
         return 0
@@ -219,6 +226,70 @@ def run_send_test(settings: Settings, args: argparse.Namespace) -> int:
     )
 
 
+def add_intake_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("intake", help="webhook deliveries that could not be mapped")
+    intake_commands = parser.add_subparsers(dest="intake_command", required=True)
+    replay = intake_commands.add_parser(
+        "replay",
+        help="map and ingest a failed delivery again with the current code and rules",
+        description="Replay intake failure ID (GET /api/v1/intake/failures), or every open "
+        "one with --all. Exit 0 when it went through (or had before), 1 when one still "
+        "fails (its error is updated), 2 when there is no such failure.",
+    )
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", nargs="?", type=int, metavar="ID")
+    which.add_argument("--all", action="store_true", help="every failure not replayed yet")
+
+
+def run_intake_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from app.orders.intake_command import replay_command
+
+    return replay_command(
+        settings=settings,
+        failure_id=None if args.all else args.id,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
+def add_import_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "import",
+        help="load past orders (no message is sent) so learned timing knows the history",
+        description="Store the customers, orders and items of FILE and learn repurchase "
+        "intervals from them, planning no message. Importing a file again changes nothing. "
+        "Bad lines are reported with their numbers and do not stop the import (exit 1).",
+    )
+    parser.add_argument("file", type=Path, metavar="FILE")
+    parser.add_argument(
+        "--format",
+        dest="file_format",
+        choices=["jsonl", "shopify-csv"],
+        default="jsonl",
+        help="jsonl: one POST /webhooks/orders body per line (default); shopify-csv: "
+        "Shopify's Orders > Export CSV",
+    )
+    parser.add_argument(
+        "--shop",
+        help="the shop the orders belong to, as its webhooks name it (required for "
+        "shopify-csv: the myshopify.com domain; default for jsonl: the shop of "
+        "POST /webhooks/orders)",
+    )
+
+
+def run_import(settings: Settings, args: argparse.Namespace) -> int:
+    from app.orders.history import import_command
+
+    return import_command(
+        settings=settings,
+        path=args.file,
+        file_format=args.file_format,
+        shop=args.shop,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
 def upgrade_database(settings: Settings) -> None:
     from alembic import command
     from alembic.config import Config
@@ -246,13 +317,25 @@ def serve_http(settings: Settings, *, role: str, host: str, port: int) -> None:
 
     app = create_app(settings, role="all" if role == "all" else "api")
     # uvicorn handles SIGTERM: stops accepting, then runs the lifespan shutdown (worker drain).
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True)
+    # Its logs go through ours (log_config=None); its access log is replaced by ours, which
+    # names routes instead of paths and query strings that can hold tokens and addresses.
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=True,
+        log_config=None,
+        access_log=False,
+    )
 
 
 async def run_worker(settings: Settings) -> None:
+    from app.ops.metrics import start_worker_metrics_server
     from app.runtime import Runtime
     from app.worker import Worker
 
+    start_worker_metrics_server(settings)
     runtime = Runtime.create(settings)
     worker = Worker(runtime)
     stop = asyncio.Event()

@@ -251,6 +251,9 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     secret_key: str = DEV_SECRET_KEY
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [DEV_API_KEY])
+    # Comma-separated keys answered 403 "API key revoked", also while still in API_KEYS: a
+    # leaked key is cut off at once, and its user is told why.
+    revoked_api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_secret: str = DEV_WEBHOOK_SECRET
     # Sign the one-click unsubscribe links of marketing mail (RFC 8058). Comma-separated: new
     # links are signed with the first, links signed with any of them keep working, so a key
@@ -266,6 +269,10 @@ class Settings(BaseSettings):
     shopify_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
     woocommerce_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
     woocommerce_consent_meta_key: str = Field(default="aftersale_marketing_consent", min_length=1)
+    # Days the raw body of every webhook delivery is kept (to replay, export or debug); later
+    # it is emptied, its row kept so late retries still dedupe. An unreplayed intake failure
+    # keeps its body until it is replayed (docs/deployment.md, Intake).
+    raw_payload_retention_days: int = Field(default=30, ge=1, le=3650)
 
     # Engagement tracking (docs/tracking.md): the open pixel and click redirects in HTML
     # mail. A rule can opt out with `track: false`.
@@ -292,6 +299,16 @@ class Settings(BaseSettings):
     tracking_image_proxy_user_agents: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_IMAGE_PROXY_USER_AGENTS)
     )
+
+    # Stats (docs/stats.md). An order this many days after a human click (or open, with
+    # `click_or_open`) on a message converts for it. The retention is kept above the longest
+    # window, so a purge never takes an event attribution still needs.
+    attribution_window_days: int = Field(default=5, ge=1, le=30)
+    attribution_via: Literal["click", "click_or_open"] = "click"
+    # Raw opens and clicks older than this are deleted; the rolled-up counts stay.
+    tracking_retention_days: int = Field(default=400, ge=31)
+    # Seconds between runs of the job that folds new events into the stats.
+    stats_rollup_interval: float = Field(default=60.0, gt=0)
 
     rules_dir: Path = ROOT / "rules"
     templates_dir: Path = ROOT / "templates" / "email"
@@ -326,8 +343,24 @@ class Settings(BaseSettings):
     dkim_private_key: SecretStr | None = None
     dkim_domain: str | None = None
 
+    # Operations (docs/deployment.md, Monitoring). Log lines: `text`, or `json` (one object a
+    # line; the default in production).
+    log_format: Literal["text", "json"] = "text"
+    # Bearer token for GET /metrics from other hosts; loopback clients need none. Unset:
+    # localhost only.
+    metrics_token: str | None = None
+    # `serve --role worker` has no HTTP API: with a port, it serves its own metrics there
+    # (no authentication: keep the host private).
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+    # Requests a minute per client IP to /o/, /c/ and /u/ (0 = unlimited), `burst` at once;
+    # per API process.
+    public_rate_per_minute: float = Field(default=600, ge=0, allow_inf_nan=False)
+    public_rate_burst: int = Field(default=60, ge=1)
+
     @field_validator(
         "api_keys",
+        "revoked_api_keys",
         "unsubscribe_secrets",
         "shopify_secrets",
         "woocommerce_secrets",
@@ -375,7 +408,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{domain}: the rate must be a number >= 0 (0 is unlimited)")
         return rates
 
-    @field_validator("dkim_selector", "dkim_domain", mode="before")
+    @field_validator("dkim_selector", "dkim_domain", "metrics_token", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -449,6 +482,12 @@ class Settings(BaseSettings):
         return value or None
 
     @model_validator(mode="after")
+    def _production_logs_json(self) -> Settings:
+        if self.env == "production" and "log_format" not in self.model_fields_set:
+            self.log_format = "json"
+        return self
+
+    @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:
         if self.env != "production":
             return self
@@ -456,6 +495,8 @@ class Settings(BaseSettings):
             "AFTERSALE_SECRET_KEY": self.secret_key,
             "AFTERSALE_WEBHOOK_SECRET": self.webhook_secret,
         }
+        if self.metrics_token is not None:
+            secrets["AFTERSALE_METRICS_TOKEN"] = self.metrics_token
         for index, key in enumerate(self.api_keys):
             secrets[f"AFTERSALE_API_KEYS (key {index + 1})"] = key
         for index, key in enumerate(self.unsubscribe_secrets):

@@ -68,6 +68,9 @@ def is_sqlite(url: str) -> bool:
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An engine with the connection settings each database needs to share work safely."""
+    # Database errors otherwise quote their SQL parameters (addresses, names) into the
+    # messages that end up in logs.
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":

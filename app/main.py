@@ -10,16 +10,21 @@ from typing import Literal
 
 from fastapi import FastAPI
 
+from app.api.deps import RefuseNulInUrl
 from app.config import Settings
 from app.customers.endpoints import router as customers_router
 from app.dev.endpoints import router as dev_router
 from app.ops.endpoints import router as ops_router
+from app.ops.middleware import add_operations
+from app.ops.security import RATE_LIMITED, PublicRateLimit
 from app.orders.endpoints import router as orders_router
+from app.orders.intake_endpoints import router as intake_router
 from app.orders.platform_endpoints import router as platform_webhooks_router
 from app.outbox.endpoints import router as outbox_router
 from app.preview.endpoints import router as preview_router
 from app.rules.endpoints import router as rules_router
 from app.runtime import Runtime
+from app.stats.endpoints import router as stats_router
 from app.suppressions.endpoints import router as suppressions_router
 from app.tracking.endpoints import router as tracking_router
 from app.unsubscribe.endpoints import router as unsubscribe_router
@@ -60,17 +65,22 @@ def create_app(
         version="0.1.0",
         summary="Post-sale lifecycle email: order webhooks in, timely personal email out.",
         lifespan=lifespan,
+        dependencies=[RefuseNulInUrl],
     )
     app.include_router(ops_router)
     app.include_router(orders_router)
     app.include_router(platform_webhooks_router)
+    app.include_router(intake_router)
     app.include_router(outbox_router)
     app.include_router(preview_router)
     app.include_router(rules_router)
     app.include_router(customers_router)
     app.include_router(suppressions_router)
-    app.include_router(unsubscribe_router)
-    app.include_router(tracking_router)
+    app.include_router(stats_router)
+    # The public links: no credential but the token, so a per-client rate limit.
+    app.include_router(unsubscribe_router, dependencies=[PublicRateLimit], responses=RATE_LIMITED)
+    app.include_router(tracking_router, dependencies=[PublicRateLimit], responses=RATE_LIMITED)
     if settings.is_development:
         app.include_router(dev_router)
+    add_operations(app, settings)
     return app

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     Float,
@@ -20,7 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, MappedColumn, mapped_column
 
 from app.db import Base, BigIntPK, UtcDateTime, utcnow
 from app.rules.facts import ItemFacts
@@ -123,8 +124,10 @@ class WebhookDelivery(Base):
     source: Mapped[str] = mapped_column(String(32))
     shop: Mapped[str] = mapped_column(String(255))
     delivery_id: Mapped[str] = mapped_column(String(255))
+    # The platform's topic header as received (our own JSON: its `type`), so it can be replayed.
     event_type: Mapped[str] = mapped_column(String(64))
-    # The raw body as received; emptied when its customer is erased or it ages out.
+    # The raw body as received, stored before mapping; emptied when its customer is erased or
+    # it ages out (raw_payload_retention_days).
     body: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
     # Whose data the body holds, so erasure and export can find it.
@@ -297,3 +300,160 @@ class TrackingEvent(Base):
     user_agent: Mapped[str | None] = mapped_column(String(512))
     ip: Mapped[str | None] = mapped_column(String(64))
     method: Mapped[str] = mapped_column(String(8))
+
+
+class IntakeFailure(Base):
+    """An authentic delivery whose payload could not be mapped to one of our events.
+
+    The raw body stays in its webhook_deliveries row (one copy, which erasure and retention
+    already handle), so the delivery can be replayed once the mapping is fixed. Resolved
+    when a replay or a redelivery went through (`replayed_at`).
+    """
+
+    __tablename__ = "intake_failures"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    webhook_delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), unique=True
+    )
+    # Names fields, never their values: it is listed by the API and logged.
+    error: Mapped[str] = mapped_column(Text)
+    failed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    replayed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    replay_result: Mapped[str | None] = mapped_column(String(255))
+
+
+class Conversion(Base):
+    """An order credited to the message that brought it, or a held-out customer's order
+    (docs/stats.md). One per order, so a redelivered order never converts twice."""
+
+    __tablename__ = "conversions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), unique=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    via: Mapped[str] = mapped_column(String(8))  # click, open or holdout
+    revenue: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    converted_at: Mapped[datetime] = mapped_column(UtcDateTime)  # when the order was placed
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class StatsSeries(Base):
+    """One line of running totals: the counts of a (rule, variant, template), or its revenue
+    in one currency. Few rows: the stats API starts from here."""
+
+    __tablename__ = "stats_series"
+    __table_args__ = (UniqueConstraint("rule_id", "variant", "template", "currency"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(128))
+    # '' for none: NULL would make every row unique to the constraint.
+    variant: Mapped[str] = mapped_column(String(64))
+    template: Mapped[str] = mapped_column(String(128))
+    # '' for the series of counts; a currency code for a series of revenue.
+    currency: Mapped[str] = mapped_column(String(3))
+
+
+def _counter() -> MappedColumn[int]:
+    return mapped_column(BigInteger, default=0)
+
+
+class StatsTotals(Base):
+    """Running totals of a series of counts up to and including `day` (UTC), for the
+    messages of that day (sent that day; if never sent, due that day).
+
+    A row exists only for days on which something changed; the totals on any day are the
+    latest row on or before it. Any span then costs two rows per series, however many
+    events there were (docs/stats.md).
+    """
+
+    __tablename__ = "stats_totals"
+
+    series_id: Mapped[int] = mapped_column(
+        ForeignKey("stats_series.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    planned: Mapped[int] = _counter()
+    scheduled: Mapped[int] = _counter()
+    sent: Mapped[int] = _counter()
+    failed: Mapped[int] = _counter()
+    bounced: Mapped[int] = _counter()
+    skipped: Mapped[int] = _counter()
+    cancelled: Mapped[int] = _counter()
+    expired: Mapped[int] = _counter()
+    held_out: Mapped[int] = _counter()
+    opened: Mapped[int] = _counter()
+    opens: Mapped[int] = _counter()
+    opened_machine: Mapped[int] = _counter()
+    opens_machine: Mapped[int] = _counter()
+    opened_unknown: Mapped[int] = _counter()
+    opens_unknown: Mapped[int] = _counter()
+    clicked: Mapped[int] = _counter()
+    clicks: Mapped[int] = _counter()
+    clicked_machine: Mapped[int] = _counter()
+    clicks_machine: Mapped[int] = _counter()
+    clicked_unknown: Mapped[int] = _counter()
+    clicks_unknown: Mapped[int] = _counter()
+    unsubscribed: Mapped[int] = _counter()
+    converted: Mapped[int] = _counter()
+    conversions: Mapped[int] = _counter()
+    held_out_converted: Mapped[int] = _counter()
+    held_out_conversions: Mapped[int] = _counter()
+
+
+class StatsRevenueTotals(Base):
+    """Running revenue of a series of revenue up to and including `day`, like StatsTotals."""
+
+    __tablename__ = "stats_revenue_totals"
+
+    series_id: Mapped[int] = mapped_column(
+        ForeignKey("stats_series.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    revenue: Mapped[Decimal] = mapped_column(Money, default=0)
+
+
+class StatsMessage(Base):
+    """What the running totals hold of one message: where it is counted and its own counts.
+
+    Folding compares a message with this row, so repeats change nothing, and a message that
+    changes status or day moves everything it counted. No foreign key: the counts outlive
+    the message.
+    """
+
+    __tablename__ = "stats_messages"
+    __table_args__ = (Index("ix_stats_messages_status", "status"),)
+
+    message_id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=False)
+    series_id: Mapped[int] = mapped_column(ForeignKey("stats_series.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    bounced: Mapped[bool] = mapped_column(Boolean, default=False)
+    opens: Mapped[int] = mapped_column(Integer, default=0)
+    opens_machine: Mapped[int] = mapped_column(Integer, default=0)
+    opens_unknown: Mapped[int] = mapped_column(Integer, default=0)
+    clicks: Mapped[int] = mapped_column(Integer, default=0)
+    clicks_machine: Mapped[int] = mapped_column(Integer, default=0)
+    clicks_unknown: Mapped[int] = mapped_column(Integer, default=0)
+    unsubscribed: Mapped[bool] = mapped_column(Boolean, default=False)
+    conversions: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StatsWatermark(Base):
+    """How far the rollup job has folded each source table; the `lock` row serializes runs.
+
+    Ids are taken in insert order but committed in any order, so an id becomes safe to fold
+    only once it was the newest a while ago (`candidate_id`, `candidate_at`).
+    """
+
+    __tablename__ = "stats_watermarks"
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    folded_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    candidate_id: Mapped[int | None] = mapped_column(BigInteger)
+    candidate_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -13,12 +13,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from app.jobs.anchors import plan_anchor_messages
 from app.jobs.birthdays import plan_birthday_messages
+from app.jobs.raw_retention import expire_raw_payloads
 from app.jobs.removed_rules import cancel_removed_rules
 from app.mail.capture import MailCapture
 from app.mail.sender import MailSender, SmtpPool
 from app.mail.templates import TemplateRenderer
 from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
+from app.stats.rollup import fold_stats, purge_tracking_events
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +98,48 @@ class Worker:
             misfire_grace_time=None,
             next_run_time=self.runtime.clock.now(),
         )
+        self.scheduler.add_job(
+            fold_stats,
+            "interval",
+            seconds=self.runtime.settings.stats_rollup_interval,
+            args=[self.runtime],
+            id="stats-rollup",
+            # Workers in other processes that find the run taken skip it (docs/stats.md).
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        self.scheduler.add_job(
+            purge_tracking_events,
+            "interval",
+            hours=1,
+            args=[self.runtime],
+            id="purge-tracking-events",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        self.scheduler.add_job(
+            expire_raw_payloads,
+            "interval",
+            days=1,
+            args=[self.runtime],
+            id="expire-raw-payloads",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=self.runtime.clock.now(),  # a worker restarted daily still runs it
+        )
         self.scheduler.start()
         log.info("worker %s started", self.dispatcher.worker_id)
 
     async def stop(self) -> None:
         """Finish the batch in flight, then close connections: SIGTERM loses nothing."""
-        self.scheduler.shutdown(wait=False)
+        # No new runs, then the batch in flight to its end, and only then the shutdown:
+        # shutting the scheduler down cancels the jobs running, sends in flight included.
+        self.scheduler.pause()
         await self.dispatcher.stop()
+        self.scheduler.shutdown(wait=False)
         await self.sender.close()
         if self.capture is not None:
             await asyncio.to_thread(self.capture.stop)

@@ -48,6 +48,8 @@ class SmtpSink:
     rcpt_reply: Callable[[str], str | None] = lambda _address: None
     connections: int = 0
     data_delay: float = 0.0  # seconds to stall before answering DATA (a slow server)
+    # True for recipients whose DATA is never answered (a hung server); nothing is recorded.
+    data_hangs: Callable[[list[str]], bool] = lambda _recipients: False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: Controller | None = None
 
@@ -85,6 +87,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.sink.data_hangs(list(envelope.rcpt_tos)):
+            await asyncio.Event().wait()  # until the client gives up, or the sink stops
         if self.sink.data_delay:
             await asyncio.sleep(self.sink.data_delay)
         with self.sink._lock:

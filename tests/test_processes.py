@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,14 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
 from app.config import ROOT
-from app.models import Message
-from app.runtime import Runtime
 from tests.conftest import TEST_WEBHOOK_SECRET
 from tests.factories import order_created, signed_headers
-from tests.outbox.test_workers import seed_messages, status_counts
 from tests.smtp_sink import SmtpSink, free_port
 
 pytestmark = pytest.mark.slow
@@ -136,47 +131,6 @@ async def test_make_run_mode_captures_mail_in_dev_outbox(
             assert eml.status_code == 200 and b"Subject:" in eml.content
             assert (await http.get("/dev/outbox/..%2F..%2Fetc%2Fpasswd")).status_code == 404
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
-
-
-async def test_worker_killed_mid_batch_leaves_nothing_stuck(
-    runtime: Runtime, database_url: str, smtp_sink: SmtpSink, tmp_path: Path
-) -> None:
-    await seed_messages(runtime, 30)
-    smtp_sink.data_delay = 0.2  # slow enough to kill the worker with mail in flight
-    env = service_env(
-        database_url,
-        AFTERSALE_SMTP_URL=f"smtp://127.0.0.1:{smtp_sink.port}?starttls=off&pool_size=2",
-        AFTERSALE_LEASE_SECONDS="3",
-        AFTERSALE_DISPATCH_BATCH_SIZE="10",
-    )
-    with process("serve", "--role", "worker", env=env, tmp_path=tmp_path) as victim:
-        await wait_for(lambda: len(smtp_sink.received) >= 3)
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(timeout=10)
-    counts = await status_counts(runtime)
-    assert counts.get("sending", 0) > 0, counts  # it died holding a batch
-    with process("serve", "--role", "worker", env=env, tmp_path=tmp_path) as survivor:
-
-        async def all_sent() -> bool:
-            return await status_counts(runtime) == {"sent": 30}
-
-        await wait_for(all_sent, timeout=40)
-        survivor.send_signal(signal.SIGTERM)
-        assert survivor.wait(timeout=20) == 0
-    per_recipient = Counter(mail.recipients[0] for mail in smtp_sink.received)
-    assert len(per_recipient) == 30  # nothing lost
-    repeated = sum(number - 1 for number in per_recipient.values())
-    # Only a message whose send finished but was not yet recorded can repeat: at most the
-    # messages in flight when the worker died (the SMTP pool size).
-    assert repeated <= 2, per_recipient
-    print(f"messages repeated after SIGKILL: {repeated}")
-    async with runtime.session_factory() as session:
-        stuck = (
-            await session.execute(
-                select(func.count()).select_from(Message).where(Message.status != "sent")
-            )
-        ).scalar_one()
-    assert stuck == 0
 
 
 def test_db_upgrade_command_on_a_fresh_sqlite_file(tmp_path: Path) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,13 +46,57 @@ def require_api_key(
             headers={"WWW-Authenticate": "Bearer"},
         )
     given = credentials.credentials.encode()
-    matched = False
-    for key in runtime.settings.api_keys:  # no early exit: timing reveals nothing
-        matched |= hmac.compare_digest(given, key.encode())
-    if not matched:
+    settings = runtime.settings
+    # Both lists are compared in full whatever the key: no early exit for timing to reveal.
+    revoked = _matches_any(given, settings.revoked_api_keys)
+    valid = _matches_any(given, settings.api_keys)
+    if revoked:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "API key revoked")
+    if not valid:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "invalid API key", headers={"WWW-Authenticate": "Bearer"}
         )
 
 
+def _matches_any(given: bytes, keys: list[str]) -> bool:
+    matched = False
+    for key in keys:  # no early exit: timing reveals nothing
+        matched |= hmac.compare_digest(given, key.encode())
+    return matched
+
+
 ApiKeyDep = Depends(require_api_key)
+
+
+def refuse_nul_in_url(request: Request) -> None:
+    """422 for a NUL character in a path or query parameter: PostgreSQL text cannot hold
+    one (the query would fail with a 500), and no id, address or filter has one."""
+    for where, values in (("path", request.path_params), ("query", request.query_params)):
+        for name, value in values.items():
+            if "\x00" in name or "\x00" in str(value):
+                raise RequestValidationError(
+                    [
+                        {
+                            "type": "value_error",
+                            "loc": (where, name.replace("\x00", "")),
+                            "msg": "Value error, NUL characters are not allowed",
+                            "input": str(value),
+                        }
+                    ]
+                )
+
+
+RefuseNulInUrl = Depends(refuse_nul_in_url)
+
+# The largest id a BIGINT column holds: a larger one names no row and does not fit a query.
+MAX_ROW_ID = 2**63 - 1
+# FastAPI's answer to a JSON body it cannot decode (not UTF-8); malformed JSON is a 422.
+JSON_BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body could not be read (not UTF-8)"}
+}
+# What every route behind the API key may answer before it runs: give it to the router with
+# the dependency, so the OpenAPI schema documents it (`APIRouter(..., responses=...)`).
+API_KEY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid API key"},
+    403: {"description": "Revoked API key"},
+}

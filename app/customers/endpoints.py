@@ -6,10 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from app.api.deps import ApiKeyDep, RuntimeDep, SessionDep
+from app.api.deps import API_KEY_RESPONSES, ApiKeyDep, RuntimeDep, SessionDep
 from app.customers import service
 
-router = APIRouter(prefix="/api/v1/customers", tags=["customers"], dependencies=[ApiKeyDep])
+router = APIRouter(
+    prefix="/api/v1/customers",
+    tags=["customers"],
+    dependencies=[ApiKeyDep],
+    responses=API_KEY_RESPONSES,
+)
 
 ShopQuery = Annotated[
     str, Query(max_length=255, description="the shop the id belongs to (Shopify: its domain)")

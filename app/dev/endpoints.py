@@ -31,7 +31,15 @@ async def captured_mail(runtime: RuntimeDep) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/{name}", summary="One captured message as .eml")
+@router.get(
+    "/{name}",
+    summary="One captured message as .eml",
+    response_class=Response,
+    responses={
+        200: {"content": {"message/rfc822": {}}},
+        404: {"description": "No captured message of that name"},
+    },
+)
 async def captured_message(name: str, runtime: RuntimeDep) -> Response:
     try:
         raw = await asyncio.to_thread(read_captured, runtime.settings.dev_outbox_dir, name)

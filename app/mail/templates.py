@@ -36,13 +36,14 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 import jinja2
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime, get_timezone
 from babel.numbers import format_currency, format_decimal
 from jinja2.exceptions import SecurityError
+from jinja2.nodes import EvalContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from app.mail.html_to_text import html_to_text
@@ -74,10 +75,11 @@ class TemplateRenderer:
     def __init__(self, templates_dir: Path, *, default_locale: str) -> None:
         self._dir = templates_dir.resolve()
         self._default_locale = default_locale
-        self._env = ImmutableSandboxedEnvironment(
+        self._env = _MailSandbox(
             loader=jinja2.FileSystemLoader(self._dir),
             undefined=jinja2.StrictUndefined,
             autoescape=_autoescape,
+            finalize=_printable,
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
@@ -184,6 +186,45 @@ class TemplateRenderer:
             if parsed is not None and parsed.language == _language(folder):
                 return parsed
         return _parse_locale(folder) or Locale("en")
+
+
+class _MailSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, stricter where mail templates need it."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # The context is made of dicts: `order.items` is the order's items (as documented),
+        # not the dict's `items` method.
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except (TypeError, LookupError):
+                pass
+        return super().getattr(obj, attribute)
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
+        # Jinja answers with an Undefined that fails only when printed: inside map(), sort()
+        # or groupby() it would render as "Undefined" and the refusal would go unnoticed.
+        raise SecurityError(
+            f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe."
+        )
+
+
+# Taking the eval context keeps jinja from folding constant output at compile time, which
+# it would escape before `finalize` sees it.
+@jinja2.pass_eval_context
+def _printable(eval_context: EvalContext, value: Any) -> Any:
+    """What `{{ ... }}` may print: never a function, class or bare object, whose text is a
+    repr with internal names and memory addresses that would go out in the mail."""
+    if isinstance(value, jinja2.Undefined):
+        return value  # fails as undefined when printed
+    kind = type(value)
+    # object's own text is "<module.Class object at 0x...>": no class of its own gave one.
+    default_text = not any(
+        "__str__" in vars(base) or "__repr__" in vars(base) for base in kind.__mro__[:-1]
+    )
+    if callable(value) or default_text:
+        raise SecurityError(f"a {kind.__name__!r} object cannot be printed")
+    return value
 
 
 def _autoescape(name: str | None) -> bool:

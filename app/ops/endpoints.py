@@ -1,14 +1,20 @@
-"""Liveness and readiness for load balancers and orchestrators."""
+"""Liveness and readiness for load balancers and orchestrators; metrics for Prometheus."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from app.api.deps import RuntimeDep
+from app.ops.metrics import CONTENT_TYPE, exposition
+from app.ops.repository import OutboxSnapshot, outbox_snapshot
+from app.ops.security import MetricsAccess
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["operations"])
 
@@ -40,3 +46,21 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
         {"status": "ready" if ready else "not ready", "checks": checks},
         status_code=200 if ready else 503,
     )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (localhost, or the bearer AFTERSALE_METRICS_TOKEN)",
+    dependencies=[MetricsAccess],
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}}, 401: {}, 403: {}},
+)
+async def metrics(runtime: RuntimeDep) -> Response:
+    now = runtime.clock.now()
+    snapshot: OutboxSnapshot | None = None
+    try:
+        async with runtime.session_factory() as session:
+            snapshot = await outbox_snapshot(session, now=now)
+    except Exception as exc:  # the process's own metrics are still worth a scrape
+        log.warning("outbox gauges unavailable: %s", type(exc).__name__)
+    return Response(exposition(snapshot, now=now), media_type=CONTENT_TYPE)

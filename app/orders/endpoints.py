@@ -1,20 +1,27 @@
-"""`POST /webhooks/orders`: verify, validate, store and plan in one transaction, then answer."""
+"""`POST /webhooks/orders`: verify, store raw, validate and plan in one transaction, then answer.
+
+An authentic body that fails validation is answered 422, as documented (the sender must fix
+it), and also kept as an intake failure: nothing authentic is lost, and a corrected copy sent
+under the same event id goes through and resolves it (README, "Intake failures").
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
+from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 
 from app.api.deps import RuntimeDep, SessionDep
-from app.orders import service, signature
-from app.orders.schemas import BODY_MODELS, EXAMPLE_BODY, Envelope, IntakeResult
+from app.orders import intake, signature
+from app.orders.schemas import EXAMPLE_BODY, IntakeResult
 
 MAX_BODY_BYTES = 1024 * 1024
-SOURCE = "aftersale"
+SOURCE = intake.AFTERSALE_SOURCE
 DEFAULT_SHOP = "default"
 
 router = APIRouter(tags=["webhooks"])
@@ -34,16 +41,29 @@ async def read_limited_body(request: Request, limit: int = MAX_BODY_BYTES) -> by
     return b"".join(chunks)
 
 
-def parse_event(body: bytes) -> Envelope:
-    """Validate the envelope, then the body for its type, with errors located under `body`."""
+def _under_body(errors: Any) -> list[Any]:
+    return [{**error, "loc": ("body", *error["loc"])} for error in errors]
+
+
+def _claimed(body: bytes) -> tuple[str, str]:
+    """The event id and type the body claims, read leniently, so that an invalid body is
+    kept under the id a corrected copy will have. No usable id: a digest of the body."""
     try:
-        envelope = Envelope.model_validate_json(body)
-        return BODY_MODELS[envelope.type].model_validate_json(body)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        for error in errors:
-            error["loc"] = ("body", *error["loc"])
-        raise RequestValidationError(errors) from None
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
+        data = None
+    data = data if isinstance(data, dict) else {}
+    event_id, event_type = _storable(data.get("id")), _storable(data.get("type"))
+    if event_id is not None and 0 < len(event_id.strip()) <= 255:
+        claimed_id = event_id.strip()
+    else:
+        claimed_id = "sha256:" + hashlib.sha256(body).hexdigest()
+    return claimed_id, event_type or ""
+
+
+def _storable(value: Any) -> str | None:
+    # PostgreSQL text cannot hold NUL, and no real id or type has one.
+    return value if isinstance(value, str) and "\x00" not in value else None
 
 
 @router.post(
@@ -89,14 +109,21 @@ async def receive_order_event(
         )
     except signature.SignatureError as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
-    event = parse_event(body)
-    return await service.ingest_event(
+    event_id, event_type = _claimed(body)
+    outcome = await intake.take_delivery(
         session,
-        source=SOURCE,
-        shop=DEFAULT_SHOP,
-        event=event,
-        raw_body=body.decode("utf-8"),
+        delivery=intake.Delivery(
+            source=SOURCE, shop=DEFAULT_SHOP, delivery_id=event_id, topic=event_type, body=body
+        ),
+        received_at=runtime.clock.now(),
         rules=runtime.rules.current,
+        settings=runtime.settings,
         now=runtime.clock.now(),
-        default_time_zone=runtime.settings.default_time_zone,
+    )
+    if outcome.result is not None:
+        return outcome.result
+    # Answered, not raised: the request's transaction must commit the kept failure.
+    errors = outcome.error.errors if isinstance(outcome.error, intake.InvalidEvent) else []
+    return await request_validation_exception_handler(
+        request, RequestValidationError(_under_body(errors))
     )

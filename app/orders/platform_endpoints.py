@@ -1,19 +1,18 @@
-"""`POST /webhooks/shopify` and `POST /webhooks/woocommerce`: verify, map, then ingest.
+"""`POST /webhooks/shopify` and `POST /webhooks/woocommerce`: verify, store raw, map, ingest.
 
 The platform's payload becomes the same event `POST /webhooks/orders` takes, stored and planned
-by `service.ingest_event` in the request's transaction. Every authentic delivery is answered
-200, also one we ignore or cannot read: the platforms retry anything else, then disable the
-webhook, and a retry of the same body would not help.
+by `service.apply_event` in the request's transaction. Every authentic delivery is stored raw
+first and answered 200, also one we ignore or cannot read (kept as an intake failure, see
+`app.orders.intake`): the platforms retry anything else, then disable the webhook, and a retry
+of the same body would not help. Only signature and size failures are refused.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
@@ -22,10 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import RuntimeDep, SessionDep
 from app.config import normalize_host, secrets_for_host
-from app.orders import repository, service, shopify, signature, woocommerce
+from app.customers.service import erase_shop
+from app.orders import intake, repository, shopify, signature, woocommerce
 from app.orders.endpoints import DEFAULT_SHOP, read_limited_body
-from app.orders.platforms import PayloadError, text
-from app.orders.schemas import Envelope, IntakeResult
+from app.orders.platforms import text
+from app.orders.schemas import IntakeResult
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -36,12 +36,22 @@ MAX_DELIVERY_ID = 255  # webhook_deliveries.delivery_id
 
 
 class DeliveryIgnored(BaseModel):
-    """An authentic delivery that changed nothing: `ignored` (nothing for us in it) or
-    `unmapped` (its payload could not be read; the error is logged)."""
+    """An authentic delivery that changed nothing: there is nothing for us in it."""
 
-    status: Literal["ignored", "unmapped"]
+    status: Literal["ignored"]
     reason: str
 
+
+class DeliveryUnmapped(BaseModel):
+    """An authentic delivery whose payload could not be read: kept as intake failure
+    `failure_id` (GET /api/v1/intake/failures), to replay once the mapping is fixed."""
+
+    status: Literal["unmapped"]
+    reason: str
+    failure_id: int
+
+
+Answer = IntakeResult | DeliveryIgnored | DeliveryUnmapped
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or bad signature (or, for Shopify, shop domain)"},
@@ -57,7 +67,7 @@ _BODY = {
 
 @router.post(
     "/webhooks/shopify",
-    response_model=IntakeResult | DeliveryIgnored,
+    response_model=Answer,
     summary="Receive a Shopify webhook (orders, fulfillments, refunds, customers, GDPR)",
     responses=_RESPONSES,
     openapi_extra=_BODY,
@@ -72,7 +82,7 @@ async def receive_shopify_webhook(
     x_shopify_event_id: Annotated[str | None, Header()] = None,
     x_shopify_webhook_id: Annotated[str | None, Header()] = None,
     x_shopify_triggered_at: Annotated[str | None, Header()] = None,
-) -> IntakeResult | DeliveryIgnored:
+) -> Answer:
     body = await read_limited_body(request)
     shop = normalize_host(x_shopify_shop_domain)
     if shop is None:
@@ -91,28 +101,23 @@ async def receive_shopify_webhook(
             delivery_id=delivery_id,
             topic=topic,
             body=body,
+            runtime=runtime,
         )
     now = runtime.clock.now()
-    try:
-        raw, payload = _decode(body)
-        event = shopify.to_event(
-            topic,
-            payload,
-            event_id=delivery_id,
-            received_at=shopify.triggered_at(x_shopify_triggered_at, now),
-        )
-    except PayloadError as exc:
-        return _unmapped(shopify.SOURCE, topic, shop, delivery_id, exc)
-    if event is None:
-        return _ignored(shopify.SOURCE, topic, shop, delivery_id, known=topic in shopify.TOPICS)
-    return await _ingest(
-        session, runtime, source=shopify.SOURCE, shop=shop, event=event, raw=raw, now=now
+    delivery = intake.Delivery(
+        source=shopify.SOURCE, shop=shop, delivery_id=delivery_id, topic=topic, body=body
+    )
+    return await _take(
+        session,
+        runtime,
+        delivery=delivery,
+        received_at=shopify.triggered_at(x_shopify_triggered_at, now),
     )
 
 
 @router.post(
     "/webhooks/woocommerce",
-    response_model=IntakeResult | DeliveryIgnored,
+    response_model=Answer,
     summary="Receive a WooCommerce webhook (orders, customers; the ping of a new webhook)",
     responses=_RESPONSES,
     openapi_extra=_BODY,
@@ -125,7 +130,7 @@ async def receive_woocommerce_webhook(
     x_wc_webhook_signature: Annotated[str | None, Header()] = None,
     x_wc_webhook_source: Annotated[str | None, Header()] = None,
     x_wc_webhook_delivery_id: Annotated[str | None, Header()] = None,
-) -> IntakeResult | DeliveryIgnored:
+) -> Answer:
     body = await read_limited_body(request)
     if woocommerce.is_ping(x_wc_webhook_topic, body):
         # WooCommerce refuses to save a webhook unless its unsigned ping gets a 200.
@@ -135,28 +140,14 @@ async def receive_woocommerce_webhook(
     _verify(
         secrets_for_host(runtime.settings.woocommerce_secrets, host), x_wc_webhook_signature, body
     )
-    shop = host or DEFAULT_SHOP
-    topic = (x_wc_webhook_topic or "").strip()
-    delivery_id = _delivery_id(x_wc_webhook_delivery_id, body=body)
-    now = runtime.clock.now()
-    try:
-        raw, payload = _decode(body)
-        event = woocommerce.to_event(
-            topic,
-            payload,
-            event_id=delivery_id,
-            received_at=now,
-            consent_meta_key=runtime.settings.woocommerce_consent_meta_key,
-        )
-    except PayloadError as exc:
-        return _unmapped(woocommerce.SOURCE, topic, shop, delivery_id, exc)
-    if event is None:
-        return _ignored(
-            woocommerce.SOURCE, topic, shop, delivery_id, known=topic in woocommerce.TOPICS
-        )
-    return await _ingest(
-        session, runtime, source=woocommerce.SOURCE, shop=shop, event=event, raw=raw, now=now
+    delivery = intake.Delivery(
+        source=woocommerce.SOURCE,
+        shop=host or DEFAULT_SHOP,
+        delivery_id=_delivery_id(x_wc_webhook_delivery_id, body=body),
+        topic=(x_wc_webhook_topic or "").strip(),
+        body=body,
     )
+    return await _take(session, runtime, delivery=delivery, received_at=runtime.clock.now())
 
 
 def _verify(secrets: Sequence[str], header: str | None, body: bytes) -> None:
@@ -164,18 +155,6 @@ def _verify(secrets: Sequence[str], header: str | None, body: bytes) -> None:
         signature.verify_body_base64(secrets=secrets, signature_header=header, body=body)
     except signature.SignatureError as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
-
-
-def _decode(body: bytes) -> tuple[str, dict[str, Any]]:
-    """The body as text (stored as received) and as a JSON object, money kept as Decimal."""
-    try:
-        raw = body.decode("utf-8")
-        payload = json.loads(raw, parse_float=Decimal)
-    except ValueError:
-        raise PayloadError("body is not UTF-8 JSON") from None
-    if not isinstance(payload, dict):
-        raise PayloadError("body is not a JSON object")
-    return raw, payload
 
 
 def _delivery_id(*headers: str | None, body: bytes) -> str:
@@ -188,32 +167,39 @@ def _delivery_id(*headers: str | None, body: bytes) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
-async def _ingest(
-    session: AsyncSession,
-    runtime: Runtime,
-    *,
-    source: str,
-    shop: str,
-    event: Envelope,
-    raw: str,
-    now: datetime,
-) -> IntakeResult:
-    return await service.ingest_event(
+async def _take(
+    session: AsyncSession, runtime: Runtime, *, delivery: intake.Delivery, received_at: datetime
+) -> Answer:
+    outcome = await intake.take_delivery(
         session,
-        source=source,
-        shop=shop,
-        event=event,
-        raw_body=raw,
+        delivery=delivery,
+        received_at=received_at,
         rules=runtime.rules.current,
-        now=now,
-        default_time_zone=runtime.settings.default_time_zone,
+        settings=runtime.settings,
+        now=runtime.clock.now(),
     )
+    if outcome.result is not None:
+        return outcome.result
+    if outcome.status == "unmapped":
+        assert outcome.failure_id is not None
+        return DeliveryUnmapped(
+            status="unmapped", reason=outcome.reason, failure_id=outcome.failure_id
+        )
+    return DeliveryIgnored(status="ignored", reason=outcome.reason)
 
 
 async def _record_only(
-    session: AsyncSession, *, source: str, shop: str, delivery_id: str, topic: str, body: bytes
+    session: AsyncSession,
+    *,
+    source: str,
+    shop: str,
+    delivery_id: str,
+    topic: str,
+    body: bytes,
+    runtime: Runtime,
 ) -> IntakeResult:
-    """Keep the delivery (once) for the task that will act on it, and change nothing else."""
+    """Keep the delivery (once); `shop/redact` also erases the shop's data. (A
+    `customers/data_request` is answered from GET /api/v1/customers/{id}/export.)"""
     stored = await repository.record_delivery(
         session,
         source=source,
@@ -221,23 +207,12 @@ async def _record_only(
         delivery_id=delivery_id,
         event_type=topic,
         body=body.decode("utf-8", errors="replace"),
+        received_at=runtime.clock.now(),
     )
-    return IntakeResult(status="duplicate" if stored is None else "accepted", event_id=delivery_id)
-
-
-def _ignored(
-    source: str, topic: str, shop: str, delivery_id: str, *, known: bool
-) -> DeliveryIgnored:
-    if known:
-        log.info("%s %s from %s (delivery %s): nothing to do", source, topic, shop, delivery_id)
-        return DeliveryIgnored(status="ignored", reason=f"nothing to do for this {topic}")
-    log.info("%s topic %r from %s is not handled; answered 200", source, topic, shop)
-    return DeliveryIgnored(status="ignored", reason=f"topic {topic!r} is not handled")
-
-
-def _unmapped(
-    source: str, topic: str, shop: str, delivery_id: str, error: PayloadError
-) -> DeliveryIgnored:
-    # Answered 200: the same body would fail again. Kept as an intake failure in a later task.
-    log.error("%s %r from %s (delivery %s) not mapped: %s", source, topic, shop, delivery_id, error)
-    return DeliveryIgnored(status="unmapped", reason=str(error))
+    if stored is None:
+        return IntakeResult(status="duplicate", event_id=delivery_id)
+    result = IntakeResult(status="accepted", event_id=delivery_id)
+    if topic == "shop/redact":
+        # The shop uninstalled us 48 hours ago: erase every customer and raw body it sent.
+        result.messages_cancelled = await erase_shop(session, shop=shop, now=runtime.clock.now())
+    return result

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from decimal import Decimal
+from typing import Any, TypeVar, cast
 
 from pydantic import ValidationError
 
@@ -60,6 +62,35 @@ def tag_list(value: Any) -> list[str]:
 def without_none(values: dict[str, Any]) -> dict[str, Any]:
     """Only the fields the payload carried, so a missing one is not sent as an explicit null."""
     return {key: value for key, value in values.items() if value is not None}
+
+
+def decode_json(body: bytes | str) -> dict[str, Any]:
+    """A delivery's body as a JSON object, money kept as Decimal."""
+    try:
+        raw = body.decode("utf-8") if isinstance(body, bytes) else body
+        payload = json.loads(raw, parse_float=Decimal)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
+        raise PayloadError("body is not UTF-8 JSON") from None
+    if not isinstance(payload, dict):
+        raise PayloadError("body is not a JSON object")
+    if "\\u0000" in raw:  # rare: only then walk the payload
+        try:
+            payload = _without_nul(payload)
+        except RecursionError:
+            raise PayloadError("body is not UTF-8 JSON") from None
+    return cast(dict[str, Any], payload)
+
+
+def _without_nul(value: Any) -> Any:
+    """`value` with NUL characters dropped from its strings: PostgreSQL text cannot hold one,
+    and no name, address or SKU needs one."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
 
 
 def build(model: type[E], data: dict[str, Any]) -> E:

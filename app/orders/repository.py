@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import dialect_insert
+from app.db import dialect_insert, utcnow
 from app.models import (
     Customer,
     Message,
@@ -32,10 +32,19 @@ from app.privacy import email_digest
 # Learned timing follows the product's recent behaviour: its latest observations only.
 GAPS_PER_RULE = 1000
 PAST_ORDERS = 50
+# webhook_deliveries.event_type: a longer topic is one we do not handle anyway.
+EVENT_TYPE_LENGTH = 64
 
 
 async def record_delivery(
-    session: AsyncSession, *, source: str, shop: str, delivery_id: str, event_type: str, body: str
+    session: AsyncSession,
+    *,
+    source: str,
+    shop: str,
+    delivery_id: str,
+    event_type: str,
+    body: str,
+    received_at: datetime | None = None,
 ) -> int | None:
     """Insert the delivery once and return its row id; None when it was seen before (or is
     being stored right now: the unique key makes a concurrent copy wait for the first and
@@ -43,7 +52,14 @@ async def record_delivery(
     insert = dialect_insert(session)
     statement = (
         insert(WebhookDelivery)
-        .values(source=source, shop=shop, delivery_id=delivery_id, event_type=event_type, body=body)
+        .values(
+            source=source,
+            shop=shop,
+            delivery_id=delivery_id,
+            event_type=event_type[:EVENT_TYPE_LENGTH],
+            body=body,
+            received_at=received_at or utcnow(),
+        )
         .on_conflict_do_nothing(index_elements=["source", "shop", "delivery_id"])
         .returning(WebhookDelivery.id)
     )

@@ -1,8 +1,9 @@
-"""The body of `POST /webhooks/orders`: our own signed JSON (see README)."""
+"""The body of `POST /webhooks/orders`: our own signed JSON (see README); intake answers and
+the operator API's intake failures."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -157,6 +158,14 @@ BODY_MODELS: dict[str, type[Envelope]] = {
     "customer.deleted": CustomerDeleted,
 }
 
+
+def parse_body(body: bytes | str) -> Envelope:
+    """Validate the envelope, then the body for its type; pydantic's ValidationError names
+    every bad field."""
+    envelope = Envelope.model_validate_json(body)
+    return BODY_MODELS[envelope.type].model_validate_json(body)
+
+
 EXAMPLE_BODY: dict[str, Any] = {
     "id": "evt-1",
     "type": "order.created",
@@ -197,3 +206,24 @@ class IntakeResult(BaseModel):
     event_id: str
     messages_planned: int = 0
     messages_cancelled: int = 0
+
+
+class IntakeFailureOut(BaseModel):
+    """An authentic delivery that could not be mapped; `replayed_at` is set once it went
+    through (`aftersale intake replay`, or a redelivery)."""
+
+    id: int
+    source: str
+    shop: str
+    topic: str
+    delivery_id: str
+    received_at: datetime
+    error: str
+    attempts: int
+    replayed_at: datetime | None
+    replay_result: str | None
+
+
+class IntakeFailurePage(BaseModel):
+    items: list[IntakeFailureOut]
+    next_cursor: int | None

@@ -42,6 +42,8 @@ from app.planner.planner import (
 from app.rules.facts import CustomerFacts, OrderFacts
 from app.rules.loader import RuleSet
 from app.rules.model import Rule
+from app.stats.attribution import AttributionPolicy
+from app.stats.service import record_conversion
 
 
 async def ingest_event(
@@ -54,7 +56,14 @@ async def ingest_event(
     rules: RuleSet,
     now: datetime,
     default_time_zone: str = "UTC",
+    plan_messages: bool = True,
+    attribution: AttributionPolicy | None,
 ) -> IntakeResult:
+    """Record the delivery once, then apply its event (a repeat is answered `duplicate`).
+
+    `plan_messages=False` (history import) stores customers, orders and items and learns
+    repurchase gaps, but plans no message: the past must not be mailed.
+    """
     delivery = await repository.record_delivery(
         session,
         source=source,
@@ -62,17 +71,59 @@ async def ingest_event(
         delivery_id=event.id,
         event_type=event.type,
         body=raw_body,
+        received_at=now,
     )
     if delivery is None:
         return IntakeResult(status="duplicate", event_id=event.id)
+    return await apply_event(
+        session,
+        delivery=delivery,
+        shop=shop,
+        event=event,
+        rules=rules,
+        now=now,
+        default_time_zone=default_time_zone,
+        plan_messages=plan_messages,
+        attribution=attribution,
+    )
+
+
+async def apply_event(
+    session: AsyncSession,
+    *,
+    delivery: int,
+    shop: str,
+    event: Envelope,
+    rules: RuleSet,
+    now: datetime,
+    default_time_zone: str = "UTC",
+    plan_messages: bool = True,
+    attribution: AttributionPolicy | None,
+) -> IntakeResult:
+    """Apply the event of a delivery already recorded (row id `delivery`).
+
+    `attribution`: how orders are credited to the mail before them (docs/stats.md); None
+    records no conversions.
+    """
     result = IntakeResult(status="accepted", event_id=event.id)
     if isinstance(event, OrderPlaced):
         result.messages_planned = await _order_placed(
-            session, shop=shop, event=event, rules=rules, default_tz=default_time_zone
+            session,
+            shop=shop,
+            event=event,
+            rules=rules,
+            default_tz=default_time_zone,
+            plan_messages=plan_messages,
+            attribution=attribution,
         )
     elif isinstance(event, OrderFulfilled):
         result.messages_planned = await _order_fulfilled(
-            session, shop=shop, event=event, rules=rules, default_tz=default_time_zone
+            session,
+            shop=shop,
+            event=event,
+            rules=rules,
+            default_tz=default_time_zone,
+            plan_messages=plan_messages,
         )
     elif isinstance(event, OrderClosed):
         result.messages_cancelled = await _order_closed(
@@ -102,7 +153,14 @@ async def _whose(session: AsyncSession, *, shop: str, event: Envelope) -> int | 
 
 
 async def _order_placed(
-    session: AsyncSession, *, shop: str, event: OrderPlaced, rules: RuleSet, default_tz: str
+    session: AsyncSession,
+    *,
+    shop: str,
+    event: OrderPlaced,
+    rules: RuleSet,
+    default_tz: str,
+    plan_messages: bool,
+    attribution: AttributionPolicy | None,
 ) -> int:
     customer_id = await _upsert_customer(
         session, shop=shop, customer=event.customer, as_of=event.occurred_at
@@ -129,6 +187,9 @@ async def _order_placed(
             order.status = OrderStatus.REFUNDED
             order.refunded_at = max(datetime.fromisoformat(r["at"]) for r in order.refunds)
             await session.flush()
+    if attribution is not None:
+        # Stats: credit the order to the mail that brought it, if any (once per order).
+        await record_conversion(session, order=order, policy=attribution)
     planned = await _plan(
         session,
         event_type=event.type,
@@ -137,6 +198,7 @@ async def _order_placed(
         customer_id=customer_id,
         rules=rules,
         default_tz=default_tz,
+        plan_messages=plan_messages,
     )
     if order.fulfilled_at is not None:
         # The fulfilment came first and waited for the order: plan its messages now.
@@ -148,12 +210,19 @@ async def _order_placed(
             customer_id=customer_id,
             rules=rules,
             default_tz=default_tz,
+            plan_messages=plan_messages,
         )
     return planned
 
 
 async def _order_fulfilled(
-    session: AsyncSession, *, shop: str, event: OrderFulfilled, rules: RuleSet, default_tz: str
+    session: AsyncSession,
+    *,
+    shop: str,
+    event: OrderFulfilled,
+    rules: RuleSet,
+    default_tz: str,
+    plan_messages: bool,
 ) -> int:
     order = await repository.ensure_order(session, shop=shop, external_id=event.order.id)
     if order.status == OrderStatus.OPEN:
@@ -178,6 +247,7 @@ async def _order_fulfilled(
         customer_id=customer_id,
         rules=rules,
         default_tz=default_tz,
+        plan_messages=plan_messages,
     )
 
 
@@ -254,8 +324,10 @@ async def _plan(
     customer_id: int,
     rules: RuleSet,
     default_tz: str,
+    plan_messages: bool = True,
 ) -> int:
-    """Plan the event's messages from the stored order and customer, and store them."""
+    """Learn the repurchase gap the order closes, then plan the event's messages from the
+    stored order and customer and store them (unless `plan_messages` is off)."""
     customer = await repository.get_customer(session, customer_id)
     facts = await _order_facts(session, order, customer_id=customer_id)
     customer_facts = _customer_facts(customer)
@@ -266,13 +338,19 @@ async def _plan(
     ]
     learned = [rule for rule in matching if rule.send.learned is not None]
     history = NO_HISTORY
-    if learned or any(_rebuy_checked(rule) for rule in matching):
+    if learned or (plan_messages and any(_rebuy_checked(rule) for rule in matching)):
         history = History(
             orders=await repository.past_orders(
                 session, customer_id=customer_id, before_order_id=order.id
             ),
             product_gaps=await repository.product_gap_stats(session, [r.id for r in learned]),
         )
+    # From the history read above, so this order's own gap does not move its own plan.
+    await _learn_gaps(
+        session, order=order, facts=facts, customer_id=customer_id, rules=learned, history=history
+    )
+    if not plan_messages:
+        return 0
     planned = plan_order_event(
         event=event_type,
         occurred_at=occurred_at,
@@ -304,26 +382,35 @@ async def _plan(
         history=history,
         now=occurred_at,
     )
-    if facts.placed_at is not None and order.status not in (
-        OrderStatus.CANCELLED,
-        OrderStatus.REFUNDED,
-    ):
-        # This order closes a repurchase gap: every later plan learns from it.
-        this = PastOrder(placed_at=facts.placed_at, items=facts.items)
-        for rule in learned:
-            gap = latest_gap(rule, history.orders, this)
-            if gap is not None:
-                await repository.record_gap(
-                    session,
-                    rule_id=rule.id,
-                    customer_id=customer_id,
-                    order_id=order.id,
-                    log_days=gap,
-                    observed_at=facts.placed_at,
-                )
     return await repository.insert_planned(
         session, planned, customer_id=customer_id, order_id=order.id
     )
+
+
+async def _learn_gaps(
+    session: AsyncSession,
+    *,
+    order: Order,
+    facts: OrderFacts,
+    customer_id: int,
+    rules: Sequence[Rule],
+    history: History,
+) -> None:
+    """Record the repurchase gap this order closes for each learned rule it matches."""
+    if facts.placed_at is None or order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
+        return
+    this = PastOrder(placed_at=facts.placed_at, items=facts.items)
+    for rule in rules:
+        gap = latest_gap(rule, history.orders, this)
+        if gap is not None:
+            await repository.record_gap(
+                session,
+                rule_id=rule.id,
+                customer_id=customer_id,
+                order_id=order.id,
+                log_days=gap,
+                observed_at=facts.placed_at,
+            )
 
 
 def _customer_facts(customer: Customer) -> CustomerFacts:

@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from app.mail.sender import Delivered, MailSender, PermanentFailure, TemporaryFa
 from app.mail.templates import TemplateError, TemplateRenderer
 from app.mail.unsubscribe import marketing_unsubscribe_url
 from app.models import Message, MessageStatus, OrderItem, SuppressionReason
+from app.ops.metrics import observe_send
 from app.orders.refunds import remaining_quantities
 from app.outbox import repository
 from app.outbox.backoff import retry_delay
@@ -256,6 +258,7 @@ class Dispatcher:
         except (TemplateError, ValueError) as exc:
             # A broken template or address will not heal by retrying: fail it, loudly.
             return await self._fail(message, "render_error", exc, now=now)
+        started = time.perf_counter()
         try:
             outcome = await self.sender.send(
                 envelope_from=self._from_address,
@@ -264,6 +267,7 @@ class Dispatcher:
             )
         except ValueError as exc:  # an address that cannot go on the wire
             return await self._fail(message, "invalid_address", exc, now=now)
+        observe_send(outcome, seconds=time.perf_counter() - started)
         now = self.runtime.clock.now()
         attempt = message.attempts  # loaded after the claim, which counted this attempt
         if isinstance(outcome, Delivered):

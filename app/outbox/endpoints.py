@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 
-from app.api.deps import ApiKeyDep, RuntimeDep, SessionDep
+from app.api.deps import API_KEY_RESPONSES, MAX_ROW_ID, ApiKeyDep, RuntimeDep, SessionDep
 from app.models import Message, MessageStatus
 from app.outbox import repository
 from app.outbox.schemas import MessageOut, MessagePage
 
-router = APIRouter(prefix="/api/v1/messages", tags=["messages"], dependencies=[ApiKeyDep])
+router = APIRouter(
+    prefix="/api/v1/messages",
+    tags=["messages"],
+    dependencies=[ApiKeyDep],
+    responses=API_KEY_RESPONSES,
+)
 
 
 def _out(message: Message, email: str | None, order_id: str | None) -> MessageOut:
@@ -45,7 +50,10 @@ async def list_messages(
     order_id: str | None = None,
     rule: str | None = None,
     status_: Annotated[MessageStatus | None, Query(alias="status")] = None,
-    cursor: Annotated[int | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_ROW_ID, description="next_cursor of the previous page"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> MessagePage:
     rows = await repository.list_messages(
@@ -67,7 +75,9 @@ async def list_messages(
     summary="Cancel a message that has not been sent",
     responses={404: {"description": "No such message"}, 409: {"description": "Already final"}},
 )
-async def cancel_message(message_id: int, session: SessionDep, runtime: RuntimeDep) -> MessageOut:
+async def cancel_message(
+    message_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], session: SessionDep, runtime: RuntimeDep
+) -> MessageOut:
     found = await repository.get_message(session, message_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such message")

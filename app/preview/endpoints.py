@@ -12,13 +12,18 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
-from app.api.deps import ApiKeyDep, RuntimeDep
+from app.api.deps import API_KEY_RESPONSES, JSON_BODY_RESPONSES, ApiKeyDep, RuntimeDep
 from app.mail.templates import TemplateError, TemplateRenderer
 from app.orders.endpoints import DEFAULT_SHOP
 from app.orders.schemas import EXAMPLE_BODY, OrderPlaced
 from app.preview.service import compose_preview, rule_template
 
-router = APIRouter(prefix="/api/v1/preview", tags=["preview"], dependencies=[ApiKeyDep])
+router = APIRouter(
+    prefix="/api/v1/preview",
+    tags=["preview"],
+    dependencies=[ApiKeyDep],
+    responses=API_KEY_RESPONSES,
+)
 
 # Template HTML is the shop operator's: shown in a browser it may run no script, load
 # nothing but images, and keep its inline styles.
@@ -47,6 +52,7 @@ class PreviewOut(BaseModel):
         200: {"content": {"text/html": {}}, "description": "JSON, or the HTML with format=html"},
         404: {"description": "No such rule"},
         422: {"description": "Invalid body, or the template does not render"},
+        **JSON_BODY_RESPONSES,
     },
     openapi_extra={"requestBody": {"content": {"application/json": {"example": EXAMPLE_BODY}}}},
 )

@@ -8,11 +8,13 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from app.api.deps import ApiKeyDep, RuntimeDep
+from app.api.deps import API_KEY_RESPONSES, ApiKeyDep, RuntimeDep
 from app.jobs.removed_rules import cancel_removed_rules
 from app.rules.source import RulesSource
 
-router = APIRouter(prefix="/api/v1/rules", tags=["rules"], dependencies=[ApiKeyDep])
+router = APIRouter(
+    prefix="/api/v1/rules", tags=["rules"], dependencies=[ApiKeyDep], responses=API_KEY_RESPONSES
+)
 
 
 class RuleOut(BaseModel):

@@ -6,12 +6,24 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from app.api.deps import ApiKeyDep, RuntimeDep, SessionDep
+from app.api.deps import (
+    API_KEY_RESPONSES,
+    JSON_BODY_RESPONSES,
+    MAX_ROW_ID,
+    ApiKeyDep,
+    RuntimeDep,
+    SessionDep,
+)
 from app.models import Suppression, SuppressionReason
 from app.suppressions import repository
 from app.suppressions.schemas import SuppressionIn, SuppressionOut, SuppressionPage
 
-router = APIRouter(prefix="/api/v1/suppressions", tags=["suppressions"], dependencies=[ApiKeyDep])
+router = APIRouter(
+    prefix="/api/v1/suppressions",
+    tags=["suppressions"],
+    dependencies=[ApiKeyDep],
+    responses=API_KEY_RESPONSES,
+)
 
 
 def _out(suppression: Suppression) -> SuppressionOut:
@@ -29,7 +41,10 @@ async def list_suppressions(
     session: SessionDep,
     email: str | None = None,
     reason: SuppressionReason | None = None,
-    cursor: Annotated[int | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_ROW_ID, description="next_cursor of the previous page"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> SuppressionPage:
     rows = await repository.list_suppressions(
@@ -48,7 +63,10 @@ async def list_suppressions(
     response_model=SuppressionOut,
     status_code=status.HTTP_201_CREATED,
     summary="Suppress an address",
-    responses={200: {"description": "Already suppressed; the existing entry, unchanged"}},
+    responses={
+        200: {"description": "Already suppressed; the existing entry, unchanged"},
+        **JSON_BODY_RESPONSES,
+    },
 )
 async def add_suppression(
     body: SuppressionIn, session: SessionDep, runtime: RuntimeDep, response: Response

@@ -8,6 +8,7 @@ and the target is only ever the URL stored for the link: no query parameter choo
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import RedirectResponse
@@ -38,7 +39,24 @@ def _visit(request: Request) -> Visit:
     )
 
 
-@router.api_route("/o/{token}", methods=["GET", "HEAD"], summary="Open pixel (tracked mail)")
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Not a valid token (tampered, unknown, expired or the other kind)"}
+}
+_CLICK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    302: {"description": "To the link's stored URL"},
+    204: {"description": "A link no person can see: counted, leads nowhere"},
+    **_NOT_FOUND,
+}
+
+
+# GET and HEAD are registered apart so that each has its own OpenAPI operation id.
+@router.get("/o/{token}", summary="Open pixel (tracked mail)", responses=_NOT_FOUND)
+@router.head(
+    "/o/{token}",
+    summary="Open pixel (tracked mail)",
+    responses=_NOT_FOUND,
+    operation_id="open_pixel_head",
+)
 async def open_pixel(
     token: str, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> Response:
@@ -58,7 +76,13 @@ async def open_pixel(
     )
 
 
-@router.api_route("/c/{token}", methods=["GET", "HEAD"], summary="Click redirect (tracked mail)")
+@router.get("/c/{token}", summary="Click redirect (tracked mail)", responses=_CLICK_RESPONSES)
+@router.head(
+    "/c/{token}",
+    summary="Click redirect (tracked mail)",
+    responses=_CLICK_RESPONSES,
+    operation_id="click_head",
+)
 async def click(token: str, request: Request, session: SessionDep, runtime: RuntimeDep) -> Response:
     target = await record_click(
         session,

@@ -18,6 +18,7 @@ from app.config import Settings
 from app.db import transaction
 from app.mail.templates import RenderedEmail
 from app.models import TrackedLinkKind
+from app.ops.metrics import count_tracking_event
 from app.rules.model import Rule
 from app.runtime import Runtime
 from app.tracking import repository
@@ -269,3 +270,4 @@ async def _add_event(
         ip=anonymised_network(facts.ip),
         method=facts.method[:8],
     )
+    count_tracking_event(facts.kind.value, event_class.value)

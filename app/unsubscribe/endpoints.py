@@ -7,6 +7,8 @@ and previews follow links; only a POST suppresses the address.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,7 +36,17 @@ _HEADERS = {
 }
 
 
-@router.get("/{token}", response_class=HTMLResponse, summary="Ask to confirm unsubscribing")
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Not a valid token", "content": {"text/html": {}}}
+}
+
+
+@router.get(
+    "/{token}",
+    response_class=HTMLResponse,
+    summary="Ask to confirm unsubscribing",
+    responses=_NOT_FOUND,
+)
 async def confirm_page(
     token: str, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> HTMLResponse:
@@ -44,7 +56,9 @@ async def confirm_page(
     return await _page("confirm", recipient, session, runtime)
 
 
-@router.post("/{token}", response_class=HTMLResponse, summary="Unsubscribe (one-click)")
+@router.post(
+    "/{token}", response_class=HTMLResponse, summary="Unsubscribe (one-click)", responses=_NOT_FOUND
+)
 async def unsubscribe(
     token: str, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> HTMLResponse:

@@ -212,8 +212,8 @@ def test_arbitrary_names_and_subjects_never_add_headers(name: str, subject: str)
     assert parsed.keys() == BASE_HEADERS
     assert [address.addr_spec for address in parsed["To"].addresses] == ["anna@example.org"]
     assert [address.addr_spec for address in parsed["From"].addresses] == ["shop@example.com"]
-    assert parsed["Subject"] == clean_header_value(subject)
-    # Python's folder may add a space where it splits a long encoded-word; nothing else
-    # about the name may change.
+    # Python's folder may add or (CPython's encoder, rarely: a space right where it splits
+    # two encoded-words) drop a space; nothing else about the subject or name may change.
+    assert parsed["Subject"].replace(" ", "") == clean_header_value(subject).replace(" ", "")
     display_name = parsed["To"].addresses[0].display_name
     assert display_name.replace(" ", "") == clean_header_value(name).replace(" ", "")

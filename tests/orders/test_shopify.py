@@ -17,7 +17,7 @@ from httpx import AsyncClient, Response
 from sqlalchemy import func, select
 
 from app.config import Settings, secrets_for_host
-from app.models import Customer, Message, Order, OrderItem, WebhookDelivery
+from app.models import Customer, IntakeFailure, Message, Order, OrderItem, WebhookDelivery
 from app.orders import shopify
 from app.orders.platforms import PayloadError, guest_customer_id
 from app.orders.schemas import (
@@ -340,10 +340,11 @@ async def test_order_is_stored_and_thank_you_planned(client: AsyncClient, runtim
         ("WIPES-72", "baby-care/wipes"),
         ("TEETHER-MINT", None),
     ]
+    # The topic as received: what a replay of the raw body maps it by.
     assert (delivery.source, delivery.shop, delivery.event_type) == (
         "shopify",
         SHOP,
-        "order.created",
+        "orders/create",
     )
     assert "Анна" in delivery.body  # stored as received, not escaped
     [message] = await messages(runtime)
@@ -466,10 +467,10 @@ async def test_repeats_of_one_event_have_one_effect(client: AsyncClient, runtime
     assert await count(runtime, OrderItem) == 5
 
 
-async def test_unknown_topic_and_ignored_status_answer_200_and_store_nothing(
+async def test_unknown_topic_and_ignored_status_answer_200_and_change_nothing(
     client: AsyncClient, runtime: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="app.orders.platform_endpoints")
+    caplog.set_level(logging.INFO, logger="app.orders.intake")
     unknown = await post_shopify(client, "products/update", {"id": 632910392, "title": "IPod"})
     assert unknown.status_code == 200
     assert unknown.json() == {
@@ -480,11 +481,14 @@ async def test_unknown_topic_and_ignored_status_answer_200_and_store_nothing(
     transit["shipment_status"] = "in_transit"
     ignored = await post_shopify(client, "fulfillments/update", transit)
     assert (ignored.status_code, ignored.json()["status"]) == (200, "ignored")
-    assert await count(runtime, WebhookDelivery) == 0
+    # Stored raw all the same (every authentic delivery is), and nothing else.
+    assert await count(runtime, WebhookDelivery) == 2
+    assert await count(runtime, IntakeFailure) == 0
+    assert await count(runtime, Order) == 0
     assert "products/update" in caplog.text
 
 
-async def test_unreadable_authentic_delivery_answers_200_and_logs(
+async def test_unreadable_authentic_delivery_answers_200_is_kept_and_logged(
     client: AsyncClient, runtime: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
     body = payload("order_create")
@@ -495,7 +499,9 @@ async def test_unreadable_authentic_delivery_answers_200_and_logs(
     assert "order.currency" in response.json()["reason"]
     broken = await post_shopify(client, "orders/create", b"{not json")
     assert (broken.status_code, broken.json()["status"]) == (200, "unmapped")
-    assert await count(runtime, WebhookDelivery) == 0
+    # Kept to replay (tests/orders/test_intake_failures.py), nothing ingested.
+    assert await count(runtime, IntakeFailure) == 2
+    assert await count(runtime, Order) == 0
     errors = [record for record in caplog.records if record.levelno == logging.ERROR]
     assert len(errors) == 2 and "anna.ivanova" not in caplog.text
 
@@ -559,10 +565,22 @@ async def test_customer_update_and_redact(client: AsyncClient, runtime: Runtime)
     assert customer.email is None and customer.first_name is None and customer.deleted_at
 
 
-async def test_gdpr_requests_are_recorded_for_later(client: AsyncClient, runtime: Runtime) -> None:
+async def test_gdpr_requests_are_recorded_and_shop_redact_erases_the_shop(
+    client: AsyncClient, runtime: Runtime
+) -> None:
+    await post_shopify(client, "orders/create", payload("order_create"))
     request = payload("customers_data_request")
     first = await post_shopify(client, "customers/data_request", request, event_id="gdpr-1")
     again = await post_shopify(client, "customers/data_request", request, event_id="gdpr-1")
+    async with runtime.session_factory() as session:
+        kept = (
+            await session.execute(
+                select(WebhookDelivery.body).where(
+                    WebhookDelivery.event_type == "customers/data_request"
+                )
+            )
+        ).scalar_one()
+    assert json.loads(kept)["shop_id"] == 954889
     shop = await post_shopify(
         client, "shop/redact", {"shop_id": 954889, "shop_domain": SHOP}, event_id="gdpr-2"
     )
@@ -571,13 +589,21 @@ async def test_gdpr_requests_are_recorded_for_later(client: AsyncClient, runtime
         "duplicate",
         "accepted",
     ]
+    assert shop.json()["messages_cancelled"] == 1  # the order's waiting thank-you
     async with runtime.session_factory() as session:
         rows = (
             await session.execute(select(WebhookDelivery).order_by(WebhookDelivery.id))
         ).scalars()
-        recorded = [(row.event_type, json.loads(row.body)["shop_id"]) for row in rows]
-    assert recorded == [("customers/data_request", 954889), ("shop/redact", 954889)]
-    assert await count(runtime, Customer) == 0
+        recorded = [(row.event_type, row.body) for row in rows]
+        customer = (await session.execute(select(Customer))).scalar_one()
+    # Every raw body of the shop is emptied, the GDPR requests' own included.
+    assert [topic for topic, _ in recorded] == [
+        "orders/create",
+        "customers/data_request",
+        "shop/redact",
+    ]
+    assert all(body == "" for _, body in recorded)
+    assert customer.email is None and customer.deleted_at is not None
 
 
 async def test_redact_erases_the_customer_and_their_guest_checkouts(

@@ -9,7 +9,15 @@ import time
 from httpx import AsyncClient
 from sqlalchemy import func, select
 
-from app.models import Customer, Message, MessageStatus, Order, OrderItem, WebhookDelivery
+from app.models import (
+    Customer,
+    IntakeFailure,
+    Message,
+    MessageStatus,
+    Order,
+    OrderItem,
+    WebhookDelivery,
+)
 from app.runtime import Runtime
 from tests.factories import order_created, order_event, post_event, signed_headers
 
@@ -123,7 +131,9 @@ async def test_invalid_body_names_each_field(client: AsyncClient, runtime: Runti
     assert ("body", "order", "total") in locations
     assert ("body", "order", "items", 0, "quantity") in locations
     assert ("body", "customer", "email") in locations
-    assert await count(runtime, WebhookDelivery) == 0
+    # Refused, and kept: the body is authentic (tests/orders/test_intake_failures.py).
+    assert await count(runtime, IntakeFailure) == 1
+    assert await count(runtime, Order) == 0
 
 
 async def test_unknown_type_and_broken_json(client: AsyncClient) -> None:

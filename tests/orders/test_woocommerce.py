@@ -15,7 +15,7 @@ from httpx import AsyncClient, Response
 from sqlalchemy import func, select
 
 from app.config import Settings
-from app.models import Customer, Message, Order, OrderItem, WebhookDelivery
+from app.models import Customer, IntakeFailure, Message, Order, OrderItem, WebhookDelivery
 from app.orders import woocommerce
 from app.orders.platforms import PayloadError, guest_customer_id
 from app.orders.schemas import (
@@ -378,4 +378,7 @@ async def test_unknown_topic_and_unreadable_body_answer_200(
     }
     broken = await post_woo(client, "order.created", b"[1, 2, 3]")
     assert (broken.status_code, broken.json()["status"]) == (200, "unmapped")
-    assert await count(runtime, WebhookDelivery) == 0
+    # Both stored raw; the unreadable one is kept as an intake failure to replay.
+    assert await count(runtime, WebhookDelivery) == 2
+    assert await count(runtime, IntakeFailure) == 1
+    assert await count(runtime, Order) == 0

@@ -18,8 +18,9 @@ from tests.smtp_sink import SmtpSink
 
 
 async def seed_messages(
-    runtime: Runtime, count: int, *, now_offset: timedelta = timedelta(0)
+    runtime: Runtime, count: int, *, now_offset: timedelta = timedelta(0), first: int = 0
 ) -> None:
+    """`count` due thank-you messages, to user{first}@example.org and on, one per customer."""
     now = runtime.clock.now()
     async with transaction(runtime.session_factory) as session:
         customers = [
@@ -31,7 +32,7 @@ async def seed_messages(
                 source_updated_at=now,
                 attributes={},
             )
-            for i in range(count)
+            for i in range(first, first + count)
         ]
         session.add_all(customers)
         await session.flush()

@@ -1,0 +1,356 @@
+"""Stats: credit orders to the mail that brought them; answer the stats API from rollups.
+
+Reads touch only the running totals (two rows per series for any span) and the series
+list, never raw events, so they cost the same at any volume. Services flush, never commit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.models import Order, OrderStatus
+from app.stats import repository
+from app.stats.attribution import AttributionPolicy, Credit, Via, credit
+from app.stats.repository import Vector
+from app.stats.schemas import (
+    Bucket,
+    BucketRow,
+    MessageStats,
+    Overview,
+    RuleRow,
+    RulesStats,
+    TemplateRow,
+    TemplatesStats,
+    Timeseries,
+)
+from app.stats.tally import COUNTERS, SeriesKey
+
+_CENT = Decimal("0.01")
+
+
+def attribution_policy(settings: Settings) -> AttributionPolicy:
+    return AttributionPolicy.of(
+        window_days=settings.attribution_window_days, via=settings.attribution_via
+    )
+
+
+async def record_conversion(
+    session: AsyncSession, *, order: Order, policy: AttributionPolicy
+) -> Credit | None:
+    """Credit a newly placed order to the customer's message that brought it, if any.
+
+    Idempotent: one conversion per order, whatever repeats. Orders already cancelled or
+    refunded when they arrive are not conversions.
+    """
+    # Coupons hook: once orders carry redeemed coupon codes, look up the message that
+    # handed the code out here and credit it (attribution.credit explains the order).
+    if order.customer_id is None or order.placed_at is None:
+        return None
+    if order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
+        return None
+    if await repository.has_conversion(session, order.id):
+        return None
+    since = order.placed_at - policy.window
+    kinds = (Via.CLICK, Via.OPEN) if policy.count_opens else (Via.CLICK,)
+    found = credit(
+        placed_at=order.placed_at,
+        touches=await repository.latest_touches(
+            session,
+            customer_id=order.customer_id,
+            order_id=order.id,
+            since=since,
+            until=order.placed_at,
+            kinds=kinds,
+        ),
+        held_out=await repository.held_out_messages(
+            session,
+            customer_id=order.customer_id,
+            order_id=order.id,
+            since=since,
+            until=order.placed_at,
+        ),
+        policy=policy,
+    )
+    if found is None:
+        return None
+    await repository.add_conversion(
+        session,
+        order_id=order.id,
+        credit=found,
+        revenue=order.total,
+        currency=order.currency,
+        converted_at=order.placed_at,
+    )
+    return found
+
+
+@dataclass(frozen=True)
+class Span:
+    """Whole UTC days, both ends included."""
+
+    first: date
+    last: date
+
+    @classmethod
+    def ending(cls, last: date, *, days: int) -> Span:
+        return cls(last - timedelta(days=days - 1), last)
+
+
+@dataclass
+class _Sums:
+    """The counts (in COUNTERS order) and revenue by currency of one row of an answer."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * len(COUNTERS))
+    revenue: defaultdict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+
+    def add(self, key: SeriesKey, values: Vector) -> None:
+        """Add a series' values: counts, or revenue in the series' currency."""
+        if key.currency:
+            self.revenue[key.currency] += values[0]
+        else:
+            self.counts = [total + value for total, value in zip(self.counts, values, strict=True)]
+
+    def minus(self, earlier: _Sums) -> _Sums:
+        return _Sums(
+            counts=[now - then for now, then in zip(self.counts, earlier.counts, strict=True)],
+            revenue=defaultdict(
+                Decimal,
+                {cur: amount - earlier.revenue[cur] for cur, amount in self.revenue.items()},
+            ),
+        )
+
+    def figures(self) -> dict[str, Any]:
+        return figures(dict(zip(COUNTERS, self.counts, strict=True)), self.revenue)
+
+
+async def _between(
+    session: AsyncSession, span: Span, *, rule_id: str | None = None
+) -> dict[SeriesKey, _Sums]:
+    """Each series' figures within the span: its totals at the end less those before it."""
+    keys = await repository.series_keys(session, rule_id=rule_id)
+    found: dict[SeriesKey, _Sums] = {}
+    for ledger, ids in _by_ledger(keys).items():
+        at_end = await repository.running_on(session, ledger, dict.fromkeys(ids, span.last))
+        before = await repository.running_on(
+            session, ledger, dict.fromkeys(ids, span.first - timedelta(days=1))
+        )
+        for series, values in at_end.items():
+            end, start = _Sums(), _Sums()
+            end.add(keys[series], values)
+            start.add(keys[series], before.get(series, ledger.zero))
+            found[keys[series]] = end.minus(start)
+    return found
+
+
+def _by_ledger(keys: Mapping[int, SeriesKey]) -> dict[repository.Ledger, list[int]]:
+    return {
+        repository.COUNTS: [id_ for id_, key in keys.items() if not key.currency],
+        repository.REVENUE: [id_ for id_, key in keys.items() if key.currency],
+    }
+
+
+def _grouped(
+    between: Mapping[SeriesKey, _Sums], group: Callable[[SeriesKey], Hashable]
+) -> dict[Any, _Sums]:
+    """Series added up by `group`; series with nothing in the span are left out (every
+    figure is of messages of the span, so no message means nothing at all)."""
+    sums: defaultdict[Any, _Sums] = defaultdict(_Sums)
+    for key, part in between.items():
+        if not any(part.counts) and not any(part.revenue.values()):
+            continue
+        total = sums[group(key)]
+        total.counts = [a + b for a, b in zip(total.counts, part.counts, strict=True)]
+        for currency, amount in part.revenue.items():
+            total.revenue[currency] += amount
+    return dict(sums)
+
+
+def figures(counts: Mapping[str, int], revenue: Mapping[str, Decimal]) -> dict[str, Any]:
+    """The counts, revenue and rates of one row, as the API shows them."""
+    every = {name: int(counts.get(name, 0)) for name in COUNTERS}
+
+    def ratio(part: str, whole: str) -> float | None:
+        return every[part] / every[whole] if every[whole] else None
+
+    conversion, holdout = ratio("converted", "sent"), ratio("held_out_converted", "held_out")
+    lift = conversion / holdout - 1 if conversion is not None and holdout else None
+    rates = {
+        "open_rate": ratio("opened", "sent"),
+        "click_rate": ratio("clicked", "sent"),
+        "unsubscribe_rate": ratio("unsubscribed", "sent"),
+        "conversion_rate": conversion,
+        "holdout_conversion_rate": holdout,
+        "lift": lift,
+    }
+    return {
+        **every,
+        "revenue": {cur: _money(amount) for cur, amount in sorted(revenue.items()) if amount},
+        "nps": None,  # no surveys yet
+        **{name: None if rate is None else round(rate, 4) for name, rate in rates.items()},
+    }
+
+
+def _money(amount: Decimal) -> str:
+    """Cents always, and more digits only when the amount has them: "49.80", "0.125"."""
+    cents = amount.quantize(_CENT)
+    return str(cents if cents == amount else amount.normalize())
+
+
+async def overview(session: AsyncSession, *, span: Span) -> Overview:
+    total = _grouped(await _between(session, span), lambda key: None).get(None, _Sums())
+    return Overview.model_validate(
+        {
+            "from": span.first,
+            "to": span.last,
+            "rolled_up_at": await repository.rolled_up_at(session),
+            **total.figures(),
+        }
+    )
+
+
+async def by_rule(session: AsyncSession, *, span: Span) -> RulesStats:
+    between = await _between(session, span)
+    templates: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+    for key, part in between.items():
+        if any(part.counts):
+            templates[(key.rule_id, key.variant)].add(key.template)
+    grouped = _grouped(between, lambda key: (key.rule_id, key.variant))
+    rows = [
+        RuleRow.model_validate(
+            {
+                "rule": rule,
+                "variant": variant or None,
+                "template": ",".join(sorted(templates[(rule, variant)])),
+                **sums.figures(),
+            }
+        )
+        for (rule, variant), sums in sorted(grouped.items())
+    ]
+    return RulesStats.model_validate(
+        {
+            "from": span.first,
+            "to": span.last,
+            "rolled_up_at": await repository.rolled_up_at(session),
+            "rows": rows,
+        }
+    )
+
+
+async def by_template(session: AsyncSession, *, span: Span) -> TemplatesStats:
+    grouped = _grouped(await _between(session, span), lambda key: key.template)
+    rows = [
+        TemplateRow.model_validate({"template": template, **sums.figures()})
+        for template, sums in sorted(grouped.items())
+    ]
+    return TemplatesStats.model_validate(
+        {
+            "from": span.first,
+            "to": span.last,
+            "rolled_up_at": await repository.rolled_up_at(session),
+            "rows": rows,
+        }
+    )
+
+
+def buckets(span: Span, bucket: Bucket) -> list[Span]:
+    """The span cut into days, or into ISO weeks (Monday to Sunday) clipped to the span."""
+    found = []
+    start = span.first
+    while start <= span.last:
+        end = start if bucket == "day" else start + timedelta(days=6 - start.weekday())
+        found.append(Span(start, min(end, span.last)))
+        start = found[-1].last + timedelta(days=1)
+    return found
+
+
+async def timeseries(
+    session: AsyncSession,
+    *,
+    rule_id: str,
+    variant: str | None,
+    bucket: Bucket,
+    span: Span,
+    rule_is_loaded: bool,
+) -> Timeseries | None:
+    """The rule's figures per bucket; None for a rule that is neither loaded nor counted."""
+    keys = await repository.series_keys(session, rule_id=rule_id)
+    if not keys and not rule_is_loaded:
+        return None
+    if variant is not None:
+        keys = {id_: key for id_, key in keys.items() if key.variant == variant}
+    parts = buckets(span, bucket)
+    # The totals at the end of each bucket, and the day before the first: each bucket is
+    # the difference of two neighbours.
+    ends = [span.first - timedelta(days=1), *(part.last for part in parts)]
+    totals = [_Sums() for _ in ends]
+    for ledger, ids in _by_ledger(keys).items():
+        before = await repository.running_on(session, ledger, dict.fromkeys(ids, ends[0]))
+        rows: defaultdict[int, list[tuple[date, Vector]]] = defaultdict(list)
+        for series, day, values in await repository.running_rows(
+            session, ledger, series_ids=ids, first=span.first, last=span.last
+        ):
+            rows[series].append((day, values))
+        for series in ids:
+            current: Vector | None = before.get(series)
+            upcoming = iter(rows[series])
+            step = next(upcoming, None)
+            for index, end in enumerate(ends):
+                while step is not None and step[0] <= end:
+                    current, step = step[1], next(upcoming, None)
+                if current is not None:
+                    totals[index].add(keys[series], current)
+    rows_out = [
+        BucketRow.model_validate(
+            {
+                "start": part.first,
+                "end": part.last,
+                **totals[index + 1].minus(totals[index]).figures(),
+            }
+        )
+        for index, part in enumerate(parts)
+    ]
+    return Timeseries.model_validate(
+        {
+            "from": span.first,
+            "to": span.last,
+            "rolled_up_at": await repository.rolled_up_at(session),
+            "rule": rule_id,
+            "variant": variant,
+            "bucket": bucket,
+            "rows": rows_out,
+        }
+    )
+
+
+async def message_stats(session: AsyncSession, *, message_id: int) -> MessageStats | None:
+    found = await repository.message_tally(session, message_id)
+    if found is None:
+        return None
+    tally, key = found
+    return MessageStats(
+        message_id=tally.message_id,
+        rule=key.rule_id,
+        variant=key.variant or None,
+        template=key.template,
+        day=tally.day,
+        status=tally.status,
+        bounced=tally.bounced,
+        opened=tally.opens > 0,
+        opens=tally.opens,
+        opens_machine=tally.opens_machine,
+        opens_unknown=tally.opens_unknown,
+        clicked=tally.clicks > 0,
+        clicks=tally.clicks,
+        clicks_machine=tally.clicks_machine,
+        clicks_unknown=tally.clicks_unknown,
+        unsubscribed=tally.unsubscribed,
+        conversions=tally.conversions,
+    )
