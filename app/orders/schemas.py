@@ -3,6 +3,7 @@ the operator API's intake failures."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -162,8 +163,27 @@ BODY_MODELS: dict[str, type[Envelope]] = {
 def parse_body(body: bytes | str) -> Envelope:
     """Validate the envelope, then the body for its type; pydantic's ValidationError names
     every bad field."""
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    if "\\u0000" in text:  # rare: PostgreSQL text cannot hold NUL, so drop them from the values
+        try:
+            data = _without_nul(json.loads(body))
+        except (ValueError, RecursionError):
+            data = None
+        if isinstance(data, dict):
+            envelope = Envelope.model_validate(data)
+            return BODY_MODELS[envelope.type].model_validate(data)
     envelope = Envelope.model_validate_json(body)
     return BODY_MODELS[envelope.type].model_validate_json(body)
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    return value
 
 
 EXAMPLE_BODY: dict[str, Any] = {

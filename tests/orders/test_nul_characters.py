@@ -81,11 +81,6 @@ async def test_nul_in_a_woocommerce_payload_is_dropped(
     assert await customers(runtime) == [("Мария", "maria.smirnova@example.ru")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="our own JSON is validated as sent: a NUL is stored (SQLite) or fails the insert "
-    "(PostgreSQL: 500); app/orders/schemas.parse_body should refuse (422) or drop it",
-)
 async def test_nul_in_our_own_webhook_is_refused_or_dropped(
     client: AsyncClient, runtime: Runtime
 ) -> None:
