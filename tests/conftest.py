@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +18,7 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -163,3 +164,31 @@ class Api:
 @pytest.fixture
 def api() -> Api:
     return Api(headers={"Authorization": f"Bearer {TEST_API_KEY}"})
+
+
+# A running app that several test folders drive as different clients (by source IP).
+@pytest.fixture
+async def app(runtime: Runtime) -> AsyncIterator[FastAPI]:
+    from app.main import create_app
+
+    application = create_app(runtime=runtime, role="api")
+    async with LifespanManager(application):
+        yield application
+
+
+Visitor = Callable[[str], AsyncClient]
+
+
+@pytest.fixture
+async def visitor(app: FastAPI) -> AsyncIterator[Visitor]:
+    """`visitor(ip)`: a client whose requests come from `ip`, as the server sees them."""
+    clients: list[AsyncClient] = []
+
+    def make(ip: str) -> AsyncClient:
+        transport = ASGITransport(app=app, client=(ip, 50123))
+        clients.append(AsyncClient(transport=transport, base_url="http://test"))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        await client.aclose()

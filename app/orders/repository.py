@@ -227,8 +227,13 @@ async def cancel_pending(
     reason: str,
     order_id: int | None = None,
     customer_id: int | None = None,
+    ids: Sequence[int] | None = None,
+    dedupe_keys: Sequence[str] | None = None,
 ) -> int:
-    """Cancel what has not been handed to a worker yet, keeping the reason."""
+    """Cancel what has not been handed to a worker yet, keeping the reason. Every filter
+    given must hold; an empty list of ids or keys cancels nothing."""
+    if (ids is not None and not ids) or (dedupe_keys is not None and not dedupe_keys):
+        return 0
     statement = (
         update(Message)
         .where(Message.status == MessageStatus.SCHEDULED)
@@ -238,6 +243,10 @@ async def cancel_pending(
         statement = statement.where(Message.order_id == order_id)
     if customer_id is not None:
         statement = statement.where(Message.customer_id == customer_id)
+    if ids is not None:
+        statement = statement.where(Message.id.in_(ids))
+    if dedupe_keys is not None:
+        statement = statement.where(Message.dedupe_key.in_(dedupe_keys))
     result = await session.execute(statement.execution_options(synchronize_session=False))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -406,19 +415,6 @@ async def standing_orders(session: AsyncSession, *, customer_id: int) -> Sequenc
     return (await session.execute(statement)).scalars().all()
 
 
-async def cancel_keys(session: AsyncSession, *, keys: Sequence[str], reason: str) -> int:
-    """Cancel the waiting messages with these dedupe keys."""
-    if not keys:
-        return 0
-    result = await session.execute(
-        update(Message)
-        .where(Message.status == MessageStatus.SCHEDULED, Message.dedupe_key.in_(keys))
-        .values(status=MessageStatus.CANCELLED, status_reason=reason, updated_at=func.now())
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
 async def order_customer_id(session: AsyncSession, *, shop: str, external_id: str) -> int | None:
     statement = select(Order.customer_id).where(
         Order.shop == shop, Order.external_id == external_id
@@ -453,18 +449,6 @@ async def pending_messages(session: AsyncSession, *, order_id: int) -> list[tupl
         )
     )
     return [(message_id, rule_id) for message_id, rule_id in rows]
-
-
-async def cancel_ids(session: AsyncSession, *, ids: Sequence[int], reason: str) -> int:
-    if not ids:
-        return 0
-    result = await session.execute(
-        update(Message)
-        .where(Message.id.in_(ids), Message.status == MessageStatus.SCHEDULED)
-        .values(status=MessageStatus.CANCELLED, status_reason=reason, updated_at=func.now())
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def customer_ids_by_email(session: AsyncSession, *, shop: str, email: str) -> list[int]:

@@ -293,7 +293,7 @@ async def _cancel_refunded(
         # A rule that is gone is cancelled at send time as rule_removed.
         if rule is not None and all_refunded(rule, facts, left):
             moot.append(message_id)
-    return await repository.cancel_ids(session, ids=moot, reason="order_refunded")
+    return await repository.cancel_pending(session, ids=moot, reason="order_refunded")
 
 
 async def _customer_deleted(
@@ -338,7 +338,7 @@ async def _plan(
     ]
     learned = [rule for rule in matching if rule.send.learned is not None]
     history = NO_HISTORY
-    if learned or (plan_messages and any(_rebuy_checked(rule) for rule in matching)):
+    if learned or (plan_messages and any(rule.checks_rebuy for rule in matching)):
         history = History(
             orders=await repository.past_orders(
                 session, customer_id=customer_id, before_order_id=order.id
@@ -470,19 +470,15 @@ async def replan_anchors(
             created += await repository.insert_planned(
                 session, dated, customer_id=customer_id, order_id=order.id
             )
-            await repository.cancel_keys(
+            await repository.cancel_pending(
                 session,
-                keys=[
+                dedupe_keys=[
                     order_dedupe_key(rule_id, order_id=order.id, customer_id=customer_id)
                     for rule_id in {plan.rule_id for plan in dated}
                 ],
                 reason="anchor_date_known",
             )
     return created
-
-
-def _rebuy_checked(rule: Rule) -> bool:
-    return any(reason.startswith("rebought") for reason in rule.skip_if)
 
 
 async def _checked_now(

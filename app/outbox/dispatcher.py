@@ -488,4 +488,4 @@ def _rank(entry: CapEntry, rules: RuleSet) -> tuple[int, int]:
 
 def _needs_history(context: SendContext, rules: RuleSet) -> bool:
     rule = rules.by_id(context.message.rule_id)
-    return rule is not None and any(reason.startswith("rebought") for reason in rule.skip_if)
+    return rule is not None and rule.checks_rebuy

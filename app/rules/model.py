@@ -417,6 +417,11 @@ class Rule(_Strict):
         return self
 
     @property
+    def checks_rebuy(self) -> bool:
+        """Whether a later purchase can stop this rule's message (any `rebought_*`)."""
+        return any(reason.startswith("rebought") for reason in self.skip_if)
+
+    @property
     def templates(self) -> list[str]:
         """Every template this rule may send."""
         if self.variants is not None:

@@ -156,9 +156,7 @@ class _Replay:
         rules = self.rules.rules
         self.world = World(default_time_zone=self.default_time_zone)
         self._skip_if = {rule.id: tuple(rule.skip_if) for rule in rules}
-        self._rebuy = {
-            rule.id: any(reason.startswith("rebought") for reason in rule.skip_if) for rule in rules
-        }
+        self._rebuy = {rule.id: rule.checks_rebuy for rule in rules}
         self._history_rules = {
             event: [
                 rule

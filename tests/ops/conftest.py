@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
 from app.config import Settings
-from app.runtime import Runtime
-from tests.conftest import TEST_API_KEY
+from tests.conftest import TEST_API_KEY, Visitor
 
 # Still listed as a key, and revoked: revocation wins.
 REVOKED_API_KEY = "revoked-api-key-0123456789"
@@ -30,33 +25,6 @@ def settings(settings: Settings) -> Settings:
             "public_rate_burst": PUBLIC_BURST,
         }
     )
-
-
-@pytest.fixture
-async def app(runtime: Runtime) -> AsyncIterator[FastAPI]:
-    from app.main import create_app
-
-    application = create_app(runtime=runtime, role="api")
-    async with LifespanManager(application):
-        yield application
-
-
-Visitor = Callable[[str], AsyncClient]
-
-
-@pytest.fixture
-async def visitor(app: FastAPI) -> AsyncIterator[Visitor]:
-    """`visitor(ip)`: a client whose requests come from `ip`, as the server sees them."""
-    clients: list[AsyncClient] = []
-
-    def make(ip: str) -> AsyncClient:
-        transport = ASGITransport(app=app, client=(ip, 50123))
-        clients.append(AsyncClient(transport=transport, base_url="http://test"))
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        await client.aclose()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from app.runtime import Runtime
 from app.stats.rollup import FoldReport, fold_stats
 from tests.conftest import Api
 from tests.outbox.conftest import make_dispatcher
-from tests.tracking.conftest import app, client, settings, visitor  # noqa: F401
+from tests.tracking.conftest import client, settings  # noqa: F401
 
 SPAN = {"from": "2026-11-01", "to": "2026-11-30"}
 

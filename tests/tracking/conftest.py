@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
 from app.config import ROOT, Settings
-from app.runtime import Runtime
+from tests.conftest import Visitor
 
 LINKS_HTML = """{% extends "_layouts/base.html" %}
 {% block content %}
@@ -53,33 +50,6 @@ def settings(settings: Settings, tmp_path: Path) -> Settings:
     rules.mkdir()
     (rules / "links.yaml").write_text(RULES % "")
     return settings.model_copy(update={"templates_dir": templates, "rules_dir": rules})
-
-
-@pytest.fixture
-async def app(runtime: Runtime) -> AsyncIterator[FastAPI]:
-    from app.main import create_app
-
-    application = create_app(runtime=runtime, role="api")
-    async with LifespanManager(application):
-        yield application
-
-
-Visitor = Callable[[str], AsyncClient]
-
-
-@pytest.fixture
-async def visitor(app: FastAPI) -> AsyncIterator[Visitor]:
-    """`visitor(ip)`: a client whose requests come from `ip`, as the server sees them."""
-    clients: list[AsyncClient] = []
-
-    def make(ip: str) -> AsyncClient:
-        transport = ASGITransport(app=app, client=(ip, 50123))
-        clients.append(AsyncClient(transport=transport, base_url="http://test"))
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        await client.aclose()
 
 
 @pytest.fixture
