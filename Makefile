@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format db-upgrade clean
+.PHONY: run test lint format db-upgrade clean bench
 
 # Install exactly the versions in constraints.txt, so every machine gets the same tree.
 $(STAMP): pyproject.toml constraints.txt
@@ -21,6 +21,10 @@ run: db-upgrade
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# Every benchmark with its same-run baseline; one summary line each (docs/performance.md).
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check app tests migrations

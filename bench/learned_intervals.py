@@ -143,6 +143,11 @@ def main() -> None:
         )
     learned, fixed = scores["learned"], scores["fixed"]
     print(
+        f"learned-intervals: ours {100 * learned.landed / learned.planned:.1f}% of reminders "
+        f"landed, baseline {100 * fixed.landed / fixed.planned:.1f}% (fixed 4w..5w), "
+        f"ratio {learned.landed / max(fixed.landed, 1):.2f} (higher is better)"
+    )
+    print(
         f"learned lands {learned.landed / max(fixed.landed, 1):.2f}x as often as fixed "
         f"from the same {learned.planned} reminders (one per purchase); mails that went out "
         f"too early: {(learned.sent - learned.landed) / max(fixed.sent - fixed.landed, 1):.2f}x "
