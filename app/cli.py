@@ -53,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_send_test_parser(commands)
     add_intake_parser(commands)
     add_import_parser(commands)
+    add_coupons_parser(commands)
 
     args = parser.parse_args(argv)
     try:
@@ -81,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_intake_replay(settings, args)
     if args.command == "import":
         return run_import(settings, args)
+    if args.command == "coupons":
+        return run_coupons(settings, args)
     if args.command == "db":
         upgrade_database(settings)
         return 0
@@ -288,6 +291,44 @@ def run_import(settings: Settings, args: argparse.Namespace) -> int:
         stdout=sys.stdout,
         stderr=sys.stderr,
     )
+
+
+def add_coupons_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("coupons", help="coupon code pools for rules' `coupon:`")
+    coupon_commands = parser.add_subparsers(dest="coupons_command", required=True)
+    load = coupon_commands.add_parser(
+        "import",
+        help="add a CSV file of codes to a pool",
+        description="Add the codes of FILE to POOL: one code per line, an optional header "
+        "row `code`, an optional second column `expires_at` (ISO date or datetime). Codes "
+        "already in the pool are left as they are, so importing again changes nothing. "
+        "Refused lines are reported as FILE:LINE: message; exit 1 only if no line was valid.",
+    )
+    load.add_argument("pool", metavar="POOL", help="letters, digits, '-' and '_'")
+    load.add_argument("file", type=Path, metavar="FILE")
+    load.add_argument(
+        "--shop",
+        help="only for this shop's customers, as its webhooks name it (default: any shop)",
+    )
+    status = coupon_commands.add_parser(
+        "status", help="codes per pool: total, free, assigned, redeemed, expired"
+    )
+    status.add_argument("pool", nargs="?", metavar="POOL", help="only this pool")
+
+
+def run_coupons(settings: Settings, args: argparse.Namespace) -> int:
+    from app.coupons.command import import_command, status_command
+
+    if args.coupons_command == "import":
+        return import_command(
+            settings=settings,
+            pool=args.pool,
+            path=args.file,
+            shop=args.shop,
+            stdout=sys.stdout,
+            stderr=sys.stderr,
+        )
+    return status_command(settings=settings, pool=args.pool, stdout=sys.stdout, stderr=sys.stderr)
 
 
 def upgrade_database(settings: Settings) -> None:

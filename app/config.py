@@ -29,6 +29,8 @@ DEV_UNSUBSCRIBE_SECRET = "dev-unsubscribe-secret"  # noqa: S105 (refused in prod
 DEV_SHOPIFY_SECRET = "dev-shopify-secret"  # noqa: S105 (refused in production)
 DEV_WOOCOMMERCE_SECRET = "dev-woocommerce-secret"  # noqa: S105 (refused in production)
 DEV_TRACKING_SECRET = "dev-tracking-secret"  # noqa: S105 (refused in production)
+DEV_SESSION_SECRET = "dev-session-secret"  # noqa: S105 (refused in production)
+DEV_SURVEY_SECRET = "dev-survey-secret"  # noqa: S105 (refused in production)
 # Apple's own address block, a sample of where Mail Privacy Protection fetches from; load
 # Apple's published Private Relay egress list for real use (docs/tracking.md).
 DEFAULT_APPLE_PROXY_NETWORKS = ("17.0.0.0/8",)
@@ -255,6 +257,9 @@ class Settings(BaseSettings):
     # leaked key is cut off at once, and its user is told why.
     revoked_api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_secret: str = DEV_WEBHOOK_SECRET
+    # Signs the dashboard's login cookie (docs/stats.md, Dashboard). Changing it logs
+    # everyone out.
+    session_secret: str = DEV_SESSION_SECRET
     # Sign the one-click unsubscribe links of marketing mail (RFC 8058). Comma-separated: new
     # links are signed with the first, links signed with any of them keep working, so a key
     # is rotated by putting a new one first. Dropping a secret breaks the links it signed.
@@ -299,6 +304,14 @@ class Settings(BaseSettings):
     tracking_image_proxy_user_agents: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_IMAGE_PROXY_USER_AGENTS)
     )
+
+    # Survey answers (docs/tracking.md, Survey answers): sign the one-click 0-10 links of
+    # `{{ survey.links }}`; comma-separated and rotated like `unsubscribe_secrets`.
+    survey_secrets: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [DEV_SURVEY_SECRET], min_length=1
+    )
+    # Days after sending that survey links take answers; later they answer 404.
+    survey_link_days: int = Field(default=365, ge=1, le=3650)
 
     # Stats (docs/stats.md). An order this many days after a human click (or open, with
     # `click_or_open`) on a message converts for it. The retention is kept above the longest
@@ -353,7 +366,7 @@ class Settings(BaseSettings):
     # (no authentication: keep the host private).
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     worker_metrics_host: str = "127.0.0.1"
-    # Requests a minute per client IP to /o/, /c/ and /u/ (0 = unlimited), `burst` at once;
+    # Requests a minute per client IP to /o/, /c/, /u/ and /s/ (0 = unlimited), `burst` at once;
     # per API process.
     public_rate_per_minute: float = Field(default=600, ge=0, allow_inf_nan=False)
     public_rate_burst: int = Field(default=60, ge=1)
@@ -365,6 +378,7 @@ class Settings(BaseSettings):
         "shopify_secrets",
         "woocommerce_secrets",
         "tracking_secrets",
+        "survey_secrets",
         "tracking_apple_proxy_networks",
         "tracking_scanner_user_agents",
         "tracking_image_proxy_user_agents",
@@ -494,6 +508,7 @@ class Settings(BaseSettings):
         secrets = {
             "AFTERSALE_SECRET_KEY": self.secret_key,
             "AFTERSALE_WEBHOOK_SECRET": self.webhook_secret,
+            "AFTERSALE_SESSION_SECRET": self.session_secret,
         }
         if self.metrics_token is not None:
             secrets["AFTERSALE_METRICS_TOKEN"] = self.metrics_token
@@ -503,6 +518,8 @@ class Settings(BaseSettings):
             secrets[f"AFTERSALE_UNSUBSCRIBE_SECRETS (secret {index + 1})"] = key
         for index, key in enumerate(self.tracking_secrets):
             secrets[f"AFTERSALE_TRACKING_SECRETS (secret {index + 1})"] = key
+        for index, key in enumerate(self.survey_secrets):
+            secrets[f"AFTERSALE_SURVEY_SECRETS (secret {index + 1})"] = key
         for name, entries in (
             ("AFTERSALE_SHOPIFY_SECRETS", self.shopify_secrets),
             ("AFTERSALE_WOOCOMMERCE_SECRETS", self.woocommerce_secrets),

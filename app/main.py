@@ -12,7 +12,9 @@ from fastapi import FastAPI
 
 from app.api.deps import RefuseNulInUrl
 from app.config import Settings
+from app.coupons.endpoints import router as coupons_router
 from app.customers.endpoints import router as customers_router
+from app.dashboard.endpoints import router as dashboard_router
 from app.dev.endpoints import router as dev_router
 from app.ops.endpoints import router as ops_router
 from app.ops.middleware import add_operations
@@ -26,6 +28,7 @@ from app.rules.endpoints import router as rules_router
 from app.runtime import Runtime
 from app.stats.endpoints import router as stats_router
 from app.suppressions.endpoints import router as suppressions_router
+from app.survey.endpoints import router as survey_router
 from app.tracking.endpoints import router as tracking_router
 from app.unsubscribe.endpoints import router as unsubscribe_router
 from app.worker import Worker
@@ -77,9 +80,12 @@ def create_app(
     app.include_router(customers_router)
     app.include_router(suppressions_router)
     app.include_router(stats_router)
+    app.include_router(dashboard_router)
+    app.include_router(coupons_router)
     # The public links: no credential but the token, so a per-client rate limit.
     app.include_router(unsubscribe_router, dependencies=[PublicRateLimit], responses=RATE_LIMITED)
     app.include_router(tracking_router, dependencies=[PublicRateLimit], responses=RATE_LIMITED)
+    app.include_router(survey_router, dependencies=[PublicRateLimit], responses=RATE_LIMITED)
     if settings.is_development:
         app.include_router(dev_router)
     add_operations(app, settings)

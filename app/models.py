@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     Float,
     ForeignKey,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, MappedColumn, mapped_column
 
@@ -85,6 +87,8 @@ class Order(TimestampMixin, Base):
     # Partial refunds as received, [{"sku": ..., "quantity": ...}]: kept apart from the items
     # so a refund that arrives before its order still applies once the items come.
     refunds: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Discount codes the order used, as the shop sent them (coupons link to it by these).
+    discount_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class OrderItem(Base):
@@ -302,6 +306,36 @@ class TrackingEvent(Base):
     method: Mapped[str] = mapped_column(String(8))
 
 
+class SurveyAnswer(Base):
+    """One answer to a message's "Would you recommend us?" (0-10), as it came.
+
+    Every request that answered is kept with its class and reason, like tracking events;
+    NPS takes each message's latest counted answer (app/survey/nps.py). `comment` is what
+    the customer wrote on the thank-you page: personal data, erased with the customer, as
+    are `user_agent` and `ip` (a /24 or /48 network, never the address).
+    """
+
+    __tablename__ = "survey_answers"
+    __table_args__ = (
+        CheckConstraint("score >= 0 AND score <= 10", name="score_range"),
+        # A message's answers in time order: the latest answer, bursts.
+        Index("ix_survey_answers_message_time", "message_id", "answered_at"),
+        # NPS of a span reads only answers given since its first day.
+        Index("ix_survey_answers_answered_at", "answered_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    score: Mapped[int] = mapped_column(Integer)
+    class_: Mapped[str] = mapped_column("class", String(16))
+    reason: Mapped[str] = mapped_column(String(32))
+    answered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    comment: Mapped[str | None] = mapped_column(Text)
+    commented_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
 class IntakeFailure(Base):
     """An authentic delivery whose payload could not be mapped to one of our events.
 
@@ -340,6 +374,49 @@ class Conversion(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     converted_at: Mapped[datetime] = mapped_column(UtcDateTime)  # when the order was placed
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class CouponCode(Base):
+    """One code of a coupon pool (docs/rules.md, "Coupons").
+
+    Handed to at most one message, ever: `assigned_at` stays set even if the message goes,
+    so a code is never given out twice. `shop` None: for any shop's customers.
+    """
+
+    __tablename__ = "coupon_codes"
+    __table_args__ = (
+        UniqueConstraint("pool", "code"),
+        # The claim takes the oldest free code of a pool: only free codes are indexed, in
+        # import order, so it stays cheap however many were handed out before. (By `id`
+        # alone, PostgreSQL would walk the primary key past every code handed out.)
+        Index(
+            "ix_coupon_codes_free",
+            "pool",
+            "imported_at",
+            "id",
+            postgresql_where=text("assigned_at IS NULL"),
+            sqlite_where=text("assigned_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    pool: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(64))
+    # The code lower-cased: orders name the codes they used in any case, and this is what
+    # they are looked up by (an expression index would not reflect on SQLite).
+    code_key: Mapped[str] = mapped_column(String(64), index=True)
+    shop: Mapped[str | None] = mapped_column(String(255))
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    imported_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Unique: one code per message, however many workers or retries ask for it.
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), unique=True
+    )
+    assigned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    redeemed_order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("orders.id", ondelete="SET NULL"), index=True
+    )
+    redeemed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class StatsSeries(Base):

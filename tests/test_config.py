@@ -13,9 +13,11 @@ def production(**overrides: object) -> Settings:
         "env": "production",
         "secret_key": STRONG,
         "webhook_secret": STRONG + "w",
+        "session_secret": STRONG + "s",
         "api_keys": [STRONG + "k"],
         "unsubscribe_secrets": [STRONG + "u"],
         "tracking_secrets": [STRONG + "t"],
+        "survey_secrets": [STRONG + "s"],
         "smtp_url": "smtp://mail.example.org:587",
         "_env_file": None,
     }
@@ -33,6 +35,7 @@ def test_production_accepts_real_secrets() -> None:
         ("secret_key", "dev-secret-key-change-me", "AFTERSALE_SECRET_KEY"),
         ("webhook_secret", "changeme", "AFTERSALE_WEBHOOK_SECRET"),
         ("webhook_secret", "short", "AFTERSALE_WEBHOOK_SECRET"),
+        ("session_secret", "dev-session-secret", "AFTERSALE_SESSION_SECRET"),
         ("api_keys", [], "AFTERSALE_API_KEYS"),
         ("api_keys", ["dev-api-key"], "AFTERSALE_API_KEYS"),
         ("smtp_url", None, "AFTERSALE_SMTP_URL"),
@@ -41,6 +44,8 @@ def test_production_accepts_real_secrets() -> None:
         ("unsubscribe_secrets", [STRONG, "short"], "AFTERSALE_UNSUBSCRIBE_SECRETS (secret 2)"),
         ("tracking_secrets", ["dev-tracking-secret"], "AFTERSALE_TRACKING_SECRETS (secret 1)"),
         ("tracking_secrets", [STRONG, "short"], "AFTERSALE_TRACKING_SECRETS (secret 2)"),
+        ("survey_secrets", ["dev-survey-secret"], "AFTERSALE_SURVEY_SECRETS (secret 1)"),
+        ("survey_secrets", [STRONG, "short"], "AFTERSALE_SURVEY_SECRETS (secret 2)"),
     ],
 )
 def test_production_refuses_placeholders_naming_the_setting(

@@ -246,9 +246,11 @@ def test_docker_steps_work_in_a_fresh_virtual_environment(tmp_path: Path) -> Non
     env.update(
         AFTERSALE_SECRET_KEY="docker-test-secret-key-0123456789",
         AFTERSALE_WEBHOOK_SECRET="docker-test-webhook-secret-0123",
+        AFTERSALE_SESSION_SECRET="docker-test-session-secret-0123",
         AFTERSALE_API_KEYS="docker-test-api-key-0123456789",
         AFTERSALE_UNSUBSCRIBE_SECRETS="docker-test-unsubscribe-0123456",
         AFTERSALE_TRACKING_SECRETS="docker-test-tracking-0123456789",
+        AFTERSALE_SURVEY_SECRETS="docker-test-survey-0123456789",
         AFTERSALE_SMTP_URL="smtp://127.0.0.1:2525?starttls=off",
     )
     (home / "var").mkdir()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
 from app.runtime import Runtime
 
 
@@ -45,17 +46,30 @@ def require_api_key(
             "missing bearer API key",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    given = credentials.credentials.encode()
-    settings = runtime.settings
-    # Both lists are compared in full whatever the key: no early exit for timing to reveal.
-    revoked = _matches_any(given, settings.revoked_api_keys)
-    valid = _matches_any(given, settings.api_keys)
-    if revoked:
+    found = api_key_status(credentials.credentials, runtime.settings)
+    if found == "revoked":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "API key revoked")
-    if not valid:
+    if found == "invalid":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "invalid API key", headers={"WWW-Authenticate": "Bearer"}
         )
+
+
+KeyStatus = Literal["valid", "revoked", "invalid"]
+
+
+def api_key_status(given: str, settings: Settings) -> KeyStatus:
+    """Whether `given` is one of API_KEYS, in REVOKED_API_KEYS (which wins), or neither.
+
+    The operator API and the dashboard's login both ask this.
+    """
+    raw = given.encode()
+    # Both lists are compared in full whatever the key: no early exit for timing to reveal.
+    revoked = _matches_any(raw, settings.revoked_api_keys)
+    valid = _matches_any(raw, settings.api_keys)
+    if revoked:
+        return "revoked"
+    return "valid" if valid else "invalid"
 
 
 def _matches_any(given: bytes, keys: list[str]) -> bool:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.customers import repository
 from app.models import Customer
 from app.orders import repository as orders
+from app.survey.repository import answers_of_messages as survey_answers
 
 
 async def export_customer(
@@ -21,6 +22,7 @@ async def export_customer(
     if customer is None:
         return None
     data = await repository.customer_data(session, customer)
+    answers = await survey_answers(session, [message.id for message, _ in data["messages"]])
     return {
         "exported_at": now.isoformat(),
         "customer": _customer(customer),
@@ -85,6 +87,21 @@ async def export_customer(
                 "body": _body(delivery.body),
             }
             for delivery in data["deliveries"]
+        ],
+        # What they answered to "Would you recommend us?", and wrote on the thank-you page.
+        "survey_answers": [
+            {
+                "message_id": answer.message_id,
+                "score": answer.score,
+                "answered_at": _time(answer.answered_at),
+                "class": answer.class_,
+                "reason": answer.reason,
+                "comment": answer.comment,
+                "commented_at": _time(answer.commented_at),
+                "user_agent": answer.user_agent,
+                "network": answer.ip,
+            }
+            for answer in answers
         ],
         "suppressions": [
             {"email": row.email, "reason": row.reason, "created_at": _time(row.created_at)}

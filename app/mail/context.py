@@ -76,6 +76,8 @@ def build_context(
     matched_items: Sequence[ContextItem] | None = None,
     shop_name: str,
     unsubscribe_url: str | None = None,
+    coupon: Mapping[str, Any] | None = None,
+    survey: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "customer": {
@@ -96,4 +98,8 @@ def build_context(
         "message": {"send_at": send_at},
         # Set for marketing mail only; the layout's footer links it when present.
         "unsubscribe_url": unsubscribe_url,
+        # The rule's coupon code {code, pool, expires_at}; None without one (`{% if coupon %}`).
+        "coupon": dict(coupon) if coupon is not None else None,
+        # `survey.links` (the 0-10 answer links) and `survey.urls`: app/survey/links.py.
+        "survey": dict(survey) if survey is not None else None,
     }

@@ -188,6 +188,15 @@ class TemplateRenderer:
         return _parse_locale(folder) or Locale("en")
 
 
+def rendering_language() -> str | None:
+    """The language (`ru`) of the template being rendered; None outside a render.
+
+    For context values that print themselves in the mail's language (`survey.links`).
+    """
+    locale = _current_locale.get(None)
+    return locale.language if locale is not None else None
+
+
 class _MailSandbox(ImmutableSandboxedEnvironment):
     """Jinja's immutable sandbox, stricter where mail templates need it."""
 

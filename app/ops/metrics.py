@@ -69,8 +69,13 @@ SMTP_ERRORS = Counter(
 )
 TRACKING_EVENTS = Counter(
     "aftersale_tracking_events",
-    "Opens and clicks stored, by kind and by class as first classified",
+    "Opens, clicks and survey answers stored, by kind and by class as first classified",
     ["kind", "class"],
+)
+COUPON_POOL_EMPTY = Counter(
+    "aftersale_coupon_pool_empty",
+    "Messages of a coupon rule that found no free code in their pool (skipped or sent without)",
+    ["pool"],
 )
 # Every series exists from the start, at 0, so `rate()` and `increase()` see the first event.
 for error_class in SMTP_ERROR_CLASSES:
@@ -95,6 +100,10 @@ def observe_send(outcome: SendOutcome, *, seconds: float) -> None:
 
 def count_tracking_event(kind: str, event_class: str) -> None:
     TRACKING_EVENTS.labels(kind, event_class).inc()
+
+
+def count_coupon_pool_empty(pool: str) -> None:
+    COUPON_POOL_EMPTY.labels(pool).inc()
 
 
 class OutboxCollector(Collector):

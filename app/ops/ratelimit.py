@@ -1,4 +1,4 @@
-"""Request pace of one client on the public links (`/o/`, `/c/`, `/u/`): a bucket per IP.
+"""Request pace of one client on the public links (`/o/`, `/c/`, `/u/`, `/s/`): a bucket per IP.
 
 The links need no credential beyond their signed token, so nothing else stops one address
 from hammering them (or guessing tokens). The buckets live in the process: N API processes

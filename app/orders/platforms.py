@@ -16,6 +16,9 @@ from app.orders.schemas import Envelope
 # The limits of CustomerIn.tags and ItemIn.tags: extra tags are dropped, not fatal.
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 100
+# What OrderIn.discount_codes takes.
+MAX_CODES = 50
+MAX_CODE_LENGTH = 255
 
 E = TypeVar("E", bound=Envelope)
 Mapper = Callable[[dict[str, Any], str, datetime], Envelope | None]
@@ -57,6 +60,14 @@ def tag_list(value: Any) -> list[str]:
     raw = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else []
     tags = [tag.strip() for tag in raw if isinstance(tag, str) and tag.strip()]
     return [tag for tag in tags if len(tag) <= MAX_TAG_LENGTH][:MAX_TAGS]
+
+
+def code_list(lines: Any) -> list[str]:
+    """Discount codes from a list of objects with a `code` (Shopify's discount_codes,
+    WooCommerce's coupon_lines), within our limits: coupons link orders by these."""
+    found = [text(obj(line).get("code")) for line in lines] if isinstance(lines, list) else []
+    codes = [code for code in found if code is not None and len(code) <= MAX_CODE_LENGTH]
+    return codes[:MAX_CODES]
 
 
 def without_none(values: dict[str, Any]) -> dict[str, Any]:

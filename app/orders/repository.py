@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import insert as orm_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import dialect_insert, utcnow
@@ -21,6 +23,7 @@ from app.models import (
     OrderStatus,
     RepurchaseGap,
     Suppression,
+    SurveyAnswer,
     TrackedLink,
     TrackingEvent,
     WebhookDelivery,
@@ -34,6 +37,68 @@ GAPS_PER_RULE = 1000
 PAST_ORDERS = 50
 # webhook_deliveries.event_type: a longer topic is one we do not handle anyway.
 EVENT_TYPE_LENGTH = 64
+# Rows an upsert returns replace what the session may hold of them from earlier reads.
+_FRESH = {"populate_existing": True}
+
+# The statements every order runs are built once, with bound parameters: building one and
+# computing its cache key costs more CPU than sending it and reading the answer.
+_DELIVERIES = cast(Table, WebhookDelivery.__table__)
+_LINK_DELIVERY = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("delivery"))
+    .values(customer_id=bindparam("customer"))
+)
+_SUPPRESSED = select(Suppression.id).where(Suppression.email.in_(bindparam("keys", expanding=True)))
+_OTHER_ORDERS = select(func.count()).where(
+    Order.customer_id == bindparam("customer"), Order.id != bindparam("order")
+)
+_EARLIER_ORDERS = _OTHER_ORDERS.where(Order.placed_at < bindparam("placed_at"))
+_PAST = (
+    select(Order.id, Order.placed_at)
+    .where(
+        Order.customer_id == bindparam("customer"),
+        Order.id != bindparam("order"),
+        Order.placed_at.is_not(None),
+        Order.status.not_in([OrderStatus.CANCELLED, OrderStatus.REFUNDED]),
+    )
+    .order_by(Order.placed_at.desc())
+    .limit(PAST_ORDERS)
+    .subquery()
+)
+# The latest orders and their items in one round trip (an order without items still shows).
+_PAST_ORDERS = (
+    select(_PAST.c.id, _PAST.c.placed_at, OrderItem)
+    .outerjoin_from(_PAST, OrderItem, OrderItem.order_id == _PAST.c.id)
+    .order_by(_PAST.c.placed_at.desc(), _PAST.c.id, OrderItem.position)
+)
+_LATEST_GAPS = (
+    select(RepurchaseGap.log_days)
+    .where(RepurchaseGap.rule_id == bindparam("rule"))
+    .order_by(RepurchaseGap.id.desc())
+    .limit(GAPS_PER_RULE)
+    .subquery()
+)
+_GAP_STATS = select(func.count(), func.sum(_LATEST_GAPS.c.log_days))
+
+
+@cache
+def _record_delivery_statement(insert: Any) -> Any:
+    """The delivery insert for a dialect's INSERT construct (see `dialect_insert`)."""
+    return (
+        insert(_DELIVERIES)
+        .on_conflict_do_nothing(index_elements=["source", "shop", "delivery_id"])
+        .returning(_DELIVERIES.c.id)
+    )
+
+
+@cache
+def _insert_planned_statement(insert: Any) -> Any:
+    messages = Message.__table__
+    return (
+        insert(messages)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(messages.c.id)
+    )
 
 
 async def record_delivery(
@@ -49,49 +114,58 @@ async def record_delivery(
     """Insert the delivery once and return its row id; None when it was seen before (or is
     being stored right now: the unique key makes a concurrent copy wait for the first and
     then do nothing)."""
-    insert = dialect_insert(session)
-    statement = (
-        insert(WebhookDelivery)
-        .values(
-            source=source,
-            shop=shop,
-            delivery_id=delivery_id,
-            event_type=event_type[:EVENT_TYPE_LENGTH],
-            body=body,
-            received_at=received_at or utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["source", "shop", "delivery_id"])
-        .returning(WebhookDelivery.id)
-    )
-    return (await session.execute(statement)).scalar_one_or_none()
+    statement = _record_delivery_statement(dialect_insert(session))
+    row = {
+        "source": source,
+        "shop": shop,
+        "delivery_id": delivery_id,
+        "event_type": event_type[:EVENT_TYPE_LENGTH],
+        "body": body,
+        "received_at": received_at or utcnow(),
+    }
+    return (await session.execute(statement, row)).scalar_one_or_none()
 
 
 async def link_delivery(session: AsyncSession, *, delivery_id: int, customer_id: int) -> None:
-    await session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id)
-        .values(customer_id=customer_id)
-        .execution_options(synchronize_session=False)
-    )
+    await session.execute(_LINK_DELIVERY, {"delivery": delivery_id, "customer": customer_id})
 
 
 async def upsert_customer(
     session: AsyncSession, *, shop: str, external_id: str, values: dict[str, Any], as_of: datetime
-) -> int:
-    """Create or update a customer; an event older than the last one applied changes nothing."""
+) -> tuple[Customer, bool]:
+    """Create or update a customer; an event older than the last one applied changes nothing.
+
+    Returns the customer as stored and whether this call created it: a customer created in
+    this transaction has no orders, mail or history yet, so those need not be looked up.
+    """
     insert = dialect_insert(session)
     row = {**values, "shop": shop, "external_id": external_id, "source_updated_at": as_of}
     statement = insert(Customer).values(**row, created_at=func.now(), updated_at=func.now())
-    statement = statement.on_conflict_do_update(
+    # A plain insert first: a new customer costs one statement and is known to be new (a
+    # concurrent copy waits for the first one's commit, then inserts nothing).
+    created = (
+        await session.execute(
+            statement.on_conflict_do_nothing(index_elements=["shop", "external_id"]).returning(
+                Customer
+            )
+        )
+    ).scalar_one_or_none()
+    if created is not None:
+        return created, True
+    upsert = statement.on_conflict_do_update(
         index_elements=["shop", "external_id"],
         set_={**values, "source_updated_at": as_of, "deleted_at": None, "updated_at": func.now()},
         where=Customer.source_updated_at <= as_of,
-    ).returning(Customer.id)
-    customer_id = (await session.execute(statement)).scalar_one_or_none()
-    if customer_id is None:
-        customer_id = await customer_id_for(session, shop=shop, external_id=external_id)
-        assert customer_id is not None
-    return customer_id
+    ).returning(Customer)
+    customer = (await session.execute(upsert, execution_options=_FRESH)).scalar_one_or_none()
+    if customer is None:
+        customer = (
+            await session.execute(
+                select(Customer).where(Customer.shop == shop, Customer.external_id == external_id),
+                execution_options=_FRESH,
+            )
+        ).scalar_one()
+    return customer, False
 
 
 async def customer_id_for(session: AsyncSession, *, shop: str, external_id: str) -> int | None:
@@ -104,25 +178,34 @@ async def customer_id_for(session: AsyncSession, *, shop: str, external_id: str)
 
 async def upsert_order(
     session: AsyncSession, *, shop: str, external_id: str, values: dict[str, Any]
-) -> Order:
-    """Create the order, or fill in one that exists (perhaps as a bare cancellation)."""
+) -> tuple[Order, bool]:
+    """Create the order, or fill in one that exists (perhaps as a bare cancellation).
+
+    Returns the order as stored and whether this call created it (then it has no items and
+    no conversion yet).
+    """
     insert = dialect_insert(session)
-    statement = (
-        insert(Order)
-        .values(
-            **values,
-            shop=shop,
-            external_id=external_id,
-            created_at=func.now(),
-            updated_at=func.now(),
-        )
-        .on_conflict_do_update(
-            index_elements=["shop", "external_id"], set_={**values, "updated_at": func.now()}
-        )
-        .returning(Order.id)
+    statement = insert(Order).values(
+        **values,
+        shop=shop,
+        external_id=external_id,
+        created_at=func.now(),
+        updated_at=func.now(),
     )
-    order_id = (await session.execute(statement)).scalar_one()
-    return (await session.execute(select(Order).where(Order.id == order_id))).scalar_one()
+    # As for customers: a new order (nearly all) costs one statement and is known new.
+    created = (
+        await session.execute(
+            statement.on_conflict_do_nothing(index_elements=["shop", "external_id"]).returning(
+                Order
+            )
+        )
+    ).scalar_one_or_none()
+    if created is not None:
+        return created, True
+    upsert = statement.on_conflict_do_update(
+        index_elements=["shop", "external_id"], set_={**values, "updated_at": func.now()}
+    ).returning(Order)
+    return (await session.execute(upsert, execution_options=_FRESH)).scalar_one(), False
 
 
 async def ensure_order(session: AsyncSession, *, shop: str, external_id: str) -> Order:
@@ -155,12 +238,18 @@ async def order_has_items(session: AsyncSession, order_id: int) -> bool:
     return (await session.execute(statement)).first() is not None
 
 
-async def add_items(session: AsyncSession, order_id: int, items: Sequence[dict[str, Any]]) -> None:
-    session.add_all(
-        OrderItem(order_id=order_id, position=position, **item)
-        for position, item in enumerate(items)
-    )
-    await session.flush()
+async def add_items(
+    session: AsyncSession, order_id: int, items: Sequence[dict[str, Any]]
+) -> list[OrderItem]:
+    """Insert the order's items in one statement; returns them as stored, by position (so
+    they need not be read back)."""
+    if not items:
+        return []
+    rows = [
+        {**item, "order_id": order_id, "position": position} for position, item in enumerate(items)
+    ]
+    stored = await session.scalars(orm_insert(OrderItem).returning(OrderItem), rows)
+    return sorted(stored, key=lambda item: item.position)
 
 
 async def order_items(session: AsyncSession, order_id: int) -> Sequence[OrderItem]:
@@ -172,14 +261,11 @@ async def count_earlier_orders(
     session: AsyncSession, *, customer_id: int, order_id: int, placed_at: datetime | None
 ) -> int:
     """Orders of this customer placed before this one (cancelled ones count: they were orders)."""
-    statement = (
-        select(func.count())
-        .select_from(Order)
-        .where(Order.customer_id == customer_id, Order.id != order_id)
-    )
-    if placed_at is not None:
-        statement = statement.where(Order.placed_at < placed_at)
-    return int((await session.execute(statement)).scalar_one())
+    params: dict[str, Any] = {"customer": customer_id, "order": order_id}
+    if placed_at is None:
+        return int((await session.execute(_OTHER_ORDERS, params)).scalar_one())
+    params["placed_at"] = placed_at
+    return int((await session.execute(_EARLIER_ORDERS, params)).scalar_one())
 
 
 async def insert_planned(
@@ -192,7 +278,6 @@ async def insert_planned(
     """Insert planned messages; ones planned before (same dedupe key) are left alone."""
     if not planned:
         return 0
-    insert = dialect_insert(session)
     rows = [
         {
             "customer_id": customer_id,
@@ -212,13 +297,10 @@ async def insert_planned(
         }
         for plan in planned
     ]
-    statement = (
-        insert(Message)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(Message.id)
-    )
-    return len((await session.execute(statement)).scalars().all())
+    # One statement either way, but an executemany compiles once per process, where a
+    # multi-row VALUES is compiled again on every call.
+    statement = _insert_planned_statement(dialect_insert(session))
+    return len((await session.execute(statement, rows)).scalars().all())
 
 
 async def cancel_pending(
@@ -292,6 +374,16 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
     await _update(
         session, TrackingEvent, TrackingEvent.message_id.in_(messages), user_agent=None, ip=None
     )
+    # Survey answers keep their score (NPS adds up); the comment is the customer's own words.
+    await _update(
+        session,
+        SurveyAnswer,
+        SurveyAnswer.message_id.in_(messages),
+        comment=None,
+        commented_at=None,
+        user_agent=None,
+        ip=None,
+    )
     if email:
         await _forget_suppressed_address(session, email)
 
@@ -325,49 +417,22 @@ async def past_orders(
     session: AsyncSession, *, customer_id: int, before_order_id: int
 ) -> list[PastOrder]:
     """The customer's latest orders other than this one, that were not cancelled or refunded."""
-    orders = (
-        await session.execute(
-            select(Order.id, Order.placed_at)
-            .where(
-                Order.customer_id == customer_id,
-                Order.id != before_order_id,
-                Order.placed_at.is_not(None),
-                Order.status.not_in([OrderStatus.CANCELLED, OrderStatus.REFUNDED]),
-            )
-            .order_by(Order.placed_at.desc())
-            .limit(PAST_ORDERS)
-        )
-    ).all()
-    if not orders:
-        return []
-    items: dict[int, list[OrderItem]] = {}
-    rows = await session.execute(
-        select(OrderItem).where(OrderItem.order_id.in_([order_id for order_id, _ in orders]))
-    )
-    for item in rows.scalars():
-        items.setdefault(item.order_id, []).append(item)
+    rows = await session.execute(_PAST_ORDERS, {"customer": customer_id, "order": before_order_id})
+    orders: dict[int, tuple[datetime, list[OrderItem]]] = {}  # latest first
+    for order_id, placed_at, item in rows:
+        _, items = orders.setdefault(order_id, (placed_at, []))
+        if item is not None:
+            items.append(item)
     return [
-        PastOrder(
-            placed_at=placed_at, items=tuple(item.facts() for item in items.get(order_id, []))
-        )
-        for order_id, placed_at in orders
-        if placed_at is not None
+        PastOrder(placed_at=placed_at, items=tuple(item.facts() for item in items))
+        for placed_at, items in orders.values()
     ]
 
 
 async def product_gap_stats(session: AsyncSession, rule_ids: Sequence[str]) -> dict[str, GapStats]:
     stats = {}
     for rule_id in rule_ids:
-        latest = (
-            select(RepurchaseGap.log_days)
-            .where(RepurchaseGap.rule_id == rule_id)
-            .order_by(RepurchaseGap.id.desc())
-            .limit(GAPS_PER_RULE)
-            .subquery()
-        )
-        count, total = (
-            await session.execute(select(func.count(), func.sum(latest.c.log_days)))
-        ).one()
+        count, total = (await session.execute(_GAP_STATS, {"rule": rule_id})).one()
         stats[rule_id] = GapStats(count=int(count), sum_log_days=float(total or 0.0))
     return stats
 
@@ -397,8 +462,7 @@ async def record_gap(
 
 async def is_suppressed(session: AsyncSession, email: str) -> bool:
     keys = [email.lower(), email_digest(email)]
-    statement = select(Suppression.id).where(Suppression.email.in_(keys))
-    return (await session.execute(statement)).first() is not None
+    return (await session.execute(_SUPPRESSED, {"keys": keys})).first() is not None
 
 
 async def standing_orders(session: AsyncSession, *, customer_id: int) -> Sequence[Order]:
@@ -420,11 +484,6 @@ async def order_customer_id(session: AsyncSession, *, shop: str, external_id: st
         Order.shop == shop, Order.external_id == external_id
     )
     return (await session.execute(statement)).scalar_one_or_none()
-
-
-async def has_marketing_consent(session: AsyncSession, customer_id: int) -> bool:
-    statement = select(Customer.marketing_consent).where(Customer.id == customer_id)
-    return bool((await session.execute(statement)).scalar_one())
 
 
 async def skip_pending_marketing(session: AsyncSession, *, customer_id: int) -> int:

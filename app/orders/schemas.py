@@ -72,6 +72,11 @@ class OrderIn(_Body):
     total: Amount
     email: EmailStr | None = None
     items: list[ItemIn] = Field(min_length=1, max_length=1000)
+    discount_codes: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="coupon codes the order used; one a message carried credits it",
+    )
 
 
 class OrderRef(_Body):

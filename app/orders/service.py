@@ -6,13 +6,14 @@ Everything happens in the caller's transaction, so a delivery is stored whole or
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.coupons.service import redeem_order_codes
 from app.customers.service import erase_customer
 from app.models import Customer, MessageStatus, Order, OrderItem, OrderStatus
 from app.orders import repository
@@ -44,6 +45,17 @@ from app.rules.loader import RuleSet
 from app.rules.model import Rule
 from app.stats.attribution import AttributionPolicy
 from app.stats.service import record_conversion
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What this delivery has just written, so that planning need not read it back."""
+
+    customer: Customer
+    # Created by this delivery: no other order of theirs exists yet.
+    new_customer: bool = False
+    # The order's items as just stored (None: read them).
+    items: Sequence[OrderItem] | None = None
 
 
 async def ingest_event(
@@ -106,8 +118,9 @@ async def apply_event(
     records no conversions.
     """
     result = IntakeResult(status="accepted", event_id=event.id)
+    customer_id: int | None = None  # whose data the delivery carries, when already known
     if isinstance(event, OrderPlaced):
-        result.messages_planned = await _order_placed(
+        result.messages_planned, customer_id = await _order_placed(
             session,
             shop=shop,
             event=event,
@@ -130,12 +143,16 @@ async def apply_event(
             session, shop=shop, event=event, rules=rules
         )
     elif isinstance(event, CustomerUpdated):
-        await _upsert_customer(session, shop=shop, customer=event.customer, as_of=event.occurred_at)
+        stored, _ = await _upsert_customer(
+            session, shop=shop, customer=event.customer, as_of=event.occurred_at
+        )
+        customer_id = stored.id
     elif isinstance(event, CustomerDeleted):
         result.messages_cancelled = await _customer_deleted(
             session, shop=shop, event=event, now=now
         )
-    customer_id = await _whose(session, shop=shop, event=event)
+    if customer_id is None:
+        customer_id = await _whose(session, shop=shop, event=event)
     if customer_id is not None:
         await repository.link_delivery(session, delivery_id=delivery, customer_id=customer_id)
     return result
@@ -161,12 +178,14 @@ async def _order_placed(
     default_tz: str,
     plan_messages: bool,
     attribution: AttributionPolicy | None,
-) -> int:
-    customer_id = await _upsert_customer(
+) -> tuple[int, int]:
+    """Messages planned, and the customer's id."""
+    customer, new_customer = await _upsert_customer(
         session, shop=shop, customer=event.customer, as_of=event.occurred_at
     )
+    customer_id = customer.id
     incoming = event.order
-    order = await repository.upsert_order(
+    order, new_order = await repository.upsert_order(
         session,
         shop=shop,
         external_id=incoming.id,
@@ -176,10 +195,13 @@ async def _order_placed(
             "currency": incoming.currency,
             "total": incoming.total,
             "placed_at": incoming.created_at,
+            "discount_codes": list(incoming.discount_codes),
         },
     )
-    if not await repository.order_has_items(session, order.id):
-        await repository.add_items(
+    items = None
+    # A new order has no items yet; one that existed may have them from an earlier event.
+    if new_order or not await repository.order_has_items(session, order.id):
+        items = await repository.add_items(
             session, order.id, [item.model_dump(mode="python") for item in incoming.items]
         )
         if order.refunds and not any(remaining_quantities(incoming.items, order.refunds)):
@@ -187,9 +209,18 @@ async def _order_placed(
             order.status = OrderStatus.REFUNDED
             order.refunded_at = max(datetime.fromisoformat(r["at"]) for r in order.refunds)
             await session.flush()
+    # Codes our mail carried that this order used are linked to it (coupon attribution).
+    await redeem_order_codes(session, order=order, codes=incoming.discount_codes)
     if attribution is not None:
         # Stats: credit the order to the mail that brought it, if any (once per order).
-        await record_conversion(session, order=order, policy=attribution)
+        await record_conversion(
+            session,
+            order=order,
+            policy=attribution,
+            new_order=new_order,
+            new_customer=new_customer,
+        )
+    known = _Known(customer=customer, new_customer=new_customer, items=items)
     planned = await _plan(
         session,
         event_type=event.type,
@@ -199,6 +230,7 @@ async def _order_placed(
         rules=rules,
         default_tz=default_tz,
         plan_messages=plan_messages,
+        known=known,
     )
     if order.fulfilled_at is not None:
         # The fulfilment came first and waited for the order: plan its messages now.
@@ -211,8 +243,9 @@ async def _order_placed(
             rules=rules,
             default_tz=default_tz,
             plan_messages=plan_messages,
+            known=known,
         )
-    return planned
+    return planned, customer_id
 
 
 async def _order_fulfilled(
@@ -230,9 +263,10 @@ async def _order_fulfilled(
     order.fulfilled_at = order.fulfilled_at or event.occurred_at
     customer_id = order.customer_id
     if event.customer is not None:
-        customer_id = await _upsert_customer(
+        stored, _ = await _upsert_customer(
             session, shop=shop, customer=event.customer, as_of=event.occurred_at
         )
+        customer_id = stored.id
         order.customer_id = order.customer_id or customer_id
     await session.flush()
     if customer_id is None or order.placed_at is None:
@@ -325,11 +359,15 @@ async def _plan(
     rules: RuleSet,
     default_tz: str,
     plan_messages: bool = True,
+    known: _Known | None = None,
 ) -> int:
     """Learn the repurchase gap the order closes, then plan the event's messages from the
     stored order and customer and store them (unless `plan_messages` is off)."""
-    customer = await repository.get_customer(session, customer_id)
-    facts = await _order_facts(session, order, customer_id=customer_id)
+    if known is not None:
+        customer = known.customer
+    else:
+        customer = await repository.get_customer(session, customer_id)
+    facts = await _order_facts(session, order, customer_id=customer_id, known=known)
     customer_facts = _customer_facts(customer)
     matching = [
         rule
@@ -340,7 +378,9 @@ async def _plan(
     history = NO_HISTORY
     if learned or (plan_messages and any(rule.checks_rebuy for rule in matching)):
         history = History(
-            orders=await repository.past_orders(
+            orders=[]
+            if known is not None and known.new_customer
+            else await repository.past_orders(
                 session, customer_id=customer_id, before_order_id=order.id
             ),
             product_gaps=await repository.product_gap_stats(session, [r.id for r in learned]),
@@ -534,11 +574,19 @@ async def _checked_now(
     return checked
 
 
-async def _order_facts(session: AsyncSession, order: Order, *, customer_id: int) -> OrderFacts:
-    items = [row.facts() for row in await repository.order_items(session, order.id)]
-    earlier = await repository.count_earlier_orders(
-        session, customer_id=customer_id, order_id=order.id, placed_at=order.placed_at
-    )
+async def _order_facts(
+    session: AsyncSession, order: Order, *, customer_id: int, known: _Known | None = None
+) -> OrderFacts:
+    stored = known.items if known is not None else None
+    if stored is None:
+        stored = await repository.order_items(session, order.id)
+    items = [row.facts() for row in stored]
+    if known is not None and known.new_customer:
+        earlier = 0  # this order is their only one
+    else:
+        earlier = await repository.count_earlier_orders(
+            session, customer_id=customer_id, order_id=order.id, placed_at=order.placed_at
+        )
     return OrderFacts(
         id=order.id,
         status=order.status,
@@ -552,16 +600,18 @@ async def _order_facts(session: AsyncSession, order: Order, *, customer_id: int)
 
 async def _upsert_customer(
     session: AsyncSession, *, shop: str, customer: CustomerIn, as_of: datetime
-) -> int:
+) -> tuple[Customer, bool]:
+    """The customer as stored, and whether this event created them."""
     # Only what the event carries: a customer update without a locale or consent field (most
     # platform payloads) must not wipe what an earlier event told us.
     values: dict[str, Any] = customer.model_dump(mode="python", exclude={"id"}, exclude_unset=True)
     values["email"] = str(customer.email).lower() if customer.email else None
-    customer_id = await repository.upsert_customer(
+    stored, created = await repository.upsert_customer(
         session, shop=shop, external_id=customer.id, values=values, as_of=as_of
     )
-    if not await repository.has_marketing_consent(session, customer_id):
+    if not stored.marketing_consent and not created:
         # Withdrawn (or never given): waiting marketing mail stops now, as it would have been
         # skipped had it been planned after this; the same whatever order events arrive in.
-        await repository.skip_pending_marketing(session, customer_id=customer_id)
-    return customer_id
+        # (A customer created just now has no mail waiting.)
+        await repository.skip_pending_marketing(session, customer_id=stored.id)
+    return stored, created

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from app.orders.platforms import (
     Mapper,
     build,
+    code_list,
     guest_customer_id,
     obj,
     run_mapper,
@@ -85,6 +86,7 @@ def _order_created(order: dict[str, Any], event_id: str, at: datetime) -> Envelo
                 "total": order.get("total_price"),
                 "email": _order_email(order),
                 "items": [_item(obj(line)) for line in order.get("line_items") or []],
+                "discount_codes": code_list(order.get("discount_codes")),
             },
             "customer": customer,
         },

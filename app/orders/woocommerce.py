@@ -18,6 +18,7 @@ from app.config import normalize_host
 from app.orders.platforms import (
     Mapper,
     build,
+    code_list,
     guest_customer_id,
     obj,
     run_mapper,
@@ -99,6 +100,7 @@ def _order_created(
                 "total": order.get("total"),
                 "email": customer["email"],
                 "items": [_item(obj(line)) for line in order.get("line_items") or []],
+                "discount_codes": code_list(order.get("coupon_lines")),
             },
             "customer": customer,
         },

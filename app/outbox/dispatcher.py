@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from app.coupons.service import take_coupon
 from app.db import transaction
 from app.mail.compose import compose_message, message_bytes
 from app.mail.context import build_context
@@ -35,6 +36,7 @@ from app.planner.limits import Capped, Defer, Skip, cap_decision, free_slot, spa
 from app.rules.loader import RuleSet
 from app.rules.model import Rule
 from app.runtime import Runtime
+from app.survey.links import message_survey_context
 from app.tracking.service import track_message
 
 log = logging.getLogger(__name__)
@@ -212,6 +214,20 @@ class Dispatcher:
                     reason="frequency_cap",
                 )
             return "deferred"
+        coupon = None
+        if rule is not None and rule.coupon is not None:
+            coupon = await take_coupon(
+                self.runtime.session_factory,
+                message_id=message.id,
+                pool=rule.coupon.pool,
+                shop=customer.shop,
+                now=now,
+            )
+            if coupon is None and rule.coupon.when_empty == "skip":
+                await self._finish(
+                    message.id, MessageStatus.SKIPPED, now=now, reason="coupon_pool_empty"
+                )
+                return "skipped"
         assert customer.email is not None
         settings = self.runtime.settings
         try:
@@ -234,6 +250,13 @@ class Dispatcher:
                     send_at=message.send_at,
                     shop_name=self._from_name or settings.public_url,
                     unsubscribe_url=unsubscribe_url,
+                    coupon=coupon.context() if coupon else None,
+                    survey=message_survey_context(
+                        message_id=message.id,
+                        public_url=settings.public_url,
+                        secrets=settings.survey_secrets,
+                        now=now,
+                    ),
                 ),
             )
             # Open pixel and click redirects, stored before the mail can be read.

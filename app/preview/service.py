@@ -19,6 +19,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from app.config import Settings
+from app.coupons.codes import sample_coupon
 from app.mail.compose import compose_message, message_bytes
 from app.mail.context import build_context
 from app.mail.templates import TemplateRenderer
@@ -28,6 +29,7 @@ from app.orders.schemas import ItemIn, OrderIn, OrderPlaced
 from app.rules.facts import ItemFacts
 from app.rules.lint import SAMPLE_CONTEXT
 from app.rules.model import Rule
+from app.survey.links import sample_survey_context
 
 TEST_SUBJECT_PREFIX = "[TEST] "
 
@@ -135,6 +137,8 @@ def compose_test_send(
     unsubscribe_url = _unsubscribe_url(settings, kind=rule.kind, shop=shop, email=to_address)
     context: dict[str, Any] = copy.deepcopy(SAMPLE_CONTEXT)
     context["unsubscribe_url"] = unsubscribe_url
+    context["coupon"] = _sample_coupon(rule)
+    context["survey"] = sample_survey_context(settings.public_url)
     if locale is not None:
         context["customer"]["locale"] = locale
     return _compose(
@@ -180,6 +184,9 @@ def _order_email(
         send_at=now,
         shop_name=_shop_name(settings),
         unsubscribe_url=unsubscribe_url,
+        coupon=_sample_coupon(rule),
+        # Sample links: they show the thank-you page and record nothing.
+        survey=sample_survey_context(settings.public_url),
     )
     return _compose(
         settings=settings,
@@ -241,6 +248,13 @@ def _unsubscribe_url(settings: Settings, *, kind: str, shop: str, email: str) ->
         email=email,
         secrets=settings.unsubscribe_secrets,
     )
+
+
+def _sample_coupon(rule: Rule | None) -> dict[str, Any] | None:
+    # A stand-in that no shop accepts: a preview never takes a code from the pool.
+    if rule is None or rule.coupon is None:
+        return None
+    return sample_coupon(rule.coupon.pool).context()
 
 
 def _shop_name(settings: Settings) -> str:

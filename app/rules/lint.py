@@ -11,8 +11,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from app.coupons.codes import sample_coupon
 from app.mail.templates import TemplateError, TemplateRenderer
 from app.rules.loader import RuleError, parse_rule_files
+from app.rules.model import Rule
+from app.survey.links import sample_survey_context
 from app.tracking.rewrite import html_hrefs, link_scheme
 
 SAMPLE_CONTEXT: dict[str, Any] = {
@@ -37,6 +40,10 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     ],
     "shop": {"name": "Sample Shop"},
     "message": {"send_at": datetime(2026, 11, 27, 10, 0, tzinfo=UTC)},
+    # A coupon rule's templates are also rendered with `sample_coupon` (see `_coupon_cases`).
+    "coupon": None,
+    # Previews and test sends put their own public URL in; these links record nothing.
+    "survey": sample_survey_context("https://aftersale.example"),
 }
 
 
@@ -50,25 +57,48 @@ def check_rules(rules_dir: Path, *, templates_dir: Path, default_locale: str) ->
     parsed = parse_rule_files(rules_dir)
     errors = list(parsed.errors)
     renderer = TemplateRenderer(templates_dir, default_locale=default_locale)
-    checked: dict[str, str | None] = {}
+    checked: dict[tuple[str, str | None, str], str | None] = {}
     for rule, path, positions, index in parsed.rules:
         for number, template in enumerate(rule.templates):
-            if template not in checked:
-                checked[template] = _template_problem(
-                    renderer, templates_dir, template, default_locale
-                )
-            problem = checked[template]
+            problem = None
+            for coupon, case in _coupon_cases(rule):
+                key = (template, coupon, case)
+                if key not in checked:
+                    checked[key] = _template_problem(
+                        renderer, templates_dir, template, default_locale, coupon, case
+                    )
+                problem = problem or checked[key]
             if problem is not None:
-                key: tuple[str | int, ...] = ("rules", index, "template")
+                place: tuple[str | int, ...] = ("rules", index, "template")
                 if rule.variants is not None:
-                    key = ("rules", index, "variants", number, "template")
-                where = positions.locate(key)
+                    place = ("rules", index, "variants", number, "template")
+                where = positions.locate(place)
                 errors.append(RuleError(path, where.line, where.column, problem))
     return errors
 
 
+def _coupon_cases(rule: Rule) -> list[tuple[str | None, str]]:
+    """The pools a rule's templates must render with (None: without a coupon), and how an
+    error names the case.
+
+    A coupon rule's mail carries a code, and with `when_empty: send` may come without one
+    (the template then needs `{% if coupon %}`); any other rule's mail never has one.
+    """
+    if rule.coupon is None:
+        return [(None, "")]
+    with_code = (rule.coupon.pool, ", with a coupon")
+    if rule.coupon.when_empty == "send":
+        return [with_code, (None, ", without a coupon: the pool may be empty")]
+    return [with_code]
+
+
 def _template_problem(
-    renderer: TemplateRenderer, templates_dir: Path, template: str, default_locale: str
+    renderer: TemplateRenderer,
+    templates_dir: Path,
+    template: str,
+    default_locale: str,
+    coupon: str | None,
+    case: str,
 ) -> str | None:
     folder = templates_dir / template
     if not (folder / default_locale / "subject.txt").is_file():
@@ -77,11 +107,14 @@ def _template_problem(
             f"under {templates_dir} (the default locale must exist)"
         )
     locales = sorted(path.name for path in folder.iterdir() if path.is_dir())
+    context = SAMPLE_CONTEXT
+    if coupon is not None:
+        context = {**SAMPLE_CONTEXT, "coupon": sample_coupon(coupon).context()}
     for locale in locales:
         try:
-            rendered = renderer.render(template, locale=locale, context=SAMPLE_CONTEXT)
+            rendered = renderer.render(template, locale=locale, context=context)
         except TemplateError as exc:
-            return f"template {template!r} ({locale}) does not render: {exc}"
+            return f"template {template!r} ({locale}{case}) does not render: {exc}"
         for href in html_hrefs(rendered.html):
             if link_scheme(href.url) not in _LINK_SCHEMES:
                 return (

@@ -302,6 +302,22 @@ class Limit(_Strict):
         return parse_duration(self.per)
 
 
+class Coupon(_Strict):
+    """One unused code of a pool for each message, taken when it is sent (docs/rules.md,
+    "Coupons"); the template shows it as `{{ coupon.code }}`."""
+
+    pool: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="the pool, as imported with `aftersale coupons import POOL FILE`",
+        examples=["BIRTHDAY"],
+    )
+    when_empty: Literal["skip", "send"] = Field(
+        default="skip",
+        description="no code left: skip the message (reason coupon_pool_empty), or send it "
+        "without a code (`coupon` is null)",
+    )
+
+
 class Variant(_Strict):
     template: str
     weight: int = Field(default=1, ge=0, le=1_000_000, description="relative share")
@@ -382,6 +398,11 @@ class Rule(_Strict):
         default=True,
         description="false: no open pixel and no click tracking in this rule's mail",
     )
+    coupon: Coupon | None = Field(
+        default=None,
+        description="a code from a pool for each message, e.g. {pool: BIRTHDAY}",
+        examples=[{"pool": "BIRTHDAY", "when_empty": "send"}],
+    )
 
     @model_validator(mode="after")
     def _timing_fits_the_event(self) -> Rule:
@@ -414,6 +435,9 @@ class Rule(_Strict):
                 raise ValueError("at least one variant needs a weight above 0")
         if self.holdout and self.kind == "transactional":
             raise ValueError("'holdout' applies to marketing rules; transactional mail is owed")
+        if self.coupon is not None and self.kind == "transactional":
+            # An offer makes mail marketing, which needs consent: transactional mail has none.
+            raise ValueError("'coupon' is an offer: use it on marketing rules")
         return self
 
     @property

@@ -1,4 +1,5 @@
-"""Which message an order is credited to (pure, no I/O): the last touch within the window.
+"""Which message an order is credited to (pure, no I/O): the message whose coupon code it
+used, else the last touch within the window.
 
 An order converts for the message whose human click (or open, when opens count) came last
 before the order, within the attribution window. Without such a touch, a held-out message of
@@ -23,7 +24,7 @@ class Via(enum.StrEnum):
     CLICK = "click"
     OPEN = "open"
     HOLDOUT = "holdout"  # a control conversion: the customer was held out, not mailed
-    # COUPON = "coupon" will be the first to check once coupons exist: see `credit`.
+    COUPON = "coupon"  # the order used a coupon code the message carried
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,14 @@ class HeldOutMessage:
 
 
 @dataclass(frozen=True)
+class Redeemed:
+    """A coupon code the order used, and the message that carried it."""
+
+    message_id: int
+    assigned_at: datetime
+
+
+@dataclass(frozen=True)
 class Credit:
     message_id: int
     via: Via
@@ -65,13 +74,17 @@ def credit(
     touches: Sequence[Touch],
     held_out: Sequence[HeldOutMessage],
     policy: AttributionPolicy,
+    redeemed: Sequence[Redeemed] = (),
 ) -> Credit | None:
     """The message the order placed at `placed_at` is credited to, if any.
 
-    `touches` and `held_out` are the customer's, from messages of other orders.
+    `touches` and `held_out` are the customer's, from messages of other orders. `redeemed`:
+    the coupon codes of our mail the order used; they come first, whatever the window, as
+    a code names the message that brought the order.
     """
-    # Coupons hook: an order that redeems a coupon a message carried will be credited to
-    # that message here, before any click is looked at (Via.COUPON). No coupons exist yet.
+    if redeemed:
+        latest = max(redeemed, key=lambda r: (r.assigned_at, r.message_id))
+        return Credit(message_id=latest.message_id, via=Via.COUPON)
     since = placed_at - policy.window
     eligible = [
         touch

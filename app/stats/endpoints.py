@@ -1,4 +1,5 @@
-"""The stats API: overview, per rule and variant, per template, a rule's timeseries, a message.
+"""The stats API: overview, per rule and variant, per template, a rule's timeseries, a message;
+NPS by rule, product category or month.
 
 Every figure comes from the running totals the rollup job keeps (docs/stats.md), so answers
 lag by up to a rollup interval plus a minute. `?format=csv` answers the rows as CSV.
@@ -28,6 +29,8 @@ from app.stats.schemas import (
     Timeseries,
 )
 from app.stats.service import Span
+from app.survey.schemas import EXAMPLE_ROW, NpsBy, NpsRow, NpsStats
+from app.survey.service import nps_report
 
 router = APIRouter(
     prefix="/api/v1/stats",
@@ -195,6 +198,32 @@ async def get_timeseries(
     if result is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such rule")
     return _csv(list(result.rows), BucketRow) if format_ == "csv" else result
+
+
+@router.get(
+    "/nps",
+    response_model=NpsStats,
+    summary="Net promoter score by rule, product category or month",
+    description="From the survey answers (`{{ survey.links }}` in mail) to the messages of "
+    "the span, each message's latest counted answer; read from the answers themselves, so "
+    "there is no rollup lag. A category row counts an answer once for each distinct "
+    "category of its order.",
+    responses=_responses(NpsRow.model_validate(EXAMPLE_ROW)),
+)
+async def get_nps(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    first: First = None,
+    last: Last = None,
+    by: Annotated[
+        NpsBy,
+        Query(description="`rule`, product `category` of the order's items, or `month` (UTC)"),
+    ] = "rule",
+    format_: Format = "json",
+) -> Any:
+    span = _span(first, last, runtime)
+    result = await nps_report(session, first=span.first, last=span.last, by=by)
+    return _csv(list(result.rows), NpsRow) if format_ == "csv" else result
 
 
 @router.get(

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import dialect_insert
 from app.models import (
     Conversion,
+    CouponCode,
     Customer,
     Message,
     MessageKind,
@@ -32,7 +33,7 @@ from app.models import (
     SuppressionReason,
     TrackingEvent,
 )
-from app.stats.attribution import Credit, HeldOutMessage, Touch, Via
+from app.stats.attribution import Credit, HeldOutMessage, Redeemed, Touch, Via
 from app.stats.tally import COUNTERS, PENDING_STATUSES, MessageFacts, MessageTally, SeriesKey
 
 # Rows an IN (...) list may name at once: well below either database's parameter limit.
@@ -42,6 +43,30 @@ _OR_TERMS = 200
 LOCK = "lock"
 
 # -- attribution, at order intake --------------------------------------------------------
+
+
+# Run for every order a known customer places: built once, with bound parameters (building
+# a statement costs more CPU than running it).
+_LATEST_TOUCHES = (
+    select(TrackingEvent.message_id, TrackingEvent.kind, func.max(TrackingEvent.occurred_at))
+    .join(Message, Message.id == TrackingEvent.message_id)
+    .where(
+        Message.customer_id == bindparam("customer"),
+        or_(Message.order_id.is_(None), Message.order_id != bindparam("order")),
+        TrackingEvent.class_ == "human",
+        TrackingEvent.kind.in_(bindparam("kinds", expanding=True)),
+        TrackingEvent.occurred_at >= bindparam("since"),
+        TrackingEvent.occurred_at <= bindparam("until"),
+    )
+    .group_by(TrackingEvent.message_id, TrackingEvent.kind)
+)
+_HELD_OUT = select(Message.id, Message.send_at).where(
+    Message.customer_id == bindparam("customer"),
+    Message.status == MessageStatus.HELD_OUT,
+    or_(Message.order_id.is_(None), Message.order_id != bindparam("order")),
+    Message.send_at >= bindparam("since"),
+    Message.send_at <= bindparam("until"),
+)
 
 
 async def latest_touches(
@@ -55,19 +80,15 @@ async def latest_touches(
 ) -> list[Touch]:
     """The customer's latest human click (and open) on each message, within [since, until];
     messages planned for `order_id` itself are left out."""
-    latest = func.max(TrackingEvent.occurred_at)
     rows = await session.execute(
-        select(TrackingEvent.message_id, TrackingEvent.kind, latest)
-        .join(Message, Message.id == TrackingEvent.message_id)
-        .where(
-            Message.customer_id == customer_id,
-            or_(Message.order_id.is_(None), Message.order_id != order_id),
-            TrackingEvent.class_ == "human",
-            TrackingEvent.kind.in_([kind.value for kind in kinds]),
-            TrackingEvent.occurred_at >= since,
-            TrackingEvent.occurred_at <= until,
-        )
-        .group_by(TrackingEvent.message_id, TrackingEvent.kind)
+        _LATEST_TOUCHES,
+        {
+            "customer": customer_id,
+            "order": order_id,
+            "kinds": [kind.value for kind in kinds],
+            "since": since,
+            "until": until,
+        },
     )
     return [
         Touch(message_id=message_id, via=Via.CLICK if kind == "click" else Via.OPEN, at=at)
@@ -79,15 +100,25 @@ async def held_out_messages(
     session: AsyncSession, *, customer_id: int, order_id: int, since: datetime, until: datetime
 ) -> list[HeldOutMessage]:
     rows = await session.execute(
-        select(Message.id, Message.send_at).where(
-            Message.customer_id == customer_id,
-            Message.status == MessageStatus.HELD_OUT,
-            or_(Message.order_id.is_(None), Message.order_id != order_id),
-            Message.send_at >= since,
-            Message.send_at <= until,
-        )
+        _HELD_OUT, {"customer": customer_id, "order": order_id, "since": since, "until": until}
     )
     return [HeldOutMessage(message_id=id_, send_at=send_at) for id_, send_at in rows]
+
+
+async def coupon_redemptions(session: AsyncSession, *, order_id: int) -> list[Redeemed]:
+    """The coupon codes of our mail that the order used (linked when it arrived)."""
+    rows = await session.execute(
+        select(CouponCode.message_id, CouponCode.assigned_at).where(
+            CouponCode.redeemed_order_id == order_id,
+            CouponCode.message_id.is_not(None),
+            CouponCode.assigned_at.is_not(None),
+        )
+    )
+    return [
+        Redeemed(message_id=message_id, assigned_at=at)
+        for message_id, at in rows
+        if message_id is not None and at is not None  # the query's conditions; for mypy
+    ]
 
 
 async def has_conversion(session: AsyncSession, order_id: int) -> bool:

@@ -37,7 +37,7 @@ EXAMPLE_FIGURES: dict[str, Any] = {
     "held_out_converted": 0,
     "held_out_conversions": 0,
     "revenue": {"EUR": "348.60"},
-    "nps": None,
+    "nps": 35.0,
     "open_rate": 0.41,
     "click_rate": 0.12,
     "unsubscribe_rate": 0.01,
@@ -89,7 +89,12 @@ class StatsFigures(BaseModel):
     revenue: dict[str, str] = Field(
         description="the credited orders' totals by currency, as decimal strings"
     )
-    nps: float | None = Field(default=None, description="net promoter score: no surveys yet")
+    nps: float | None = Field(
+        default=None,
+        description="net promoter score of the messages' survey answers (% answers 9-10 minus "
+        "% answers 0-6, one decimal, each message's latest counted answer); null without "
+        "answers",
+    )
     open_rate: float | None = _rate("opened / sent")
     click_rate: float | None = _rate("clicked / sent")
     unsubscribe_rate: float | None = _rate("unsubscribed / sent")

@@ -1,13 +1,14 @@
 """Stats: credit orders to the mail that brought them; answer the stats API from rollups.
 
 Reads touch only the running totals (two rows per series for any span) and the series
-list, never raw events, so they cost the same at any volume. Services flush, never commit.
+list, never raw events, so they cost the same at any volume; NPS alone reads the survey
+answers (one per message at most, indexed by time). Services flush, never commit.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -32,6 +33,9 @@ from app.stats.schemas import (
     Timeseries,
 )
 from app.stats.tally import COUNTERS, SeriesKey
+from app.survey.nps import NpsTally
+from app.survey.repository import NpsGroup
+from app.survey.service import nps_tallies
 
 _CENT = Decimal("0.01")
 
@@ -43,41 +47,64 @@ def attribution_policy(settings: Settings) -> AttributionPolicy:
 
 
 async def record_conversion(
-    session: AsyncSession, *, order: Order, policy: AttributionPolicy
+    session: AsyncSession,
+    *,
+    order: Order,
+    policy: AttributionPolicy,
+    new_order: bool = False,
+    new_customer: bool = False,
 ) -> Credit | None:
     """Credit a newly placed order to the customer's message that brought it, if any.
 
     Idempotent: one conversion per order, whatever repeats. Orders already cancelled or
-    refunded when they arrive are not conversions.
+    refunded when they arrive are not conversions. `new_order`, `new_customer`: created by
+    this very delivery, so what cannot exist yet is not looked up (a conversion of the
+    order; the customer's mail, hence their clicks and holdouts).
     """
-    # Coupons hook: once orders carry redeemed coupon codes, look up the message that
-    # handed the code out here and credit it (attribution.credit explains the order).
     if order.customer_id is None or order.placed_at is None:
         return None
     if order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
         return None
-    if await repository.has_conversion(session, order.id):
+    if not new_order and await repository.has_conversion(session, order.id):
         return None
     since = order.placed_at - policy.window
     kinds = (Via.CLICK, Via.OPEN) if policy.count_opens else (Via.CLICK,)
-    found = credit(
-        placed_at=order.placed_at,
-        touches=await repository.latest_touches(
+    touches = (
+        []
+        if new_customer
+        else await repository.latest_touches(
             session,
             customer_id=order.customer_id,
             order_id=order.id,
             since=since,
             until=order.placed_at,
             kinds=kinds,
-        ),
-        held_out=await repository.held_out_messages(
+        )
+    )
+    held_out = (
+        []
+        if new_customer
+        else await repository.held_out_messages(
             session,
             customer_id=order.customer_id,
             order_id=order.id,
             since=since,
             until=order.placed_at,
-        ),
+        )
+    )
+    # Linked at intake just before (coupons.service.redeem_order_codes), from the order's
+    # own codes: a new order that used none has none linked.
+    redeemed = (
+        []
+        if new_order and not order.discount_codes
+        else await repository.coupon_redemptions(session, order_id=order.id)
+    )
+    found = credit(
+        placed_at=order.placed_at,
+        touches=touches,
+        held_out=held_out,
         policy=policy,
+        redeemed=redeemed,
     )
     if found is None:
         return None
@@ -193,7 +220,7 @@ def figures(counts: Mapping[str, int], revenue: Mapping[str, Decimal]) -> dict[s
     return {
         **every,
         "revenue": {cur: _money(amount) for cur, amount in sorted(revenue.items()) if amount},
-        "nps": None,  # no surveys yet
+        "nps": None,  # from survey answers, not the rollups: the callers put it in (_nps)
         **{name: None if rate is None else round(rate, 4) for name, rate in rates.items()},
     }
 
@@ -212,6 +239,7 @@ async def overview(session: AsyncSession, *, span: Span) -> Overview:
             "to": span.last,
             "rolled_up_at": await repository.rolled_up_at(session),
             **total.figures(),
+            "nps": (await _nps(session, span)).get(()),
         }
     )
 
@@ -223,6 +251,7 @@ async def by_rule(session: AsyncSession, *, span: Span) -> RulesStats:
         if any(part.counts):
             templates[(key.rule_id, key.variant)].add(key.template)
     grouped = _grouped(between, lambda key: (key.rule_id, key.variant))
+    nps = await _nps(session, span, ("rule", "variant"))
     rows = [
         RuleRow.model_validate(
             {
@@ -230,6 +259,7 @@ async def by_rule(session: AsyncSession, *, span: Span) -> RulesStats:
                 "variant": variant or None,
                 "template": ",".join(sorted(templates[(rule, variant)])),
                 **sums.figures(),
+                "nps": nps.get((rule, variant or None)),
             }
         )
         for (rule, variant), sums in sorted(grouped.items())
@@ -246,8 +276,11 @@ async def by_rule(session: AsyncSession, *, span: Span) -> RulesStats:
 
 async def by_template(session: AsyncSession, *, span: Span) -> TemplatesStats:
     grouped = _grouped(await _between(session, span), lambda key: key.template)
+    nps = await _nps(session, span, ("template",))
     rows = [
-        TemplateRow.model_validate({"template": template, **sums.figures()})
+        TemplateRow.model_validate(
+            {"template": template, **sums.figures(), "nps": nps.get((template,))}
+        )
         for template, sums in sorted(grouped.items())
     ]
     return TemplatesStats.model_validate(
@@ -258,6 +291,15 @@ async def by_template(session: AsyncSession, *, span: Span) -> TemplatesStats:
             "rows": rows,
         }
     )
+
+
+async def _nps(
+    session: AsyncSession, span: Span, group_by: Sequence[NpsGroup] = ()
+) -> dict[tuple[Any, ...], float | None]:
+    """NPS of the span's messages by the values of `group_by`, from their survey answers
+    (docs/stats.md: read directly, not rolled up)."""
+    tallies = await nps_tallies(session, first=span.first, last=span.last, group_by=group_by)
+    return {key: tally.nps for key, tally in tallies.items()}
 
 
 def buckets(span: Span, bucket: Bucket) -> list[Span]:
@@ -286,6 +328,46 @@ async def timeseries(
         return None
     if variant is not None:
         keys = {id_: key for id_, key in keys.items() if key.variant == variant}
+    rows = await _bucket_rows(session, keys, bucket=bucket, span=span)
+    by_day = await nps_tallies(
+        session, first=span.first, last=span.last, group_by=("day", "variant"), rule_id=rule_id
+    )
+    for row in rows:
+        tally = sum(
+            (
+                part
+                for (day, answered_variant), part in by_day.items()
+                if row.start.isoformat() <= day <= row.end.isoformat()
+                and (variant is None or (answered_variant or "") == variant)
+            ),
+            NpsTally(),
+        )
+        row.nps = tally.nps
+    return Timeseries.model_validate(
+        {
+            "from": span.first,
+            "to": span.last,
+            "rolled_up_at": await repository.rolled_up_at(session),
+            "rule": rule_id,
+            "variant": variant,
+            "bucket": bucket,
+            "rows": rows,
+        }
+    )
+
+
+async def all_rules_timeseries(
+    session: AsyncSession, *, bucket: Bucket, span: Span
+) -> list[BucketRow]:
+    """Every rule's figures together, per bucket (the dashboard's charts)."""
+    keys = await repository.series_keys(session)
+    return await _bucket_rows(session, keys, bucket=bucket, span=span)
+
+
+async def _bucket_rows(
+    session: AsyncSession, keys: Mapping[int, SeriesKey], *, bucket: Bucket, span: Span
+) -> list[BucketRow]:
+    """The figures of the series `keys` per bucket, from the running totals."""
     parts = buckets(span, bucket)
     # The totals at the end of each bucket, and the day before the first: each bucket is
     # the difference of two neighbours.
@@ -307,7 +389,7 @@ async def timeseries(
                     current, step = step[1], next(upcoming, None)
                 if current is not None:
                     totals[index].add(keys[series], current)
-    rows_out = [
+    return [
         BucketRow.model_validate(
             {
                 "start": part.first,
@@ -317,17 +399,6 @@ async def timeseries(
         )
         for index, part in enumerate(parts)
     ]
-    return Timeseries.model_validate(
-        {
-            "from": span.first,
-            "to": span.last,
-            "rolled_up_at": await repository.rolled_up_at(session),
-            "rule": rule_id,
-            "variant": variant,
-            "bucket": bucket,
-            "rows": rows_out,
-        }
-    )
 
 
 async def message_stats(session: AsyncSession, *, message_id: int) -> MessageStats | None:

@@ -30,6 +30,7 @@ _BROWSER_AGENT = re.compile(r"Mozilla/\d+\.\d+ \(|Microsoft Office/|Outlook")
 class EventKind(enum.StrEnum):
     OPEN = "open"
     CLICK = "click"
+    ANSWER = "answer"  # a one-click survey answer (app/survey/)
 
 
 class EventClass(enum.StrEnum):
@@ -45,6 +46,7 @@ class Reason(enum.StrEnum):
     SCANNER_USER_AGENT = "scanner_user_agent"
     APPLE_PROXY = "apple_proxy"  # Mail Privacy Protection: Apple's agent from Apple's network
     CLICK_BURST = "click_burst"  # several links of one message within seconds
+    SURVEY_BURST = "survey_burst"  # several scores of one message's survey within seconds
     PREFETCH = "prefetch"  # within seconds of sending: fetched on delivery, not read
     # human
     IMAGE_PROXY = "image_proxy"  # e.g. Gmail's GoogleImageProxy: fetches when the reader opens
@@ -119,6 +121,8 @@ class EventFacts:
     honeypot: bool = False
     # Other links of the same message clicked within `burst_seconds` before this click.
     other_links_clicked_recently: int = 0
+    # Other scores of the same message's survey answered within `burst_seconds` before.
+    other_scores_answered_recently: int = 0
 
 
 def classify(facts: EventFacts, thresholds: Thresholds) -> tuple[EventClass, Reason]:
@@ -141,6 +145,11 @@ def classify(facts: EventFacts, thresholds: Thresholds) -> tuple[EventClass, Rea
         facts.other_links_clicked_recently, thresholds
     ):
         return EventClass.MACHINE, Reason.CLICK_BURST
+    # A person picks one score (maybe corrects it once); a scanner follows all eleven.
+    if facts.kind == EventKind.ANSWER and is_click_burst(
+        facts.other_scores_answered_recently, thresholds
+    ):
+        return EventClass.MACHINE, Reason.SURVEY_BURST
     if facts.seconds_since_sent is not None and facts.seconds_since_sent < (
         thresholds.prefetch_seconds
     ):

@@ -67,6 +67,13 @@ async def track_message(
         )
 
 
+def own_link_prefixes(public_url: str) -> tuple[str, ...]:
+    """Our own links, never rewritten: unsubscribe, pixel, click, and survey answers (a
+    survey answer is recorded and classified at `/s/` itself, and must not count twice)."""
+    base = public_url.rstrip("/")
+    return tuple(f"{base}/{path}/" for path in ("u", "o", "c", "s"))
+
+
 async def add_tracking(
     session: AsyncSession,
     *,
@@ -79,14 +86,14 @@ async def add_tracking(
     """Store the message's links, then point them at `/c/`; add the honeypot and the pixel.
 
     The unsubscribe link is never rewritten: it must work without us, and a one-click
-    unsubscribe must not count as engagement.
+    unsubscribe must not count as engagement. Nor are survey links (`own_link_prefixes`).
     """
     base = settings.public_url.rstrip("/")
     links = find_links(
         rendered.html,
         rendered.text,
         untouched={unsubscribe_url} if unsubscribe_url else set(),
-        untouched_prefixes=(f"{base}/u/", f"{base}/o/", f"{base}/c/"),
+        untouched_prefixes=own_link_prefixes(base),
     )
     entries = [
         NewLink(position, TrackedLinkKind.LINK, link.url, new_nonce().hex())

@@ -45,6 +45,9 @@ class TokenUse(enum.StrEnum):
 
     OPEN = "o"
     CLICK = "c"
+    # A survey token names a message, not a link, and its nonce is stored nowhere
+    # (app/survey/tokens.py); it is signed with the survey secrets.
+    SURVEY = "s"
 
 
 @dataclass(frozen=True)

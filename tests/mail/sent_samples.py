@@ -32,6 +32,7 @@ from app.preview.service import compose_preview
 from app.rules.loader import load_rules
 from app.rules.model import Rule
 from app.tracking.rewrite import find_links, rewrite
+from app.tracking.service import own_link_prefixes
 from app.tracking.tokens import TokenUse, make_token, new_nonce
 
 LOCALES = ("en", "ru")
@@ -380,7 +381,7 @@ def _tracked(
         rendered.html,
         rendered.text,
         untouched={unsubscribe_url} if unsubscribe_url else set(),
-        untouched_prefixes=(f"{base}/u/", f"{base}/o/", f"{base}/c/"),
+        untouched_prefixes=own_link_prefixes(base),
     )
 
     def url(use: TokenUse, link_id: int) -> str:

@@ -154,6 +154,7 @@ async def test_no_personal_data_or_secret_reaches_a_log_record(
             f"unsubscribe secret {n}": s.lower() for n, s in enumerate(settings.unsubscribe_secrets)
         },
         **{f"tracking secret {n}": s.lower() for n, s in enumerate(settings.tracking_secrets)},
+        **{f"survey secret {n}": s.lower() for n, s in enumerate(settings.survey_secrets)},
     }
     assert [what for what, text in forbidden.items() if text in written] == []
     assert "@example.org" not in written

@@ -303,6 +303,8 @@ def test_platform_secrets_in_development_and_production() -> None:
         "api_keys": [strong + "k"],
         "unsubscribe_secrets": [strong + "u"],
         "tracking_secrets": [strong + "t"],
+        "survey_secrets": [strong + "s"],
+        "session_secret": strong + "c",
         "smtp_url": "smtp://mail.example.org:587",
         "_env_file": None,
     }

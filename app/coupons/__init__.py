@@ -1,0 +1,1 @@
+"""Coupon pools: import codes, hand one to each message of a coupon rule, link redemptions."""

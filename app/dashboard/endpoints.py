@@ -1,0 +1,187 @@
+"""`/dashboard`: sign in with an API key, then the stats as tables and charts.
+
+A login form rather than the bearer header, so a browser can open it: the key is posted
+once and a signed cookie (app/dashboard/session.py) stands for it afterwards. The key is
+never in a URL, so never in a log or a browser history. Cross-site requests cannot use the
+cookie (SameSite=Strict), and the pages run no script at all (`script-src 'none'`).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+from typing import Annotated
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from app.api.deps import RuntimeDep, SessionDep, api_key_status
+from app.dashboard import pages, session
+from app.dashboard.service import dashboard
+from app.ops.ratelimit import ClientRateLimiter
+from app.runtime import Runtime
+from app.stats.endpoints import DEFAULT_DAYS, MAX_BUCKETS
+from app.stats.schemas import Bucket
+from app.stats.service import Span, buckets
+
+router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
+
+CSP = (
+    "default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+_HEADERS = {
+    "Content-Security-Policy": CSP,
+    # Figures of the business: kept by no cache, shown in no search engine.
+    "Cache-Control": "no-store",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+# Login attempts per client IP (per process): enough for typos, too few to guess a key.
+LOGIN_PER_MINUTE = 10
+LOGIN_BURST = 5
+# A login form is an API key and a few bytes: anything longer is not one.
+_MAX_FORM_BYTES = 4096
+
+
+def _html(body: str, status_code: int = status.HTTP_200_OK, **headers: str) -> HTMLResponse:
+    return HTMLResponse(body, status_code=status_code, headers=_HEADERS | headers)
+
+
+def _to_login() -> RedirectResponse:
+    return RedirectResponse("/dashboard/login", status_code=status.HTTP_303_SEE_OTHER)
+
+
+def signed_in(request: Request, runtime: Runtime) -> bool:
+    """A valid, unexpired cookie for a key still in API_KEYS and not revoked."""
+    settings = runtime.settings
+    digest = session.read(
+        request.cookies.get(session.COOKIE_NAME),
+        secret=settings.session_secret,
+        now=runtime.clock.now(),
+    )
+    if digest is None:
+        return False
+    key = session.key_of(digest, keys=settings.api_keys, secret=settings.session_secret)
+    return key is not None and api_key_status(key, settings) == "valid"
+
+
+@router.get("", response_class=HTMLResponse)
+async def dashboard_page(
+    request: Request,
+    runtime: RuntimeDep,
+    db: SessionDep,
+    first: Annotated[date | None, Query(alias="from")] = None,
+    last: Annotated[date | None, Query(alias="to")] = None,
+    bucket: Bucket = "day",
+    rule: str | None = None,
+) -> Response:
+    if not signed_in(request, runtime):
+        return _to_login()
+    last = last or runtime.clock.now().date()
+    first = first or max(date.min, last - timedelta(days=DEFAULT_DAYS - 1))
+    rule = rule or None  # the form's "all rules" is an empty value
+    loaded = [loaded_rule.id for loaded_rule in runtime.rules.current.rules]
+    error, status_code = None, status.HTTP_200_OK
+    if first > last:
+        error, status_code = "“From” is after “to”.", status.HTTP_422_UNPROCESSABLE_CONTENT
+    elif len(buckets(Span(first, last), bucket)) > MAX_BUCKETS:
+        error = f"More than {MAX_BUCKETS} {bucket}s: choose a shorter span or weeks."
+        status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
+    data = None
+    if error is None:
+        data = await dashboard(
+            db, span=Span(first, last), bucket=bucket, rule=rule, loaded_rules=loaded
+        )
+        if data is None:
+            error, status_code = f"No rule named “{rule}”.", status.HTTP_404_NOT_FOUND
+    body = pages.dashboard_page(
+        first=first,
+        last=last,
+        bucket=bucket,
+        rule=rule,
+        rules=data.rules if data else sorted(loaded),
+        data=data,
+        error=error,
+    )
+    return _html(body, status_code)
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, runtime: RuntimeDep) -> Response:
+    if signed_in(request, runtime):
+        return RedirectResponse("/dashboard", status_code=status.HTTP_303_SEE_OTHER)
+    return _html(pages.login_page())
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, runtime: RuntimeDep) -> Response:
+    wait = await _login_limiter(request).take(request.client.host if request.client else "-")
+    if wait > 0:
+        seconds = max(1, math.ceil(wait))
+        return _html(
+            pages.login_page(message=f"Too many attempts. Try again in {seconds} seconds."),
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            **{"Retry-After": str(seconds)},
+        )
+    form = await _form(request)
+    if form is None:
+        return _html(
+            pages.login_page(message="That was not a login form."),
+            status.HTTP_413_CONTENT_TOO_LARGE,
+        )
+    key = form.get("api_key", "")
+    settings = runtime.settings
+    found = api_key_status(key, settings) if key else "invalid"
+    if found == "revoked":
+        return _html(
+            pages.login_page(message="This API key has been revoked."), status.HTTP_403_FORBIDDEN
+        )
+    if found == "invalid":
+        return _html(
+            pages.login_page(message="That is not a valid API key."), status.HTTP_401_UNAUTHORIZED
+        )
+    response = RedirectResponse("/dashboard", status_code=status.HTTP_303_SEE_OTHER)
+    response.set_cookie(
+        session.COOKIE_NAME,
+        session.issue(key, secret=settings.session_secret, now=runtime.clock.now()),
+        max_age=int(session.LIFETIME.total_seconds()),
+        path=session.COOKIE_PATH,
+        secure=settings.public_url.lower().startswith("https://"),
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(runtime: RuntimeDep) -> Response:
+    response = _to_login()
+    response.delete_cookie(
+        session.COOKIE_NAME,
+        path=session.COOKIE_PATH,
+        secure=runtime.settings.public_url.lower().startswith("https://"),
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+def _login_limiter(request: Request) -> ClientRateLimiter:
+    """The app's login limiter, made on first use (every app its own, like its other state)."""
+    limiter: ClientRateLimiter | None = getattr(request.app.state, "dashboard_login_limiter", None)
+    if limiter is None:
+        limiter = ClientRateLimiter(per_minute=LOGIN_PER_MINUTE, burst=LOGIN_BURST)
+        request.app.state.dashboard_login_limiter = limiter
+    return limiter
+
+
+async def _form(request: Request) -> dict[str, str] | None:
+    """The url-encoded form's fields (the first of each name); None when it is too long."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_FORM_BYTES:
+            return None
+    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {name: values[0] for name, values in fields.items()}

@@ -1,0 +1,45 @@
+"""How the dashboard writes the stats API's figures: the same numbers, made readable.
+
+Pure; the page's tests compare its cells with these applied to the API's answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+
+from app.stats.schemas import Bucket
+
+NONE = "—"  # a figure that is undefined (a rate of nothing, no NPS yet)
+
+
+def count(value: int) -> str:
+    """1234 -> "1,234"."""
+    return f"{value:,}"
+
+
+def rate(value: float | None) -> str:
+    """0.125 -> "12.5 %"; None (nothing to divide by) -> "—"."""
+    return NONE if value is None else f"{value * 100:.1f} %"
+
+
+def money(revenue: Mapping[str, str]) -> list[str]:
+    """{"EUR": "1348.60"} -> ["EUR 1,348.60"], one line per currency; [] when none."""
+    lines = []
+    for currency, amount in sorted(revenue.items()):
+        number = Decimal(amount)
+        places = max(2, -int(number.as_tuple().exponent))
+        lines.append(f"{currency} {number:,.{places}f}")
+    return lines
+
+
+def score(value: float | None) -> str:
+    """The net promoter score (-100 to 100), to one decimal; "—" when no one answered."""
+    return NONE if value is None else f"{value:.1f}"
+
+
+def bucket_label(start: date, bucket: Bucket) -> str:
+    """A chart's x label: "Nov 3" for a day, "wk Nov 3" for the week starting then."""
+    day = f"{start:%b} {start.day}"
+    return day if bucket == "day" else f"wk {day}"

@@ -1,0 +1,113 @@
+"""What the dashboard shows, read through the stats API's own services (rollups only)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.dashboard.charts import Chart, line_chart
+from app.stats import service as stats
+from app.stats.schemas import Bucket, BucketRow, Overview, RulesStats
+from app.stats.service import Span
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    span: Span
+    bucket: Bucket
+    rule: str | None  # the charts' rule; None: all rules together
+    rules: list[str]  # to choose from: loaded, or in the stats of the span
+    overview: Overview
+    table: RulesStats
+    series: list[BucketRow]
+    charts: list[Chart]
+
+    @property
+    def empty(self) -> bool:
+        """Nothing planned in the span: no figure to show."""
+        return self.overview.planned == 0
+
+
+async def dashboard(
+    session: AsyncSession,
+    *,
+    span: Span,
+    bucket: Bucket,
+    rule: str | None,
+    loaded_rules: Collection[str],
+) -> Dashboard | None:
+    """The page's figures; None for a `rule` that is neither loaded nor in the stats."""
+    if rule is None:
+        series = await stats.all_rules_timeseries(session, bucket=bucket, span=span)
+    else:
+        found = await stats.timeseries(
+            session,
+            rule_id=rule,
+            variant=None,
+            bucket=bucket,
+            span=span,
+            rule_is_loaded=rule in loaded_rules,
+        )
+        if found is None:
+            return None
+        series = found.rows
+    overview = await stats.overview(session, span=span)
+    table = await stats.by_rule(session, span=span)
+    return Dashboard(
+        span=span,
+        bucket=bucket,
+        rule=rule,
+        rules=sorted({*loaded_rules, *(row.rule for row in table.rows)}),
+        overview=overview,
+        table=table,
+        series=series,
+        charts=charts(series, bucket=bucket),
+    )
+
+
+def charts(rows: list[BucketRow], *, bucket: Bucket) -> list[Chart]:
+    """People's activity, revenue (a line per currency, if any), and machines' apart."""
+    found = [
+        line_chart(
+            "activity",
+            "Sent, opened, clicked and converted (people)",
+            rows,
+            [
+                ("Sent", [row.sent for row in rows]),
+                ("Opened", [row.opened for row in rows]),
+                ("Clicked", [row.clicked for row in rows]),
+                ("Converted", [row.converted for row in rows]),
+            ],
+            bucket=bucket,
+        )
+    ]
+    currencies = sorted({currency for row in rows for currency in row.revenue})
+    if currencies:
+        found.append(
+            line_chart(
+                "revenue",
+                "Revenue of converted orders",
+                rows,
+                [
+                    (currency, [float(row.revenue.get(currency, 0)) for row in rows])
+                    for currency in currencies
+                ],
+                bucket=bucket,
+                money=True,
+            )
+        )
+    found.append(
+        line_chart(
+            "machines",
+            "Opened and clicked by machines (proxies, scanners, prefetch)",
+            rows,
+            [
+                ("Opened by machines", [row.opened_machine for row in rows]),
+                ("Clicked by machines", [row.clicked_machine for row in rows]),
+            ],
+            bucket=bucket,
+        )
+    )
+    return found

@@ -1,0 +1,222 @@
+"""`/s/{token}/{score}`: the one-click survey answers in mail, and their comment form.
+
+Public, like the tracking and unsubscribe links: the signed token is the only credential.
+A bad token (tampered, unknown, expired) or a score outside 0-10 gets the same 404 page and
+records nothing. GET records an answer (scanners that follow links are classified, see
+docs/tracking.md); HEAD only says whether the link is good: HTTP calls it safe, and no
+person answers with it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import HTMLResponse
+
+from app.api.deps import RuntimeDep, SessionDep
+from app.survey.pages import Page, page_language, render_page
+from app.survey.service import (
+    MAX_COMMENT,
+    CommentOutcome,
+    CommentProblem,
+    add_comment,
+    comment_problem,
+    find_target,
+    record_answer,
+)
+from app.survey.tokens import SAMPLE_TOKEN
+from app.tracking.service import Visit
+
+router = APIRouter(prefix="/s", tags=["survey"])
+
+_SCORE = re.compile(r"10|[0-9]")
+# A form-encoded comment of MAX_COMMENT characters takes at most 12 bytes each (a 4-byte
+# character, percent-encoded); anything longer is refused unread.
+_MAX_BODY = MAX_COMMENT * 12 + 1024
+_HEADERS = {
+    # Answers must reach us to be counted, and a page with a token is for nobody to keep.
+    "Cache-Control": "no-store",
+    # The token in the URL must not leak to other sites through the Referer header.
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+_PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {}}, "description": "The thank-you page"},
+    404: {
+        "content": {"text/html": {}},
+        "description": "Not a valid token (tampered, unknown, expired), or a score not 0-10",
+    },
+}
+_COMMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {}}, "description": "Comment stored: thanks"},
+    404: {
+        "content": {"text/html": {}},
+        "description": "Not a valid token, or the message has no answer to comment on",
+    },
+    422: {
+        "content": {"text/html": {}},
+        "description": f"An empty comment, or one over {MAX_COMMENT} characters: the form again",
+    },
+}
+
+
+def _visit(request: Request) -> Visit:
+    return Visit(
+        method=request.method,
+        user_agent=request.headers.get("user-agent", ""),
+        ip=request.client.host if request.client else None,
+    )
+
+
+def _browser_language(request: Request) -> str:
+    accepted = request.headers.get("accept-language", "").split(",")
+    return page_language(*(part.split(";")[0] for part in accepted))
+
+
+def _page(page: Page, language: str, *, status_code: int = 200, **values: Any) -> HTMLResponse:
+    return HTMLResponse(
+        render_page(page, language=language, **values), status_code=status_code, headers=_HEADERS
+    )
+
+
+def _invalid(request: Request) -> HTMLResponse:
+    # One answer for every bad link: nothing to learn from it. No customer to ask, so the
+    # browser's languages.
+    return _page("invalid", _browser_language(request), status_code=status.HTTP_404_NOT_FOUND)
+
+
+# GET and HEAD are registered apart so that each has its own OpenAPI operation id.
+@router.get(
+    "/{token}",
+    response_class=HTMLResponse,
+    summary="The eleven answers of a survey (`survey.url` in mail); records nothing",
+    responses=_PAGE_RESPONSES,
+)
+@router.head(
+    "/{token}",
+    response_class=HTMLResponse,
+    summary="The eleven answers of a survey; records nothing",
+    responses=_PAGE_RESPONSES,
+    operation_id="survey_choices_head",
+)
+async def choices(
+    token: str, request: Request, session: SessionDep, runtime: RuntimeDep
+) -> HTMLResponse:
+    if token == SAMPLE_TOKEN:
+        return _page("choose", _browser_language(request), token=token, sample=True)
+    found = await find_target(
+        session, token=token, settings=runtime.settings, now=runtime.clock.now()
+    )
+    if found is None:
+        return _invalid(request)
+    return _page("choose", page_language(found[0].locale), token=token)
+
+
+@router.get(
+    "/{token}/{score}",
+    response_class=HTMLResponse,
+    summary="Answer the survey (one-click link in mail)",
+    responses=_PAGE_RESPONSES,
+)
+@router.head(
+    "/{token}/{score}",
+    response_class=HTMLResponse,
+    summary="Check a survey link (records nothing)",
+    responses=_PAGE_RESPONSES,
+    operation_id="survey_answer_head",
+)
+async def answer(
+    token: str, score: str, request: Request, session: SessionDep, runtime: RuntimeDep
+) -> HTMLResponse:
+    if not _SCORE.fullmatch(score):
+        return _invalid(request)
+    value = int(score)
+    if token == SAMPLE_TOKEN:  # a preview's link: shows the page, records nothing
+        return _page("thanks", _browser_language(request), score=value, sample=True)
+    now = runtime.clock.now()
+    if request.method == "HEAD":
+        found = await find_target(session, token=token, settings=runtime.settings, now=now)
+        target = found[0] if found else None
+    else:
+        target = await record_answer(
+            session,
+            token=token,
+            score=value,
+            visit=_visit(request),
+            settings=runtime.settings,
+            now=now,
+        )
+    if target is None:
+        return _invalid(request)
+    return _page("thanks", page_language(target.locale), score=value)
+
+
+@router.post(
+    "/{token}/comment",
+    response_class=HTMLResponse,
+    summary="Add a comment to the survey answer",
+    responses=_COMMENT_RESPONSES,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"comment": {"type": "string", "maxLength": MAX_COMMENT}},
+                        "required": ["comment"],
+                    }
+                }
+            },
+        }
+    },
+)
+async def comment(
+    token: str, request: Request, session: SessionDep, runtime: RuntimeDep
+) -> HTMLResponse:
+    text, complete = await _comment_field(request)
+    problem: CommentProblem | None = "too_long" if not complete else comment_problem(text)
+    if token == SAMPLE_TOKEN:
+        language = _browser_language(request)
+        if problem is not None:
+            return _refused(language, problem, text, sample=True)
+        return _page("commented", language, sample=True)
+    settings, now = runtime.settings, runtime.clock.now()
+    if problem is not None:
+        found = await find_target(session, token=token, settings=settings, now=now)
+        if found is None:
+            return _invalid(request)
+        return _refused(page_language(found[0].locale), problem, text)
+    result = await add_comment(session, token=token, comment=text, settings=settings, now=now)
+    if result is None or result[1] == CommentOutcome.NO_ANSWER:
+        return _invalid(request)
+    return _page("commented", page_language(result[0].locale))
+
+
+def _refused(
+    language: str, problem: CommentProblem, text: str, *, sample: bool = False
+) -> HTMLResponse:
+    return _page(
+        "thanks",
+        language,
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        problem=problem,
+        comment=text[:MAX_COMMENT],
+        sample=sample,
+    )
+
+
+async def _comment_field(request: Request) -> tuple[str, bool]:
+    """The form's `comment` (newlines as "\\n"), and False when the body was too big to read."""
+    data = b""
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > _MAX_BODY:
+            return "", False
+    fields = parse_qs(data.decode("utf-8", "replace"), keep_blank_values=True)
+    values = fields.get("comment") or [""]
+    # Browsers send a textarea's line breaks as CRLF; its maxlength counts them as one.
+    return values[0].replace("\r\n", "\n").replace("\r", "\n"), True

@@ -1,0 +1,219 @@
+"""All SQL of surveys: the message a token names, answers and comments, NPS reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Customer, Message, OrderItem, SurveyAnswer
+from app.survey.nps import COUNTED_CLASSES
+from app.tracking.classify import EventClass, Reason
+
+# Rows an IN (...) list may name at once: well below either database's parameter limit.
+_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class AnswerTarget:
+    message_id: int
+    sent_at: datetime | None
+    locale: str | None
+    customer_erased: bool
+
+
+async def answer_target(
+    session: AsyncSession, message_id: int, *, lock: bool = False
+) -> AnswerTarget | None:
+    """The message a survey token names, with its customer's locale (for the page).
+
+    `lock` holds the message row until the transaction ends (PostgreSQL; SQLite serializes
+    writers anyway), so answers to one message are recorded one after another and a burst
+    of parallel scanner requests sees itself.
+    """
+    statement = (
+        select(Message.id, Message.sent_at, Customer.locale, Customer.deleted_at.is_not(None))
+        .join(Customer, Customer.id == Message.customer_id)
+        .where(Message.id == message_id)
+    )
+    if lock:
+        statement = statement.with_for_update(of=Message)
+    row = (await session.execute(statement)).one_or_none()
+    return None if row is None else AnswerTarget(*row)
+
+
+async def add_answer(
+    session: AsyncSession,
+    *,
+    message_id: int,
+    score: int,
+    event_class: EventClass,
+    reason: Reason,
+    answered_at: datetime,
+    user_agent: str | None,
+    ip: str | None,
+) -> int:
+    answer = SurveyAnswer(
+        message_id=message_id,
+        score=score,
+        class_=event_class.value,
+        reason=reason.value,
+        answered_at=answered_at,
+        user_agent=user_agent,
+        ip=ip,
+    )
+    session.add(answer)
+    await session.flush()
+    return answer.id
+
+
+async def other_scores_since(
+    session: AsyncSession, *, message_id: int, score: int, since: datetime
+) -> int:
+    """How many different scores, other than `score`, the message got since `since`."""
+    return int(
+        (
+            await session.execute(
+                select(func.count(func.distinct(SurveyAnswer.score))).where(
+                    SurveyAnswer.message_id == message_id,
+                    SurveyAnswer.answered_at >= since,
+                    SurveyAnswer.score != score,
+                )
+            )
+        ).scalar_one()
+    )
+
+
+async def mark_survey_burst(session: AsyncSession, *, message_id: int, since: datetime) -> None:
+    """Every answer of the message since `since` was a scanner's, the earlier ones too."""
+    await session.execute(
+        update(SurveyAnswer)
+        .where(
+            SurveyAnswer.message_id == message_id,
+            SurveyAnswer.answered_at >= since,
+            SurveyAnswer.class_ != EventClass.MACHINE.value,
+        )
+        .values(class_=EventClass.MACHINE.value, reason=Reason.SURVEY_BURST.value)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def latest_answer_id(session: AsyncSession, *, message_id: int) -> int | None:
+    """The answer a comment belongs to: the latest counted one, else the latest at all."""
+    counted = SurveyAnswer.class_.in_(COUNTED_CLASSES)
+    found = await session.execute(
+        select(SurveyAnswer.id)
+        .where(SurveyAnswer.message_id == message_id)
+        .order_by(counted.desc(), SurveyAnswer.answered_at.desc(), SurveyAnswer.id.desc())
+        .limit(1)
+    )
+    return found.scalar_one_or_none()
+
+
+async def set_comment(
+    session: AsyncSession, *, answer_id: int, comment: str, commented_at: datetime
+) -> None:
+    await session.execute(
+        update(SurveyAnswer)
+        .where(SurveyAnswer.id == answer_id)
+        .values(comment=comment, commented_at=commented_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# What NPS can be grouped by: a column of the message, its UTC day or month, or the
+# categories of its order's items (one row per distinct category; null for none).
+NpsGroup = Literal["rule", "variant", "template", "day", "month", "category"]
+
+
+async def standing_scores(
+    session: AsyncSession,
+    *,
+    start: datetime,
+    end: datetime,
+    group_by: Sequence[NpsGroup],
+    rule_id: str | None = None,
+) -> list[tuple[tuple[Any, ...], int, int]]:
+    """(group values, score, messages) for the messages of [start, end) (sent in it, or due
+    if never sent), each counted once with its standing answer: its latest counted one.
+
+    An answer comes after its message, so `answered_at >= start` bounds the read by the
+    answers index; the latest answer is picked and the rows are counted in SQL, so what
+    comes back is at most 11 rows per group, however many answers there are.
+    """
+    ranked = (
+        select(
+            SurveyAnswer.message_id,
+            SurveyAnswer.score,
+            func.row_number()
+            .over(
+                partition_by=SurveyAnswer.message_id,
+                order_by=(SurveyAnswer.answered_at.desc(), SurveyAnswer.id.desc()),
+            )
+            .label("rank"),
+        )
+        .where(SurveyAnswer.answered_at >= start, SurveyAnswer.class_.in_(COUNTED_CLASSES))
+        .subquery()
+    )
+    counted_at = func.coalesce(Message.sent_at, Message.send_at)
+    dialect = session.get_bind().dialect.name
+    statement = (
+        select()
+        .select_from(ranked)
+        .join(Message, Message.id == ranked.c.message_id)
+        .where(ranked.c.rank == 1, counted_at >= start, counted_at < end)
+    )
+    columns: list[Any] = []
+    for group in group_by:
+        if group == "category":
+            categories = (
+                select(OrderItem.order_id, OrderItem.category)
+                .where(OrderItem.category.is_not(None))
+                .distinct()
+                .subquery()
+            )
+            statement = statement.outerjoin(categories, categories.c.order_id == Message.order_id)
+            columns.append(categories.c.category)
+        elif group in ("day", "month"):
+            columns.append(_utc_date_text(counted_at, dialect, 10 if group == "day" else 7))
+        else:
+            columns.append(
+                {"rule": Message.rule_id, "variant": Message.variant}.get(group, Message.template)
+            )
+    if rule_id is not None:
+        statement = statement.where(Message.rule_id == rule_id)
+    statement = statement.add_columns(*columns, ranked.c.score, func.count()).group_by(
+        *columns, ranked.c.score
+    )
+    rows = await session.execute(statement)
+    width = len(columns)
+    return [(tuple(row[:width]), int(row[width]), int(row[width + 1])) for row in rows]
+
+
+def _utc_date_text(moment: Any, dialect: str, length: int) -> Any:
+    """`YYYY-MM-DD` (10) or `YYYY-MM` (7) of a UTC datetime column."""
+    if dialect == "sqlite":
+        # UtcDateTime stores UTC as text, "YYYY-MM-DD HH:MM:SS.ffffff".
+        return func.substr(moment, 1, length)
+    # The UTC wall time, whatever the session's time zone.
+    utc = func.timezone("UTC", moment)
+    return func.to_char(utc, "YYYY-MM-DD" if length == 10 else "YYYY-MM")
+
+
+async def answers_of_messages(
+    session: AsyncSession, message_ids: Sequence[int]
+) -> list[SurveyAnswer]:
+    """Every answer to these messages, oldest first (the customer export)."""
+    answers: list[SurveyAnswer] = []
+    for start in range(0, len(message_ids), _CHUNK):
+        rows = await session.execute(
+            select(SurveyAnswer)
+            .where(SurveyAnswer.message_id.in_(message_ids[start : start + _CHUNK]))
+            .order_by(SurveyAnswer.answered_at, SurveyAnswer.id)
+        )
+        answers.extend(rows.scalars())
+    return answers

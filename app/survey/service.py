@@ -1,0 +1,190 @@
+"""Survey answers: record a click on a 0-10 link, attach a comment, add answers up to NPS.
+
+Services flush and never commit: the request that called them owns the transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.ops.metrics import count_tracking_event
+from app.survey import repository
+from app.survey.nps import NpsTally, is_score
+from app.survey.repository import AnswerTarget, NpsGroup
+from app.survey.schemas import NpsBy, NpsRow, NpsStats
+from app.survey.tokens import read_survey_token
+from app.tracking.classify import EventFacts, EventKind, classify, is_click_burst
+from app.tracking.service import (
+    MAX_USER_AGENT,
+    Visit,
+    anonymised_network,
+    classify_thresholds,
+    parse_ip,
+)
+
+MAX_COMMENT = 2000
+CommentProblem = Literal["empty", "too_long"]
+
+
+async def find_target(
+    session: AsyncSession,
+    *,
+    token: str,
+    settings: Settings,
+    now: datetime,
+    lock: bool = False,
+) -> tuple[AnswerTarget, datetime] | None:
+    """The message a token answers for and the token's issue time; None if it names none."""
+    claims = read_survey_token(
+        token,
+        secrets=settings.survey_secrets,
+        now=now,
+        max_age=timedelta(days=settings.survey_link_days),
+    )
+    if claims is None:
+        return None
+    target = await repository.answer_target(session, claims.message_id, lock=lock)
+    return None if target is None else (target, claims.issued_at)
+
+
+async def record_answer(
+    session: AsyncSession,
+    *,
+    token: str,
+    score: int,
+    visit: Visit,
+    settings: Settings,
+    now: datetime,
+) -> AnswerTarget | None:
+    """Store one answer with its class and reason; None (nothing stored) for a bad token
+    or score.
+
+    A burst is looked for after the insert, as with clicks: by then answers to the same
+    message wait for each other, so even parallel scanner requests see one another.
+    """
+    if not is_score(score):
+        return None
+    found = await find_target(session, token=token, settings=settings, now=now, lock=True)
+    if found is None:
+        return None
+    target, issued_at = found
+    if target.customer_erased:
+        return target  # thanked, but nothing about an erased customer is stored again
+    # Not recorded as sent yet: the send is in flight, and the token was made just before.
+    sent = target.sent_at or issued_at
+    facts = EventFacts(
+        kind=EventKind.ANSWER,
+        method=visit.method.upper(),
+        user_agent=visit.user_agent[:MAX_USER_AGENT],
+        ip=parse_ip(visit.ip),
+        seconds_since_sent=max(0.0, (now - sent).total_seconds()),
+    )
+    thresholds = classify_thresholds(settings)
+    event_class, reason = classify(facts, thresholds)
+    await repository.add_answer(
+        session,
+        message_id=target.message_id,
+        score=score,
+        event_class=event_class,
+        reason=reason,
+        answered_at=now,
+        user_agent=facts.user_agent.strip() or None,
+        ip=anonymised_network(facts.ip),
+    )
+    since = now - timedelta(seconds=thresholds.burst_seconds)
+    others = await repository.other_scores_since(
+        session, message_id=target.message_id, score=score, since=since
+    )
+    if is_click_burst(others, thresholds):
+        await repository.mark_survey_burst(session, message_id=target.message_id, since=since)
+    count_tracking_event(EventKind.ANSWER.value, event_class.value)
+    return target
+
+
+class CommentOutcome(enum.Enum):
+    STORED = "stored"
+    NO_ANSWER = "no_answer"
+    DISCARDED = "discarded"  # the customer was erased: thanked, nothing stored
+
+
+async def add_comment(
+    session: AsyncSession, *, token: str, comment: str, settings: Settings, now: datetime
+) -> tuple[AnswerTarget, CommentOutcome] | None:
+    """Put `comment` on the message's latest answer (a later comment replaces it); None for
+    a bad token. The caller has checked the comment (`comment_problem`)."""
+    found = await find_target(session, token=token, settings=settings, now=now, lock=True)
+    if found is None:
+        return None
+    target, _ = found
+    if target.customer_erased:
+        return target, CommentOutcome.DISCARDED
+    answer_id = await repository.latest_answer_id(session, message_id=target.message_id)
+    if answer_id is None:
+        return target, CommentOutcome.NO_ANSWER
+    await repository.set_comment(session, answer_id=answer_id, comment=comment, commented_at=now)
+    return target, CommentOutcome.STORED
+
+
+def comment_problem(comment: str) -> CommentProblem | None:
+    """Why a comment cannot be stored ("empty", "too_long"), or None."""
+    if not comment.strip():
+        return "empty"
+    if len(comment) > MAX_COMMENT:
+        return "too_long"
+    return None
+
+
+# -- NPS of a span --------------------------------------------------------------------------
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+async def nps_tallies(
+    session: AsyncSession,
+    *,
+    first: date,
+    last: date,
+    group_by: Sequence[NpsGroup] = (),
+    rule_id: str | None = None,
+) -> dict[tuple[Any, ...], NpsTally]:
+    """NPS tallies of the messages of [first, last] (whole UTC days, on the message's day),
+    by the values of `group_by` (`()`: one tally, under the key `()`)."""
+    rows = await repository.standing_scores(
+        session,
+        start=day_start(first),
+        end=day_start(last + timedelta(days=1)),
+        group_by=group_by,
+        rule_id=rule_id,
+    )
+    tallies: defaultdict[tuple[Any, ...], NpsTally] = defaultdict(NpsTally)
+    for key, score, messages in rows:
+        tallies[key] = tallies[key].add(score, times=messages)
+    return dict(tallies)
+
+
+async def nps_report(session: AsyncSession, *, first: date, last: date, by: NpsBy) -> NpsStats:
+    """NPS of the messages of [first, last] by rule, product category or month (UTC)."""
+    tallies = await nps_tallies(session, first=first, last=last, group_by=(by,))
+    rows = [
+        NpsRow(
+            key=key,
+            responses=tally.responses,
+            promoters=tally.promoters,
+            passives=tally.passives,
+            detractors=tally.detractors,
+            nps=tally.nps,
+        )
+        for (key,), tally in sorted(
+            tallies.items(), key=lambda item: (item[0][0] is None, item[0][0] or "")
+        )
+    ]
+    return NpsStats.model_validate({"from": first, "to": last, "by": by, "rows": rows})
