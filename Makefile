@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format db-upgrade clean bench
+.PHONY: run test lint format db-upgrade clean bench soak
 
 # Install exactly the versions in constraints.txt, so every machine gets the same tree.
 $(STAMP): pyproject.toml constraints.txt
@@ -25,6 +25,11 @@ test: $(STAMP)
 # Every benchmark with its same-run baseline; one summary line each (docs/performance.md).
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+# Half the measured capacity for SOAK_MINUTES; memory growth and errors (bench/soak.py).
+SOAK_MINUTES ?= 30
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --minutes $(SOAK_MINUTES)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check app tests migrations

@@ -1,20 +1,32 @@
-"""The ingest benchmark's baseline: a bare FastAPI endpoint that stores the body in one row.
+"""The baselines of the ingest and tracking benchmarks: bare FastAPI endpoints, one row each.
 
-No signature, no validation, no planning: what any webhook receiver must at least do.
+`POST /ingest` stores the body: no signature, no validation, no planning, what any webhook
+receiver must at least do. `GET /o/{token}` and `GET /c/{token}` store the token and the
+user agent and answer a 1x1 GIF or a 302: what any open pixel or click redirect must do.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import RedirectResponse
 from sqlalchemy import Column, Integer, MetaData, Table, Text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 metadata = MetaData()
 raw = Table("bare_raw", metadata, Column("id", Integer, primary_key=True), Column("body", Text))
+hits = Table(
+    "bare_hits",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token", Text),
+    Column("user_agent", Text),
+)
+PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 engine = create_async_engine(os.environ["BARE_DATABASE_URL"], pool_size=20, max_overflow=20)
 
 
@@ -36,3 +48,22 @@ async def ingest(request: Request) -> dict[str, str]:
     async with engine.begin() as connection:
         await connection.execute(raw.insert().values(body=body))
     return {"status": "accepted"}
+
+
+async def _store_hit(token: str, request: Request) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(
+            hits.insert().values(token=token, user_agent=request.headers.get("user-agent", ""))
+        )
+
+
+@app.get("/o/{token}")
+async def open_pixel(token: str, request: Request) -> Response:
+    await _store_hit(token, request)
+    return Response(PIXEL_GIF, media_type="image/gif")
+
+
+@app.get("/c/{token}")
+async def click(token: str, request: Request) -> Response:
+    await _store_hit(token, request)
+    return RedirectResponse("https://shop.example/", status_code=302)

@@ -93,9 +93,19 @@ async def wait_ready(url: str) -> None:
 
 
 async def closed_loop(
-    url: str, bodies: list[bytes], *, concurrency: int, signed: bool
+    url: str,
+    bodies: list[bytes],
+    *,
+    concurrency: int,
+    signed: bool,
+    failures: list[str] | None = None,
 ) -> tuple[float, list[float]]:
-    """Requests per second at `concurrency` requests in flight, and each latency."""
+    """Requests per second at `concurrency` requests in flight, and each latency.
+
+    An answer other than 200 or a dropped connection ends the run, unless `failures` is
+    given: then it is listed there (bench/peer.py, whose peer fails some requests under
+    load) and the run goes on.
+    """
     queue = list(reversed(bodies))
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -105,10 +115,18 @@ async def closed_loop(
             while queue:
                 body = queue.pop()
                 started = time.perf_counter()
-                response = await client.post(url, content=body, headers=headers(body, signed))
+                try:
+                    response = await client.post(url, content=body, headers=headers(body, signed))
+                except httpx.TransportError as exc:
+                    if failures is None:
+                        raise
+                    failures.append(f"{type(exc).__name__}: {exc}")
+                    continue
                 latencies.append(time.perf_counter() - started)
                 if response.status_code != 200:
-                    raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
+                    if failures is None:
+                        raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
+                    failures.append(f"{response.status_code}: {response.text[:200]}")
 
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))

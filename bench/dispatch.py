@@ -1,0 +1,179 @@
+"""Dispatch throughput: the real dispatcher against a raw aiosmtplib blast, same sink, same run.
+
+N due messages (default 5,000: half thank-you mails, half restock or cross-sell mails, for
+orders of 1 to 3 items, each for its own customer) are written as intake stores them. An
+aiosmtpd sink runs in a process of its own and only accepts and counts.
+
+Ours: the real `Dispatcher` drains them: claim batches, the send-time checks (consent,
+suppression, rebuy history, frequency caps), the shipped template rendered with CSS
+inlined, tracked links stored and rewritten, the message composed, sent over the SMTP
+pool's K connections, the outcome and attempt recorded. K is the settings' pool size.
+Baseline: the very messages ours just sent (kept by the sink, so nothing to build in the
+timed part) sent again with bare aiosmtplib over K connections to the same sink. Each
+round runs ours then the baseline; between rounds the messages are made due again. The
+figures are each side's best round (the machine is shared).
+
+    python bench/dispatch.py [--messages 5000] [--rounds 2] [--pool-size K] [--quick]
+                             [--database-url URL]
+
+Default database: AFTERSALE_BENCH_DATABASE_URL, else a fresh SQLite file. For PostgreSQL
+pass e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/bench (schema public is DROPPED).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import aiosmtplib
+
+from app.config import ROOT, Settings
+from app.mail.sender import SmtpPool
+from app.mail.templates import TemplateRenderer
+from app.outbox.dispatcher import Dispatcher, DispatchReport
+from app.runtime import Runtime
+
+# The bench folder is not a package: its shared modules are imported from beside this file.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from outbox_data import (
+    insert_all,
+    load_rules,
+    make_due_again,
+    orders_with_messages,
+    reset_schema,
+)
+from sink import Kept, SinkProcess
+
+
+async def run_ours(runtime: Runtime, expected: int) -> float:
+    """Seconds for the real dispatcher to send every due message."""
+    settings = runtime.settings
+    dispatcher = Dispatcher(
+        runtime=runtime,
+        sender=SmtpPool(settings.smtp),
+        renderer=TemplateRenderer(settings.templates_dir, default_locale=settings.default_locale),
+        worker_id="bench-dispatcher",
+    )
+    total = DispatchReport()
+    started = time.perf_counter()
+    try:
+        while True:
+            report = await dispatcher.drain()
+            total.add(report)
+            if report.claimed == 0:
+                break
+        elapsed = time.perf_counter() - started
+    finally:
+        await dispatcher.sender.close()
+    if total.outcomes != {"sent": expected}:
+        raise SystemExit(f"ours: expected {expected} sent, got {total.outcomes}")
+    return elapsed
+
+
+async def run_baseline(port: int, messages: list[Kept], connections: int) -> float:
+    """Seconds to send `messages` with bare aiosmtplib over `connections` connections."""
+    queue = iter(messages)
+
+    async def connection() -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+        await client.connect()
+        for sender, recipients, raw in queue:
+            await client.sendmail(sender, recipients, raw)
+        await client.quit()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    return time.perf_counter() - started
+
+
+def check_sink(sink: SinkProcess, expected: int, customers: int, side: str) -> None:
+    received, recipients = sink.count()
+    print(f"  sink received {received} messages for {recipients} recipients from {side}")
+    if (received, recipients) != (expected, customers):
+        raise SystemExit(
+            f"{side}: the sink received {received} messages for {recipients} recipients, "
+            f"expected {expected} for {customers}"
+        )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--pool-size", type=int, help="SMTP connections (default: settings)")
+    parser.add_argument("--quick", action="store_true", help="500 messages, one round")
+    parser.add_argument("--database-url", default=os.environ.get("AFTERSALE_BENCH_DATABASE_URL"))
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    if args.quick:
+        args.messages, args.rounds = 500, 1
+    sink = SinkProcess(keep=True).start()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            url = args.database_url or f"sqlite+aiosqlite:///{folder}/bench.db"
+            pool = f"&pool_size={args.pool_size}" if args.pool_size else ""
+            settings = Settings(
+                database_url=url,
+                smtp_url=f"smtp://127.0.0.1:{sink.port}?starttls=off{pool}",
+                rules_dir=ROOT / "rules",
+                _env_file=None,  # type: ignore[call-arg]
+            )
+            runtime = Runtime.create(settings)
+            try:
+                await bench(runtime, sink, args)
+            finally:
+                await runtime.close()
+    finally:
+        sink.stop()
+
+
+async def bench(runtime: Runtime, sink: SinkProcess, args: argparse.Namespace) -> None:
+    dialect = runtime.engine.dialect.name
+    connections = runtime.settings.smtp.pool_size
+    await reset_schema(runtime.engine)
+    rows = orders_with_messages(
+        args.messages,
+        due=runtime.clock.now(),
+        spread=timedelta(minutes=10),
+        rules=load_rules(),
+        rng=random.Random(args.seed),
+    )
+    started = time.perf_counter()
+    await insert_all(runtime.engine, rows)
+    print(
+        f"{dialect}: {len(rows.messages)} due messages for {len(rows.customers)} customers "
+        f"({len(rows.orders)} orders, {len(rows.items)} items) written in "
+        f"{time.perf_counter() - started:.1f} s; {connections} SMTP connections each side"
+    )
+    ours_rates, baseline_rates = [], []
+    for round_ in range(1, args.rounds + 1):
+        if round_ > 1:
+            await make_due_again(runtime.engine)
+        seconds = await run_ours(runtime, args.messages)
+        ours_rates.append(args.messages / seconds)
+        check_sink(sink, args.messages, len(rows.customers), "ours")
+        kept = sink.take()
+        seconds = await run_baseline(sink.port, kept, connections)
+        baseline_rates.append(args.messages / seconds)
+        check_sink(sink, args.messages, len(rows.customers), "the baseline")
+        sink.take()
+        print(
+            f"  round {round_}: ours {ours_rates[-1]:.0f} msg/s, "
+            f"baseline {baseline_rates[-1]:.0f} msg/s"
+        )
+    ours, baseline = max(ours_rates), max(baseline_rates)
+    print(
+        f"dispatch ({dialect}): ours {ours:.0f} msg/s, baseline {baseline:.0f} msg/s, "
+        f"ratio {ours / baseline:.2f} (goal >= 0.8)"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
