@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse
 
 from app.api.deps import RuntimeDep, SessionDep
+from app.mail.languages import accepted_languages
 from app.survey.pages import Page, page_language, render_page
 from app.survey.service import (
     MAX_COMMENT,
@@ -72,8 +73,7 @@ def _visit(request: Request) -> Visit:
 
 
 def _browser_language(request: Request) -> str:
-    accepted = request.headers.get("accept-language", "").split(",")
-    return page_language(*(part.split(";")[0] for part in accepted))
+    return page_language(*accepted_languages(request.headers.get("accept-language", "")))
 
 
 def _page(page: Page, language: str, *, status_code: int = 200, **values: Any) -> HTMLResponse:

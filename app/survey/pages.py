@@ -6,12 +6,12 @@ app/ops/security.py). Autoescaped: the comment comes back into the page when it 
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 import jinja2
 from markupsafe import Markup
 
+from app.mail.languages import pick_language
 from app.survey.links import survey_html, survey_texts
 from app.survey.nps import SCORES
 from app.survey.service import MAX_COMMENT, CommentProblem
@@ -97,11 +97,7 @@ _PAGE = _env.from_string(
 
 def page_language(*tags: str | None) -> str:
     """The first of `tags` (locales, language tags) we have pages for; English otherwise."""
-    for tag in tags:
-        language = re.split(r"[-_]", (tag or "").strip(), maxsplit=1)[0].lower()
-        if language in _TEXTS:
-            return language
-    return "en"
+    return pick_language(_TEXTS, *tags)
 
 
 def render_page(

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import RuntimeDep, SessionDep
+from app.mail.languages import accepted_languages
 from app.mail.unsubscribe import Recipient, read_token
 from app.models import SuppressionReason
 from app.runtime import Runtime
@@ -97,8 +98,7 @@ async def _page(
 def _invalid(request: Request) -> HTMLResponse:
     # One answer for every bad token (tampered, foreign key, garbled): nothing to learn from.
     # No customer to ask, so the browser's languages, in its order of preference.
-    accepted = request.headers.get("accept-language", "").split(",")
-    language = page_language(*(part.split(";")[0] for part in accepted))
+    language = page_language(*accepted_languages(request.headers.get("accept-language", "")))
     return HTMLResponse(
         render_page("invalid", language=language),
         status_code=status.HTTP_404_NOT_FOUND,

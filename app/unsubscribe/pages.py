@@ -6,10 +6,11 @@ shop template edits cannot break unsubscribing. Autoescaped: the address comes f
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 import jinja2
+
+from app.mail.languages import pick_language
 
 Page = Literal["confirm", "done", "invalid"]
 
@@ -72,15 +73,8 @@ _PAGE = _env.from_string(
 
 
 def page_language(*tags: str | None) -> str:
-    """The first of `tags` (locales, language tags) we have pages for; English otherwise.
-
-    "ru-RU" and "ru_RU" count as "ru".
-    """
-    for tag in tags:
-        language = re.split(r"[-_]", (tag or "").strip(), maxsplit=1)[0].lower()
-        if language in _TEXTS:
-            return language
-    return "en"
+    """The first of `tags` (locales, language tags) we have pages for; English otherwise."""
+    return pick_language(_TEXTS, *tags)
 
 
 def render_page(page: Page, *, language: str, shop: str = "", email: str = "") -> str:
