@@ -336,6 +336,9 @@ class Settings(BaseSettings):
     rules_poll_interval: float = Field(default=2.0, gt=0)
     dispatch_interval: float = Field(default=5.0, gt=0)
     dispatch_batch_size: int = Field(default=100, ge=1, le=10_000)
+    # Messages of a batch prepared at once (checks, render, links) while others wait on the
+    # database or on one of the SMTP pool's connections, which still cap the sends.
+    dispatch_concurrency: int = Field(default=16, ge=1, le=1_000)
     # A worker that claimed a message must finish it within the lease, or another worker takes it.
     lease_seconds: float = Field(default=120.0, gt=0)
     max_attempts: int = Field(default=8, ge=1)

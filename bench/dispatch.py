@@ -62,6 +62,7 @@ async def run_ours(runtime: Runtime, expected: int) -> float:
         worker_id="bench-dispatcher",
     )
     total = DispatchReport()
+    cpu = time.process_time()
     started = time.perf_counter()
     try:
         while True:
@@ -70,10 +71,12 @@ async def run_ours(runtime: Runtime, expected: int) -> float:
             if report.claimed == 0:
                 break
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
     finally:
         await dispatcher.sender.close()
     if total.outcomes != {"sent": expected}:
         raise SystemExit(f"ours: expected {expected} sent, got {total.outcomes}")
+    print(f"  ours: {1000 * cpu / expected:.2f} ms CPU per message in this process")
     return elapsed
 
 
@@ -88,9 +91,13 @@ async def run_baseline(port: int, messages: list[Kept], connections: int) -> flo
             await client.sendmail(sender, recipients, raw)
         await client.quit()
 
+    cpu = time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(connection() for _ in range(connections)))
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    print(f"  baseline: {1000 * cpu / len(messages):.2f} ms CPU per message in this process")
+    return elapsed
 
 
 def check_sink(sink: SinkProcess, expected: int, customers: int, side: str) -> None:

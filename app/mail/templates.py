@@ -34,6 +34,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
@@ -273,9 +274,15 @@ def _money(amount: Decimal | int | float | str | None, currency: str | None = No
         number = amount if isinstance(amount, Decimal) else Decimal(str(amount))
     except InvalidOperation as exc:
         raise ValueError(f"money: {amount!r} is not a number") from exc
-    locale = _current_locale.get()
+    return _formatted_money(number, currency.upper() if currency else None, _current_locale.get())
+
+
+# Babel looks its locale data up again on every call, a good part of a render's time; the
+# same prices and dates come back mail after mail, and the results depend on nothing else.
+@lru_cache(maxsize=4096)
+def _formatted_money(number: Decimal, currency: str | None, locale: Locale) -> str:
     if currency:
-        return format_currency(number, currency.upper(), locale=locale)
+        return format_currency(number, currency, locale=locale)
     return format_decimal(number, format="#,##0.00", locale=locale)
 
 
@@ -284,7 +291,12 @@ def _date(value: date | None, format: str = "medium") -> str:
         return ""
     if isinstance(value, datetime):
         value = value.date()
-    return format_date(value, format=format, locale=_current_locale.get())
+    return _formatted_date(value, format, _current_locale.get())
+
+
+@lru_cache(maxsize=4096)
+def _formatted_date(value: date, format: str, locale: Locale) -> str:
+    return format_date(value, format=format, locale=locale)
 
 
 def _datetime(

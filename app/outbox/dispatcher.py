@@ -12,10 +12,12 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.coupons.service import take_coupon
 from app.db import transaction
@@ -31,12 +33,14 @@ from app.orders.refunds import remaining_quantities
 from app.outbox import repository
 from app.outbox.backoff import retry_delay
 from app.outbox.checks import Purchase, SendFacts, send_blocker
+from app.outbox.group_commit import GroupCommit
 from app.outbox.repository import CapEntry, PlacedItem, SendContext
 from app.planner.limits import Capped, Defer, Skip, cap_decision, free_slot, span_start
 from app.rules.loader import RuleSet
-from app.rules.model import Rule
+from app.rules.model import Limit, Rule
 from app.runtime import Runtime
 from app.survey.links import message_survey_context
+from app.tracking.repository import NewLink, add_links
 from app.tracking.service import track_message
 
 log = logging.getLogger(__name__)
@@ -78,12 +82,15 @@ class Dispatcher:
         self.renderer = renderer
         self.worker_id = worker_id or new_worker_id()
         settings = runtime.settings
-        self._concurrency = concurrency or settings.smtp.pool_size
+        self._concurrency = concurrency or settings.dispatch_concurrency
         self._lock = asyncio.Lock()
         self._stopping = False
         name, address = settings.from_address
         self._from_name, self._from_address = name, address
         self._message_id_domain = address.rpartition("@")[2] or "localhost"
+        # Every per-message write (links, outcome) goes through here and shares a commit
+        # with the other sends in flight.
+        self._writes = GroupCommit(runtime.session_factory)
 
     async def drain(self) -> DispatchReport:
         """Run batches until one comes back short: a backlog empties without waiting a tick."""
@@ -127,12 +134,28 @@ class Dispatcher:
                 session,
                 [context.customer.id for context in contexts if _needs_history(context, rules)],
             )
+            capped = [context for context in contexts if _cap_limits(context, rules)]
+            usage = await repository.cap_usage(
+                session,
+                customer_ids={context.customer.id for context in capped},
+                since=min(
+                    (span_start(now, _cap_limits(context, rules)) for context in capped),
+                    default=now,
+                ),
+                now=now,
+            )
         gate = asyncio.Semaphore(self._concurrency)
 
         async def process(context: SendContext) -> None:
             async with gate:
                 try:
-                    report.count(await self._process(context, history.get(context.customer.id, [])))
+                    report.count(
+                        await self._process(
+                            context,
+                            history.get(context.customer.id, []),
+                            usage.get(context.customer.id, []),
+                        )
+                    )
                 except Exception:
                     # e.g. the database went away mid-batch: the row stays `sending`
                     # and is reclaimed when its lease expires; the rest of the batch goes on.
@@ -166,14 +189,20 @@ class Dispatcher:
                 # another worker retry, which is what a lease is for.
                 log.exception("could not renew leases")
 
-    async def _process(self, context: SendContext, history: Sequence[PlacedItem]) -> str:
+    async def _process(
+        self,
+        context: SendContext,
+        history: Sequence[PlacedItem],
+        usage: Sequence[CapEntry],
+    ) -> str:
         message, customer = context.message, context.customer
         now = self.runtime.clock.now()
         if self._stopping:
-            async with transaction(self.runtime.session_factory) as session:
-                await repository.release_message(
+            await self._writes.run(
+                lambda session: repository.release_message(
                     session, message_id=message.id, worker_id=self.worker_id, now=now
                 )
+            )
             return "released"
         source = self.runtime.rules
         rule = source.current.by_id(message.rule_id)
@@ -199,20 +228,22 @@ class Dispatcher:
             status, reason = blocker
             await self._finish(message.id, status, now=now, reason=reason)
             return status.value
-        capped = await self._frequency_cap(context, rule, now=now)
+        capped = self._frequency_cap(context, rule, usage, now=now)
         if isinstance(capped, Skip):
             await self._finish(message.id, MessageStatus.SKIPPED, now=now, reason=capped.reason)
             return "skipped"
         if isinstance(capped, Defer):
-            async with transaction(self.runtime.session_factory) as session:
-                await repository.defer_message(
+            until = capped.until
+            await self._writes.run(
+                lambda session: repository.defer_message(
                     session,
                     message_id=message.id,
                     worker_id=self.worker_id,
-                    until=capped.until,
+                    until=until,
                     now=now,
                     reason="frequency_cap",
                 )
+            )
             return "deferred"
         coupon = None
         if rule is not None and rule.coupon is not None:
@@ -262,10 +293,10 @@ class Dispatcher:
             # Open pixel and click redirects, stored before the mail can be read.
             rendered = await track_message(
                 self.runtime,
-                message_id=message.id,
                 rule=rule,
                 rendered=rendered,
                 unsubscribe_url=unsubscribe_url,
+                store=self._link_store(message.id, now),
             )
             email, message_id = compose_message(
                 rendered=rendered,
@@ -305,7 +336,9 @@ class Dispatcher:
             )
             return "sent"
         if isinstance(outcome, PermanentFailure):
-            async with transaction(self.runtime.session_factory) as session:
+            bounce, email_address = outcome, customer.email
+
+            async def fail_and_suppress(session: AsyncSession) -> None:
                 await repository.finish_message(
                     session,
                     message_id=message.id,
@@ -313,24 +346,41 @@ class Dispatcher:
                     status=MessageStatus.FAILED,
                     now=now,
                     reason="hard_bounce",
-                    smtp_code=outcome.code,
-                    error=outcome.detail,
+                    smtp_code=bounce.code,
+                    error=bounce.detail,
                     attempt=attempt,
                 )
                 await repository.suppress(
                     session,
-                    email=customer.email,
+                    email=email_address,
                     reason=SuppressionReason.HARD_BOUNCE,
-                    detail=f"{outcome.code} {outcome.detail}",
+                    detail=f"{bounce.code} {bounce.detail}",
                 )
+
+            await self._writes.run(fail_and_suppress)
             return "failed"
         assert isinstance(outcome, TemporaryFailure)
         return await self._retry_or_fail(context, outcome, attempt=attempt)
 
-    async def _frequency_cap(
-        self, context: SendContext, rule: Rule | None, *, now: datetime
+    def _link_store(
+        self, message_id: int, now: datetime
+    ) -> Callable[[Sequence[NewLink]], Awaitable[list[int]]]:
+        async def store(links: Sequence[NewLink]) -> list[int]:
+            return await self._writes.run(
+                lambda session: add_links(session, message_id=message_id, links=links, now=now)
+            )
+
+        return store
+
+    def _frequency_cap(
+        self, context: SendContext, rule: Rule | None, usage: Sequence[CapEntry], *, now: datetime
     ) -> Defer | Skip | None:
-        """Whether per-rule and per-kind limits leave room for this message now."""
+        """Whether per-rule and per-kind limits leave room for this message now.
+
+        `usage` is the customer's other messages as the batch began (`repository.cap_usage`);
+        messages claimed in the same batch show there as in flight, so of two for one
+        customer the higher-ranked goes and the other looks again a minute later.
+        """
         message = context.message
         rules = self.runtime.rules.current
         rule_limit = rule.limit if rule else None
@@ -338,14 +388,13 @@ class Dispatcher:
         limits = [limit for limit in (rule_limit, kind_limit) if limit is not None]
         if not limits:
             return None
-        async with self.runtime.session_factory() as session:
-            usage = await repository.cap_usage(
-                session,
-                customer_id=message.customer_id,
-                since=span_start(now, limits),
-                now=now,
-                exclude_id=message.id,
-            )
+        since = span_start(now, limits)
+        usage = [
+            entry
+            for entry in usage
+            if entry.id != message.id
+            and (entry.status != MessageStatus.SENT or (entry.sent_at or now) > since)
+        ]
         rank = (rule.priority if rule else 0, -message.id)
 
         def caps(*, with_pending: bool) -> list[Capped]:
@@ -458,8 +507,8 @@ class Dispatcher:
                 smtp_code=outcome.code,
             )
             return "failed"
-        async with transaction(self.runtime.session_factory) as session:
-            await repository.retry_message(
+        await self._writes.run(
+            lambda session: repository.retry_message(
                 session,
                 message_id=context.message.id,
                 worker_id=self.worker_id,
@@ -469,6 +518,7 @@ class Dispatcher:
                 smtp_code=outcome.code,
                 error=error,
             )
+        )
         return "retry"
 
     async def _finish(
@@ -484,8 +534,8 @@ class Dispatcher:
         error: str | None = None,
         attempt: int | None = None,
     ) -> None:
-        async with transaction(self.runtime.session_factory) as session:
-            owned = await repository.finish_message(
+        owned = await self._writes.run(
+            lambda session: repository.finish_message(
                 session,
                 message_id=message_id,
                 worker_id=self.worker_id,
@@ -498,6 +548,7 @@ class Dispatcher:
                 error=error,
                 attempt=attempt,
             )
+        )
         if not owned:
             log.warning(
                 "message %s was taken over by another worker before it was recorded", message_id
@@ -507,6 +558,13 @@ class Dispatcher:
 def _rank(entry: CapEntry, rules: RuleSet) -> tuple[int, int]:
     rule = rules.by_id(entry.rule_id)
     return (rule.priority if rule else 0, -entry.id)
+
+
+def _cap_limits(context: SendContext, rules: RuleSet) -> list[Limit]:
+    """The frequency caps a message is under: its rule's and its kind's."""
+    rule = rules.by_id(context.message.rule_id)
+    found = (rule.limit if rule else None, rules.limits.get(context.message.kind))
+    return [limit for limit in found if limit is not None]
 
 
 def _needs_history(context: SendContext, rules: RuleSet) -> bool:

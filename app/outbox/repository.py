@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -286,13 +286,24 @@ class CapEntry:
 
 
 async def cap_usage(
-    session: AsyncSession, *, customer_id: int, since: datetime, now: datetime, exclude_id: int
-) -> list[CapEntry]:
-    """The customer's messages sent since `since`, and those due or in flight right now."""
+    session: AsyncSession, *, customer_ids: Collection[int], since: datetime, now: datetime
+) -> dict[int, list[CapEntry]]:
+    """Per customer, their messages sent since `since` and those due or in flight now.
+
+    One query for a whole batch; each message then leaves itself out and keeps what its
+    own caps look back on."""
+    if not customer_ids:
+        return {}
     rows = await session.execute(
-        select(Message.id, Message.rule_id, Message.kind, Message.status, Message.sent_at).where(
-            Message.customer_id == customer_id,
-            Message.id != exclude_id,
+        select(
+            Message.customer_id,
+            Message.id,
+            Message.rule_id,
+            Message.kind,
+            Message.status,
+            Message.sent_at,
+        ).where(
+            Message.customer_id.in_(customer_ids),
             or_(
                 and_(Message.status == MessageStatus.SENT, Message.sent_at > since),
                 Message.status == MessageStatus.SENDING,
@@ -303,7 +314,10 @@ async def cap_usage(
             ),
         )
     )
-    return [CapEntry(*row) for row in rows]
+    usage: dict[int, list[CapEntry]] = {}
+    for customer_id, id_, rule_id, kind, status, sent_at in rows:
+        usage.setdefault(customer_id, []).append(CapEntry(id_, rule_id, kind, status, sent_at))
+    return usage
 
 
 async def cancel_rules(session: AsyncSession, *, rule_ids: Sequence[str], now: datetime) -> int:

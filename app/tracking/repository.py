@@ -25,20 +25,24 @@ async def add_links(
     session: AsyncSession, *, message_id: int, links: Sequence[NewLink], now: datetime
 ) -> list[int]:
     """Store the tracked links of one message; their ids, in the order given."""
-    rows = [
-        TrackedLink(
-            message_id=message_id,
-            position=link.position,
-            kind=link.kind,
-            url=link.url,
-            token_nonce=link.nonce,
-            created_at=now,
-        )
-        for link in links
-    ]
-    session.add_all(rows)
-    await session.flush()
-    return [row.id for row in rows]
+    if not links:
+        return []
+    # One INSERT … RETURNING for all of them (no ORM objects to track).
+    result = await session.execute(
+        insert(TrackedLink).returning(TrackedLink.id, sort_by_parameter_order=True),
+        [
+            {
+                "message_id": message_id,
+                "position": link.position,
+                "kind": link.kind,
+                "url": link.url,
+                "token_nonce": link.nonce,
+                "created_at": now,
+            }
+            for link in links
+        ],
+    )
+    return list(result.scalars())
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Tracking: give a message its tracked links before it is sent; record opens and clicks.
 
-Services flush and never commit; `track_message` is the dispatcher's step and owns its one
-short transaction, because the links must be stored before the mail can be read.
+Services flush and never commit; `track_message` is the dispatcher's step, and the links it
+stores are committed before the mail is sent, because they must exist before it is read.
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import ipaddress
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import transaction
 from app.mail.templates import RenderedEmail
 from app.models import TrackedLinkKind
 from app.ops.metrics import count_tracking_event
@@ -35,6 +35,9 @@ from app.tracking.repository import LinkTarget, NewLink
 from app.tracking.rewrite import find_links, rewrite
 from app.tracking.tokens import TokenUse, make_token, new_nonce, read_token
 
+# Stores a message's links before it is sent; their ids, in the order given.
+StoreLinks = Callable[[Sequence[NewLink]], Awaitable[list[int]]]
+
 # Enough of a user agent to classify and to read; real ones are far shorter.
 MAX_USER_AGENT = 512
 _IPV4_PREFIX = 24
@@ -48,23 +51,25 @@ def tracking_applies(settings: Settings, rule: Rule | None) -> bool:
 async def track_message(
     runtime: Runtime,
     *,
-    message_id: int,
     rule: Rule | None,
     rendered: RenderedEmail,
     unsubscribe_url: str | None,
+    store: StoreLinks,
 ) -> RenderedEmail:
-    """The rendered email as it should be sent: tracked, unless tracking is off for it."""
+    """The rendered email as it should be sent: tracked, unless tracking is off for it.
+
+    `store` saves the message's links (`repository.add_links`, in the dispatcher's shared
+    transaction) and returns their ids.
+    """
     if not tracking_applies(runtime.settings, rule):
         return rendered
-    async with transaction(runtime.session_factory) as session:
-        return await add_tracking(
-            session,
-            message_id=message_id,
-            rendered=rendered,
-            unsubscribe_url=unsubscribe_url,
-            settings=runtime.settings,
-            now=runtime.clock.now(),
-        )
+    return await add_tracking(
+        store,
+        rendered=rendered,
+        unsubscribe_url=unsubscribe_url,
+        settings=runtime.settings,
+        now=runtime.clock.now(),
+    )
 
 
 def own_link_prefixes(public_url: str) -> tuple[str, ...]:
@@ -75,9 +80,8 @@ def own_link_prefixes(public_url: str) -> tuple[str, ...]:
 
 
 async def add_tracking(
-    session: AsyncSession,
+    store: StoreLinks,
     *,
-    message_id: int,
     rendered: RenderedEmail,
     unsubscribe_url: str | None,
     settings: Settings,
@@ -101,9 +105,7 @@ async def add_tracking(
     ]
     honeypot = NewLink(len(entries), TrackedLinkKind.HONEYPOT, None, new_nonce().hex())
     pixel = NewLink(len(entries) + 1, TrackedLinkKind.PIXEL, None, new_nonce().hex())
-    ids = await repository.add_links(
-        session, message_id=message_id, links=[*entries, honeypot, pixel], now=now
-    )
+    ids = await store([*entries, honeypot, pixel])
 
     def url(use: TokenUse, entry: NewLink, link_id: int) -> str:
         token = make_token(
