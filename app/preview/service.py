@@ -15,12 +15,11 @@ import copy
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from email.message import EmailMessage
 from typing import Any
 
 from app.config import Settings
 from app.coupons.codes import sample_coupon
-from app.mail.compose import compose_message, message_bytes
+from app.mail.compose import ComposedMessage, compose_message, message_bytes
 from app.mail.context import build_context
 from app.mail.templates import TemplateRenderer
 from app.mail.unsubscribe import marketing_unsubscribe_url
@@ -58,7 +57,7 @@ class ComposedEmail:
     subject: str
     text: str
     html: str
-    message: EmailMessage
+    message: ComposedMessage
     message_id: str
 
     @property
