@@ -24,10 +24,13 @@ ENV PATH=/srv/venv/bin:$PATH \
     AFTERSALE_TEMPLATES_DIR=/srv/aftersale/templates/email \
     AFTERSALE_DATABASE_URL=sqlite+aiosqlite:////srv/aftersale/var/aftersale.db \
     AFTERSALE_DEV_OUTBOX_DIR=/srv/aftersale/var/outbox \
+    AFTERSALE_WORKER_HEARTBEAT_FILE=/srv/aftersale/var/worker.heartbeat \
     PYTHONUNBUFFERED=1
 EXPOSE 8000
+# Every role: GET /healthz answers 200 (api, all), or nothing listens on 8000 and the worker
+# wrote its heartbeat within 60 s (worker).
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s \
-    CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"
+    CMD aftersale health
 # Migrations first, then the service; override the role with e.g. `serve --role worker`.
 ENTRYPOINT ["sh", "-c", "aftersale db upgrade && exec aftersale \"$@\"", "--"]
 CMD ["serve", "--role", "all", "--host", "0.0.0.0", "--port", "8000"]

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-from pydantic import ValidationError
-
-from app.config import ROOT, Settings
-from app.ops.logging import configure_logging
+# Settings and everything else are imported where used: `aftersale health` runs every few
+# seconds in a container and must start fast.
+if TYPE_CHECKING:
+    from app.config import Settings
 
 log = logging.getLogger("aftersale")
+
+DEFAULT_HEALTH_URL = "http://127.0.0.1:8000/healthz"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,15 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_intake_parser(commands)
     add_import_parser(commands)
     add_coupons_parser(commands)
+    add_health_parser(commands)
 
     args = parser.parse_args(argv)
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"]) or "settings"
-            print(f"aftersale: configuration error: {field}: {error['msg']}", file=sys.stderr)
+    if args.command == "health":
+        return run_health(args)
+    settings = load_settings()
+    if settings is None:
         return 2
+    from app.ops.logging import configure_logging
+
     configure_logging(settings.log_format)
 
     if args.command == "rules" and args.rules_command == "schema":
@@ -92,6 +99,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     serve_http(settings, role=args.role, host=args.host, port=args.port)
     return 0
+
+
+def load_settings() -> Settings | None:
+    """The settings, or None after printing what is wrong with them on stderr."""
+    from pydantic import ValidationError
+
+    from app.config import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "settings"
+            print(f"aftersale: configuration error: {field}: {error['msg']}", file=sys.stderr)
+        return None
 
 
 def check_rules_command(
@@ -335,6 +357,8 @@ def upgrade_database(settings: Settings) -> None:
     from alembic import command
     from alembic.config import Config
 
+    from app.config import ROOT
+
     # A checkout has alembic.ini beside app/; an installed package (Docker) has it in the cwd.
     ini = next(
         (
@@ -349,6 +373,96 @@ def upgrade_database(settings: Settings) -> None:
     config = Config(str(ini))
     config.attributes["database_url"] = settings.database_url
     command.upgrade(config, "head")
+
+
+def add_health_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "health",
+        help="exit 0 if the service in this container is alive (Docker HEALTHCHECK)",
+        description="Healthy if URL answers 200 (roles api and all). If nothing listens there "
+        "(role worker), healthy if the worker heartbeat file was written less than "
+        "--max-age seconds ago. Otherwise exit 1 with the reason on stderr.",
+    )
+    parser.add_argument("--url", type=http_url, default=DEFAULT_HEALTH_URL)
+    parser.add_argument(
+        "--heartbeat",
+        type=Path,
+        metavar="FILE",
+        help="the worker heartbeat file (default: AFTERSALE_WORKER_HEARTBEAT_FILE)",
+    )
+    parser.add_argument("--max-age", type=float, default=60.0, metavar="SECONDS")
+
+
+def http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"not an http(s) URL: {value!r}")
+    return value
+
+
+def run_health(args: argparse.Namespace) -> int:
+    heartbeat = args.heartbeat
+    if heartbeat is None:
+        # The environment decides, as it does for Settings; only without it is .env read,
+        # through Settings (half a second of imports a container's probe usually skips).
+        value = os.environ.get("AFTERSALE_WORKER_HEARTBEAT_FILE")
+        if value is None:
+            settings = load_settings()
+            if settings is None:
+                return 1  # Docker reserves exit code 2
+            heartbeat = settings.worker_heartbeat_file
+        else:
+            heartbeat = Path(value) if value.strip() else None
+    healthy, reason = check_health(url=args.url, heartbeat=heartbeat, max_age=args.max_age)
+    print(
+        f"{'healthy' if healthy else 'unhealthy'}: {reason}",
+        file=sys.stdout if healthy else sys.stderr,
+    )
+    return 0 if healthy else 1
+
+
+def check_health(
+    *, url: str, heartbeat: Path | None, max_age: float, timeout: float = 2.0
+) -> tuple[bool, str]:
+    """(healthy, why) for this container: its HTTP server, or else its worker's heartbeat.
+
+    Only "connection refused" (nothing listens: the worker role) falls back to the heartbeat;
+    a server that answers anything but 200, or not in time, is unhealthy.
+    """
+    parts = urlsplit(url)
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    # http.client, not urllib: no proxy from the environment gets between us and 127.0.0.1.
+    connection = connection_class(parts.hostname or "", parts.port, timeout=timeout)
+    try:
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection.request("GET", target)
+        status = connection.getresponse().status
+    except ConnectionRefusedError:
+        status = None
+    except (OSError, http.client.HTTPException) as exc:
+        return False, f"{url} did not answer: {str(exc) or type(exc).__name__}"
+    finally:
+        connection.close()
+    if status is not None:
+        return status == 200, f"{url} answered HTTP {status}"
+    nothing = f"no HTTP server on {url}"
+    if heartbeat is None:
+        return False, f"{nothing}, and no worker heartbeat file is set"
+    try:
+        # What app.worker.write_heartbeat writes: an ISO 8601 time with its offset.
+        written = datetime.fromisoformat(heartbeat.read_text().strip())
+        age = max((datetime.now(UTC) - written).total_seconds(), 0.0)
+    except FileNotFoundError:
+        return False, f"{nothing}, and worker heartbeat {heartbeat} does not exist"
+    except (OSError, ValueError, TypeError) as exc:  # TypeError: a time without an offset
+        return False, f"{nothing}, and worker heartbeat {heartbeat} is unreadable: {exc}"
+    if age > max_age:
+        return False, (
+            f"{nothing}, and worker heartbeat {heartbeat} is {age:.0f} s old (max {max_age:g} s)"
+        )
+    return True, f"{nothing}; worker heartbeat {heartbeat} is {age:.0f} s old"
 
 
 def serve_http(settings: Settings, *, role: str, host: str, port: int) -> None:

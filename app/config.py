@@ -369,6 +369,9 @@ class Settings(BaseSettings):
     # (no authentication: keep the host private).
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     worker_metrics_host: str = "127.0.0.1"
+    # With a path, a worker writes the time there every 10 s after a database round trip,
+    # for `aftersale health` (the Docker HEALTHCHECK of a role without HTTP). Empty: off.
+    worker_heartbeat_file: Path | None = None
     # Requests a minute per client IP to /o/, /c/, /u/ and /s/ (0 = unlimited), `burst` at once;
     # per API process.
     public_rate_per_minute: float = Field(default=600, ge=0, allow_inf_nan=False)
@@ -425,7 +428,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"{domain}: the rate must be a number >= 0 (0 is unlimited)")
         return rates
 
-    @field_validator("dkim_selector", "dkim_domain", "metrics_token", mode="before")
+    @field_validator(
+        "dkim_selector", "dkim_domain", "metrics_token", "worker_heartbeat_file", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from datetime import UTC, datetime
+from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import text
 
 from app.jobs.anchors import plan_anchor_messages
 from app.jobs.birthdays import plan_birthday_messages
@@ -24,11 +28,61 @@ from app.stats.rollup import fold_stats, purge_tracking_events
 
 log = logging.getLogger(__name__)
 
+# `aftersale health` allows 60 s by default: a heartbeat missed twice is not yet a failure.
+HEARTBEAT_SECONDS = 10.0
+
+
+def write_heartbeat(path: Path, now: datetime) -> None:
+    """Write `now` (ISO 8601, with its offset) to `path`, replacing the file in one step.
+
+    The temporary file is in the same folder, so `os.replace` is an atomic rename: a reader
+    (`aftersale health`) sees the previous time or this one, never half a line.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(now.isoformat() + "\n")
+    os.replace(temporary, path)
+
+
+class Heartbeat:
+    """A scheduler job that shows this worker alive: event loop, scheduler and database.
+
+    It is a job of its own, never waiting for a drain, so a long backlog does not look dead.
+    """
+
+    def __init__(self, runtime: Runtime, path: Path) -> None:
+        self.runtime = runtime
+        self.path = path
+        self._failing = False
+
+    async def beat(self) -> None:
+        # Never raises into the scheduler: a missing beat is the signal. Logged once per
+        # outage, not every few seconds.
+        try:
+            async with self.runtime.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            # The wall clock, not runtime.clock: another process compares it with its own.
+            await asyncio.to_thread(write_heartbeat, self.path, datetime.now(UTC))
+        except Exception:
+            if not self._failing:
+                log.warning("worker heartbeat stopped: %s not updated", self.path, exc_info=True)
+            self._failing = True
+            return
+        if self._failing:
+            log.info("worker heartbeat written again to %s", self.path)
+        self._failing = False
+
 
 class Worker:
-    def __init__(self, runtime: Runtime, *, sender: MailSender | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        sender: MailSender | None = None,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+    ) -> None:
         settings = runtime.settings
         self.runtime = runtime
+        self.heartbeat_seconds = heartbeat_seconds
         self.capture: MailCapture | None = None
         if sender is None and settings.uses_dev_smtp_capture:
             self.capture = MailCapture(
@@ -130,6 +184,18 @@ class Worker:
             misfire_grace_time=None,
             next_run_time=self.runtime.clock.now(),  # a worker restarted daily still runs it
         )
+        if self.runtime.settings.worker_heartbeat_file is not None:
+            heartbeat = Heartbeat(self.runtime, self.runtime.settings.worker_heartbeat_file)
+            self.scheduler.add_job(
+                heartbeat.beat,
+                "interval",
+                seconds=self.heartbeat_seconds,
+                id="worker-heartbeat",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                next_run_time=datetime.now(UTC),  # healthy as soon as the database answers
+            )
         self.scheduler.start()
         log.info("worker %s started", self.dispatcher.worker_id)
 

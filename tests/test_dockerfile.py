@@ -23,6 +23,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from app.config import ROOT
+from tests.smtp_sink import free_port
 
 # pip options that change what is printed or cached, never what is installed.
 OUTPUT_ONLY = {"--quiet", "-q", "--no-cache-dir", "--disable-pip-version-check"}
@@ -147,12 +148,24 @@ def test_dockerfile_is_multi_stage_non_root_checked_and_migrates_first() -> None
     [user] = [step.arguments for step in RUNTIME if step.keyword == "USER"]
     assert user not in ("root", "0")
     [healthcheck] = [step.arguments for step in RUNTIME if step.keyword == "HEALTHCHECK"]
-    assert "/healthz" in healthcheck
+    options, _, probe = healthcheck.partition(" CMD ")
+    # One probe for every role: /healthz of api and all, the heartbeat of a worker.
+    assert probe.strip() == "aftersale health"
+    # Docker's timeout leaves the probe its own 2 s HTTP timeout and its start-up.
+    [timeout] = re.findall(r"--timeout=(\d+)s", options)
+    assert int(timeout) >= 3
     [entrypoint] = [step.arguments for step in RUNTIME if step.keyword == "ENTRYPOINT"]
     assert re.search(r"aftersale db upgrade && exec aftersale", entrypoint)
     [command] = [step.arguments for step in RUNTIME if step.keyword == "CMD"]
     assert '"serve"' in command
-    assert runtime_env(Path("/srv/aftersale"))["AFTERSALE_ENV"] == "production"
+    env = runtime_env(Path("/srv/aftersale"))
+    assert env["AFTERSALE_ENV"] == "production"
+    # The worker writes its heartbeat into var/, the one folder its user owns.
+    heartbeat = Path(env["AFTERSALE_WORKER_HEARTBEAT_FILE"])
+    assert heartbeat.parent == Path("/srv/aftersale/var")
+    assert "RUN mkdir -p var && chown aftersale var" in {
+        f"{step.keyword} {step.arguments}" for step in RUNTIME
+    }
 
 
 def runtime_env(home: Path, venv: Path = Path("/srv/venv")) -> dict[str, str]:
@@ -272,3 +285,20 @@ def test_docker_steps_work_in_a_fresh_virtual_environment(tmp_path: Path) -> Non
     )
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.strip() == f"{home / 'rules'}: ok"
+    # The HEALTHCHECK's command is installed and finds the image's heartbeat file (none yet).
+    probe = shlex.split(next(step.arguments for step in RUNTIME if step.keyword == "HEALTHCHECK"))
+    probe = probe[probe.index("CMD") + 1 :]
+    nothing_there = f"http://127.0.0.1:{free_port()}/healthz"
+    health = subprocess.run(
+        [str(venv / "bin" / probe[0]), *probe[1:], "--url", nothing_there],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (health.returncode, health.stderr) == (
+        1,
+        f"unhealthy: no HTTP server on {nothing_there}, and worker heartbeat "
+        f"{home / 'var' / 'worker.heartbeat'} does not exist\n",
+    )
