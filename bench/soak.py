@@ -55,6 +55,7 @@ DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/bench"
 MESSAGES_PER_ORDER = 2  # the thank-you and the tracked `links` mail
 OPENS_PER_ORDER = 0.8
 CLICKS_PER_ORDER = 0.3
+MAX_IN_FLIGHT = 128
 
 
 @dataclass
@@ -65,6 +66,10 @@ class Tally:
     client_errors: Counter[str] = field(default_factory=Counter)
     orders: int = 0
     hits: int = 0
+    # Requests that went out over a second after their time: the service (or the machine)
+    # could not keep up, and the open loop was held back instead of queueing without end.
+    late: int = 0
+    sent: int = 0
 
     @property
     def non_2xx(self) -> int:
@@ -190,19 +195,40 @@ async def soak(
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
     tasks: set[asyncio.Task[None]] = set()
     per_order = 1 + OPENS_PER_ORDER + CLICKS_PER_ORDER
+    # At most this many requests wait at once: past it the generator waits too, rather than
+    # piling requests into the client's pool (whose bookkeeping grows with the queue, until
+    # the client itself is what stalls).
+    in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
         began = time.monotonic()
+        end = began + seconds
         next_sample = began + warmup
-        for index in range(int(seconds * rate * per_order)):
+        next_report = began + 300
+        index = 0
+        while True:
             due = began + index / (rate * per_order)
             now = time.monotonic()
+            if due >= end:
+                break
             if now >= next_sample:
                 mailbox.drain()
                 for name, process in processes.items():
                     samples[name].append((now - began, rss_mb(process.pid)))
                 next_sample += sample_every
+            if now >= next_report:
+                print(
+                    f"  {(now - began) / 60:.0f} min: {tally.orders} orders, {tally.hits} hits, "
+                    f"{tally.late} late, {mailbox.received} mails",
+                    flush=True,
+                )
+                next_report += 300
             if due > now:
                 await asyncio.sleep(due - now)
+            await in_flight.acquire()
+            if time.monotonic() - due > 1:
+                tally.late += 1
+            tally.sent += 1
+            index += 1
             draw = rng.random() * per_order
             if draw < 1 or not mailbox.tracked:
                 task = asyncio.create_task(post_order(client, url, first + index, tally))
@@ -216,6 +242,7 @@ async def soak(
                 task = asyncio.create_task(hit(client, url, path, agent, address, tally))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
+            task.add_done_callback(lambda _: in_flight.release())
         await asyncio.gather(*tasks)
         for name, process in processes.items():
             samples[name].append((time.monotonic() - began, rss_mb(process.pid)))
@@ -359,7 +386,9 @@ def main() -> int:
     duplicates = sum(n - 1 for n in mailbox.message_ids.values() if n > 1)
     backlog = counts.get("scheduled", 0) + counts.get("sending", 0)
     print(
-        f"  requests: {tally.orders} orders, {tally.hits} opens and clicks; "
+        f"  requests: {tally.sent} sent, {tally.late} over a second late "
+        f"({tally.late / max(tally.sent, 1):.1%}); "
+        f"{tally.orders} orders, {tally.hits} opens and clicks; "
         f"non-2xx {tally.non_2xx} {dict(tally.statuses)}; client errors "
         f"{sum(tally.client_errors.values())} {dict(tally.client_errors)}"
     )
@@ -375,6 +404,8 @@ def main() -> int:
         problems.append("requests failed")
     if counts.get("failed", 0) or duplicates or errors_in_logs:
         problems.append("messages failed, repeated or errors logged")
+    if tally.late > tally.sent / 20:
+        problems.append(f"{tally.late} requests over a second late: the rate was not held")
     if backlog:
         problems.append(f"{backlog} messages still pending a minute after the load stopped")
     if too_much:
