@@ -115,7 +115,11 @@ class TemplateRenderer:
             if (self._dir / template / folder / "body.txt").is_file():
                 text = self._render_file(f"{prefix}/body.txt", context).strip() + "\n"
             else:
-                text = html_to_text(html) + "\n"
+                try:
+                    text = html_to_text(html) + "\n"
+                except AssertionError as exc:
+                    # The standard library's HTML parser refuses some `<![...` markup this way.
+                    raise TemplateError(f"{prefix}/body.html: HTML cannot be read: {exc}") from exc
         finally:
             _current_locale.reset(token)
         try:

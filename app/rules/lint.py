@@ -115,7 +115,11 @@ def _template_problem(
             rendered = renderer.render(template, locale=locale, context=context)
         except TemplateError as exc:
             return f"template {template!r} ({locale}{case}) does not render: {exc}"
-        for href in html_hrefs(rendered.html):
+        try:
+            hrefs = html_hrefs(rendered.html)
+        except ValueError as exc:  # markup the HTML tokenizer refuses, as mail clients may
+            return f"template {template!r} ({locale}{case}) has HTML that cannot be read: {exc}"
+        for href in hrefs:
             if link_scheme(href.url) not in _LINK_SCHEMES:
                 return (
                     f"template {template!r} ({locale}) has a link to {href.url[:80]!r}: "

@@ -7,6 +7,8 @@ from pathlib import Path
 from httpx import AsyncClient
 from sqlalchemy import select, update
 
+from app.mail.sender import SmtpPool
+from app.mail.templates import TemplateRenderer
 from app.models import Customer, Message, MessageAttempt, Suppression
 from app.outbox.dispatcher import Dispatcher
 from app.rules.source import RulesSource
@@ -271,3 +273,34 @@ async def test_sample_restock_mail_lists_only_the_items_its_rule_is_about(
     assert report.outcomes == {"sent": 1}
     text = smtp_sink.received[0].part("text/plain")
     assert "Diapers M" in text and "Printer paper" not in text
+
+
+async def test_html_the_parser_refuses_fails_the_message_instead_of_retrying_forever(
+    client: AsyncClient, runtime: Runtime, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    # `<![foo[` makes the standard library's HTML parser raise AssertionError while the text
+    # part is derived from the HTML: a render error, not a crash that leaves the message
+    # `sending` to be claimed again and again.
+    folder = tmp_path / "templates" / "odd" / "en"
+    folder.mkdir(parents=True)
+    (folder / "subject.txt").write_text("Hi")
+    (folder / "body.html").write_text('<p><![foo[ x ]]><a href="https://shop.example/">x</a>')
+    use_rules(
+        runtime,
+        tmp_path,
+        "rules:\n  - id: odd\n    when: {event: order.created}\n    template: odd\n",
+    )
+    dispatcher = Dispatcher(
+        runtime=runtime,
+        sender=SmtpPool(runtime.settings.smtp),
+        renderer=TemplateRenderer(tmp_path / "templates", default_locale="en"),
+    )
+    await post_event(client, order_created())
+    try:
+        assert (await dispatcher.run_once()).outcomes == {"failed": 1}
+    finally:
+        await dispatcher.sender.close()
+    [message] = await messages(runtime)
+    assert (message.status, message.status_reason) == ("failed", "render_error")
+    assert "unknown status keyword 'foo'" in (message.last_error or "")
+    assert smtp_sink.received == []

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from app.rules.lint import check_rules
 from app.tracking.rewrite import (
     HONEYPOT_HTML,
     PIXEL_HTML,
+    FoundLink,
+    _Scan,
+    _scan_document,
     find_links,
     html_hrefs,
     link_scheme,
     rewrite,
 )
+from tests.mail import sent_samples
+from tests.mail.sent_samples import Sample, compose_sent, shipped_samples
+from tests.tracking.html_reference import reference_scan
 
 UNSUBSCRIBE = "https://mail.shop.example/u/AbC-123_x"
 
@@ -193,3 +204,170 @@ def test_rules_check_refuses_links_other_than_http(tmp_path: Path, href: str) ->
     assert (error.line, error.column) == (7, 15)
     assert "template 'bad' (en) has a link to" in error.message
     assert "must be absolute http:// or https:// URLs" in error.message
+
+
+# --- the tokenizer reads HTML exactly as HTMLParser does -----------------------------------
+# `_scan_document` is a hand-written tokenizer; tests/tracking/html_reference.py keeps the
+# HTMLParser-based scanner it replaced. Both must give the same hrefs (tag, span, decoded
+# URL, in a conditional comment or not) and the same body offsets on any input, malformed
+# too, and fail where HTMLParser fails (it refuses some `<![...` with AssertionError; the
+# tokenizer with a ValueError of the same text, which callers record as a render error).
+# The reference is the installed Python's parser, which the tokenizer follows as of 3.11.7:
+# Python's 2025 HTMLParser security fixes (in later patch releases) read unfinished markup
+# at the end of a document differently, so after such an upgrade these tests say so.
+
+ScanOutcome = _Scan | tuple[str, str]
+
+
+def outcome(scan: Callable[[str], _Scan], document: str) -> ScanOutcome:
+    try:
+        return scan(document)
+    except AssertionError as error:  # the reference
+        return ("refused", str(error))
+    except ValueError as error:  # the tokenizer
+        return ("refused", str(error).removeprefix("HTML: "))
+
+
+def assert_scans_alike(document: str) -> None:
+    assert outcome(_scan_document, document) == outcome(reference_scan, document)
+
+
+URLS = [
+    "https://shop.example/review?order=1&amp;utm=mail",
+    "&#106;avascript:alert(1)",
+    " http://shop.example/x ",
+    "",
+    "a b",
+    "x>y",
+    "<b>",
+    "href=z",
+    "'",
+    '"',
+    "é/Привет",
+    "/",
+    "&#10;",
+]
+VALUES = (
+    [form.format(url) for form in ("={}", '="{}"', "='{}'", ' = "{}"', "\n=\n{}") for url in URLS]
+    + ["="]
+    + [""] * 10
+)  # often none: `<a\x0bhref>` is a tag named "a\x0bhref"
+ATTRIBUTE_NAMES = ["href", "HREF", "hRef", "data-href", "title", "style", "x", "=", "\x00", "é"]
+SPACES = [" ", "\n", "\t", "", "/", " /", "\x00", "\x0b", "\u2003", "  "]
+# Every combination, drawn in one go: drawing each part separately makes the test slow.
+ATTRIBUTES = st.sampled_from(
+    [space + name + value for space in SPACES for name in ATTRIBUTE_NAMES for value in VALUES]
+)
+TAG_NAMES = [
+    *("a", "A", "area", "link", "base", "body", "BODY", "script", "Script", "style", "STYLE"),
+    *("v:roundrect", "p", "img", "td", "ſcript", "bodyx"),
+]
+START_TAGS = st.builds(
+    lambda name, attributes, close: f"<{name}{''.join(attributes)}{close}",
+    st.sampled_from(TAG_NAMES),
+    st.lists(ATTRIBUTES, max_size=3),
+    st.sampled_from([">", "/>", " />", " >", "", "\n>"]),
+)
+MARKUP = st.sampled_from(
+    [
+        "</a>", "</ a>", "</body>", "</BODY >", "</ body>", "</body foo>", "</script>",
+        "</ SCRIPT>", "</style>", "</ſcript>", "</>", "</", "</a", "</ [x>",
+        "<!--", "-->", "<!-->", "<!--->", "--!>", "-- >", "<!---->", "<!--[if mso]>",
+        "<!--[if !mso]><!-->", "<!--<![endif]-->", "<![endif]-->", " [IF mso]>",
+        "<!DOCTYPE html>", "<!doctype", "<!>", "<!x>", "<!-x>", "<?xml version=\"1.0\"?>",
+        "<?", "<![CDATA[x<a href=y>]]>", "<![if mso]>", "<![endif]>", "<![", "<![foo]>",
+        "<", ">", '"', "'", "=", "&", "&amp;", "&#106;", "\n", "\r\n", "\t", "\x00",
+        " ", "é", "Привет", "\u2003", "<<", "< a>", "<1>", "<#",
+    ]
+)  # fmt: skip
+TEXT_BITS = st.text(alphabet="<>/!-=\"' \nahrefbody[]", max_size=6)
+DOCUMENTS = st.lists(st.one_of(START_TAGS, MARKUP, TEXT_BITS), max_size=30).map("".join)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(DOCUMENTS)
+@example("<a href=x<b>")
+@example("<p><!-- x > <a href='https://shop.example/'>")  # an unclosed comment ends at `>`
+@example("<script x=1/><a href=y></script><a href=z>")
+@example("<script><a href=y></ſcript><a href=z>")
+@example("<a \x00href=y><a\x00href=z>")
+@example("<a\x00<a href=y>")  # a NUL after the name: `<a` is text, then a tag
+@example("<a\x0bhref><a\u2003href=y>")  # only ASCII space ends a tag name
+def test_the_tokenizer_reads_any_html_as_htmlparser_does(document: str) -> None:
+    assert_scans_alike(document)
+
+
+# The dispatcher's documents: each shipped template as rendered (what it scans first) and as
+# sent (tracked: honeypot and pixel in place).
+@pytest.mark.parametrize("sample", shipped_samples(), ids=lambda sample: sample.name)
+def test_the_tokenizer_reads_every_shipped_template_as_htmlparser_does(
+    sample: Sample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rendered: list[str] = []
+
+    def recording_find_links(html: str, text: str, **options: Any) -> list[FoundLink]:
+        rendered.append(html)
+        return find_links(html, text, **options)
+
+    monkeypatch.setattr(sent_samples, "find_links", recording_find_links)
+    sent = compose_sent(sample, now=datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
+    assert len(rendered) == (1 if sample.rule.track else 0)
+    for document in [*rendered, sent.html]:
+        found = _scan_document(document)
+        assert found == reference_scan(document)
+        assert found.body_open_end is not None and found.body_close_start is not None
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        HTML,
+        "<p>Hi</p>",
+        "",
+        "<",
+        '<a href="https://t.example/c/ALREADY">x</a><a href="https://t.example/u/U">u</a>',
+        '<a href="&#106;avascript:alert(1)">x</a>',
+        '<p><a href="https://shop.example/">ok</a><a href="java&#10;script:alert(1)">x</a></p>',
+    ],
+)
+def test_the_tokenizer_reads_this_modules_examples_as_htmlparser_does(document: str) -> None:
+    assert_scans_alike(document)
+
+
+def test_the_scan_finds_what_a_reader_sees() -> None:
+    # Not only alike: right. The body, the first href of each tag, the VML link in the
+    # conditional comment; nothing from the other comment, the script or an attribute value.
+    scan = _scan_document(HTML)
+    assert [(href.tag, href.url, href.in_comment) for href in scan.hrefs] == [
+        ("link", "https://fonts.example/css", False),
+        ("a", "https://shop.example/review?order=1001&utm_source=mail", False),
+        ("a", "https://shop.example/care", False),
+        ("a", "http://shop.example/faq", False),
+        ("a", "https://shop.example/x", False),
+        ("a", "mailto:help@shop.example", False),
+        ("a", "tel:+491234", False),
+        ("a", "#top", False),
+        ("v:roundrect", "https://shop.example/vml", True),
+        ("a", UNSUBSCRIBE, False),
+    ]
+    for href in scan.hrefs:
+        assert html_unescaped(HTML[href.start : href.end]).strip() == href.url
+    assert HTML[: scan.body_open_end].endswith('<BODY style="margin:0">')
+    assert HTML[scan.body_close_start :].startswith("</BODY>")
+
+
+def html_unescaped(value: str) -> str:
+    return value.replace("&amp;", "&")
+
+
+def test_rules_check_reports_html_the_tokenizer_refuses(tmp_path: Path) -> None:
+    rules, templates = tmp_path / "rules", tmp_path / "templates"
+    rules.mkdir()
+    write_template(templates, "odd", '<p><![foo[ x ]]><a href="https://shop.example/">x</a></p>')
+    (rules / "shop.yaml").write_text(
+        "rules:\n  - id: odd\n    when: {event: order.created}\n    template: odd\n"
+    )
+    [error] = check_rules(rules, templates_dir=templates, default_locale="en")
+    assert "template 'odd' (en) does not render" in error.message
+    assert "HTML cannot be read" in error.message
+    assert "unknown status keyword 'foo'" in error.message
