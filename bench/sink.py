@@ -41,6 +41,11 @@ class SinkProcess:
             raise RuntimeError("the SMTP sink did not start")
         return self
 
+    @property
+    def pid(self) -> int:
+        assert self._process.pid is not None, "start() first"
+        return self._process.pid
+
     def _ask(self, command: str) -> Any:
         self._pipe.send(command)
         return self._pipe.recv()

@@ -12,9 +12,10 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,7 +42,7 @@ from app.rules.model import Limit, Rule
 from app.runtime import Runtime
 from app.survey.links import message_survey_context
 from app.tracking.repository import NewLink, add_links
-from app.tracking.service import track_message
+from app.tracking.service import StoreLinks, track_message
 
 log = logging.getLogger(__name__)
 
@@ -206,15 +207,7 @@ class Dispatcher:
             return "released"
         source = self.runtime.rules
         rule = source.current.by_id(message.rule_id)
-        item_filter = rule.when.items if rule else None
-        # The items the rule is about (less what was refunded): the template lists them,
-        # rebuy checks compare them.
-        left = remaining_quantities(context.items, context.order.refunds if context.order else [])
-        matched = [
-            item
-            for item, quantity in zip(context.items, left, strict=True)
-            if quantity > 0 and (item_filter is None or item_filter.matches(item.facts(quantity)))
-        ]
+        matched = matched_items(context, rule)
         facts = self._send_facts(
             context,
             history,
@@ -260,54 +253,14 @@ class Dispatcher:
                 )
                 return "skipped"
         assert customer.email is not None
-        settings = self.runtime.settings
         try:
-            # Marketing mail only: the RFC 8058 one-click headers and the footer link.
-            unsubscribe_url = marketing_unsubscribe_url(
-                kind=message.kind,
-                public_url=settings.public_url,
-                shop=customer.shop,
-                email=customer.email,
-                secrets=settings.unsubscribe_secrets,
-            )
-            rendered = self.renderer.render(
-                message.template,
-                locale=customer.locale,
-                context=build_context(
-                    customer=customer,
-                    order=context.order,
-                    items=context.items,
-                    matched_items=matched,
-                    send_at=message.send_at,
-                    shop_name=self._from_name or settings.public_url,
-                    unsubscribe_url=unsubscribe_url,
-                    coupon=coupon.context() if coupon else None,
-                    survey=message_survey_context(
-                        message_id=message.id,
-                        public_url=settings.public_url,
-                        secrets=settings.survey_secrets,
-                        now=now,
-                    ),
-                ),
-            )
-            # Open pixel and click redirects, stored before the mail can be read.
-            rendered = await track_message(
-                self.runtime,
+            raw, message_id = await self.build_message(
+                context,
                 rule=rule,
-                rendered=rendered,
-                unsubscribe_url=unsubscribe_url,
-                store=self._link_store(message.id, now),
-            )
-            email, message_id = compose_message(
-                rendered=rendered,
-                from_name=self._from_name,
-                from_address=self._from_address,
-                to_name=" ".join(filter(None, [customer.first_name, customer.last_name])) or None,
-                to_address=customer.email,
-                message_id_domain=self._message_id_domain,
+                matched=matched,
+                coupon=coupon.context() if coupon else None,
                 now=now,
-                reply_to=settings.reply_to,
-                unsubscribe_url=unsubscribe_url,
+                store=self._link_store(message.id, now),
             )
         except (TemplateError, ValueError) as exc:
             # A broken template or address will not heal by retrying: fail it, loudly.
@@ -317,7 +270,7 @@ class Dispatcher:
             outcome = await self.sender.send(
                 envelope_from=self._from_address,
                 recipient=customer.email,
-                message=dkim_sign(message_bytes(email), settings.dkim),
+                message=raw,
             )
         except ValueError as exc:  # an address that cannot go on the wire
             return await self._fail(message, "invalid_address", exc, now=now)
@@ -362,9 +315,67 @@ class Dispatcher:
         assert isinstance(outcome, TemporaryFailure)
         return await self._retry_or_fail(context, outcome, attempt=attempt)
 
-    def _link_store(
-        self, message_id: int, now: datetime
-    ) -> Callable[[Sequence[NewLink]], Awaitable[list[int]]]:
+    async def build_message(
+        self,
+        context: SendContext,
+        *,
+        rule: Rule | None,
+        matched: Sequence[OrderItem],
+        coupon: Mapping[str, Any] | None,
+        now: datetime,
+        store: StoreLinks,
+    ) -> tuple[bytes, str]:
+        """The message's bytes as they go on the wire (rendered, tracked, composed, signed)
+        and its Message-ID. TemplateError or ValueError when it cannot be built."""
+        message, customer = context.message, context.customer
+        assert customer.email is not None
+        settings = self.runtime.settings
+        # Marketing mail only: the RFC 8058 one-click headers and the footer link.
+        unsubscribe_url = marketing_unsubscribe_url(
+            kind=message.kind,
+            public_url=settings.public_url,
+            shop=customer.shop,
+            email=customer.email,
+            secrets=settings.unsubscribe_secrets,
+        )
+        rendered = self.renderer.render(
+            message.template,
+            locale=customer.locale,
+            context=build_context(
+                customer=customer,
+                order=context.order,
+                items=context.items,
+                matched_items=matched,
+                send_at=message.send_at,
+                shop_name=self._from_name or settings.public_url,
+                unsubscribe_url=unsubscribe_url,
+                coupon=coupon,
+                survey=message_survey_context(
+                    message_id=message.id,
+                    public_url=settings.public_url,
+                    secrets=settings.survey_secrets,
+                    now=now,
+                ),
+            ),
+        )
+        # Open pixel and click redirects, stored before the mail can be read.
+        rendered = await track_message(
+            self.runtime, rule=rule, rendered=rendered, unsubscribe_url=unsubscribe_url, store=store
+        )
+        email, message_id = compose_message(
+            rendered=rendered,
+            from_name=self._from_name,
+            from_address=self._from_address,
+            to_name=" ".join(filter(None, [customer.first_name, customer.last_name])) or None,
+            to_address=customer.email,
+            message_id_domain=self._message_id_domain,
+            now=now,
+            reply_to=settings.reply_to,
+            unsubscribe_url=unsubscribe_url,
+        )
+        return dkim_sign(message_bytes(email), settings.dkim), message_id
+
+    def _link_store(self, message_id: int, now: datetime) -> StoreLinks:
         async def store(links: Sequence[NewLink]) -> list[int]:
             return await self._writes.run(
                 lambda session: add_links(session, message_id=message_id, links=links, now=now)
@@ -558,6 +569,18 @@ class Dispatcher:
 def _rank(entry: CapEntry, rules: RuleSet) -> tuple[int, int]:
     rule = rules.by_id(entry.rule_id)
     return (rule.priority if rule else 0, -entry.id)
+
+
+def matched_items(context: SendContext, rule: Rule | None) -> list[OrderItem]:
+    """The items the rule is about, less what was refunded: the template lists them, rebuy
+    checks compare them."""
+    item_filter = rule.when.items if rule else None
+    left = remaining_quantities(context.items, context.order.refunds if context.order else [])
+    return [
+        item
+        for item, quantity in zip(context.items, left, strict=True)
+        if quantity > 0 and (item_filter is None or item_filter.matches(item.facts(quantity)))
+    ]
 
 
 def _cap_limits(context: SendContext, rules: RuleSet) -> list[Limit]:
