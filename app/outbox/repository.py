@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Update, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import dialect_insert
@@ -154,24 +155,43 @@ async def finish_message(
     if error is not None:
         values["last_error"] = error
     result = await session.execute(
-        update(Message)
-        .where(*_owned(message_id, worker_id))  # type: ignore[arg-type]
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        _finish_statement(frozenset(values)),
+        {"owned_id": message_id, "owned_by": worker_id, **values},
     )
     owned = bool(result.rowcount)  # type: ignore[attr-defined]
     if owned and attempt is not None:
-        session.add(
-            MessageAttempt(
-                message_id=message_id,
-                attempt=attempt,
-                attempted_at=now,
-                outcome=status.value,
-                smtp_code=smtp_code,
-                detail=error or reason,
-            )
+        await session.execute(
+            _ADD_ATTEMPT,
+            {
+                "message_id": message_id,
+                "attempt": attempt,
+                "attempted_at": now,
+                "outcome": status.value,
+                "smtp_code": smtp_code,
+                "detail": error or reason,
+            },
         )
     return owned
+
+
+# Every send ends here, so the statements are built once (one per set of columns written)
+# and reused with parameters: building and keying a statement per message cost more than
+# executing it.
+@lru_cache(maxsize=8)
+def _finish_statement(columns: frozenset[str]) -> Update:
+    return (
+        update(Message)
+        .where(  # as _owned: only while this worker still holds the message
+            Message.id == bindparam("owned_id"),
+            Message.status == MessageStatus.SENDING,
+            Message.claimed_by == bindparam("owned_by"),
+        )
+        .values({column: bindparam(column) for column in sorted(columns)})
+        .execution_options(synchronize_session=False)
+    )
+
+
+_ADD_ATTEMPT = insert(MessageAttempt)
 
 
 async def retry_message(
