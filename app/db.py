@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, exc
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -80,10 +83,47 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # Our own pre-ping (below) unless the caller chooses pool_pre_ping itself.
+    ping_idle = "pool_pre_ping" not in kwargs
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    if ping_idle:
+        _ping_idle_connections(engine)
+    return engine
+
+
+# SQLAlchemy's pool_pre_ping costs three round trips per checkout on asyncpg (BEGIN, ping,
+# ROLLBACK). A connection handed back a moment ago needs none: a database restart takes far
+# longer than this, and a connection that dies mid-use fails alike with a ping or without.
+# Under load connections change hands within milliseconds, so none is pinged; one idle any
+# longer is pinged on checkout and, if dead, the pool is refilled, as pool_pre_ping does.
+PING_AFTER_IDLE_SECONDS = 0.05
+_USED_AT = "aftersale_used_at"
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    dialect = engine.dialect
+
+    def used(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_USED_AT] = time.monotonic()
+
+    def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        used_at = record.info.get(_USED_AT)
+        if used_at is not None and time.monotonic() - used_at < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                # As pool_pre_ping: this and every older pooled connection are replaced.
+                raise exc.InvalidatePoolError() from error
+            raise
+
+    # A new connection counts as just used; the info dict is emptied when one is replaced.
+    event.listen(engine.sync_engine, "connect", used)
+    event.listen(engine.sync_engine, "checkin", used)
+    event.listen(engine.sync_engine, "checkout", ping_if_idle)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -115,10 +155,4 @@ def utcnow() -> datetime:
 
 def dialect_insert(session: AsyncSession) -> Any:
     """The dialect's INSERT construct, which has ON CONFLICT on both SQLite and PostgreSQL."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert

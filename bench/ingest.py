@@ -8,7 +8,10 @@ driven by the same client at the same concurrency, on the same database.
 Then an open-loop run at 80 % of our measured saturation rate gives the latency a shop sees
 under steady load (Shopify gives up after 5 s).
 
-    python bench/ingest.py [--requests 3000] [--concurrency 64] [--database-url URL]
+    python bench/ingest.py [--requests 3000] [--concurrency 64] [--database-url URL] [--cpu]
+
+`--cpu` also reports each server's CPU time per request (Linux /proc), which a busy machine
+disturbs far less than the rates: the client, both servers and the database share the cores.
 
 Default database: a fresh SQLite file. For PostgreSQL pass e.g.
 postgresql+asyncpg://postgres@127.0.0.1:5432/bench (the database is emptied).
@@ -33,6 +36,12 @@ import httpx
 
 from app.config import DEV_WEBHOOK_SECRET, ROOT
 from app.orders.signature import sign
+
+# Idle client connections are dropped before uvicorn's 5 s keep-alive timeout closes them:
+# httpx's default (also 5 s) races it, and a request sent on a connection the server is just
+# closing fails with a ReadError. When the client is the bottleneck, some pooled connections
+# sit idle that long.
+KEEPALIVE_EXPIRY = 2.0
 
 ITEMS = [
     ("DIAPER-M-60", "Diapers M, 60 pcs", "baby/diapers", "24.90"),
@@ -108,7 +117,11 @@ async def closed_loop(
     """
     queue = list(reversed(bodies))
     latencies: list[float] = []
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    limits = httpx.Limits(
+        max_connections=concurrency,
+        max_keepalive_connections=concurrency,
+        keepalive_expiry=KEEPALIVE_EXPIRY,
+    )
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
 
         async def worker() -> None:
@@ -137,7 +150,9 @@ async def closed_loop(
 async def open_loop(url: str, bodies: list[bytes], *, rate: float) -> list[float]:
     """Send at a fixed rate, whatever the answers do: latencies as a shop would see them."""
     latencies: list[float] = []
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
+    limits = httpx.Limits(
+        max_connections=512, max_keepalive_connections=128, keepalive_expiry=KEEPALIVE_EXPIRY
+    )
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
 
         async def one(body: bytes) -> None:
@@ -173,6 +188,15 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        # Fields after the command name (which may hold spaces): utime and stime are the
+        # 12th and 13th, in clock ticks.
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -185,6 +209,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--database-url", default=os.environ.get("AFTERSALE_BENCH_DATABASE_URL"))
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--cpu", action="store_true", help="report server CPU ms per request")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     bin_dir = Path(sys.executable).parent
@@ -228,12 +253,16 @@ def main() -> None:
             bare_url = f"http://127.0.0.1:{bare_port}/ingest"
             asyncio.run(closed_loop(ours_url, warm, concurrency=8, signed=True))
             asyncio.run(closed_loop(bare_url, warm, concurrency=8, signed=False))
+            bare_cpu = cpu_seconds(bare.pid) if args.cpu else 0.0
             bare_rate, _ = asyncio.run(
                 closed_loop(bare_url, bodies, concurrency=args.concurrency, signed=False)
             )
+            bare_cpu = cpu_seconds(bare.pid) - bare_cpu if args.cpu else 0.0
+            ours_cpu = cpu_seconds(ours.pid) if args.cpu else 0.0
             ours_rate, ours_latencies = asyncio.run(
                 closed_loop(ours_url, bodies, concurrency=args.concurrency, signed=True)
             )
+            ours_cpu = cpu_seconds(ours.pid) - ours_cpu if args.cpu else 0.0
             steady = [order_body(n, rng) for n in range(10**6, 10**6 + int(ours_rate * 0.8 * 10))]
             steady_latencies = asyncio.run(open_loop(ours_url, steady, rate=ours_rate * 0.8))
         finally:
@@ -246,6 +275,12 @@ def main() -> None:
         f"ours {ours_rate:.0f} req/s, baseline {bare_rate:.0f} req/s, "
         f"ratio {ours_rate / bare_rate:.2f} (goal ≥ 0.7)"
     )
+    if args.cpu:
+        ours_ms, bare_ms = ours_cpu / args.requests * 1000, bare_cpu / args.requests * 1000
+        print(
+            f"ingest server CPU per request: ours {ours_ms:.2f} ms, baseline {bare_ms:.2f} ms, "
+            f"ratio {bare_ms / ours_ms:.2f}"
+        )
     print(
         f"ingest latency at saturation: p50 {statistics.median(ours_latencies) * 1000:.0f} ms, "
         f"p99 {percentile(ours_latencies, 0.99) * 1000:.0f} ms"

@@ -20,6 +20,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()  # as ASGI gives header names
 # Letters, digits and a few separators, so a client's id cannot break a log line or header
 # (no spaces, quotes or `@`, so no address passes as an id).
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,64}")
@@ -112,7 +113,7 @@ class RequestIdMiddleware:
             (
                 value.decode("latin-1")
                 for name, value in scope["headers"]
-                if name == REQUEST_ID_HEADER.lower().encode()
+                if name == _REQUEST_ID_KEY
             ),
             None,
         )
