@@ -4,7 +4,9 @@ Throughput: `aftersale serve --role api` with the shipped rules and the peer, bo
 uvicorn with the same settings, driven by bench/ingest.py's client with its payloads (signed
 orders of 3 items) at the same concurrency, on the same database server, each on a fresh
 schema. Rounds alternate which goes first, so a burst of load from elsewhere on the machine
-falls on both. The emails each plans are counted from its store (the same planner: the same
+falls on both. bench/bare_app.py's one-row insert runs in the same rounds: no intake that
+stores the order can pass it on this machine, so it says what a ratio to the peer can reach.
+The emails each plans are counted from its store (the same planner: the same
 emails), and the CPU time each server process used per order is read from /proc: on a
 machine shared with other work that figure is steadier than the rates.
 
@@ -83,6 +85,7 @@ class Side:
 
     process: subprocess.Popen[bytes]
     url: str
+    signed: bool = True
     orders: int = 0  # answered 200
     failed: int = 0
     seconds: float = 0.0
@@ -108,6 +111,7 @@ class Measured:
     kind: str
     ours: Side
     peer: Side
+    bare: Side  # the one-row insert: what no intake can beat on this machine
     failures: list[str]
     peer_errors: list[str]  # the exceptions in the peer's log during the run
 
@@ -238,24 +242,48 @@ def throughput(
         start_peer(stores, peer_port, ROOT / "rules"),
         f"http://127.0.0.1:{peer_port}/webhooks/orders",
     )
+    bare_port = free_port()
+    bare = Side(
+        start(
+            [
+                str(BIN / "uvicorn"),
+                "--app-dir",
+                str(ROOT / "bench"),
+                "bare_app:app",
+                "--port",
+                str(bare_port),
+                "--log-level",
+                "warning",
+            ],
+            {"BARE_DATABASE_URL": stores.ours},
+            stores.logs / "bare.log",
+        ),
+        f"http://127.0.0.1:{bare_port}/ingest",
+        signed=False,
+    )
     failures: list[str] = []
     log_start = peer_log_size(stores)
     try:
         asyncio.run(wait_ready(f"http://127.0.0.1:{ours_port}/healthz"))
         asyncio.run(wait_ready(f"http://127.0.0.1:{peer_port}/peer/stats"))
-        # Both get exactly the same bodies; their tables are apart.
+        asyncio.run(wait_ready(f"http://127.0.0.1:{bare_port}/docs"))
+        # All get exactly the same bodies; their tables are apart.
         warm_bodies = [order_body(n, rng) for n in range(10**6, 10**6 + warm)]
-        for side in (ours, peer):
-            asyncio.run(closed_loop(side.url, warm_bodies, concurrency=8, signed=True))
+        for side in (ours, peer, bare):
+            asyncio.run(closed_loop(side.url, warm_bodies, concurrency=8, signed=side.signed))
         per_round = orders // rounds
         for index in range(rounds):
             bodies = [order_body(n, rng) for n in range(index * per_round, (index + 1) * per_round)]
-            for side in (peer, ours) if index % 2 == 0 else (ours, peer):
+            for side in (peer, ours, bare) if index % 2 == 0 else (bare, ours, peer):
                 failed: list[str] = []
                 cpu = cpu_seconds(side.process.pid)
                 rate, _ = asyncio.run(
                     closed_loop(
-                        side.url, bodies, concurrency=concurrency, signed=True, failures=failed
+                        side.url,
+                        bodies,
+                        concurrency=concurrency,
+                        signed=side.signed,
+                        failures=failed,
                     )
                 )
                 side.cpu += cpu_seconds(side.process.pid) - cpu
@@ -271,8 +299,8 @@ def throughput(
         stats = peer_stats(peer_port)
         peer.emails = stats["waiting"] + stats["sent"] + stats["missed"]
     finally:
-        stop(ours.process, peer.process)
-    return Measured(stores.kind, ours, peer, failures, peer_errors(stores, log_start))
+        stop(ours.process, peer.process, bare.process)
+    return Measured(stores.kind, ours, peer, bare, failures, peer_errors(stores, log_start))
 
 
 def peer_log_size(stores: Stores) -> int:
@@ -390,6 +418,14 @@ def report(measured: Measured, concurrency: int) -> None:
         f"peer {peer.rate * peer.emails_per_order:.0f}/s ({peer.emails_per_order:.2f} per order); "
         f"server CPU per order: ours {ours.cpu_ms_per_order:.1f} ms, "
         f"peer {peer.cpu_ms_per_order:.1f} ms",
+        flush=True,
+    )
+    bare = measured.bare
+    print(
+        f"  the bare one-row insert in the same rounds: {bare.rate:.0f} req/s, "
+        f"{bare.rate / peer.rate:.2f} x the peer: no intake that stores an order passes it, "
+        f"so 3 x the peer here needs {3 * peer.rate:.0f} orders/s; ours is at "
+        f"{ours.rate / bare.rate:.2f} of the bare insert",
         flush=True,
     )
     if ours.failed or peer.failed:

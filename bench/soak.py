@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from ingest import free_port, reset_postgres, wait_ready
+from ingest import KEEPALIVE_EXPIRY, free_port, reset_postgres, wait_ready
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from tracking import (
@@ -66,10 +66,13 @@ class Tally:
     client_errors: Counter[str] = field(default_factory=Counter)
     orders: int = 0
     hits: int = 0
-    # Requests that went out over a second after their time: the service (or the machine)
-    # could not keep up, and the open loop was held back instead of queueing without end.
-    late: int = 0
+    # How long after its time each request went out: the open loop waits (128 in flight at
+    # most) rather than queueing without end, so a service that cannot keep up shows here.
+    lags: list[float] = field(default_factory=list)
+    late: int = 0  # over a second
     sent: int = 0
+    overrun: float = 0.0  # seconds the last request went out after the run's end
+    generator_cpu: float = 0.0  # share of one core the generator itself used
 
     @property
     def non_2xx(self) -> int:
@@ -192,13 +195,16 @@ async def soak(
     """Orders at `rate` a second and tracking hits beside them, whatever the answers do."""
     tally = Tally()
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in processes}
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    limits = httpx.Limits(
+        max_connections=256, max_keepalive_connections=64, keepalive_expiry=KEEPALIVE_EXPIRY
+    )
     tasks: set[asyncio.Task[None]] = set()
     per_order = 1 + OPENS_PER_ORDER + CLICKS_PER_ORDER
     # At most this many requests wait at once: past it the generator waits too, rather than
     # piling requests into the client's pool (whose bookkeeping grows with the queue, until
     # the client itself is what stalls).
     in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+    cpu = time.process_time()
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
         began = time.monotonic()
         end = began + seconds
@@ -209,6 +215,7 @@ async def soak(
             due = began + index / (rate * per_order)
             now = time.monotonic()
             if due >= end:
+                tally.overrun = max(0.0, now - end)
                 break
             if now >= next_sample:
                 mailbox.drain()
@@ -225,8 +232,9 @@ async def soak(
             if due > now:
                 await asyncio.sleep(due - now)
             await in_flight.acquire()
-            if time.monotonic() - due > 1:
-                tally.late += 1
+            lag = time.monotonic() - due
+            tally.lags.append(lag)
+            tally.late += int(lag > 1)
             tally.sent += 1
             index += 1
             draw = rng.random() * per_order
@@ -244,6 +252,7 @@ async def soak(
             task.add_done_callback(tasks.discard)
             task.add_done_callback(lambda _: in_flight.release())
         await asyncio.gather(*tasks)
+        tally.generator_cpu = (time.process_time() - cpu) / (time.monotonic() - began)
         for name, process in processes.items():
             samples[name].append((time.monotonic() - began, rss_mb(process.pid)))
     return tally, samples
@@ -385,6 +394,14 @@ def main() -> int:
             too_much.append(name)
     duplicates = sum(n - 1 for n in mailbox.message_ids.values() if n > 1)
     backlog = counts.get("scheduled", 0) + counts.get("sending", 0)
+    lags = sorted(tally.lags) or [0.0]
+    print(
+        f"  schedule: the last request went out {tally.overrun:.1f} s after the run's end; "
+        f"lag behind schedule p50 {lags[len(lags) // 2]:.2f} s, "
+        f"p99 {lags[int(len(lags) * 0.99)]:.2f} s, max {lags[-1]:.2f} s; "
+        f"the load generator used {tally.generator_cpu:.0%} of a core "
+        f"(near 100 %: the lag is the generator's own)"
+    )
     print(
         f"  requests: {tally.sent} sent, {tally.late} over a second late "
         f"({tally.late / max(tally.sent, 1):.1%}); "
@@ -404,8 +421,8 @@ def main() -> int:
         problems.append("requests failed")
     if counts.get("failed", 0) or duplicates or errors_in_logs:
         problems.append("messages failed, repeated or errors logged")
-    if tally.late > tally.sent / 20:
-        problems.append(f"{tally.late} requests over a second late: the rate was not held")
+    if tally.overrun > args.minutes * 60 / 20:
+        problems.append(f"the schedule ran {tally.overrun:.0f} s over: the rate was not held")
     if backlog:
         problems.append(f"{backlog} messages still pending a minute after the load stopped")
     if too_much:

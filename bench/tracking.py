@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from ingest import free_port, reset_postgres, wait_ready
+from ingest import KEEPALIVE_EXPIRY, free_port, reset_postgres, wait_ready
 
 from app.config import DEV_WEBHOOK_SECRET, ROOT
 from app.orders.signature import sign
@@ -261,7 +261,11 @@ def visits(mails: list[TrackedMail], count: int, rng: random.Random, *, kind: st
 async def closed_loop(base_url: str, hits: list[Hit], *, concurrency: int) -> float:
     """Requests per second with `concurrency` requests in flight."""
     queue = list(reversed(hits))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    limits = httpx.Limits(
+        max_connections=concurrency,
+        max_keepalive_connections=concurrency,
+        keepalive_expiry=KEEPALIVE_EXPIRY,
+    )
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
 
         async def worker() -> None:
