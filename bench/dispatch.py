@@ -48,6 +48,7 @@ from app.tracking.repository import NewLink
 
 # The bench folder is not a package: its shared modules are imported from beside this file.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest import cpu_seconds
 from outbox_data import (
     insert_all,
     load_rules,
@@ -117,12 +118,6 @@ async def message_floor(runtime: Runtime, expected: int) -> float:
             store=store,
         )
     return 1000 * (time.process_time() - cpu) / expected
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run_baseline(port: int, messages: list[Kept], connections: int) -> float:

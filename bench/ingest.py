@@ -197,6 +197,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def bare_command(port: int) -> list[str]:
+    """bench/bare_app.py in uvicorn: the baseline of the ingest, peer and tracking benchmarks."""
+    uvicorn = str(Path(sys.executable).parent / "uvicorn")
+    app_dir = str(ROOT / "bench")
+    return [
+        uvicorn,
+        "--app-dir",
+        app_dir,
+        "bare_app:app",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+
+
 def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -232,16 +248,7 @@ def main() -> None:
             [str(bin_dir / "aftersale"), "serve", "--role", "api", "--port", str(ours_port)], env
         )
         bare = start(
-            [
-                str(bin_dir / "uvicorn"),
-                "--app-dir",
-                str(ROOT / "bench"),
-                "bare_app:app",
-                "--port",
-                str(bare_port),
-                "--log-level",
-                "warning",
-            ],
+            bare_command(bare_port),
             {"BARE_DATABASE_URL": database_url},
         )
         try:

@@ -42,7 +42,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from ingest import closed_loop, free_port, order_body, reset_postgres, wait_ready
+from ingest import (
+    bare_command,
+    closed_loop,
+    cpu_seconds,
+    free_port,
+    order_body,
+    reset_postgres,
+    wait_ready,
+)
 from sink import SinkProcess
 from sqlalchemy import make_url, text
 
@@ -222,12 +230,6 @@ def peer_stats(port: int) -> dict[str, int]:
     return dict(response.json())
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process has used so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def throughput(
     stores: Stores, *, orders: int, rounds: int, warm: int, concurrency: int, seed: int
 ) -> Measured:
@@ -245,16 +247,7 @@ def throughput(
     bare_port = free_port()
     bare = Side(
         start(
-            [
-                str(BIN / "uvicorn"),
-                "--app-dir",
-                str(ROOT / "bench"),
-                "bare_app:app",
-                "--port",
-                str(bare_port),
-                "--log-level",
-                "warning",
-            ],
+            bare_command(bare_port),
             {"BARE_DATABASE_URL": stores.ours},
             stores.logs / "bare.log",
         ),

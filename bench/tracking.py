@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from ingest import KEEPALIVE_EXPIRY, free_port, reset_postgres, wait_ready
+from ingest import KEEPALIVE_EXPIRY, bare_command, free_port, reset_postgres, wait_ready
 
 from app.config import DEV_WEBHOOK_SECRET, ROOT
 from app.orders.signature import sign
@@ -332,16 +332,7 @@ def main() -> None:
         ours = start([aftersale, "serve", "--role", "api", "--port", str(ours_port)], env, ours_log)
         worker = start([aftersale, "serve", "--role", "worker"], env, folder / "worker.log")
         bare = start(
-            [
-                str(bin_dir / "uvicorn"),
-                "--app-dir",
-                str(ROOT / "bench"),
-                "bare_app:app",
-                "--port",
-                str(bare_port),
-                "--log-level",
-                "warning",
-            ],
+            bare_command(bare_port),
             {"BARE_DATABASE_URL": database_url},
             folder / "bare.log",
         )

@@ -135,14 +135,15 @@ class Dispatcher:
                 session,
                 [context.customer.id for context in contexts if _needs_history(context, rules)],
             )
-            capped = [context for context in contexts if _cap_limits(context, rules)]
+            capped = [
+                (context.customer.id, limits)
+                for context in contexts
+                if (limits := _cap_limits(context, rules))
+            ]
             usage = await repository.cap_usage(
                 session,
-                customer_ids={context.customer.id for context in capped},
-                since=min(
-                    (span_start(now, _cap_limits(context, rules)) for context in capped),
-                    default=now,
-                ),
+                customer_ids={customer_id for customer_id, _ in capped},
+                since=min((span_start(now, limits) for _, limits in capped), default=now),
                 now=now,
             )
         gate = asyncio.Semaphore(self._concurrency)
