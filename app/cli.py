@@ -480,6 +480,7 @@ def serve_http(settings: Settings, *, role: str, host: str, port: int) -> None:
         port=port,
         log_level="info",
         proxy_headers=True,
+        timeout_keep_alive=settings.http_keepalive_seconds,
         log_config=None,
         access_log=False,
     )

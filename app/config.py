@@ -372,6 +372,10 @@ class Settings(BaseSettings):
     # With a path, a worker writes the time there every 10 s after a database round trip,
     # for `aftersale health` (the Docker HEALTHCHECK of a role without HTTP). Empty: off.
     worker_heartbeat_file: Path | None = None
+    # How long `serve` keeps an idle HTTP connection open. Behind a load balancer it must
+    # outlast the balancer's own idle timeout (60 s on AWS ALB), or the balancer reuses a
+    # connection the server is closing and answers 502. uvicorn's own default is 5 s.
+    http_keepalive_seconds: int = Field(default=75, ge=1, le=3600)
     # Requests a minute per client IP to /o/, /c/, /u/ and /s/ (0 = unlimited), `burst` at once;
     # per API process.
     public_rate_per_minute: float = Field(default=600, ge=0, allow_inf_nan=False)
