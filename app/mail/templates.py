@@ -28,6 +28,7 @@ is sandboxed and undefined variables are errors rather than silent blanks.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -73,10 +74,24 @@ class TemplateError(Exception):
 
 
 class TemplateRenderer:
-    def __init__(self, templates_dir: Path, *, default_locale: str) -> None:
+    """Renders from `templates_dir` as it is on disk, give or take `recheck_seconds`: a
+    long-lived renderer (the worker's) trusts what it read of the folder for that long, so
+    sending does not stat every template file for every message, and an edit shows within
+    it."""
+
+    def __init__(
+        self, templates_dir: Path, *, default_locale: str, recheck_seconds: float = 1.0
+    ) -> None:
         self._dir = templates_dir.resolve()
         self._default_locale = default_locale
+        self._recheck_seconds = recheck_seconds
+        self._checked_at = time.monotonic()
+        # (template, requested locale) -> (locale folder, or None; whether it has body.txt)
+        self._layouts: dict[tuple[str, str | None], tuple[str | None, bool]] = {}
         self._env = _MailSandbox(
+            # Compiled templates are checked against their files in _recheck, not at
+            # every use.
+            auto_reload=False,
             loader=jinja2.FileSystemLoader(self._dir),
             undefined=jinja2.StrictUndefined,
             autoescape=_autoescape,
@@ -93,14 +108,14 @@ class TemplateRenderer:
         """True when `render(template, locale=locale, ...)` finds a locale to use."""
         if not _TEMPLATE_NAME.fullmatch(template):
             return False
-        return self._resolve_locale(template, locale) is not None
+        return self._layout(template, locale)[0] is not None
 
     def render(
         self, template: str, *, locale: str | None, context: Mapping[str, Any]
     ) -> RenderedEmail:
         if not _TEMPLATE_NAME.fullmatch(template):
             raise TemplateError(f"invalid template name {template!r}: use [a-z0-9][a-z0-9_-]*")
-        folder = self._resolve_locale(template, locale)
+        folder, has_text = self._layout(template, locale)
         if folder is None:
             tried = ", ".join(self._locale_candidates(locale))
             raise TemplateError(
@@ -112,7 +127,7 @@ class TemplateRenderer:
             prefix = f"{template}/{folder}"
             subject = _single_line(self._render_file(f"{prefix}/subject.txt", context))
             html = self._render_file(f"{prefix}/body.html", context)
-            if (self._dir / template / folder / "body.txt").is_file():
+            if has_text:
                 text = self._render_file(f"{prefix}/body.txt", context).strip() + "\n"
             else:
                 try:
@@ -176,12 +191,35 @@ class TemplateRenderer:
                     candidates.append(option)
         return candidates
 
-    def _resolve_locale(self, template: str, locale: str | None) -> str | None:
+    def _layout(self, template: str, locale: str | None) -> tuple[str | None, bool]:
+        """The locale folder `template` renders from for `locale` (None: no folder has
+        subject.txt and body.html), and whether that folder has its own body.txt."""
+        self._recheck()
+        key = (template, locale)
+        found = self._layouts.get(key)
+        if found is None:
+            found = self._layouts[key] = self._read_layout(template, locale)
+        return found
+
+    def _read_layout(self, template: str, locale: str | None) -> tuple[str | None, bool]:
         for candidate in self._locale_candidates(locale):
             folder = self._dir / template / candidate
             if (folder / "subject.txt").is_file() and (folder / "body.html").is_file():
-                return candidate
-        return None
+                return candidate, (folder / "body.txt").is_file()
+        return None, False
+
+    def _recheck(self) -> None:
+        """Forget the folder layouts and every compiled template whose file changed, once
+        what is known is older than `recheck_seconds`."""
+        now = time.monotonic()
+        if now - self._checked_at < self._recheck_seconds:
+            return
+        self._checked_at = now
+        self._layouts.clear()
+        cache = self._env.cache
+        if cache is not None and not all(compiled.is_up_to_date for compiled in cache.values()):
+            # Simpler than finding what includes what: everything compiles again.
+            cache.clear()
 
     def _babel_locale(self, folder: str, requested: str | None) -> Locale:
         # Format for the customer's own region (ru_RU, en_GB) when the template folder

@@ -6,8 +6,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import cast
 
-from sqlalchemy import Update, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, Update, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import dialect_insert
@@ -176,22 +177,25 @@ async def finish_message(
 
 # Every send ends here, so the statements are built once (one per set of columns written)
 # and reused with parameters: building and keying a statement per message cost more than
-# executing it.
+# executing it. They name the tables, not the mapped classes, so they skip the ORM's bulk
+# DML layer (there is no object to keep in step).
+_MESSAGES = cast(Table, Message.__table__)
+
+
 @lru_cache(maxsize=8)
 def _finish_statement(columns: frozenset[str]) -> Update:
     return (
-        update(Message)
+        update(_MESSAGES)
         .where(  # as _owned: only while this worker still holds the message
-            Message.id == bindparam("owned_id"),
-            Message.status == MessageStatus.SENDING,
-            Message.claimed_by == bindparam("owned_by"),
+            _MESSAGES.c.id == bindparam("owned_id"),
+            _MESSAGES.c.status == MessageStatus.SENDING,
+            _MESSAGES.c.claimed_by == bindparam("owned_by"),
         )
         .values({column: bindparam(column) for column in sorted(columns)})
-        .execution_options(synchronize_session=False)
     )
 
 
-_ADD_ATTEMPT = insert(MessageAttempt)
+_ADD_ATTEMPT = insert(cast(Table, MessageAttempt.__table__))
 
 
 async def retry_message(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Message, TrackedLink, TrackingEvent
@@ -21,15 +22,19 @@ class NewLink:
     nonce: str
 
 
+_LINKS = cast(Table, TrackedLink.__table__)
+_ADD_LINKS = insert(_LINKS).returning(_LINKS.c.id, sort_by_parameter_order=True)
+
+
 async def add_links(
     session: AsyncSession, *, message_id: int, links: Sequence[NewLink], now: datetime
 ) -> list[int]:
     """Store the tracked links of one message; their ids, in the order given."""
     if not links:
         return []
-    # One INSERT … RETURNING for all of them (no ORM objects to track).
+    # One INSERT … RETURNING for all of them, on the table: no ORM objects to track.
     result = await session.execute(
-        insert(TrackedLink).returning(TrackedLink.id, sort_by_parameter_order=True),
+        _ADD_LINKS,
         [
             {
                 "message_id": message_id,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -272,3 +273,40 @@ def test_renderer_adds_nothing_to_the_context(tmp_path: Path) -> None:
     )
     with pytest.raises(TemplateError, match="settings"):
         renderer.render("t", locale="en", context={})
+
+
+def test_a_long_lived_renderer_sees_edits_after_its_recheck_interval(tmp_path: Path) -> None:
+    make_templates(
+        tmp_path,
+        {
+            "layout.html": "<p>{% block main %}{% endblock %}</p>",
+            "note/en/subject.txt": "Hello",
+            "note/en/body.html": '{% extends "layout.html" %}{% block main %}one{% endblock %}',
+        },
+    )
+    trusting = TemplateRenderer(tmp_path, default_locale="en", recheck_seconds=3600)
+    checking = TemplateRenderer(tmp_path, default_locale="en", recheck_seconds=0)
+    for renderer in (trusting, checking):
+        assert "<body><p>one</p></body>" in renderer.render("note", locale="de", context={}).html
+        assert renderer.render("note", locale="en", context={}).text == "one\n"
+
+    def edit(name: str, text: str) -> None:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        stamp = path.stat().st_mtime + 5  # a new mtime even on a coarse file system
+        os.utime(path, (stamp, stamp))
+
+    # The layout a body extends counts, and so does a new locale folder and a new body.txt.
+    edit("layout.html", "<div>{% block main %}{% endblock %}</div>")
+    make_templates(tmp_path, {"note/de/subject.txt": "Hallo", "note/de/body.html": "zwei"})
+    edit("note/en/body.txt", "plain")
+    assert "<body><p>one</p></body>" in trusting.render("note", locale="de", context={}).html
+    assert trusting.render("note", locale="en", context={}).text == "one\n"
+    assert "<body>zwei</body>" in checking.render("note", locale="de", context={}).html
+    english = checking.render("note", locale="en", context={})
+    assert (english.text, "<body><div>one</div></body>" in english.html) == ("plain\n", True)
+    # Deleted: refused at once, not rendered from memory.
+    (tmp_path / "note/de/body.html").unlink()
+    (tmp_path / "note/en/body.html").unlink()
+    with pytest.raises(TemplateError, match=r"has no subject\.txt"):
+        checking.render("note", locale="de", context={})
