@@ -69,6 +69,7 @@ async def run_ours(runtime: Runtime, expected: int) -> float:
         worker_id="bench-dispatcher",
     )
     total = DispatchReport()
+    database = database_cpu_seconds(runtime)
     cpu = time.process_time()
     started = time.perf_counter()
     try:
@@ -79,12 +80,35 @@ async def run_ours(runtime: Runtime, expected: int) -> float:
                 break
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu
+        database = database_cpu_seconds(runtime) - database
     finally:
         await dispatcher.sender.close()
     if total.outcomes != {"sent": expected}:
         raise SystemExit(f"ours: expected {expected} sent, got {total.outcomes}")
-    print(f"  ours: {1000 * cpu / expected:.2f} ms CPU per message in this process")
+    print(
+        f"  ours: {1000 * cpu / expected:.2f} ms CPU per message in this process"
+        + (
+            f", {1000 * database / expected:.2f} ms in PostgreSQL's processes"
+            if runtime.engine.dialect.name == "postgresql"
+            else ""
+        )
+    )
     return elapsed
+
+
+def database_cpu_seconds(runtime: Runtime) -> float:
+    """CPU seconds used so far by the processes named `postgres` on this machine (all of
+    the server: backends, WAL writer, checkpointer); 0 for SQLite, which runs in ours."""
+    if runtime.engine.dialect.name != "postgresql":
+        return 0.0
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
+                total += cpu_seconds(int(entry.name))
+        except OSError:  # gone meanwhile
+            continue
+    return total
 
 
 async def message_floor(runtime: Runtime, expected: int) -> float:
