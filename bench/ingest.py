@@ -37,10 +37,10 @@ import httpx
 from app.config import DEV_WEBHOOK_SECRET, ROOT
 from app.orders.signature import sign
 
-# Idle client connections are dropped before uvicorn's 5 s keep-alive timeout closes them:
-# httpx's default (also 5 s) races it, and a request sent on a connection the server is just
-# closing fails with a ReadError. When the client is the bottleneck, some pooled connections
-# sit idle that long.
+# Idle client connections are dropped before uvicorn's 5 s keep-alive timeout (the bare
+# app's; `aftersale serve` keeps them 75 s) closes them: httpx's default (also 5 s) races
+# it, and a request sent on a connection the server is just closing fails with a ReadError.
+# When the client is the bottleneck, some pooled connections sit idle that long.
 KEEPALIVE_EXPIRY = 2.0
 
 ITEMS = [
