@@ -40,7 +40,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from ingest import KEEPALIVE_EXPIRY, bare_command, free_port, reset_postgres, wait_ready
+from ingest import (
+    KEEPALIVE_EXPIRY,
+    bare_command,
+    cpu_seconds,
+    free_port,
+    reset_postgres,
+    wait_ready,
+)
 
 from app.config import DEV_WEBHOOK_SECRET, ROOT
 from app.orders.signature import sign
@@ -346,6 +353,10 @@ def main() -> None:
             worker.terminate()
             worker.wait(timeout=30)
             rates: dict[str, tuple[float, float]] = {}
+            # Server CPU ms per request: steadier than the rates, which the shared client
+            # and machine move (the bare side is bound by the client).
+            cpu_ms: dict[str, tuple[float, float]] = {}
+            pids = {ours_url: ours.pid, bare_url: bare.pid}
             for kind in ("o", "c"):
                 warm = visits(mails, 200, rng, kind=kind)
                 hits = visits(mails, args.requests, rng, kind=kind)
@@ -355,15 +366,22 @@ def main() -> None:
                 # load that rises or falls during the run weighs on both alike.
                 half = len(hits) // 2
                 measured: dict[str, list[float]] = {bare_url: [], ours_url: []}
+                cpu = {bare_url: 0.0, ours_url: 0.0}
                 for url, part in (
                     (bare_url, hits[:half]),
                     (ours_url, hits[:half]),
                     (ours_url, hits[half:]),
                     (bare_url, hits[half:]),
                 ):
+                    before = cpu_seconds(pids[url])
                     rate = asyncio.run(closed_loop(url, part, concurrency=args.concurrency))
+                    cpu[url] += cpu_seconds(pids[url]) - before
                     measured[url].append(rate)
                 rates[kind] = sum(measured[ours_url]) / 2, sum(measured[bare_url]) / 2
+                cpu_ms[kind] = (
+                    1000 * cpu[ours_url] / len(hits),
+                    1000 * cpu[bare_url] / len(hits),
+                )
         except Exception:
             lines = [line for line in ours_log.read_text().splitlines() if " INFO " not in line]
             print("our server's log, but INFO:", *lines[-60:], sep="\n", file=sys.stderr)
@@ -384,6 +402,8 @@ def main() -> None:
         print(f"requests retried after a closed connection: {TRANSPORT_RETRIES}")
     for kind, label in (("o", "open"), ("c", "click")):
         ours_rate, bare_rate = rates[kind]
+        ours_ms, bare_ms = cpu_ms[kind]
+        print(f"  {label}: server CPU per request ours {ours_ms:.2f} ms, baseline {bare_ms:.2f} ms")
         print(
             f"tracking-{label} ({kind_name}): ours {ours_rate:.0f} req/s, "
             f"baseline {bare_rate:.0f} req/s, ratio {ours_rate / bare_rate:.2f} (goal >= 0.8)"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Message, TrackedLink, TrackingEvent
@@ -61,6 +61,34 @@ class LinkTarget:
     sent_at: datetime | None
 
 
+# Every open and click runs these: built once, on the tables, with parameters. Building,
+# keying and passing a statement through the ORM per request cost a public hit about as
+# much as running it.
+_MESSAGES = cast(Table, Message.__table__)
+_EVENTS = cast(Table, TrackingEvent.__table__)
+_LINK_TARGET = (
+    select(
+        _LINKS.c.id,
+        _LINKS.c.message_id,
+        _LINKS.c.kind,
+        _LINKS.c.url,
+        _LINKS.c.token_nonce,
+        _LINKS.c.created_at,
+        _MESSAGES.c.sent_at,
+    )
+    .join(_MESSAGES, _MESSAGES.c.id == _LINKS.c.message_id)
+    .where(_LINKS.c.id == bindparam("link_id"))
+)
+_LINK_TARGET_LOCKED = _LINK_TARGET.with_for_update(of=_MESSAGES)
+_ADD_EVENT = insert(_EVENTS)
+_OTHER_LINKS_CLICKED = select(func.count(func.distinct(_EVENTS.c.link_id))).where(
+    _EVENTS.c.message_id == bindparam("message_id"),
+    _EVENTS.c.kind == EventKind.CLICK.value,
+    _EVENTS.c.occurred_at >= bindparam("since"),
+    _EVENTS.c.link_id != bindparam("link_id"),
+)
+
+
 async def get_link_target(
     session: AsyncSession, link_id: int, *, lock_message: bool = False
 ) -> LinkTarget | None:
@@ -70,22 +98,8 @@ async def get_link_target(
     serializes writers anyway), so clicks on one message are recorded one after another
     and each sees the ones before it: a burst of parallel scanner clicks cannot hide.
     """
-    statement = (
-        select(
-            TrackedLink.id,
-            TrackedLink.message_id,
-            TrackedLink.kind,
-            TrackedLink.url,
-            TrackedLink.token_nonce,
-            TrackedLink.created_at,
-            Message.sent_at,
-        )
-        .join(Message, Message.id == TrackedLink.message_id)
-        .where(TrackedLink.id == link_id)
-    )
-    if lock_message:
-        statement = statement.with_for_update(of=Message)
-    row = (await session.execute(statement)).one_or_none()
+    statement = _LINK_TARGET_LOCKED if lock_message else _LINK_TARGET
+    row = (await session.execute(statement, {"link_id": link_id})).one_or_none()
     return None if row is None else LinkTarget(*row)
 
 
@@ -102,20 +116,19 @@ async def add_event(
     ip: str | None,
     method: str,
 ) -> None:
-    # A Core insert: every open and click comes here, and the ORM's unit of work (and the
-    # id it would read back) cost a public hit more than the row itself.
     await session.execute(
-        insert(TrackingEvent).values(
-            message_id=message_id,
-            kind=kind.value,
-            link_id=link_id,
-            occurred_at=occurred_at,
-            class_=event_class.value,
-            reason=reason.value,
-            user_agent=user_agent,
-            ip=ip,
-            method=method,
-        )
+        _ADD_EVENT,
+        {
+            "message_id": message_id,
+            "kind": kind.value,
+            "link_id": link_id,
+            "occurred_at": occurred_at,
+            "class": event_class.value,
+            "reason": reason.value,
+            "user_agent": user_agent,
+            "ip": ip,
+            "method": method,
+        },
     )
 
 
@@ -123,18 +136,10 @@ async def other_links_clicked_since(
     session: AsyncSession, *, message_id: int, link_id: int, since: datetime
 ) -> int:
     """How many different links of the message, other than `link_id`, were clicked since."""
-    return int(
-        (
-            await session.execute(
-                select(func.count(func.distinct(TrackingEvent.link_id))).where(
-                    TrackingEvent.message_id == message_id,
-                    TrackingEvent.kind == EventKind.CLICK.value,
-                    TrackingEvent.occurred_at >= since,
-                    TrackingEvent.link_id != link_id,
-                )
-            )
-        ).scalar_one()
+    found = await session.execute(
+        _OTHER_LINKS_CLICKED, {"message_id": message_id, "since": since, "link_id": link_id}
     )
+    return int(found.scalar_one())
 
 
 async def mark_click_burst(session: AsyncSession, *, message_id: int, since: datetime) -> None:
