@@ -120,14 +120,45 @@ async def load_send_contexts(session: AsyncSession, ids: Sequence[int]) -> list[
     ]
 
 
-def _owned(message_id: int, worker_id: str) -> list[object]:
-    # A worker records only messages it still holds: if its lease ran out and another
-    # worker took the row, the late write must not overwrite the newer outcome.
-    return [
-        Message.id == message_id,
-        Message.status == MessageStatus.SENDING,
-        Message.claimed_by == worker_id,
-    ]
+# The statements of every send are built once and reused with parameters: building and
+# keying a statement per message cost more than executing it. They name the tables, not the
+# mapped classes, so they skip the ORM's DML layer (there is no object to keep in step).
+_MESSAGES = cast(Table, Message.__table__)
+_ADD_ATTEMPT = insert(cast(Table, MessageAttempt.__table__))
+# A worker records only messages it still holds: if its lease ran out and another worker
+# took the row, the late write must not overwrite the newer outcome. Parameters: _owner().
+_OWNED = (
+    _MESSAGES.c.id == bindparam("owned_id"),
+    _MESSAGES.c.status == MessageStatus.SENDING,
+    _MESSAGES.c.claimed_by == bindparam("owned_by"),
+)
+
+
+def _owner(message_id: int, worker_id: str) -> dict[str, object]:
+    return {"owned_id": message_id, "owned_by": worker_id}
+
+
+async def _add_attempt(
+    session: AsyncSession,
+    *,
+    message_id: int,
+    attempt: int,
+    at: datetime,
+    outcome: str,
+    smtp_code: int | None,
+    detail: str | None,
+) -> None:
+    await session.execute(
+        _ADD_ATTEMPT,
+        {
+            "message_id": message_id,
+            "attempt": attempt,
+            "attempted_at": at,
+            "outcome": outcome,
+            "smtp_code": smtp_code,
+            "detail": detail,
+        },
+    )
 
 
 async def finish_message(
@@ -156,46 +187,30 @@ async def finish_message(
     if error is not None:
         values["last_error"] = error
     result = await session.execute(
-        _finish_statement(frozenset(values)),
-        {"owned_id": message_id, "owned_by": worker_id, **values},
+        _finish_statement(frozenset(values)), _owner(message_id, worker_id) | values
     )
     owned = bool(result.rowcount)  # type: ignore[attr-defined]
     if owned and attempt is not None:
-        await session.execute(
-            _ADD_ATTEMPT,
-            {
-                "message_id": message_id,
-                "attempt": attempt,
-                "attempted_at": now,
-                "outcome": status.value,
-                "smtp_code": smtp_code,
-                "detail": error or reason,
-            },
+        await _add_attempt(
+            session,
+            message_id=message_id,
+            attempt=attempt,
+            at=now,
+            outcome=status.value,
+            smtp_code=smtp_code,
+            detail=error or reason,
         )
     return owned
 
 
-# Every send ends here, so the statements are built once (one per set of columns written)
-# and reused with parameters: building and keying a statement per message cost more than
-# executing it. They name the tables, not the mapped classes, so they skip the ORM's bulk
-# DML layer (there is no object to keep in step).
-_MESSAGES = cast(Table, Message.__table__)
-
-
+# One statement per set of columns written (a handful).
 @lru_cache(maxsize=8)
 def _finish_statement(columns: frozenset[str]) -> Update:
     return (
         update(_MESSAGES)
-        .where(  # as _owned: only while this worker still holds the message
-            _MESSAGES.c.id == bindparam("owned_id"),
-            _MESSAGES.c.status == MessageStatus.SENDING,
-            _MESSAGES.c.claimed_by == bindparam("owned_by"),
-        )
+        .where(*_OWNED)
         .values({column: bindparam(column) for column in sorted(columns)})
     )
-
-
-_ADD_ATTEMPT = insert(cast(Table, MessageAttempt.__table__))
 
 
 async def retry_message(
@@ -211,28 +226,27 @@ async def retry_message(
 ) -> bool:
     """Put a message back in the queue for another try at `retry_at`."""
     result = await session.execute(
-        update(Message)
-        .where(*_owned(message_id, worker_id))  # type: ignore[arg-type]
+        update(_MESSAGES)
+        .where(*_OWNED)
         .values(
             status=MessageStatus.SCHEDULED,
             next_attempt_at=retry_at,
             last_error=error,
             claimed_by=None,
             updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
+        ),
+        _owner(message_id, worker_id),
     )
     owned = bool(result.rowcount)  # type: ignore[attr-defined]
     if owned:
-        session.add(
-            MessageAttempt(
-                message_id=message_id,
-                attempt=attempt,
-                attempted_at=now,
-                outcome="retry",
-                smtp_code=smtp_code,
-                detail=error,
-            )
+        await _add_attempt(
+            session,
+            message_id=message_id,
+            attempt=attempt,
+            at=now,
+            outcome="retry",
+            smtp_code=smtp_code,
+            detail=error,
         )
     return owned
 
@@ -242,16 +256,16 @@ async def release_message(
 ) -> None:
     """Hand an unstarted message back (on shutdown), without counting an attempt."""
     await session.execute(
-        update(Message)
-        .where(*_owned(message_id, worker_id))  # type: ignore[arg-type]
+        update(_MESSAGES)
+        .where(*_OWNED)
         .values(
             status=MessageStatus.SCHEDULED,
             next_attempt_at=now,
-            attempts=Message.attempts - 1,
+            attempts=_MESSAGES.c.attempts - 1,
             claimed_by=None,
             updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
+        ),
+        _owner(message_id, worker_id),
     )
 
 
@@ -283,17 +297,17 @@ async def defer_message(
 ) -> bool:
     """Put a message back until `until` without counting an attempt (e.g. frequency cap)."""
     result = await session.execute(
-        update(Message)
-        .where(*_owned(message_id, worker_id))  # type: ignore[arg-type]
+        update(_MESSAGES)
+        .where(*_OWNED)
         .values(
             status=MessageStatus.SCHEDULED,
             status_reason=reason,
             next_attempt_at=until,
-            attempts=Message.attempts - 1,
+            attempts=_MESSAGES.c.attempts - 1,
             claimed_by=None,
             updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
+        ),
+        _owner(message_id, worker_id),
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
