@@ -344,6 +344,12 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=8, ge=1)
     retry_base_seconds: float = Field(default=60.0, gt=0)
     retry_max_seconds: float = Field(default=6 * 3600.0, gt=0)
+    # Sender-side failures (connection, TLS, AUTH, MAIL FROM, 421) in a row before a worker
+    # pauses sending; the pause starts at SENDER_PAUSE_SECONDS and doubles up to the max
+    # while the server keeps failing (app/mail/breaker.py).
+    sender_pause_after: int = Field(default=5, ge=1, le=10_000)
+    sender_pause_seconds: float = Field(default=30.0, gt=0)
+    sender_pause_max_seconds: float = Field(default=600.0, gt=0)
 
     # Sending pace of each worker process, 0 = unlimited: all mail per second, and mail per
     # minute to one recipient domain; SMTP_DOMAIN_RATES overrides the latter for some domains

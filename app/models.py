@@ -208,6 +208,23 @@ class MessageAttempt(Base):
     detail: Mapped[str | None] = mapped_column(Text)
 
 
+class SenderPause(Base):
+    """A worker that paused sending after sender-side SMTP failures (app/mail/breaker.py).
+
+    One row per paused worker, deleted when it resumes, so `/readyz` and `/metrics` of any
+    process can say that sending is paused, until when, and why. No personal data: the
+    reason is the server's reply to connecting, AUTH or MAIL FROM.
+    """
+
+    __tablename__ = "sender_pauses"
+
+    worker_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    paused_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    paused_until: Mapped[datetime] = mapped_column(UtcDateTime)
+    failures: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+
+
 class SuppressionReason(enum.StrEnum):
     UNSUBSCRIBE = "unsubscribe"
     HARD_BOUNCE = "hard_bounce"

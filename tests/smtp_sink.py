@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 def free_port() -> int:
@@ -50,16 +51,37 @@ class SmtpSink:
     data_delay: float = 0.0  # seconds to stall before answering DATA (a slow server)
     # True for recipients whose DATA is never answered (a hung server); nothing is recorded.
     data_hangs: Callable[[list[str]], bool] = lambda _recipients: False
+    # Given the sender: None (accept) or the reply to MAIL FROM, e.g. "550 5.7.1 ...".
+    mail_reply: Callable[[str], str | None] = lambda _address: None
+    # Given the recipients: None (accept) or the reply after DATA; nothing is recorded.
+    data_reply: Callable[[list[str]], str | None] = lambda _recipients: None
+    # When set, AUTH (advertised without TLS) accepts only this password: a client that
+    # logs in with another gets "535 5.7.8"; one that does not log in is still served.
+    password: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: Controller | None = None
 
     def start(self) -> None:
-        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self._controller = Controller(
+            _Handler(self),
+            hostname="127.0.0.1",
+            port=self.port,
+            authenticator=self._authenticate,
+            auth_require_tls=False,
+        )
         self._controller.start()
 
     def stop(self) -> None:
         if self._controller is not None:
             self._controller.stop()
+
+    def _authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        accepted = self.password is None or auth_data.password.decode() == self.password
+        return AuthResult(success=accepted, handled=False)
 
     def message_ids(self) -> list[str]:
         return [str(item.message["Message-ID"]) for item in self.received]
@@ -77,6 +99,16 @@ class _Handler:
         session.host_name = hostname
         return responses
 
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        reply = self.sink.mail_reply(address)
+        if reply is not None:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
@@ -91,6 +123,9 @@ class _Handler:
             await asyncio.Event().wait()  # until the client gives up, or the sink stops
         if self.sink.data_delay:
             await asyncio.sleep(self.sink.data_delay)
+        reply = self.sink.data_reply(list(envelope.rcpt_tos))
+        if reply is not None:
+            return reply
         with self.sink._lock:
             self.sink.received.append(
                 Received(

@@ -3,7 +3,9 @@
 `SmtpPool` keeps up to `pool_size` connections open between messages, because a fresh
 connection (TCP, TLS, EHLO, AUTH) costs several round trips per email. Every outcome
 is a value, not an exception, so the dispatcher can decide: Delivered, TemporaryFailure
-(4xx, network trouble, timeouts: try later) or PermanentFailure (5xx: give up).
+(4xx, network trouble, timeouts) or PermanentFailure (5xx). Each failure says the stage of
+the dialogue it came at, and `verdict` judges it by that stage (app.mail.replies): a 535 to
+AUTH is the sender's problem, a 550 5.1.1 to RCPT TO the recipient's.
 
 Every message first waits for its turn under the configured sending rates
 (`app.mail.ratelimit`): whoever sends through the pool keeps to them.
@@ -20,6 +22,7 @@ import aiosmtplib
 
 from app.config import SmtpConfig
 from app.mail.ratelimit import Clock, SendRateLimiter, Sleep
+from app.mail.replies import Stage, Verdict, judge_reply
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,22 @@ class TemporaryFailure:
     # None when there was no SMTP reply (connection error, timeout).
     code: int | None
     detail: str
+    stage: Stage
+
+    @property
+    def verdict(self) -> Verdict:
+        return judge_reply(self.stage, self.code, self.detail)
 
 
 @dataclass(frozen=True)
 class PermanentFailure:
     code: int
     detail: str
+    stage: Stage
+
+    @property
+    def verdict(self) -> Verdict:
+        return judge_reply(self.stage, self.code, self.detail)
 
 
 SendOutcome = Delivered | TemporaryFailure | PermanentFailure
@@ -66,13 +79,13 @@ _CONNECTION_ERRORS = (
 )
 
 
-def _reply_outcome(code: int, message: str) -> TemporaryFailure | PermanentFailure:
+def _reply_outcome(code: int, message: str, stage: Stage) -> TemporaryFailure | PermanentFailure:
     # The server's text starts with the enhanced status code ("5.1.1 ...") when it
     # sends one, so keeping it verbatim keeps that code in the detail.
     detail = f"{code} {message}".strip()
     if code >= 500:
-        return PermanentFailure(code=code, detail=detail)
-    return TemporaryFailure(code=code, detail=detail)
+        return PermanentFailure(code=code, detail=detail, stage=stage)
+    return TemporaryFailure(code=code, detail=detail, stage=stage)
 
 
 class SmtpPool:
@@ -134,9 +147,9 @@ class SmtpPool:
                     )
             except aiosmtplib.SMTPResponseException as exc:
                 # Refused while connecting: greeting, EHLO, STARTTLS or AUTH.
-                return _reply_outcome(exc.code, exc.message)
+                return _reply_outcome(exc.code, exc.message, Stage.CONNECT)
             except (aiosmtplib.SMTPException, *_CONNECTION_ERRORS) as exc:
-                return TemporaryFailure(code=None, detail=_describe(exc))
+                return TemporaryFailure(code=None, detail=_describe(exc), stage=Stage.CONNECT)
 
     async def close(self) -> None:
         self._closed = True
@@ -174,28 +187,28 @@ class SmtpPool:
     ) -> SendOutcome:
         """One transaction on `client`, which goes back to the pool or is closed."""
         keep = False
-        stage = "MAIL"
+        stage = Stage.MAIL
         try:
             options = [f"SIZE={len(message)}"] if client.supports_extension("size") else []
             try:
                 await client.mail(envelope_from, options=options)
-                stage = "RCPT"
+                stage = Stage.RCPT
                 await client.rcpt(recipient)
-                stage = "DATA"
+                stage = Stage.DATA
                 response = await client.data(message)
             except aiosmtplib.SMTPResponseException as exc:
-                if reused and stage == "MAIL" and exc.code == 421:
+                if reused and stage == Stage.MAIL and exc.code == 421:
                     # "421 closing connection" to the first command on an idle
                     # connection is the server's idle timeout, not about this message.
                     raise _StaleConnection from exc
                 keep = await _reset(client)
-                return _reply_outcome(exc.code, exc.message)
+                return _reply_outcome(exc.code, exc.message, stage)
             except aiosmtplib.SMTPServerDisconnected as exc:
-                if reused and stage == "MAIL":
+                if reused and stage == Stage.MAIL:
                     raise _StaleConnection from exc
-                return TemporaryFailure(code=None, detail=f"during {stage}: {_describe(exc)}")
+                return _no_reply(stage, exc)
             except _CONNECTION_ERRORS as exc:
-                return TemporaryFailure(code=None, detail=f"during {stage}: {_describe(exc)}")
+                return _no_reply(stage, exc)
             keep = True
             return Delivered(response=str(response))
         finally:
@@ -234,6 +247,11 @@ def _check_envelope_address(address: str) -> None:
         raise ValueError(f"invalid envelope address {address!r}")
     if not address.isascii():
         raise ValueError(f"envelope address {address!r} needs SMTPUTF8, which is not supported")
+
+
+def _no_reply(stage: Stage, exc: BaseException) -> TemporaryFailure:
+    detail = f"during {stage.upper()}: {_describe(exc)}"
+    return TemporaryFailure(code=None, detail=detail, stage=stage)
 
 
 def _describe(exc: BaseException) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from app.api.deps import RuntimeDep
 from app.ops.metrics import CONTENT_TYPE, exposition
-from app.ops.repository import OutboxSnapshot, outbox_snapshot
+from app.ops.repository import OutboxSnapshot, outbox_snapshot, sender_pauses
 from app.ops.security import MetricsAccess
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,27 @@ async def healthz() -> dict[str, str]:
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     checks: dict[str, Any] = {}
     try:
-        async with runtime.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with runtime.session_factory() as session:
+            await session.execute(text("SELECT 1"))
+            paused = await sender_pauses(session, now=runtime.clock.now())
         checks["database"] = "ok"
+        # Informational: intake stays ready while sending is paused; the messages wait.
+        checks["sending"] = (
+            {
+                "status": "paused",
+                "workers": [
+                    {
+                        "worker": pause.worker_id,
+                        "until": pause.paused_until.isoformat(),
+                        "failures": pause.failures,
+                        "reason": pause.reason,
+                    }
+                    for pause in paused
+                ],
+            }
+            if paused
+            else {"status": "ok"}
+        )
     except Exception as exc:  # any failure means "not ready"; say which
         checks["database"] = f"error: {type(exc).__name__}"
     rules = runtime.rules

@@ -18,6 +18,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     start_http_server,
@@ -67,6 +68,15 @@ SMTP_ERRORS = Counter(
     "Failed SMTP deliveries: temporary (4xx), permanent (5xx), connection (no reply)",
     ["class"],
 )
+SENDING_PAUSED = Gauge(
+    "aftersale_sending_paused",
+    "1 while this worker has paused sending after sender-side SMTP failures (auth, sender, "
+    "connection), 0 otherwise",
+)
+SENDER_PAUSES = Counter(
+    "aftersale_sender_pauses",
+    "Times this worker paused sending after a run of sender-side SMTP failures",
+)
 TRACKING_EVENTS = Counter(
     "aftersale_tracking_events",
     "Opens, clicks and survey answers stored, by kind and by class as first classified",
@@ -96,6 +106,12 @@ def observe_send(outcome: SendOutcome, *, seconds: float) -> None:
         SMTP_ERRORS.labels("permanent").inc()
     elif isinstance(outcome, TemporaryFailure):
         SMTP_ERRORS.labels("temporary" if outcome.code is not None else "connection").inc()
+
+
+def observe_sender_pause(*, paused: bool) -> None:
+    SENDING_PAUSED.set(1 if paused else 0)
+    if paused:
+        SENDER_PAUSES.inc()
 
 
 def count_tracking_event(kind: str, event_class: str) -> None:
@@ -134,6 +150,11 @@ class OutboxCollector(Collector):
             "aftersale_queue_depth",
             "Messages due now and waiting for a worker (what the next claims would take)",
             value=snapshot.due,
+        )
+        yield GaugeMetricFamily(
+            "aftersale_sending_paused_workers",
+            "Workers whose sending is paused now after sender-side SMTP failures (see /readyz)",
+            value=len(snapshot.sender_pauses),
         )
         oldest = snapshot.oldest_due_at
         yield GaugeMetricFamily(

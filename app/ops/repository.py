@@ -1,15 +1,15 @@
-"""The one query behind the outbox gauges of `GET /metrics`."""
+"""The queries behind the outbox gauges of `GET /metrics` and the sending check of `/readyz`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Message, MessageStatus
+from app.models import Message, MessageStatus, SenderPause
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,7 @@ class OutboxSnapshot:
     # Claimable now: what `claim_due_messages` would take, batch size aside.
     due: int
     oldest_due_at: datetime | None
+    sender_pauses: Sequence[SenderPause] = ()
 
 
 async def outbox_snapshot(session: AsyncSession, *, now: datetime) -> OutboxSnapshot:
@@ -42,4 +43,15 @@ async def outbox_snapshot(session: AsyncSession, *, now: datetime) -> OutboxSnap
         by_status={status: count for status, count, _, _ in rows},
         due=sum(int(due or 0) for _, _, due, _ in rows),
         oldest_due_at=min(due_times, default=None),
+        sender_pauses=await sender_pauses(session, now=now),
     )
+
+
+async def sender_pauses(session: AsyncSession, *, now: datetime) -> list[SenderPause]:
+    """Workers paused now; a pause whose time is over waits only for its probe."""
+    rows = await session.execute(
+        select(SenderPause)
+        .where(SenderPause.paused_until > now)
+        .order_by(SenderPause.paused_until.desc())
+    )
+    return list(rows.scalars().all())

@@ -22,14 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.coupons.service import take_coupon
 from app.db import transaction
+from app.mail.breaker import Pause, SenderBreaker
 from app.mail.compose import compose_message, message_bytes
 from app.mail.context import build_context
 from app.mail.dkim import dkim_sign
+from app.mail.replies import Verdict
 from app.mail.sender import Delivered, MailSender, PermanentFailure, TemporaryFailure
 from app.mail.templates import TemplateError, TemplateRenderer
 from app.mail.unsubscribe import marketing_unsubscribe_url
 from app.models import Message, MessageStatus, OrderItem, SuppressionReason
-from app.ops.metrics import observe_send
+from app.ops.metrics import observe_send, observe_sender_pause
 from app.orders.refunds import remaining_quantities
 from app.outbox import repository
 from app.outbox.backoff import retry_delay
@@ -92,15 +94,23 @@ class Dispatcher:
         # Every per-message write (links, outcome) goes through here and shares a commit
         # with the other sends in flight.
         self._writes = GroupCommit(runtime.session_factory)
+        self.breaker = SenderBreaker(
+            threshold=settings.sender_pause_after,
+            first_wait=timedelta(seconds=settings.sender_pause_seconds),
+            max_wait=timedelta(seconds=settings.sender_pause_max_seconds),
+        )
 
     async def drain(self) -> DispatchReport:
         """Run batches until one comes back short: a backlog empties without waiting a tick."""
         total = DispatchReport()
         async with self._lock:
             while not self._stopping:
+                probe = self.breaker.probing(self.runtime.clock.now())
                 report = await self._run_batch()
                 total.add(report)
-                if report.claimed < self.runtime.settings.dispatch_batch_size:
+                if self.breaker.pause is not None:
+                    break  # paused, or the probe did not get through
+                if report.claimed < self.runtime.settings.dispatch_batch_size and not probe:
                     break
         return total
 
@@ -117,13 +127,16 @@ class Dispatcher:
     async def _run_batch(self) -> DispatchReport:
         settings = self.runtime.settings
         now = self.runtime.clock.now()
+        if not self.breaker.allows(now):
+            return DispatchReport()  # paused: the messages wait in the outbox, unclaimed
         async with transaction(self.runtime.session_factory) as session:
             ids = await repository.claim_due_messages(
                 session,
                 worker_id=self.worker_id,
                 now=now,
                 lease=timedelta(seconds=settings.lease_seconds),
-                limit=settings.dispatch_batch_size,
+                # After a pause, one message alone finds out whether the server is back.
+                limit=1 if self.breaker.probing(now) else settings.dispatch_batch_size,
             )
         report = DispatchReport(claimed=len(ids))
         if not ids:
@@ -239,6 +252,21 @@ class Dispatcher:
                 )
             )
             return "deferred"
+        if not self.breaker.allows(now):
+            # Another send of this batch paused sending: wait with the rest, no attempt used.
+            assert self.breaker.pause is not None
+            until = self.breaker.pause.until
+            await self._writes.run(
+                lambda session: repository.defer_message(
+                    session,
+                    message_id=message.id,
+                    worker_id=self.worker_id,
+                    until=until,
+                    now=now,
+                    reason="sender_paused",
+                )
+            )
+            return "deferred"
         coupon = None
         if rule is not None and rule.coupon is not None:
             coupon = await take_coupon(
@@ -278,6 +306,13 @@ class Dispatcher:
         observe_send(outcome, seconds=time.perf_counter() - started)
         now = self.runtime.clock.now()
         attempt = message.attempts  # loaded after the claim, which counted this attempt
+        verdict = None if isinstance(outcome, Delivered) else outcome.verdict
+        if verdict == Verdict.SENDER:
+            assert not isinstance(outcome, Delivered)
+            return await self._sender_fault(context, outcome, attempt=attempt)
+        # Anything else came past connecting, AUTH and MAIL FROM: the sender side works.
+        if (ended := self.breaker.record_success()) is not None:
+            await self._resume(ended)
         if isinstance(outcome, Delivered):
             await self._finish(
                 message.id,
@@ -289,7 +324,21 @@ class Dispatcher:
                 smtp_code=250,
             )
             return "sent"
-        if isinstance(outcome, PermanentFailure):
+        if verdict == Verdict.REJECTED:
+            # Policy, reputation, content: this message will not go, the address may.
+            assert isinstance(outcome, PermanentFailure)
+            await self._finish(
+                message.id,
+                MessageStatus.FAILED,
+                now=now,
+                reason="rejected",
+                smtp_code=outcome.code,
+                error=outcome.detail,
+                attempt=attempt,
+            )
+            return "failed"
+        if verdict == Verdict.MAILBOX_GONE:
+            assert isinstance(outcome, PermanentFailure)
             bounce, email_address = outcome, customer.email
 
             async def fail_and_suppress(session: AsyncSession) -> None:
@@ -495,6 +544,69 @@ class Dispatcher:
             purchased=purchased,
             bought_since=bought_since,
         )
+
+    async def _sender_fault(
+        self, context: SendContext, outcome: TemporaryFailure | PermanentFailure, *, attempt: int
+    ) -> str:
+        """Our side failed (connection, TLS, AUTH, MAIL FROM, 421): try again later, with no
+        attempt used and no recipient touched; a run of these pauses sending."""
+        settings = self.runtime.settings
+        now = self.runtime.clock.now()
+        error = outcome.detail if outcome.code else f"connection: {outcome.detail}"
+        if (pause := self.breaker.record_failure(now, error)) is not None:
+            await self._pause(pause, now=now)
+        # While paused, the breaker's growing waits are the backoff: the message is due again
+        # when the pause ends, ready for the probe.
+        retry_at = (
+            self.breaker.pause.until
+            if self.breaker.pause is not None
+            else now + timedelta(seconds=settings.retry_base_seconds)
+        )
+        await self._writes.run(
+            lambda session: repository.retry_message(
+                session,
+                message_id=context.message.id,
+                worker_id=self.worker_id,
+                retry_at=retry_at,
+                now=now,
+                attempt=attempt,
+                smtp_code=outcome.code,
+                error=error,
+                sender_fault=True,
+            )
+        )
+        return "sender_fault"
+
+    async def _pause(self, pause: Pause, *, now: datetime) -> None:
+        # The reason is the server's reply to connecting, AUTH or MAIL FROM: no recipient.
+        log.warning(
+            "sending paused until %s after %d sender-side failures in a row: %s",
+            pause.until.isoformat(),
+            pause.failures,
+            pause.reason,
+        )
+        observe_sender_pause(paused=True)
+        try:
+            async with transaction(self.runtime.session_factory) as session:
+                await repository.record_sender_pause(
+                    session,
+                    worker_id=self.worker_id,
+                    paused_at=now,
+                    paused_until=pause.until,
+                    failures=pause.failures,
+                    reason=pause.reason,
+                )
+        except Exception:
+            log.exception("could not record the sending pause")
+
+    async def _resume(self, ended: Pause) -> None:
+        log.info("sending resumed: the SMTP server accepts our mail again (%s)", ended.reason)
+        observe_sender_pause(paused=False)
+        try:
+            async with transaction(self.runtime.session_factory) as session:
+                await repository.clear_sender_pause(session, worker_id=self.worker_id)
+        except Exception:
+            log.exception("could not clear the sending pause")
 
     async def _retry_or_fail(
         self, context: SendContext, outcome: TemporaryFailure, *, attempt: int

@@ -8,7 +8,18 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import cast
 
-from sqlalchemy import Table, Update, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    Table,
+    Update,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import dialect_insert
@@ -20,6 +31,7 @@ from app.models import (
     Order,
     OrderItem,
     OrderStatus,
+    SenderPause,
     Suppression,
 )
 from app.privacy import email_digest
@@ -133,6 +145,18 @@ _OWNED = (
     _MESSAGES.c.claimed_by == bindparam("owned_by"),
 )
 
+_RETRY_VALUES: dict[str, object] = {
+    "status": MessageStatus.SCHEDULED,
+    "next_attempt_at": bindparam("next_attempt_at"),
+    "last_error": bindparam("last_error"),
+    "claimed_by": None,
+    "updated_at": bindparam("updated_at"),
+}
+_RETRY = update(_MESSAGES).where(*_OWNED).values(_RETRY_VALUES)
+_RETRY_UNCOUNTED = (
+    update(_MESSAGES).where(*_OWNED).values(_RETRY_VALUES | {"attempts": _MESSAGES.c.attempts - 1})
+)
+
 
 def _owner(message_id: int, worker_id: str) -> dict[str, object]:
     return {"owned_id": message_id, "owned_by": worker_id}
@@ -223,19 +247,17 @@ async def retry_message(
     attempt: int,
     smtp_code: int | None,
     error: str,
+    sender_fault: bool = False,
 ) -> bool:
-    """Put a message back in the queue for another try at `retry_at`."""
+    """Put a message back in the queue for another try at `retry_at`.
+
+    A `sender_fault` (our credentials, sender or server) was no try at this recipient: it
+    does not count toward MAX_ATTEMPTS, so a day with a wrong password loses no message.
+    """
     result = await session.execute(
-        update(_MESSAGES)
-        .where(*_OWNED)
-        .values(
-            status=MessageStatus.SCHEDULED,
-            next_attempt_at=retry_at,
-            last_error=error,
-            claimed_by=None,
-            updated_at=now,
-        ),
-        _owner(message_id, worker_id),
+        _RETRY_UNCOUNTED if sender_fault else _RETRY,
+        _owner(message_id, worker_id)
+        | {"next_attempt_at": retry_at, "last_error": error, "updated_at": now},
     )
     owned = bool(result.rowcount)  # type: ignore[attr-defined]
     if owned:
@@ -244,7 +266,7 @@ async def retry_message(
             message_id=message_id,
             attempt=attempt,
             at=now,
-            outcome="retry",
+            outcome="sender_fault" if sender_fault else "retry",
             smtp_code=smtp_code,
             detail=error,
         )
@@ -369,6 +391,33 @@ async def cancel_rules(session: AsyncSession, *, rule_ids: Sequence[str], now: d
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def record_sender_pause(
+    session: AsyncSession,
+    *,
+    worker_id: str,
+    paused_at: datetime,
+    paused_until: datetime,
+    failures: int,
+    reason: str,
+) -> None:
+    """Say that this worker paused sending (one row per worker, the latest pause)."""
+    await session.execute(delete(SenderPause).where(SenderPause.worker_id == worker_id))
+    session.add(
+        SenderPause(
+            worker_id=worker_id,
+            paused_at=paused_at,
+            paused_until=paused_until,
+            failures=failures,
+            reason=reason,
+        )
+    )
+    await session.flush()
+
+
+async def clear_sender_pause(session: AsyncSession, *, worker_id: str) -> None:
+    await session.execute(delete(SenderPause).where(SenderPause.worker_id == worker_id))
 
 
 async def suppress(session: AsyncSession, *, email: str, reason: str, detail: str | None) -> None:

@@ -11,6 +11,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from app.config import SmtpConfig, parse_smtp_url
+from app.mail.replies import Stage, Verdict
 from app.mail.sender import (
     Delivered,
     MailSender,
@@ -139,8 +140,14 @@ async def test_concurrency_is_capped_by_pool_size(
 @pytest.mark.parametrize(
     ("reply", "expected"),
     [
-        ("451 4.3.0 try later", TemporaryFailure(code=451, detail="451 4.3.0 try later")),
-        ("550 5.1.1 no such user", PermanentFailure(code=550, detail="550 5.1.1 no such user")),
+        (
+            "451 4.3.0 try later",
+            TemporaryFailure(code=451, detail="451 4.3.0 try later", stage=Stage.RCPT),
+        ),
+        (
+            "550 5.1.1 no such user",
+            PermanentFailure(code=550, detail="550 5.1.1 no such user", stage=Stage.RCPT),
+        ),
     ],
 )
 async def test_refusals_are_classified_and_connection_survives(
@@ -352,7 +359,10 @@ async def test_data_refusal_is_classified(
     finally:
         await pool.close()
 
-    assert outcome == PermanentFailure(code=554, detail="554 5.7.1 message rejected as spam")
+    assert outcome == PermanentFailure(
+        code=554, detail="554 5.7.1 message rejected as spam", stage=Stage.DATA
+    )
+    assert outcome.verdict == Verdict.REJECTED
 
 
 async def test_temporary_greeting_refusal(
@@ -375,6 +385,9 @@ async def test_temporary_greeting_refusal(
     assert isinstance(outcome, TemporaryFailure)
     assert outcome.code == 421
     assert "4.7.0" in outcome.detail
+    # aiosmtplib sends EHLO with the first command when it need not log in first.
+    assert outcome.stage in (Stage.CONNECT, Stage.MAIL)
+    assert outcome.verdict == Verdict.SENDER
 
 
 async def test_hanging_server_times_out_quickly() -> None:

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from app.config import Settings
+from app.mail.replies import Stage
 from app.mail.sender import Delivered, PermanentFailure, TemporaryFailure
 from app.models import Message
 from app.ops.metrics import exposition, observe_send, start_worker_metrics_server
@@ -117,9 +118,9 @@ async def test_a_refused_recipient_counts_as_a_permanent_smtp_error(
 def test_smtp_errors_are_counted_by_class() -> None:
     before = parse(exposition(None, now=NOW).decode())
     observe_send(Delivered("250 ok"), seconds=0.2)
-    observe_send(TemporaryFailure(451, "451 4.7.1 later"), seconds=0.3)
-    observe_send(TemporaryFailure(None, "connection refused"), seconds=0.01)
-    observe_send(PermanentFailure(550, "550 5.1.1 unknown"), seconds=0.4)
+    observe_send(TemporaryFailure(451, "451 4.7.1 later", Stage.RCPT), seconds=0.3)
+    observe_send(TemporaryFailure(None, "connection refused", Stage.CONNECT), seconds=0.01)
+    observe_send(PermanentFailure(550, "550 5.1.1 unknown", Stage.RCPT), seconds=0.4)
     after = parse(exposition(None, now=NOW).decode())
     for error_class in ("temporary", "connection", "permanent"):
         name, labels = "aftersale_smtp_errors_total", {"class": error_class}

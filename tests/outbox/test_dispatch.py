@@ -151,7 +151,7 @@ async def test_retries_stop_at_the_limit(
     clock: FrozenClock,
 ) -> None:
     runtime.settings.max_attempts = 3
-    smtp_sink.rcpt_reply = lambda _address: "421 4.7.0 Too busy"
+    smtp_sink.rcpt_reply = lambda _address: "450 4.2.1 Mailbox temporarily unavailable"
     await post_event(client, order_created())
     outcomes = []
     for _ in range(3):
