@@ -1,4 +1,4 @@
-"""Builders for webhook bodies, and a signed POST as a shop would send it."""
+"""Builders for webhook bodies, a signed POST as a shop would send it, and due messages."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from typing import Any
 
 from httpx import AsyncClient, Response
 
+from app.db import transaction
+from app.models import Customer, Message
 from app.orders.schemas import EXAMPLE_BODY
 from app.orders.signature import sign
+from app.runtime import Runtime
 from tests.conftest import TEST_WEBHOOK_SECRET
 
 _sequence = itertools.count(1)
@@ -67,3 +70,37 @@ def signed_headers(
 async def post_event(client: AsyncClient, body: dict[str, Any] | bytes, **kwargs: Any) -> Response:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return await client.post("/webhooks/orders", content=raw, headers=signed_headers(raw, **kwargs))
+
+
+async def seed_due_messages(runtime: Runtime, *emails: str) -> None:
+    """One customer per address, each with a thank-you message due now."""
+    now = runtime.clock.now()
+    async with transaction(runtime.session_factory) as session:
+        customers = [
+            Customer(
+                shop="default",
+                external_id=f"seed-{index}",
+                email=address,
+                first_name="Jörg",
+                source_updated_at=now,
+                attributes={},
+            )
+            for index, address in enumerate(emails)
+        ]
+        session.add_all(customers)
+        await session.flush()
+        session.add_all(
+            Message(
+                customer_id=customer.id,
+                rule_id="thank-you",
+                rule_version="v",
+                template="thank-you",
+                kind="transactional",
+                dedupe_key=f"seed:{customer.id}",
+                status="scheduled",
+                send_at=now,
+                next_attempt_at=now,
+                attempts=0,
+            )
+            for customer in customers
+        )

@@ -58,6 +58,8 @@ class SmtpSink:
     # When set, AUTH (advertised without TLS) accepts only this password: a client that
     # logs in with another gets "535 5.7.8"; one that does not log in is still served.
     password: str | None = None
+    # Whether EHLO offers SMTPUTF8 (RFC 6531); read when the sink starts.
+    smtputf8: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: Controller | None = None
 
@@ -68,6 +70,7 @@ class SmtpSink:
             port=self.port,
             authenticator=self._authenticate,
             auth_require_tls=False,
+            enable_SMTPUTF8=self.smtputf8,
         )
         self._controller.start()
 

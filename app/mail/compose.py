@@ -25,6 +25,7 @@ from email.headerregistry import Address
 from email.utils import format_datetime
 from functools import lru_cache
 
+from app.mail.addresses import ascii_domain as to_ascii_domain
 from app.mail.templates import RenderedEmail
 
 # C0/C1 controls (CR, LF, NUL, tab, NEL...) and the Unicode line/paragraph separators,
@@ -41,6 +42,9 @@ _DOMAIN = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*")
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 _ATOMS = re.compile(rf"{_ATEXT}+(?: {_ATEXT}+)*")
 _DOT_ATOM = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
+# RFC 6531 adds every non-ASCII character (UTF8-non-ascii) to atext.
+_UTF8_ATEXT = r"(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]|[^\x00-\x7f])"
+_UTF8_DOT_ATOM = re.compile(rf"{_UTF8_ATEXT}+(?:\.{_UTF8_ATEXT}+)*")
 # RFC 5321 caps a path at 256 octets with its angle brackets; it also keeps every
 # address line far below the 998-character limit.
 _MAX_ADDRESS = 254
@@ -147,13 +151,16 @@ def _address(address: str) -> str:
     if not at or not local or not domain:
         raise ValueError(f"invalid email address {address!r}: needs local@domain")
     try:
-        ascii_domain = domain.encode("idna").decode("ascii")
-    except UnicodeError as exc:
+        ascii_domain = to_ascii_domain(domain)
+    except ValueError as exc:
         raise ValueError(f"invalid email address {address!r}: bad domain") from exc
     if not local.isascii():
-        # Would need SMTPUTF8, which the sending path does not negotiate.
-        raise ValueError(f"invalid email address {address!r}: non-ASCII local part")
-    if _DOMAIN.fullmatch(ascii_domain) and _DOT_ATOM.fullmatch(local):
+        # RFC 6532: a UTF-8 local part goes in the header as it is, and the message needs
+        # SMTPUTF8, which the sender asks for (or refuses the message) by the same test.
+        if not _DOMAIN.fullmatch(ascii_domain) or not _UTF8_DOT_ATOM.fullmatch(local):
+            raise ValueError(f"invalid email address {address!r}: bad local part")
+        addr_spec = f"{local}@{ascii_domain}"
+    elif _DOMAIN.fullmatch(ascii_domain) and _DOT_ATOM.fullmatch(local):
         addr_spec = f"{local}@{ascii_domain}"  # nearly every address: no parsing needed
     elif _DOMAIN.fullmatch(ascii_domain) or (
         ascii_domain.startswith("[") and ascii_domain.endswith("]")
@@ -166,7 +173,7 @@ def _address(address: str) -> str:
             raise ValueError(f"invalid email address {address!r}: {exc}") from exc
     else:
         raise ValueError(f"invalid email address {address!r}: bad domain")
-    if len(addr_spec) > _MAX_ADDRESS:
+    if len(addr_spec.encode("utf-8")) > _MAX_ADDRESS:
         raise ValueError(f"invalid email address {address!r}: longer than {_MAX_ADDRESS}")
     return addr_spec
 
@@ -391,7 +398,8 @@ def compose_message(
     # The CRLF before each delimiter belongs to it, hence the blank line after each body.
     raw = b"".join(
         [
-            "".join(headers).encode("ascii"),
+            # ASCII but for an internationalised (RFC 6532) address, sent with SMTPUTF8.
+            "".join(headers).encode("utf-8"),
             delimiter,
             _PART_HEADERS["plain"],
             _body(rendered.text),

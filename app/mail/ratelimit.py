@@ -61,11 +61,16 @@ class TokenBucket:
         self._refill()
         return max(0.0, (1 - self._tokens) / self._per_second)
 
+    def reserve(self) -> float:
+        """Take the next free slot now, and return the seconds until it comes."""
+        wait = self.delay()
+        self._tokens -= 1
+        return wait
+
     async def acquire(self) -> None:
         """Wait until a token is free and take it."""
-        wait = self.delay()
         # Reserved before sleeping (no await in between), so callers queue in order.
-        self._tokens -= 1
+        wait = self.reserve()
         if wait <= 0:
             return
         try:
@@ -118,11 +123,22 @@ class SendRateLimiter:
             and not any(rate > 0 for rate in self._domain_rates.values())
         )
 
-    async def acquire(self, recipient: str) -> None:
+    def reserve(self, recipient: str) -> float:
+        """Take the next slot of `recipient`'s domain now; the seconds until it comes.
+
+        The caller waits that long (or puts the message aside until then) and sends it with
+        `acquire(..., domain_reserved=True)`; a long wait then holds nothing meanwhile.
+        """
+        bucket = self._domain_bucket(recipient.rpartition("@")[2].lower())
+        return 0.0 if bucket is None else bucket.reserve()
+
+    async def acquire(self, recipient: str, *, domain_reserved: bool = False) -> None:
         """Wait until a message to `recipient` may go, by its domain's and the global pace."""
         # The domain first: its wait can be long, and a global slot taken before it would
         # sit unused meanwhile.
-        bucket = self._domain_bucket(recipient.rpartition("@")[2].lower())
+        bucket = (
+            None if domain_reserved else self._domain_bucket(recipient.rpartition("@")[2].lower())
+        )
         if bucket is not None:
             await bucket.acquire()
         if self._global is not None:

@@ -21,6 +21,7 @@ from typing import Protocol
 import aiosmtplib
 
 from app.config import SmtpConfig
+from app.mail.addresses import ascii_domain
 from app.mail.ratelimit import Clock, SendRateLimiter, Sleep
 from app.mail.replies import Stage, Verdict, judge_reply
 
@@ -58,8 +59,18 @@ SendOutcome = Delivered | TemporaryFailure | PermanentFailure
 
 
 class MailSender(Protocol):
-    async def send(self, *, envelope_from: str, recipient: str, message: bytes) -> SendOutcome:
-        """Deliver `message` to `recipient` only; headers never choose recipients."""
+    async def send(
+        self, *, envelope_from: str, recipient: str, message: bytes, reserved: bool = False
+    ) -> SendOutcome:
+        """Deliver `message` to `recipient` only; headers never choose recipients.
+
+        `reserved`: `reserve` gave this recipient's domain slot earlier; do not wait again.
+        """
+        ...
+
+    def reserve(self, recipient: str) -> float:
+        """Take the next slot of the recipient's domain under the sending rates; the seconds
+        until it comes. Send with `reserved=True` once it has come."""
         ...
 
     async def close(self) -> None: ...
@@ -114,15 +125,21 @@ class SmtpPool:
         # MAIL/RCPT/DATA and one reconnect together, so nothing can hang forever.
         self._deadline = config.timeout * 6
 
-    async def send(self, *, envelope_from: str, recipient: str, message: bytes) -> SendOutcome:
+    def reserve(self, recipient: str) -> float:
+        return self._pace.reserve(envelope_address(recipient)[0])
+
+    async def send(
+        self, *, envelope_from: str, recipient: str, message: bytes, reserved: bool = False
+    ) -> SendOutcome:
         """Deliver to `recipient`; ValueError for an address that cannot go on the wire."""
         if self._closed:
             raise RuntimeError("SmtpPool is closed")
-        _check_envelope_address(envelope_from)
-        _check_envelope_address(recipient)
+        envelope_from, utf8_from = envelope_address(envelope_from)
+        recipient, utf8_to = envelope_address(recipient)
+        utf8 = utf8_from or utf8_to
         # Before taking a connection slot, and outside the deadline: waiting for a turn is
         # not the server being slow.
-        await self._pace.acquire(recipient)
+        await self._pace.acquire(recipient, domain_reserved=reserved)
         if self._closed:
             raise RuntimeError("SmtpPool is closed")
         async with self._slots:
@@ -135,7 +152,7 @@ class SmtpPool:
                             continue
                         try:
                             return await self._deliver(
-                                client, envelope_from, recipient, message, reused=True
+                                client, envelope_from, recipient, message, reused=True, utf8=utf8
                             )
                         except _StaleConnection:
                             # The server dropped it while idle; the message never
@@ -143,7 +160,7 @@ class SmtpPool:
                             break
                     client = await self._connect()
                     return await self._deliver(
-                        client, envelope_from, recipient, message, reused=False
+                        client, envelope_from, recipient, message, reused=False, utf8=utf8
                     )
             except aiosmtplib.SMTPResponseException as exc:
                 # Refused while connecting: greeting, EHLO, STARTTLS or AUTH.
@@ -184,16 +201,28 @@ class SmtpPool:
         message: bytes,
         *,
         reused: bool,
+        utf8: bool,
     ) -> SendOutcome:
         """One transaction on `client`, which goes back to the pool or is closed."""
         keep = False
         stage = Stage.MAIL
         try:
-            options = [f"SIZE={len(message)}"] if client.supports_extension("size") else []
             try:
-                await client.mail(envelope_from, options=options)
+                if client.is_ehlo_or_helo_needed:
+                    await client.ehlo()  # now, so that the extensions below are known
+                options = [f"SIZE={len(message)}"] if client.supports_extension("size") else []
+                if utf8:
+                    if not client.supports_extension("smtputf8"):
+                        keep = True  # nothing was sent on it: the connection is as good
+                        raise SmtpUtf8Unsupported(
+                            "the SMTP server does not offer SMTPUTF8, which an address with "
+                            "a non-ASCII local part needs"
+                        )
+                    options.append("SMTPUTF8")
+                encoding = "utf-8" if utf8 else "ascii"
+                await client.mail(envelope_from, options=options, encoding=encoding)
                 stage = Stage.RCPT
-                await client.rcpt(recipient)
+                await client.rcpt(recipient, encoding=encoding)
                 stage = Stage.DATA
                 response = await client.data(message)
             except aiosmtplib.SMTPResponseException as exc:
@@ -241,12 +270,20 @@ async def _quit(client: aiosmtplib.SMTP) -> None:
         client.close()
 
 
-def _check_envelope_address(address: str) -> None:
+class SmtpUtf8Unsupported(ValueError):
+    """The address needs SMTPUTF8 and the server does not offer it: the message cannot go."""
+
+
+def envelope_address(address: str) -> tuple[str, bool]:
+    """`address` as it goes on the envelope, its domain in punycode, and whether its local
+    part needs SMTPUTF8. ValueError for an address that cannot go on the wire."""
     # The envelope is what actually routes mail; a CR/LF here would be SMTP injection.
     if not address or "@" not in address or any(ord(ch) < 33 or ord(ch) == 127 for ch in address):
         raise ValueError(f"invalid envelope address {address!r}")
-    if not address.isascii():
-        raise ValueError(f"envelope address {address!r} needs SMTPUTF8, which is not supported")
+    local, _, domain = address.rpartition("@")
+    if not local:
+        raise ValueError(f"invalid envelope address {address!r}")
+    return f"{local}@{ascii_domain(domain)}", not local.isascii()
 
 
 def _no_reply(stage: Stage, exc: BaseException) -> TemporaryFailure:

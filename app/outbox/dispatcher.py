@@ -27,7 +27,13 @@ from app.mail.compose import compose_message, message_bytes
 from app.mail.context import build_context
 from app.mail.dkim import dkim_sign
 from app.mail.replies import Verdict
-from app.mail.sender import Delivered, MailSender, PermanentFailure, TemporaryFailure
+from app.mail.sender import (
+    Delivered,
+    MailSender,
+    PermanentFailure,
+    SmtpUtf8Unsupported,
+    TemporaryFailure,
+)
 from app.mail.templates import TemplateError, TemplateRenderer
 from app.mail.unsubscribe import marketing_unsubscribe_url
 from app.models import Message, MessageStatus, OrderItem, SuppressionReason
@@ -48,6 +54,9 @@ from app.tracking.service import StoreLinks, track_message
 
 log = logging.getLogger(__name__)
 
+# A wait for a domain's sending rate up to this is waited in the batch; a longer one in the
+# outbox, so that one busy domain does not hold mail to the others.
+INLINE_PACE_SECONDS = 1.0
 # How soon a message that gave way to a higher-priority one looks again.
 CAP_RECHECK = timedelta(minutes=1)
 
@@ -94,6 +103,9 @@ class Dispatcher:
         # Every per-message write (links, outcome) goes through here and shares a commit
         # with the other sends in flight.
         self._writes = GroupCommit(runtime.session_factory)
+        # Domain rate slots this worker took for messages it put aside (`_domain_wait`), by
+        # message id. In memory: the rate buckets are per process too.
+        self._pace_slots: dict[int, datetime] = {}
         self.breaker = SenderBreaker(
             threshold=settings.sender_pause_after,
             first_wait=timedelta(seconds=settings.sender_pause_seconds),
@@ -139,6 +151,9 @@ class Dispatcher:
                 limit=1 if self.breaker.probing(now) else settings.dispatch_batch_size,
             )
         report = DispatchReport(claimed=len(ids))
+        # Slots of messages another worker sent, or that were cancelled, are not waited for.
+        stale = now - timedelta(hours=1)
+        self._pace_slots = {key: at for key, at in self._pace_slots.items() if at > stale}
         if not ids:
             return report
         rules = self.runtime.rules.current
@@ -267,6 +282,28 @@ class Dispatcher:
                 )
             )
             return "deferred"
+        # The slot of the recipient's domain under the sending rates, taken now (or on an
+        # earlier round, which put the message aside until it came).
+        reserved = self._pace_slots.pop(message.id, None) is not None
+        if not reserved:
+            wait, reserved = self._domain_slot(customer.email)
+            if wait > INLINE_PACE_SECONDS:
+                # Long: the message waits in the outbox, and mail to other domains goes on.
+                until = now + timedelta(seconds=wait)
+                self._pace_slots[message.id] = until
+                await self._writes.run(
+                    lambda session: repository.defer_message(
+                        session,
+                        message_id=message.id,
+                        worker_id=self.worker_id,
+                        until=until,
+                        now=now,
+                        reason="domain_rate",
+                    )
+                )
+                return "deferred"
+            if wait > 0:
+                await asyncio.sleep(wait)  # short: cheaper than a round through the outbox
         coupon = None
         if rule is not None and rule.coupon is not None:
             coupon = await take_coupon(
@@ -300,7 +337,11 @@ class Dispatcher:
                 envelope_from=self._from_address,
                 recipient=customer.email,
                 message=raw,
+                reserved=reserved,
             )
+        except SmtpUtf8Unsupported as exc:
+            # Not the address's fault, nor worth retrying on this server: fail it, saying so.
+            return await self._fail(message, "smtputf8_unsupported", exc, now=now)
         except ValueError as exc:  # an address that cannot go on the wire
             return await self._fail(message, "invalid_address", exc, now=now)
         observe_send(outcome, seconds=time.perf_counter() - started)
@@ -424,6 +465,15 @@ class Dispatcher:
             unsubscribe_url=unsubscribe_url,
         )
         return dkim_sign(message_bytes(email), settings.dkim), message_id
+
+    def _domain_slot(self, email: str | None) -> tuple[float, bool]:
+        """The wait for the recipient's domain slot, now taken, and whether one was taken."""
+        if email is None:
+            return 0.0, False
+        try:
+            return self.sender.reserve(email), True
+        except ValueError:
+            return 0.0, False  # an address that cannot go on the wire fails at send
 
     def _link_store(self, message_id: int, now: datetime) -> StoreLinks:
         async def store(links: Sequence[NewLink]) -> list[int]:

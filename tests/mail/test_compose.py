@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import email
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from email import policy
@@ -119,6 +120,21 @@ def test_non_ascii_names_and_subject_are_rfc2047_encoded() -> None:
 def test_idn_domain_is_punycoded() -> None:
     msg, _ = compose(to_address="anna@почта.рф")
     assert parse(msg)["To"].addresses[0].domain == "xn--80a1acny.xn--p1ai"
+    # IDNA 2008, as mail providers resolve it: ß stays ß (IDNA 2003 made it "ss").
+    msg, _ = compose(to_address="jens@straße.de")
+    assert parse(msg)["To"].addresses[0].domain == "xn--strae-oqa.de"
+
+
+def test_utf8_local_part_goes_in_the_header_as_utf8() -> None:
+    # RFC 6532: the one case where a header is not ASCII; sent only with SMTPUTF8.
+    msg, _ = compose(to_address="анна@почта.рф", to_name="Анна")
+    raw = message_bytes(msg)
+    assert "<анна@xn--80a1acny.xn--p1ai>".encode() in raw
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    assert body.isascii()
+    # As a receiving server with SMTPUTF8 reads it: UTF-8 headers.
+    received = email.message_from_string(raw.decode("utf-8"), policy=policy.default)
+    assert received["To"].addresses[0].username == "анна"
 
 
 @pytest.mark.parametrize("value", INJECTIONS)
@@ -161,7 +177,7 @@ def test_reply_to_and_extra_headers_are_cleaned(value: str) -> None:
         "@example.org",
         "anna@",
         " anna@example.org",
-        "анна@example.org",
+        "анна..x@example.org",  # a UTF-8 local part is a dot-atom too
         "a" * 243 + "@example.org",  # past RFC 5321's 256-octet path
     ],
 )

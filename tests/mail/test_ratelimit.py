@@ -153,6 +153,20 @@ async def test_each_domain_has_its_own_pace() -> None:
     assert time.sent_at == [0.0, 0.0, 1.0]
 
 
+async def test_reserved_domain_slots_are_not_waited_for_again() -> None:
+    time = FakeTime()
+    limiter = SendRateLimiter(domain_per_minute=60, clock=time.clock, sleep=time.sleep)
+    # Slots taken at once come a second apart; an unlimited domain has no wait.
+    assert [limiter.reserve(f"k{n}@gmail.com") for n in range(4)] == [0.0, 1.0, 2.0, 3.0]
+    assert limiter.reserve("a@example.org") == 0.0
+    # Sending on a reserved slot waits for no domain token: the global pace alone holds it.
+    await time.take(limiter, "k3@gmail.com")  # not reserved: behind the three reservations
+    assert time.sent_at == [4.0]
+    time.sent_at.clear()
+    await limiter.acquire("k1@gmail.com", domain_reserved=True)
+    assert time.sleeps == [4.0]  # only the unreserved one above slept
+
+
 async def test_domain_overrides() -> None:
     time = FakeTime()
     limiter = SendRateLimiter(
