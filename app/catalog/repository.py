@@ -113,7 +113,7 @@ async def variants_for_keys(
         .where(ProductVariant.shop == shop, or_(*conditions))
         .order_by(ProductVariant.id)
     )
-    return [(variant, product) for variant, product in rows.tuples()]
+    return [(variant, product) for variant, product in rows.all()]
 
 
 @dataclass(frozen=True)
