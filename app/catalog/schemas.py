@@ -17,6 +17,8 @@ from pydantic import (
     model_validator,
 )
 
+from app.config import normalize_host
+
 Platform = Literal["shopify", "woocommerce", "custom"]
 PLATFORMS: tuple[Platform, ...] = ("shopify", "woocommerce", "custom")
 
@@ -27,6 +29,17 @@ MAX_CATEGORIES = 50
 MAX_CATEGORY_DEPTH = 10
 # What a Shopify taxonomy `full_name` and a category string in our JSON separate levels with.
 CATEGORY_SEPARATOR = " > "
+
+
+DEFAULT_SHOP = "default"  # what POST /webhooks/orders files our own JSON's orders under
+
+
+def shop_name(value: str) -> str:
+    """A shop as its webhooks name it: a host name (lower-cased), or `default`."""
+    host = normalize_host(value)
+    if host is None and value != DEFAULT_SHOP:
+        raise ValueError(f"{value!r} is not a host name (or {DEFAULT_SHOP!r})")
+    return host or DEFAULT_SHOP
 
 
 def _external_id(value: Any) -> Any:
@@ -182,7 +195,7 @@ class ProductsIn(_Body):
     """The body of `PUT /api/v1/products`."""
 
     shop: str = Field(
-        default="default",
+        default=DEFAULT_SHOP,
         min_length=1,
         max_length=255,
         description="the shop as its order webhooks name it (Shopify: the myshopify.com "
@@ -197,6 +210,11 @@ class ProductsIn(_Body):
         description="the currency of every price that names none",
     )
     products: list[ProductIn] = Field(min_length=1, max_length=MAX_PRODUCTS_PER_REQUEST)
+
+    @field_validator("shop")
+    @classmethod
+    def _shop(cls, value: str) -> str:
+        return shop_name(value)
 
     model_config = ConfigDict(
         json_schema_extra={
