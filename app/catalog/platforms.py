@@ -119,6 +119,10 @@ def products_from_shopify(
 ) -> list[ProductIn]:
     """The product of a Shopify `products/create|update` payload (the REST product)."""
     product_id = _required_id(payload.get("id"), "id")
+    if not _list(payload.get("variants")):
+        # Every Shopify product has a variant; a payload without (include_fields) would
+        # otherwise read as a product without options and drop the variants stored.
+        raise ProductPayloadError("variants: missing")
     handle = _text(payload.get("handle"))
     # The myshopify.com domain redirects to the shop's primary domain.
     url = f"https://{shop}/products/{handle}" if handle else None

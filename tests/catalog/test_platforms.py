@@ -103,6 +103,8 @@ def test_a_bad_shopify_product_names_its_field() -> None:
     data["variants"][0]["price"] = "nineteen"
     with pytest.raises(ProductPayloadError, match=r"^products/create: variants\[\].price"):
         product_change("shopify", "products/create", data, shop=SHOP)
+    with pytest.raises(ProductPayloadError, match=r"^products/update: variants: missing$"):
+        product_change("shopify", "products/update", {"id": 1, "title": "Ohne"}, shop=SHOP)
     with pytest.raises(ProductPayloadError, match=r"^products/delete: id: missing$"):
         product_change("shopify", "products/delete", {}, shop=SHOP)
 
