@@ -60,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_intake_parser(commands)
     add_import_parser(commands)
     add_coupons_parser(commands)
+    add_catalog_parser(commands)
     add_health_parser(commands)
 
     args = parser.parse_args(argv)
@@ -91,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_import(settings, args)
     if args.command == "coupons":
         return run_coupons(settings, args)
+    if args.command == "catalog":
+        return run_catalog(settings, args)
     if args.command == "db":
         upgrade_database(settings)
         return 0
@@ -351,6 +354,54 @@ def run_coupons(settings: Settings, args: argparse.Namespace) -> int:
             stderr=sys.stderr,
         )
     return status_command(settings=settings, pool=args.pool, stdout=sys.stdout, stderr=sys.stderr)
+
+
+def add_catalog_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("catalog", help="the product catalog (docs/catalog.md)")
+    catalog_commands = parser.add_subparsers(dest="catalog_command", required=True)
+    load = catalog_commands.add_parser(
+        "import",
+        help="add or update products from a file",
+        description="Store the products of FILE in the catalog. Importing a file again "
+        "changes nothing. Bad lines are reported as FILE:LINE: message and do not stop the "
+        "import (exit 1).",
+    )
+    load.add_argument("file", type=Path, metavar="FILE")
+    load.add_argument(
+        "--format",
+        dest="file_format",
+        choices=["jsonl", "shopify-csv"],
+        default="jsonl",
+        help="jsonl: one product of PUT /api/v1/products per line (default); shopify-csv: "
+        "Shopify's Products > Export CSV",
+    )
+    load.add_argument(
+        "--shop",
+        help="the shop the products belong to, as its webhooks name it (required for "
+        "shopify-csv: the myshopify.com domain; default for jsonl: default)",
+    )
+    load.add_argument(
+        "--platform",
+        choices=["shopify", "woocommerce", "custom"],
+        help="what the shop runs on, for reorder links (default: shopify for shopify-csv, "
+        "else custom)",
+    )
+    load.add_argument("--currency", metavar="CODE", help="the currency of prices, e.g. EUR")
+
+
+def run_catalog(settings: Settings, args: argparse.Namespace) -> int:
+    from app.catalog.command import import_command
+
+    return import_command(
+        settings=settings,
+        path=args.file,
+        file_format=args.file_format,
+        shop=args.shop,
+        platform=args.platform,
+        currency=args.currency,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
 
 
 def upgrade_database(settings: Settings) -> None:

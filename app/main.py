@@ -11,6 +11,7 @@ from typing import Literal
 from fastapi import FastAPI
 
 from app.api.deps import RefuseNulInUrl
+from app.catalog.endpoints import router as catalog_router
 from app.config import Settings
 from app.coupons.endpoints import router as coupons_router
 from app.customers.endpoints import router as customers_router
@@ -82,6 +83,7 @@ def create_app(
     app.include_router(stats_router)
     app.include_router(dashboard_router)
     app.include_router(coupons_router)
+    app.include_router(catalog_router)
     # The public links: no credential but the token, so a per-client rate limit.
     app.include_router(unsubscribe_router, dependencies=[PublicRateLimit], responses=RATE_LIMITED)
     app.include_router(tracking_router, dependencies=[PublicRateLimit], responses=RATE_LIMITED)

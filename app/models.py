@@ -551,3 +551,79 @@ class StatsWatermark(Base):
     candidate_id: Mapped[int | None] = mapped_column(BigInteger)
     candidate_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Product(TimestampMixin, Base):
+    """One product of a shop's catalog, as its platform (or our JSON) last described it.
+
+    Variants are in `product_variants`. `external_id` is the platform's product id; it is
+    null only for a product imported from Shopify's CSV export (which has no ids): such a
+    row is found by `handle` until a webhook gives it its id. Rows are never deleted: a
+    product removed by the shop keeps its row with `deleted_at`, so old orders still
+    resolve to it.
+    """
+
+    __tablename__ = "products"
+    __table_args__ = (
+        UniqueConstraint("shop", "external_id"),
+        Index("ix_products_shop_handle", "shop", "handle"),
+        # New arrivals: a shop's products by when they first appeared.
+        Index("ix_products_shop_first_seen", "shop", "first_seen_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    shop: Mapped[str] = mapped_column(String(255))
+    # shopify, woocommerce or custom (our JSON): what reorder links are built for.
+    platform: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    handle: Mapped[str | None] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(String(500))
+    product_type: Mapped[str | None] = mapped_column(String(255))
+    vendor: Mapped[str | None] = mapped_column(String(255))
+    # The shop's category paths, root first, as the shop names them: Shopify's taxonomy
+    # (one path), WooCommerce's category slugs with their parents (one path per category).
+    category_paths: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    url: Mapped[str | None] = mapped_column(Text)
+    image_url: Mapped[str | None] = mapped_column(Text)
+    # The lowest variant price (or what the platform gives for the product), in `currency`.
+    price: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    # Published (Shopify `active`, WooCommerce `publish`), and any variant can be bought.
+    active: Mapped[bool] = mapped_column(Boolean)
+    in_stock: Mapped[bool] = mapped_column(Boolean)
+    # The platform's creation time when it sent one, else when aftersale first saw it.
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The platform's updated_at of the payload that last wrote this row: an older one loses.
+    source_updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ProductVariant(TimestampMixin, Base):
+    """One purchasable variant of a product: what an order item names by id or SKU.
+
+    A product without options has one variant (WooCommerce: the simple product itself, its
+    id as the variant id). `shop` is the product's, repeated so that lookups by the ids and
+    SKUs of an order's items read this table alone.
+    """
+
+    __tablename__ = "product_variants"
+    __table_args__ = (
+        UniqueConstraint("product_id", "external_id"),
+        Index("ix_product_variants_shop_external_id", "shop", "external_id"),
+        Index("ix_product_variants_shop_sku", "shop", "sku"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    shop: Mapped[str] = mapped_column(String(255))
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    sku: Mapped[str | None] = mapped_column(String(255))
+    title: Mapped[str | None] = mapped_column(String(500))
+    price: Mapped[Decimal | None] = mapped_column(Money)
+    in_stock: Mapped[bool] = mapped_column(Boolean)
+    inventory_quantity: Mapped[int | None] = mapped_column(Integer)
+    url: Mapped[str | None] = mapped_column(Text)
+    image_url: Mapped[str | None] = mapped_column(Text)
+    position: Mapped[int] = mapped_column(Integer)
+    source_updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

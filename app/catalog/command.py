@@ -1,0 +1,239 @@
+"""`aftersale catalog import FILE`: our product JSON (one object a line), or Shopify's
+products CSV export, into the catalog. Importing a file again changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.catalog import service, shopify_csv
+from app.catalog.platforms import describe
+from app.catalog.schemas import DEFAULT_SHOP, Platform, ProductIn, shop_name
+from app.clock import Clock, SystemClock
+from app.config import Settings
+from app.db import create_engine, create_session_factory, transaction
+from app.simulate.progress import ProgressBar
+
+FORMATS = ("jsonl", "shopify-csv")
+# Products per transaction: a few hundred commits for a large catalog, not one per product.
+BATCH = 200
+
+Progress = Callable[[str, int, int], None]
+
+
+class ImportFileError(ValueError):
+    """A file that cannot be imported at all; the message is worded for the user."""
+
+
+@dataclass(frozen=True)
+class BadLine:
+    line: int
+    message: str
+
+
+@dataclass
+class Report:
+    counts: service.UpsertReport = field(default_factory=service.UpsertReport)
+    failed: list[BadLine] = field(default_factory=list)
+
+
+def read_jsonl(data: bytes) -> tuple[list[tuple[int, ProductIn]], list[BadLine]]:
+    """One product of our JSON (as in PUT /api/v1/products) per line."""
+    products, bad = [], []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            products.append((number, ProductIn.model_validate_json(line)))
+        except ValidationError as exc:
+            bad.append(BadLine(number, _json_problem(exc)))
+    return products, bad
+
+
+def _json_problem(exc: ValidationError) -> str:
+    if any(error["type"] == "json_invalid" for error in exc.errors()):
+        return "not a JSON object"
+    return describe(exc)
+
+
+def read_shopify_csv(
+    text: str, *, shop: str, currency: str | None
+) -> tuple[list[tuple[int, ProductIn]], list[BadLine]]:
+    """The products of Shopify's products export, each with the line of its first row."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = list(reader.fieldnames or [])
+    missing = shopify_csv.missing_columns(header)
+    if missing:
+        raise ImportFileError(
+            f"not a Shopify products export: no {', '.join(repr(c) for c in missing)} column"
+        )
+    bad: list[BadLine] = []
+    handles: dict[str, tuple[int, list[dict[str, str | None]]]] = {}
+    last_line = reader.line_num
+    for row in reader:
+        line, last_line = last_line + 1, reader.line_num  # a quoted cell may span lines
+        handle = (row.get("Handle") or "").strip()
+        if not handle:
+            bad.append(BadLine(line, "Handle: missing"))
+            continue
+        handles.setdefault(handle, (line, []))[1].append(row)
+    products = []
+    for line, rows in handles.values():
+        try:
+            products.append(
+                (line, shopify_csv.product_from_rows(rows, shop=shop, currency=currency))
+            )
+        except shopify_csv.RowError as exc:
+            bad.append(BadLine(line, f"{rows[0]['Handle']}: {exc}"))
+    return products, sorted(bad, key=lambda problem: problem.line)
+
+
+async def import_products(
+    session_factory: async_sessionmaker[AsyncSession],
+    products: Sequence[ProductIn],
+    *,
+    shop: str,
+    platform: Platform,
+    currency: str | None,
+    now: datetime,
+    report: Report,
+    progress: Progress | None = None,
+) -> Report:
+    for start in range(0, len(products), BATCH):
+        async with transaction(session_factory) as session:
+            counts = await service.upsert_products(
+                session,
+                shop=shop,
+                platform=platform,
+                products=products[start : start + BATCH],
+                currency=currency,
+                now=now,
+            )
+        report.counts.add(counts)
+        if progress is not None:
+            progress("importing", min(start + BATCH, len(products)), len(products))
+    return report
+
+
+def import_command(
+    *,
+    settings: Settings,
+    path: Path,
+    file_format: str,
+    shop: str | None,
+    platform: Platform | None,
+    currency: str | None,
+    stdout: TextIO,
+    stderr: TextIO,
+    clock: Clock | None = None,
+) -> int:
+    """Import the file and print the counts: 0 when every line was read, 1 when some failed
+    (the others are imported) or the file cannot be read at all."""
+    try:
+        target, kind = _target(file_format, shop, platform, currency)
+        products, bad = _read(path, file_format, shop=target, currency=currency)
+    except ImportFileError as exc:
+        print(f"aftersale catalog import: {exc}", file=stderr)
+        return 1
+    report = Report(failed=bad)
+    bar = ProgressBar(stderr) if stderr.isatty() else None
+    try:
+        asyncio.run(
+            _import(
+                settings,
+                [product for _, product in products],
+                shop=target,
+                platform=kind,
+                currency=currency,
+                now=(clock or SystemClock()).now(),
+                report=report,
+                progress=bar.update if bar else None,
+            )
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    for problem in report.failed:
+        print(f"{path}:{problem.line}: {problem.message}", file=stderr)
+    counts = report.counts
+    print(
+        f"{path}: {counts.added} products added, {counts.updated} updated, "
+        f"{counts.unchanged} unchanged, {counts.stale} older than the catalog's (skipped), "
+        f"{len(report.failed)} failed; shop {target}",
+        file=stdout,
+    )
+    return 1 if report.failed else 0
+
+
+def _target(
+    file_format: str, shop: str | None, platform: Platform | None, currency: str | None
+) -> tuple[str, Platform]:
+    if currency is not None and not (
+        len(currency) == 3 and currency.isalpha() and currency.isupper()
+    ):
+        raise ImportFileError(f"--currency: {currency!r} is not an ISO 4217 code like EUR")
+    if file_format == "shopify-csv":
+        if shop is None:
+            # Webhooks and orders key everything by the shop's domain: the catalog must match.
+            raise ImportFileError(
+                "--shop is required with shopify-csv (e.g. my-shop.myshopify.com)"
+            )
+        if platform not in (None, "shopify"):
+            raise ImportFileError("--platform: a Shopify export is of platform shopify")
+        platform = "shopify"
+    try:
+        return shop_name(shop or DEFAULT_SHOP), platform or "custom"
+    except ValueError as exc:
+        raise ImportFileError(f"--shop: {exc}") from None
+
+
+def _read(
+    path: Path, file_format: str, *, shop: str, currency: str | None
+) -> tuple[list[tuple[int, ProductIn]], list[BadLine]]:
+    try:
+        if file_format == "shopify-csv":
+            # Excel and Shopify may start the file with a byte order mark.
+            with path.open(encoding="utf-8-sig", newline="") as file:
+                return read_shopify_csv(file.read(), shop=shop, currency=currency)
+        return read_jsonl(path.read_bytes())
+    except OSError as exc:
+        raise ImportFileError(f"{path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ImportFileError(f"{path}: not UTF-8 text") from None
+
+
+async def _import(
+    settings: Settings,
+    products: Sequence[ProductIn],
+    *,
+    shop: str,
+    platform: Platform,
+    currency: str | None,
+    now: datetime,
+    report: Report,
+    progress: Progress | None,
+) -> None:
+    engine = create_engine(settings.database_url)
+    try:
+        await import_products(
+            create_session_factory(engine),
+            products,
+            shop=shop,
+            platform=platform,
+            currency=currency,
+            now=now,
+            report=report,
+            progress=progress,
+        )
+    finally:
+        await engine.dispose()
