@@ -1,7 +1,7 @@
 """catalog: products and their variants (Shopify, WooCommerce, our JSON, CSV imports)
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0015
 Create Date: 2026-12-07 12:36:56.202064+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0010"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
