@@ -155,6 +155,22 @@ def _ascii_domain(value: str) -> str:
     return domain
 
 
+# Names no real sender owns (RFC 2606, RFC 6761): mail from them fails SPF/DMARC everywhere.
+_RESERVED_NAMES = {"example.com", "example.org", "example.net", "localhost"}
+_RESERVED_SUFFIXES = (".test", ".invalid", ".localhost", ".example")
+
+
+def is_reserved_domain(domain: str) -> bool:
+    """Whether `domain` (or a parent of it) is reserved for documentation and testing."""
+    domain = domain.strip().rstrip(".").lower()
+    return (
+        domain in _RESERVED_NAMES
+        or any(domain.endswith("." + name) for name in _RESERVED_NAMES)
+        or domain.endswith(_RESERVED_SUFFIXES)
+        or domain in {suffix[1:] for suffix in _RESERVED_SUFFIXES}
+    )
+
+
 def parse_domain_rates(value: str) -> dict[str, float]:
     """`gmail.com=60,yahoo.com=30` -> {"gmail.com": 60.0, "yahoo.com": 30.0}."""
     rates: dict[str, float] = {}
@@ -543,6 +559,11 @@ class Settings(BaseSettings):
             problems.append("AFTERSALE_API_KEYS (none set)")
         if not self.smtp_url:
             problems.append("AFTERSALE_SMTP_URL (required in production)")
+        sender = self.from_address[1].rpartition("@")[2]
+        if is_reserved_domain(sender):
+            problems.append(
+                f"AFTERSALE_FROM ({sender} is a reserved domain: set the shop's own address)"
+            )
         if problems:
             raise ConfigError(
                 "refusing to start in production with missing or placeholder settings: "
@@ -610,6 +631,15 @@ class Settings(BaseSettings):
     def from_address(self) -> tuple[str, str]:
         """(display name, address) of the sender."""
         return email.utils.parseaddr(self.mail_from)
+
+    @property
+    def sender_domain(self) -> str:
+        """The domain of FROM as it goes on the wire (IDNA): Message-IDs end in it, so they
+        align with the sender the receiving side checks (DKIM, DMARC)."""
+        try:
+            return _ascii_domain(self.from_address[1].rpartition("@")[2])
+        except ValueError:
+            return "localhost"
 
 
 def _is_placeholder(value: str) -> bool:

@@ -88,7 +88,7 @@ class Dispatcher:
         self._stopping = False
         name, address = settings.from_address
         self._from_name, self._from_address = name, address
-        self._message_id_domain = address.rpartition("@")[2] or "localhost"
+        self._message_id_domain = settings.sender_domain
         # Every per-message write (links, outcome) goes through here and shares a commit
         # with the other sends in flight.
         self._writes = GroupCommit(runtime.session_factory)

@@ -225,7 +225,7 @@ def _compose(
         from_address=from_address,
         to_name=to_name,
         to_address=to_address,
-        message_id_domain=from_address.rpartition("@")[2] or "localhost",
+        message_id_domain=settings.sender_domain,
         now=now,
         reply_to=settings.reply_to,
         unsubscribe_url=unsubscribe_url,
