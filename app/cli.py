@@ -60,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_intake_parser(commands)
     add_import_parser(commands)
     add_coupons_parser(commands)
+    add_suppressions_parser(commands)
     add_health_parser(commands)
 
     args = parser.parse_args(argv)
@@ -91,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_import(settings, args)
     if args.command == "coupons":
         return run_coupons(settings, args)
+    if args.command == "suppressions":
+        return run_suppressions(settings, args)
     if args.command == "db":
         upgrade_database(settings)
         return 0
@@ -351,6 +354,46 @@ def run_coupons(settings: Settings, args: argparse.Namespace) -> int:
             stderr=sys.stderr,
         )
     return status_command(settings=settings, pool=args.pool, stdout=sys.stdout, stderr=sys.stderr)
+
+
+def add_suppressions_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from app.models import SuppressionReason
+    from app.simulate.options import from_option
+
+    parser = commands.add_parser("suppressions", help="the list of addresses never mailed")
+    suppression_commands = parser.add_subparsers(dest="suppressions_command", required=True)
+    remove = suppression_commands.add_parser(
+        "remove",
+        help="allow mail to addresses again (one by one, or in bulk); each removal recorded",
+        description="Remove the EMAIL addresses given, or every entry with --reason made "
+        "since --since (and before --until). Prints how many were (with --dry-run: would be) "
+        "removed per reason. Removing an old `unsubscribe` entry keeps marketing off for "
+        "that address. Exit 1 when no address given was on the list.",
+    )
+    remove.add_argument("emails", nargs="*", metavar="EMAIL")
+    remove.add_argument("--reason", choices=[reason.value for reason in SuppressionReason])
+    remove.add_argument(
+        "--since", type=from_option, help="entries made at or after (YYYY-MM-DD or ISO 8601)"
+    )
+    remove.add_argument("--until", type=from_option, help="entries made before")
+    remove.add_argument("--dry-run", action="store_true", help="count only; change nothing")
+    remove.add_argument("--note", help="why, kept with each removal record")
+
+
+def run_suppressions(settings: Settings, args: argparse.Namespace) -> int:
+    from app.suppressions.command import remove_command
+
+    return remove_command(
+        settings=settings,
+        emails=args.emails,
+        reason=args.reason,
+        since=args.since,
+        until=args.until,
+        dry_run=args.dry_run,
+        note=args.note,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
 
 
 def upgrade_database(settings: Settings) -> None:
