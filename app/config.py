@@ -346,6 +346,9 @@ class Settings(BaseSettings):
         validation_alias="AFTERSALE_FROM",
     )
     reply_to: str | None = None
+    # The domain whose mail the inbound listener (`serve --role inbound`) receives. When set,
+    # marketing mail's List-Unsubscribe also names `unsubscribe+<token>@INBOUND_DOMAIN`.
+    inbound_domain: str | None = None
     default_time_zone: str = "UTC"
     default_locale: str = "en"
 
@@ -462,10 +465,10 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a DNS label (letters, digits, '-', '.')")
         return value
 
-    @field_validator("dkim_domain")
+    @field_validator("dkim_domain", "inbound_domain")
     @classmethod
-    def _dkim_domain_is_a_domain(cls, value: str | None) -> str | None:
-        return None if value is None else _ascii_domain(value)
+    def _is_a_domain(cls, value: str | None) -> str | None:
+        return None if value is None or not value.strip() else _ascii_domain(value)
 
     @model_validator(mode="after")
     def _dkim_is_complete(self) -> Settings:

@@ -27,7 +27,7 @@ from app.mail.context import build_context
 from app.mail.dkim import dkim_sign
 from app.mail.sender import Delivered, MailSender, PermanentFailure, TemporaryFailure
 from app.mail.templates import TemplateError, TemplateRenderer
-from app.mail.unsubscribe import marketing_unsubscribe_url
+from app.mail.unsubscribe import marketing_unsubscribe_mailto, marketing_unsubscribe_url
 from app.models import Message, MessageStatus, OrderItem, SuppressionReason
 from app.ops.metrics import observe_send
 from app.orders.refunds import remaining_quantities
@@ -335,8 +335,7 @@ class Dispatcher:
         unsubscribe_url = marketing_unsubscribe_url(
             kind=message.kind,
             public_url=settings.public_url,
-            shop=customer.shop,
-            email=customer.email,
+            customer_id=customer.id,
             secrets=settings.unsubscribe_secrets,
         )
         rendered = self.renderer.render(
@@ -373,6 +372,12 @@ class Dispatcher:
             now=now,
             reply_to=settings.reply_to,
             unsubscribe_url=unsubscribe_url,
+            unsubscribe_mailto=marketing_unsubscribe_mailto(
+                kind=message.kind,
+                customer_id=customer.id,
+                domain=settings.inbound_domain,
+                secrets=settings.unsubscribe_secrets,
+            ),
         )
         return dkim_sign(message_bytes(email), settings.dkim), message_id
 
