@@ -357,7 +357,7 @@ def run_coupons(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def add_suppressions_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from app.models import SuppressionReason
+    # No app.models here: `aftersale health` builds this parser too and must start fast.
     from app.simulate.options import from_option
 
     parser = commands.add_parser("suppressions", help="the list of addresses never mailed")
@@ -371,7 +371,9 @@ def add_suppressions_parser(commands: argparse._SubParsersAction[argparse.Argume
         "that address. Exit 1 when no address given was on the list.",
     )
     remove.add_argument("emails", nargs="*", metavar="EMAIL")
-    remove.add_argument("--reason", choices=[reason.value for reason in SuppressionReason])
+    remove.add_argument(
+        "--reason", help="unsubscribe, unsubscribe_all, hard_bounce, complaint or manual"
+    )
     remove.add_argument(
         "--since", type=from_option, help="entries made at or after (YYYY-MM-DD or ISO 8601)"
     )

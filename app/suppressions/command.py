@@ -10,6 +10,7 @@ from typing import TextIO
 from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.db import create_engine, create_session_factory, transaction
+from app.models import SuppressionReason
 from app.suppressions import service
 from app.suppressions.repository import get_suppression
 
@@ -40,6 +41,13 @@ def remove_command(
     if not emails and reason is None and since is None:
         print(
             "aftersale suppressions remove: give addresses, or --reason and/or --since",
+            file=stderr,
+        )
+        return EXIT_USAGE
+    reasons = [known.value for known in SuppressionReason]
+    if reason is not None and reason not in reasons:
+        print(
+            f"aftersale suppressions remove: --reason {reason!r} is none of " + ", ".join(reasons),
             file=stderr,
         )
         return EXIT_USAGE

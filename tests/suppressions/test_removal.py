@@ -171,6 +171,8 @@ async def test_cli_by_address_and_its_usage_errors(
     assert "--reason" in capsys.readouterr().err
     assert await cli("suppressions", "remove", "a@example.org", "--reason", "manual") == 2
     assert "not both" in capsys.readouterr().err
+    assert await cli("suppressions", "remove", "--reason", "bounced") == 2
+    assert "--reason 'bounced' is none of unsubscribe, unsubscribe_all" in capsys.readouterr().err
     bad_window = ["--since", "2026-11-22", "--until", "2026-11-21"]
     assert await cli("suppressions", "remove", *bad_window) == 2
     assert "--until must be later" in capsys.readouterr().err
