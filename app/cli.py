@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_import_parser(commands)
     add_coupons_parser(commands)
     add_catalog_parser(commands)
+    add_suppressions_parser(commands)
     add_health_parser(commands)
 
     args = parser.parse_args(argv)
@@ -94,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_coupons(settings, args)
     if args.command == "catalog":
         return run_catalog(settings, args)
+    if args.command == "suppressions":
+        return run_suppressions(settings, args)
     if args.command == "db":
         upgrade_database(settings)
         return 0
@@ -399,6 +402,48 @@ def run_catalog(settings: Settings, args: argparse.Namespace) -> int:
         shop=args.shop,
         platform=args.platform,
         currency=args.currency,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
+def add_suppressions_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    # No app.models here: `aftersale health` builds this parser too and must start fast.
+    from app.simulate.options import from_option
+
+    parser = commands.add_parser("suppressions", help="the list of addresses never mailed")
+    suppression_commands = parser.add_subparsers(dest="suppressions_command", required=True)
+    remove = suppression_commands.add_parser(
+        "remove",
+        help="allow mail to addresses again (one by one, or in bulk); each removal recorded",
+        description="Remove the EMAIL addresses given, or every entry with --reason made "
+        "since --since (and before --until). Prints how many were (with --dry-run: would be) "
+        "removed per reason. Removing an old `unsubscribe` entry keeps marketing off for "
+        "that address. Exit 1 when no address given was on the list.",
+    )
+    remove.add_argument("emails", nargs="*", metavar="EMAIL")
+    remove.add_argument(
+        "--reason", help="unsubscribe, unsubscribe_all, hard_bounce, complaint or manual"
+    )
+    remove.add_argument(
+        "--since", type=from_option, help="entries made at or after (YYYY-MM-DD or ISO 8601)"
+    )
+    remove.add_argument("--until", type=from_option, help="entries made before")
+    remove.add_argument("--dry-run", action="store_true", help="count only; change nothing")
+    remove.add_argument("--note", help="why, kept with each removal record")
+
+
+def run_suppressions(settings: Settings, args: argparse.Namespace) -> int:
+    from app.suppressions.command import remove_command
+
+    return remove_command(
+        settings=settings,
+        emails=args.emails,
+        reason=args.reason,
+        since=args.since,
+        until=args.until,
+        dry_run=args.dry_run,
+        note=args.note,
         stdout=sys.stdout,
         stderr=sys.stderr,
     )

@@ -19,6 +19,8 @@ from dkim.crypto import parse_pem_private_key
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.mail.addresses import ascii_domain as wire_domain
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Defaults that make `make run` work on a fresh clone. Production refuses every one of them.
@@ -147,12 +149,29 @@ _MIN_DKIM_KEY_BITS = 1024
 def _ascii_domain(value: str) -> str:
     """A domain as it goes on the wire: lower-case, IDNA-encoded; ValueError if it is none."""
     try:
-        domain = value.strip().rstrip(".").encode("idna").decode("ascii").lower()
-    except UnicodeError as exc:
+        # The same IDNA as the envelope and headers (app/mail/addresses.py).
+        domain = wire_domain(value.strip().rstrip(".")).lower()
+    except ValueError as exc:
         raise ValueError(f"{value!r} is not a domain name") from exc
     if len(domain) > 253 or not _DNS_NAME.fullmatch(domain):
         raise ValueError(f"{value!r} is not a domain name")
     return domain
+
+
+# Names no real sender owns (RFC 2606, RFC 6761): mail from them fails SPF/DMARC everywhere.
+_RESERVED_NAMES = {"example.com", "example.org", "example.net", "localhost"}
+_RESERVED_SUFFIXES = (".test", ".invalid", ".localhost", ".example")
+
+
+def is_reserved_domain(domain: str) -> bool:
+    """Whether `domain` (or a parent of it) is reserved for documentation and testing."""
+    domain = domain.strip().rstrip(".").lower()
+    return (
+        domain in _RESERVED_NAMES
+        or any(domain.endswith("." + name) for name in _RESERVED_NAMES)
+        or domain.endswith(_RESERVED_SUFFIXES)
+        or domain in {suffix[1:] for suffix in _RESERVED_SUFFIXES}
+    )
 
 
 def parse_domain_rates(value: str) -> dict[str, float]:
@@ -330,6 +349,9 @@ class Settings(BaseSettings):
         validation_alias="AFTERSALE_FROM",
     )
     reply_to: str | None = None
+    # The domain whose mail the inbound listener (`serve --role inbound`) receives. When set,
+    # marketing mail's List-Unsubscribe also names `unsubscribe+<token>@INBOUND_DOMAIN`.
+    inbound_domain: str | None = None
     default_time_zone: str = "UTC"
     default_locale: str = "en"
 
@@ -452,10 +474,10 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a DNS label (letters, digits, '-', '.')")
         return value
 
-    @field_validator("dkim_domain")
+    @field_validator("dkim_domain", "inbound_domain")
     @classmethod
-    def _dkim_domain_is_a_domain(cls, value: str | None) -> str | None:
-        return None if value is None else _ascii_domain(value)
+    def _is_a_domain(cls, value: str | None) -> str | None:
+        return None if value is None or not value.strip() else _ascii_domain(value)
 
     @model_validator(mode="after")
     def _dkim_is_complete(self) -> Settings:
@@ -549,6 +571,11 @@ class Settings(BaseSettings):
             problems.append("AFTERSALE_API_KEYS (none set)")
         if not self.smtp_url:
             problems.append("AFTERSALE_SMTP_URL (required in production)")
+        sender = self.from_address[1].rpartition("@")[2]
+        if is_reserved_domain(sender):
+            problems.append(
+                f"AFTERSALE_FROM ({sender} is a reserved domain: set the shop's own address)"
+            )
         if problems:
             raise ConfigError(
                 "refusing to start in production with missing or placeholder settings: "
@@ -616,6 +643,15 @@ class Settings(BaseSettings):
     def from_address(self) -> tuple[str, str]:
         """(display name, address) of the sender."""
         return email.utils.parseaddr(self.mail_from)
+
+    @property
+    def sender_domain(self) -> str:
+        """The domain of FROM as it goes on the wire (IDNA): Message-IDs end in it, so they
+        align with the sender the receiving side checks (DKIM, DMARC)."""
+        try:
+            return _ascii_domain(self.from_address[1].rpartition("@")[2])
+        except ValueError:
+            return "localhost"
 
 
 def _is_placeholder(value: str) -> bool:

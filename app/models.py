@@ -52,6 +52,10 @@ class Customer(TimestampMixin, Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     birthday: Mapped[date | None] = mapped_column(Date)
     marketing_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the customer unsubscribed from marketing through our link, page or mailto: while
+    # set, a shop's webhook saying "consents" does not turn marketing back on (only the
+    # customer's own resubscribe does). See app/unsubscribe/service.py.
+    marketing_opt_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # occurred_at of the event that last wrote this row: an older event arriving late loses.
     source_updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -226,7 +230,11 @@ class SenderPause(Base):
 
 
 class SuppressionReason(enum.StrEnum):
+    # Written by the unsubscribe link before it meant marketing only; such entries keep
+    # stopping all mail, as the page then promised ("Stop all emails").
     UNSUBSCRIBE = "unsubscribe"
+    # "Stop all email from this shop" on the unsubscribe page.
+    UNSUBSCRIBE_ALL = "unsubscribe_all"
     HARD_BOUNCE = "hard_bounce"
     COMPLAINT = "complaint"
     MANUAL = "manual"
@@ -242,6 +250,51 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class SuppressionRemoval(Base):
+    """One address taken off the suppression list, with what the entry said and who took it
+    off: the undo of a wrong suppression stays visible. Erasure swaps the address for its
+    digest, as it does on the list."""
+
+    __tablename__ = "suppression_removals"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    suppressed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    removed_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    # cli, api, page (the customer's own undo of "stop all email")
+    source: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class ConsentChange(Base):
+    """A customer's marketing consent (or all mail) switched by the customer: when, how and
+    through what. Stats count its marketing unsubscribes."""
+
+    __tablename__ = "consent_changes"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    shop: Mapped[str] = mapped_column(String(255))
+    # The address it was made for; emptied by erasure.
+    email: Mapped[str | None] = mapped_column(String(320))
+    # marketing_off, marketing_on, all_off, all_on (see ConsentChangeKind)
+    change: Mapped[str] = mapped_column(String(16))
+    # one-click, page, mailto
+    source: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ConsentChangeKind(enum.StrEnum):
+    MARKETING_OFF = "marketing_off"
+    MARKETING_ON = "marketing_on"
+    ALL_OFF = "all_off"
+    ALL_ON = "all_on"
 
 
 class RepurchaseGap(Base):

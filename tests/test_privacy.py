@@ -10,7 +10,9 @@ from sqlalchemy import func, select
 
 from app.customers.service import erase_shop
 from app.db import Base, transaction
-from app.models import Message, Order
+from app.mail.unsubscribe import make_token
+from app.models import ConsentChange, Customer, Message, Order, SuppressionRemoval
+from app.privacy import email_digest
 from app.runtime import Runtime
 from tests.conftest import Api
 from tests.factories import order_created, post_event
@@ -62,6 +64,7 @@ async def counts(runtime: Runtime) -> tuple[int, int]:
 
 async def test_erasure_leaves_no_trace_and_keeps_the_counts(
     client: AsyncClient,
+    api: Api,
     runtime: Runtime,
     smtp_sink: SmtpSink,
     tmp_path: Path,
@@ -73,6 +76,18 @@ async def test_erasure_leaves_no_trace_and_keeps_the_counts(
     await post_event(client, personal_order("o-1"))
     assert (await dispatcher.run_once()).outcomes == {"failed": 1}
     await dispatcher.sender.close()
+    # The operator lifts the suppression (recorded, quoting the bounce) and puts it back; the
+    # customer unsubscribes from marketing (recorded with the address).
+    lifted = await client.delete(
+        f"/api/v1/suppressions/{EMAIL}", params={"note": "Анна Иванова called"}, headers=api.headers
+    )
+    assert lifted.status_code == 204
+    bounce = {"email": EMAIL, "reason": "hard_bounce", "detail": f"550 <{EMAIL.lower()}>"}
+    assert (await client.post("/api/v1/suppressions", json=bounce, headers=api.headers)).is_success
+    async with runtime.session_factory() as session:
+        customer_id = (await session.execute(select(Customer.id))).scalar_one()
+    token = make_token(customer_id=customer_id, secrets=runtime.settings.unsubscribe_secrets)
+    assert (await client.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click")).is_success
     before = await database_text(runtime)
     assert all(secret.lower() in before for secret in SECRETS)  # the scan can see them
     before_counts = await counts(runtime)
@@ -91,6 +106,13 @@ async def test_erasure_leaves_no_trace_and_keeps_the_counts(
     after = await database_text(runtime)
     assert [secret for secret in SECRETS if secret.lower() in after] == []
     assert await counts(runtime) == before_counts
+    # The records stay, without the address: the removal under its digest, the consent
+    # change with its time and kind.
+    async with runtime.session_factory() as session:
+        [removal] = (await session.execute(select(SuppressionRemoval))).scalars().all()
+        [change] = (await session.execute(select(ConsentChange))).scalars().all()
+    assert removal.email == email_digest(EMAIL) and removal.note is None
+    assert (change.change, change.email) == ("marketing_off", None)
 
     # The shop sends the same address again: the suppression still holds, without the address.
     smtp_sink.rcpt_reply = lambda _address: None
@@ -119,6 +141,7 @@ async def test_export_holds_everything_and_needs_a_key(
     assert order["id"] == "o-1" and order["total"] == "49.8000"
     assert order["items"][0]["attributes"] == {"engraving": "Для Анны с любовью"}
     assert [message["rule"] for message in data["messages"]] == ["thank-you"]
+    assert data["consent_changes"] == [] and data["customer"]["marketing_opt_out_at"] is None
     [delivery] = data["webhook_deliveries"]
     assert delivery["delivery_id"] == "evt-export"
     assert delivery["body"]["customer"]["first_name"] == "Анна"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import (
+    ConsentChange,
     Customer,
     Message,
     MessageAttempt,
@@ -102,3 +104,43 @@ async def customer_data(session: AsyncSession, customer: Customer) -> dict[str, 
         "deliveries": deliveries,
         "suppressions": suppressions,
     }
+
+
+# -- marketing consent changed by the customer (app/customers/consent.py) -------------------
+
+
+async def customers_at(
+    session: AsyncSession, *, emails: Sequence[str], shop: str | None
+) -> list[Customer]:
+    """The customers (not erased) at these addresses, of `shop` or of every shop."""
+    statement = select(Customer).where(
+        Customer.email.in_([email.lower() for email in emails]), Customer.deleted_at.is_(None)
+    )
+    if shop is not None:
+        statement = statement.where(Customer.shop == shop)
+    return list((await session.execute(statement.order_by(Customer.id))).scalars())
+
+
+async def set_marketing(
+    session: AsyncSession, ids: Sequence[int], *, consent: bool, opt_out_at: datetime | None
+) -> None:
+    await session.execute(
+        update(Customer)
+        .where(Customer.id.in_(ids))
+        .values(marketing_consent=consent, marketing_opt_out_at=opt_out_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def add_consent_changes(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(ConsentChange), list(rows))
+
+
+async def consent_changes(session: AsyncSession, customer_id: int) -> list[ConsentChange]:
+    statement = (
+        select(ConsentChange)
+        .where(ConsentChange.customer_id == customer_id)
+        .order_by(ConsentChange.id)
+    )
+    return list((await session.execute(statement)).scalars())

@@ -107,6 +107,10 @@ async def export_customer(
             {"email": row.email, "reason": row.reason, "created_at": _time(row.created_at)}
             for row in data["suppressions"]
         ],
+        "consent_changes": [
+            {"change": row.change, "source": row.source, "at": _time(row.at)}
+            for row in await repository.consent_changes(session, customer.id)
+        ],
     }
 
 
@@ -142,6 +146,7 @@ def _customer(customer: Customer) -> dict[str, Any]:
         "tags": customer.tags,
         "birthday": customer.birthday.isoformat() if customer.birthday else None,
         "marketing_consent": customer.marketing_consent,
+        "marketing_opt_out_at": _time(customer.marketing_opt_out_at),
         "attributes": customer.attributes,
         "created_at": _time(customer.created_at),
         "updated_at": _time(customer.updated_at),

@@ -7,12 +7,13 @@ from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, case, func, select, update
 from sqlalchemy import insert as core_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import dialect_insert, utcnow
 from app.models import (
+    ConsentChange,
     Customer,
     Message,
     MessageAttempt,
@@ -31,6 +32,7 @@ from app.models import (
 from app.planner.learned import GapStats, PastOrder
 from app.planner.planner import PlannedMessage
 from app.privacy import email_digest
+from app.suppressions.repository import forget_removed_address
 
 # Learned timing follows the product's recent behaviour: its latest observations only.
 GAPS_PER_RULE = 1000
@@ -114,6 +116,12 @@ def _upsert_statements(
     create = statement.on_conflict_do_nothing(index_elements=conflict).returning(*columns)
     excluded = statement.excluded
     changes: dict[str, Any] = {key: excluded[key] for key in updated}
+    if "marketing_consent" in changes:
+        # A customer who unsubscribed through our link stays unsubscribed, whatever the
+        # shop's own flag still says, until they resubscribe themselves.
+        changes["marketing_consent"] = case(
+            (columns.marketing_opt_out_at.is_(None), excluded.marketing_consent), else_=False
+        )
     if newer_only:
         changes |= {"deleted_at": None}
     upsert = statement.on_conflict_do_update(
@@ -418,8 +426,11 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
         user_agent=None,
         ip=None,
     )
+    # What the customer changed themselves stays (counts, times), not the address.
+    await _update(session, ConsentChange, ConsentChange.customer_id == customer_id, email=None)
     if email:
         await _forget_suppressed_address(session, email)
+        await forget_removed_address(session, email)
 
 
 async def _forget_suppressed_address(session: AsyncSession, email: str) -> None:

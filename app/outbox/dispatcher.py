@@ -35,7 +35,7 @@ from app.mail.sender import (
     TemporaryFailure,
 )
 from app.mail.templates import TemplateError, TemplateRenderer
-from app.mail.unsubscribe import marketing_unsubscribe_url
+from app.mail.unsubscribe import marketing_unsubscribe_mailto, marketing_unsubscribe_url
 from app.models import Message, MessageStatus, OrderItem, SuppressionReason
 from app.ops.metrics import observe_send, observe_sender_pause
 from app.orders.refunds import remaining_quantities
@@ -99,7 +99,7 @@ class Dispatcher:
         self._stopping = False
         name, address = settings.from_address
         self._from_name, self._from_address = name, address
-        self._message_id_domain = address.rpartition("@")[2] or "localhost"
+        self._message_id_domain = settings.sender_domain
         # Every per-message write (links, outcome) goes through here and shares a commit
         # with the other sends in flight.
         self._writes = GroupCommit(runtime.session_factory)
@@ -425,8 +425,7 @@ class Dispatcher:
         unsubscribe_url = marketing_unsubscribe_url(
             kind=message.kind,
             public_url=settings.public_url,
-            shop=customer.shop,
-            email=customer.email,
+            customer_id=customer.id,
             secrets=settings.unsubscribe_secrets,
         )
         rendered = self.renderer.render(
@@ -463,6 +462,12 @@ class Dispatcher:
             now=now,
             reply_to=settings.reply_to,
             unsubscribe_url=unsubscribe_url,
+            unsubscribe_mailto=marketing_unsubscribe_mailto(
+                kind=message.kind,
+                customer_id=customer.id,
+                domain=settings.inbound_domain,
+                secrets=settings.unsubscribe_secrets,
+            ),
         )
         return dkim_sign(message_bytes(email), settings.dkim), message_id
 

@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import dialect_insert
 from app.models import (
+    ConsentChange,
+    ConsentChangeKind,
     Conversion,
     CouponCode,
     Customer,
@@ -222,6 +224,7 @@ _SOURCE_IDS: dict[str, Any] = {
     "tracking_events": TrackingEvent.id,
     "conversions": Conversion.id,
     "suppressions": Suppression.id,
+    "consent_changes": ConsentChange.id,
 }
 
 
@@ -341,7 +344,39 @@ async def unsubscribes_between(
     found = [
         UnsubscribeRow(id_, email, at)
         for id_, email, reason, at in rows
-        if reason == SuppressionReason.UNSUBSCRIBE
+        if reason in (SuppressionReason.UNSUBSCRIBE, SuppressionReason.UNSUBSCRIBE_ALL)
+    ]
+    return found, last
+
+
+# Marketing turned off by the customer; not an operator's removal of an old entry.
+_CUSTOMER_SOURCES = ("one-click", "page", "mailto")
+
+
+async def marketing_unsubscribes_between(
+    session: AsyncSession, *, after: int, up_to: int, limit: int
+) -> tuple[list[UnsubscribeRow], int]:
+    """The customers' marketing unsubscribes among consent changes (after, up_to], and the
+    last id looked at."""
+    rows = (
+        await session.execute(
+            select(
+                ConsentChange.id,
+                ConsentChange.email,
+                ConsentChange.change,
+                ConsentChange.source,
+                ConsentChange.at,
+            )
+            .where(ConsentChange.id > after, ConsentChange.id <= up_to)
+            .order_by(ConsentChange.id)
+            .limit(limit)
+        )
+    ).all()
+    last = rows[-1][0] if len(rows) == limit else up_to
+    found = [
+        UnsubscribeRow(id_, email, at)
+        for id_, email, change, source, at in rows
+        if email and change == ConsentChangeKind.MARKETING_OFF and source in _CUSTOMER_SOURCES
     ]
     return found, last
 

@@ -229,6 +229,22 @@ async def _fold_unsubscribes(fold: _Fold, after: int, up_to: int, limit: int) ->
     rows, last = await repository.unsubscribes_between(
         fold.session, after=after, up_to=up_to, limit=limit
     )
+    return await _credit_unsubscribes(fold, rows, last)
+
+
+async def _fold_marketing_unsubscribes(
+    fold: _Fold, after: int, up_to: int, limit: int
+) -> tuple[int, int]:
+    rows, last = await repository.marketing_unsubscribes_between(
+        fold.session, after=after, up_to=up_to, limit=limit
+    )
+    return await _credit_unsubscribes(fold, rows, last)
+
+
+async def _credit_unsubscribes(
+    fold: _Fold, rows: list[repository.UnsubscribeRow], last: int
+) -> tuple[int, int]:
+    """Each unsubscribe counts once, for the last marketing message sent before it."""
     for row in rows:
         message_id = await repository.last_marketing_message_to(
             fold.session, email=row.email, before=row.at
@@ -245,6 +261,7 @@ _EXACTLY_ONCE: dict[str, FoldBatch] = {
     "tracking_events": _fold_events,
     "conversions": _fold_conversions,
     "suppressions": _fold_unsubscribes,
+    "consent_changes": _fold_marketing_unsubscribes,
 }
 
 
@@ -312,6 +329,7 @@ _REPORTED = {
     "tracking_events": "events",
     "conversions": "conversions",
     "suppressions": "unsubscribes",
+    "consent_changes": "unsubscribes",
 }
 
 

@@ -306,6 +306,7 @@ def test_platform_secrets_in_development_and_production() -> None:
         "survey_secrets": [strong + "s"],
         "session_secret": strong + "c",
         "smtp_url": "smtp://mail.example.org:587",
+        "mail_from": "Teeladen Anna <post@teeladen-anna.de>",
         "_env_file": None,
     }
     assert Settings(**production).shopify_secrets == []  # not configured: all refused
