@@ -51,7 +51,7 @@ def parse_report(
     if report_type == "delivery-status":
         return list(_dsn(parts, report_id, reference, smtp_message_id))
     if report_type == "feedback-report":
-        return _arf(parts, original, report_id, reference, smtp_message_id)
+        return _arf(parts, original, report_id, reference, smtp_message_id, bounce_address)
     return []
 
 
@@ -96,6 +96,7 @@ def _arf(
     report_id: str,
     reference: str | None,
     smtp_message_id: str | None,
+    bounce_address: str | None,
 ) -> list[Feedback]:
     fields = next(
         (part for part in parts if part.get_content_type() == "message/feedback-report"), None
@@ -110,6 +111,10 @@ def _arf(
     feedback_type = (_header(report, "Feedback-Type") or "").lower()
     if feedback_type not in _COMPLAINT_TYPES:
         return []  # not-spam, auth-failure reports: nothing the recipient asked of us
+    # The envelope sender of the original, when the report gives it: our VERP address.
+    mail_from = _plain_address(_header(report, "Original-Mail-From"))
+    if reference is None and mail_from and bounce_address:
+        reference = reference_in_address(mail_from, bounce_address)
     # Many mailbox providers redact the recipient; the reference still finds the message.
     recipient = _address_field(_header(report, "Original-Rcpt-To")) or (
         _plain_address(_header(original, "To")) if original is not None else None
