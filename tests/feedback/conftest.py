@@ -30,7 +30,7 @@ from tests.smtp_sink import Received, SmtpSink
 BOUNCE_ADDRESS = "bounces@mail.shop-feedback.de"
 TOPIC_ARN = "arn:aws:sns:eu-central-1:123456789012:ses-feedback"
 POSTMARK_USER = "postmark-hook"
-POSTMARK_PASSWORD = "Vj4q-postmark-webhook-pass"  # noqa: S105 (test credentials)
+POSTMARK_PASSWORD = "Vj4q-postmark-webhook-pass"
 MAILGUN_KEY = "key-5c0ad3f1e2b7d89a4f6c1e0b9d8a7c65"
 
 
@@ -131,7 +131,7 @@ def sns_sign(key: rsa.RSAPrivateKey, body: dict[str, str], *, version: str = "2"
     else:
         fields = ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
     canonical = "".join(f"{name}\n{body[name]}\n" for name in fields if name in body)
-    algorithm = hashes.SHA256() if version == "2" else hashes.SHA1()  # noqa: S303 (SNS v1)
+    algorithm = hashes.SHA256() if version == "2" else hashes.SHA1()
     signature = key.sign(canonical.encode(), padding.PKCS1v15(), algorithm)
     signed = {
         **body,
