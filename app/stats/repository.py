@@ -21,6 +21,7 @@ from app.models import (
     Conversion,
     CouponCode,
     Customer,
+    MailFeedbackEvent,
     Message,
     MessageKind,
     MessageStatus,
@@ -222,6 +223,7 @@ _SOURCE_IDS: dict[str, Any] = {
     "tracking_events": TrackingEvent.id,
     "conversions": Conversion.id,
     "suppressions": Suppression.id,
+    "mail_feedback_events": MailFeedbackEvent.id,
 }
 
 
@@ -316,6 +318,25 @@ async def conversions_between(
         .limit(limit)
     )
     return [ConversionRow(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class FeedbackRow:
+    id: int
+    message_id: int | None
+    kind: str
+
+
+async def feedback_between(
+    session: AsyncSession, *, after: int, up_to: int, limit: int
+) -> list[FeedbackRow]:
+    rows = await session.execute(
+        select(MailFeedbackEvent.id, MailFeedbackEvent.message_id, MailFeedbackEvent.kind)
+        .where(MailFeedbackEvent.id > after, MailFeedbackEvent.id <= up_to)
+        .order_by(MailFeedbackEvent.id)
+        .limit(limit)
+    )
+    return [FeedbackRow(*row) for row in rows]
 
 
 @dataclass(frozen=True)
