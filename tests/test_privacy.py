@@ -10,7 +10,10 @@ from sqlalchemy import func, select
 
 from app.customers.service import erase_shop
 from app.db import Base, transaction
-from app.models import Message, Order
+from app.feedback.model import MAIL, Feedback
+from app.feedback.references import make_reference
+from app.feedback.service import apply_feedback
+from app.models import FeedbackKind, MailFeedbackEvent, Message, Order
 from app.runtime import Runtime
 from tests.conftest import Api
 from tests.factories import order_created, post_event
@@ -73,6 +76,7 @@ async def test_erasure_leaves_no_trace_and_keeps_the_counts(
     await post_event(client, personal_order("o-1"))
     assert (await dispatcher.run_once()).outcomes == {"failed": 1}
     await dispatcher.sender.close()
+    await record_later_bounces(runtime)
     before = await database_text(runtime)
     assert all(secret.lower() in before for secret in SECRETS)  # the scan can see them
     before_counts = await counts(runtime)
@@ -91,6 +95,9 @@ async def test_erasure_leaves_no_trace_and_keeps_the_counts(
     after = await database_text(runtime)
     assert [secret for secret in SECRETS if secret.lower() in after] == []
     assert await counts(runtime) == before_counts
+    async with runtime.session_factory() as session:
+        kinds = (await session.execute(select(MailFeedbackEvent.kind))).scalars().all()
+    assert sorted(kinds) == ["complaint", "soft_bounce"]  # still counted, no longer whose
 
     # The shop sends the same address again: the suppression still holds, without the address.
     smtp_sink.rcpt_reply = lambda _address: None
@@ -100,6 +107,29 @@ async def test_erasure_leaves_no_trace_and_keeps_the_counts(
         statuses = {(m.rule_id, m.status, m.status_reason) for m in list(newest)[:2]}
     assert statuses == {("now", "skipped", "suppressed"), ("later", "skipped", "suppressed")}
     assert smtp_sink.received == []
+
+
+async def record_later_bounces(runtime: Runtime) -> None:
+    """Reports that quote the address: one about the customer's message, one naming only it."""
+    async with transaction(runtime.session_factory) as session:
+        message_id = (await session.execute(select(func.min(Message.id)))).scalar_one()
+        address = EMAIL.lower()
+        detail = f"DSN failed 5.1.1 550 5.1.1 <{address}>: no such user"
+        reports = [
+            Feedback(MAIL, "report-1", FeedbackKind.SOFT_BOUNCE, address, detail, reference=None),
+            Feedback(
+                MAIL,
+                "report-2",
+                FeedbackKind.COMPLAINT,
+                address,
+                "ARF abuse",
+                reference=make_reference(message_id, secret=runtime.settings.secret_key),
+            ),
+        ]
+        applied = await apply_feedback(
+            session, reports=reports, secret=runtime.settings.secret_key, now=runtime.clock.now()
+        )
+    assert (applied.recorded, applied.unmatched) == (2, 1)
 
 
 async def test_export_holds_everything_and_needs_a_key(

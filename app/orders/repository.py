@@ -7,13 +7,14 @@ from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy import insert as core_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import dialect_insert, utcnow
 from app.models import (
     Customer,
+    MailFeedbackEvent,
     Message,
     MessageAttempt,
     MessageKind,
@@ -418,6 +419,12 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
         user_agent=None,
         ip=None,
     )
+    # Bounces and complaints: counts and kinds stay; the address and the report text (which
+    # quotes it) go, for the customer's messages and for reports that named only the address.
+    about_customer = MailFeedbackEvent.message_id.in_(messages)
+    if email:
+        about_customer = or_(about_customer, MailFeedbackEvent.recipient == email.lower())
+    await _update(session, MailFeedbackEvent, about_customer, recipient=None, detail=None)
     if email:
         await _forget_suppressed_address(session, email)
 
