@@ -1,7 +1,7 @@
 """`POST /webhooks/mail/{provider}`: bounces and complaints from sending providers.
 
 Each provider's request is authenticated its own way (SNS certificate, basic auth, ECDSA,
-HMAC) before anything is read; an unconfigured provider answers 503 naming the setting.
+HMAC) before anything is read; an unconfigured provider answers 404 naming the setting.
 Every report is recorded once by the provider's event id, so redeliveries answer 200 and
 change nothing.
 """
@@ -9,14 +9,14 @@ change nothing.
 from __future__ import annotations
 
 import logging
+import pathlib
 import time
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from fastapi import APIRouter, Header, HTTPException, Request, status
+from fastapi import APIRouter, Header, HTTPException, Path, Request, status
 
 from app.api.deps import RuntimeDep, SessionDep
 from app.config import Settings
@@ -37,13 +37,13 @@ router = APIRouter(tags=["webhooks"])
     summary="Bounces and complaints from Amazon SES (SNS), Postmark, SendGrid or Mailgun",
     responses={
         401: {"description": "signature or credentials missing or wrong"},
-        404: {"description": "unknown provider"},
+        404: {"description": "unknown provider, or not configured (the setting is named)"},
         422: {"description": "not a payload of this provider (the field is named)"},
-        503: {"description": "this provider is not configured (the setting is named)"},
+        503: {"description": "the configured SNS certificate or SendGrid key is unusable"},
     },
 )
 async def receive_mail_feedback(
-    provider: str,
+    provider: Annotated[str, Path(description="ses, postmark, sendgrid or mailgun")],
     request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
@@ -100,10 +100,9 @@ async def receive_mail_feedback(
 
 
 def _required(value: Any, setting: str) -> Any:
+    # Unconfigured, the provider's URL does not exist here (nothing will ever accept it).
     if value is None:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, f"not configured: set AFTERSALE_{setting}"
-        )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"not configured: set AFTERSALE_{setting}")
     return value
 
 
@@ -123,7 +122,7 @@ def _check_postmark(settings: Settings, authorization: str | None) -> None:
 async def _ses(settings: Settings, body: bytes) -> tuple[list[Feedback], str]:
     path = _required(settings.ses_sns_certificate, "SES_SNS_CERTIFICATE")
     message = ses.read_sns(
-        body, public_key=_sns_key(Path(path)), topic_arns=settings.ses_sns_topic_arns
+        body, public_key=_sns_key(pathlib.Path(path)), topic_arns=settings.ses_sns_topic_arns
     )
     if message.type == "Notification":
         return ses.parse_notification(message), "ok"
@@ -154,11 +153,11 @@ def _is_sns_url(url: str) -> bool:
 
 
 @lru_cache(maxsize=4)
-def _sns_key_at(path: Path, mtime: float) -> rsa.RSAPublicKey:
+def _sns_key_at(path: pathlib.Path, mtime: float) -> rsa.RSAPublicKey:
     return ses.load_certificate(path.read_bytes())
 
 
-def _sns_key(path: Path) -> rsa.RSAPublicKey:
+def _sns_key(path: pathlib.Path) -> rsa.RSAPublicKey:
     try:
         return _sns_key_at(path, path.stat().st_mtime)
     except (OSError, ValueError) as exc:

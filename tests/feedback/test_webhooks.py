@@ -237,13 +237,13 @@ async def test_ses_subscription_confirmation_is_logged_not_fetched(
     assert url in caplog.text
 
 
-async def test_ses_without_a_certificate_answers_503_naming_the_setting(
+async def test_ses_without_a_certificate_answers_404_naming_the_setting(
     client: AsyncClient, runtime: Runtime, keys: Keys
 ) -> None:
     runtime.settings.ses_sns_certificate = None
     body = sns_sign(keys.sns_key, sns_notification(ses_complaint(), "c-1"))
     response = await post_ses(client, body)
-    assert response.status_code == 503
+    assert response.status_code == 404
     assert response.json()["detail"] == "not configured: set AFTERSALE_SES_SNS_CERTIFICATE"
 
 
