@@ -10,6 +10,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy import insert as core_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.db import dialect_insert, utcnow
 from app.models import (
@@ -421,7 +422,7 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
     )
     # Bounces and complaints: counts and kinds stay; the address and the report text (which
     # quotes it) go, for the customer's messages and for reports that named only the address.
-    about_customer = MailFeedbackEvent.message_id.in_(messages)
+    about_customer: ColumnElement[bool] = MailFeedbackEvent.message_id.in_(messages)
     if email:
         about_customer = or_(about_customer, MailFeedbackEvent.recipient == email.lower())
     await _update(session, MailFeedbackEvent, about_customer, recipient=None, detail=None)
