@@ -107,6 +107,18 @@ async def export_customer(
             {"email": row.email, "reason": row.reason, "created_at": _time(row.created_at)}
             for row in data["suppressions"]
         ],
+        # Bounces and complaints reported about their mail (docs/deliverability.md).
+        "mail_feedback": [
+            {
+                "message_id": event.message_id,
+                "provider": event.provider,
+                "kind": event.kind,
+                "recipient": event.recipient,
+                "detail": event.detail,
+                "received_at": _time(event.received_at),
+            }
+            for event in data["mail_feedback"]
+        ],
     }
 
 

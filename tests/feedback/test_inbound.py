@@ -13,6 +13,7 @@ from app.feedback.inbound import InboundListener
 from app.models import MailFeedbackEvent, Message, Suppression
 from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
+from tests.conftest import Api
 from tests.feedback.conftest import send_one
 from tests.feedback.samples import arf, dsn
 from tests.smtp_sink import SmtpSink, free_port
@@ -141,3 +142,23 @@ async def test_mail_that_is_no_report_is_accepted_and_dropped(
         to="bounces@mail.shop-feedback.de",
     )
     assert await rows(runtime) == ([], [])
+
+
+async def test_the_customer_export_lists_their_bounces(
+    client: AsyncClient,
+    api: Api,
+    runtime: Runtime,
+    dispatcher: Dispatcher,
+    smtp_sink: SmtpSink,
+    inbound: int,
+) -> None:
+    sent = await send_one(client, runtime, dispatcher, smtp_sink)
+    await deliver(inbound, dsn(sent.received.raw, to=sent.received.envelope_from), to="x@y.z")
+    export = await client.get("/api/v1/customers/7204811530221/export", headers=api.headers)
+    [event] = export.json()["mail_feedback"]
+    assert (event["message_id"], event["provider"], event["kind"], event["recipient"]) == (
+        sent.message_id,
+        "mail",
+        "hard_bounce",
+        "juergen.weiss@example.org",
+    )
