@@ -37,9 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the service")
     serve.add_argument(
         "--role",
-        choices=["api", "worker", "all"],
+        choices=["api", "worker", "all", "inbound"],
         default="all",
-        help="api: HTTP only; worker: sending only; all: both in one process",
+        help="api: HTTP only; worker: sending only; all: both in one process (and the "
+        "inbound listener when INBOUND_SMTP_PORT is set); inbound: the SMTP listener for "
+        "bounces and complaints only",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -103,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.role == "worker":
         asyncio.run(run_worker(settings))
         return 0
+    if args.role == "inbound":
+        return asyncio.run(run_inbound(settings))
     serve_http(settings, role=args.role, host=args.host, port=args.port)
     return 0
 
@@ -603,6 +607,30 @@ async def run_worker(settings: Settings) -> None:
         watcher.cancel()
         await worker.stop()
         await runtime.close()
+
+
+async def run_inbound(settings: Settings) -> int:
+    """`serve --role inbound`: the SMTP listener for DSN and ARF mail, until SIGTERM."""
+    from app.feedback.inbound import inbound_listener
+    from app.runtime import Runtime
+
+    runtime = Runtime.create(settings)
+    listener = inbound_listener(runtime)
+    if listener is None:
+        print("aftersale: --role inbound needs AFTERSALE_INBOUND_SMTP_PORT", file=sys.stderr)
+        await runtime.close()
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await listener.start()
+    try:
+        await stop.wait()
+    finally:
+        await listener.stop()
+        await runtime.close()
+    return 0
 
 
 if __name__ == "__main__":

@@ -409,6 +409,40 @@ class Settings(BaseSettings):
     public_rate_per_minute: float = Field(default=600, ge=0, allow_inf_nan=False)
     public_rate_burst: int = Field(default=60, ge=1)
 
+    # Mail feedback: bounces and complaints (docs/deliverability.md). With BOUNCE_ADDRESS
+    # (e.g. bounces@mail.example.com) every message's envelope sender is
+    # `bounces+<reference>@mail.example.com` (VERP), so a bounce names its message; unset, the
+    # envelope sender is FROM's address. Either way messages carry X-Aftersale-Message.
+    bounce_address: str | None = None
+    # `serve --role inbound` (and `--role all` when set) receives DSN and ARF mail here.
+    inbound_smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    inbound_smtp_host: str = "127.0.0.1"
+    # Largest inbound message accepted (a bounce quotes at most the original's headers).
+    inbound_max_bytes: int = Field(default=1_048_576, ge=10_240)
+    # imaps://user:password@host[:port]/MAILBOX: read bounces and complaints from a mailbox
+    # every BOUNCE_IMAP_INTERVAL seconds (worker role); read messages are deleted.
+    bounce_imap_url: SecretStr | None = None
+    bounce_imap_interval: float = Field(default=300.0, gt=0)
+    # The provider that sends for us, so its own metadata header echoes our reference back in
+    # its webhooks (Postmark Metadata, SendGrid unique args, Mailgun user-variables).
+    mail_provider: Literal["smtp", "ses", "postmark", "sendgrid", "mailgun"] = "smtp"
+    # Amazon SES through SNS: the PEM certificate SNS signs with (download it once from the
+    # SigningCertURL of a message; nothing is fetched at run time), the topics accepted
+    # (comma-separated ARNs; empty: any), and whether a SubscriptionConfirmation is
+    # confirmed by fetching its SubscribeURL (else it is logged for the operator).
+    ses_sns_certificate: Path | None = None
+    ses_sns_topic_arns: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    ses_sns_confirm_subscriptions: bool = False
+    # Postmark webhooks: the HTTP basic auth user and password set on the webhook URL.
+    postmark_webhook_username: str | None = None
+    postmark_webhook_password: SecretStr | None = None
+    # SendGrid Signed Event Webhook: its verification key (base64 DER or PEM).
+    sendgrid_webhook_public_key: str | None = None
+    # Mailgun: the HTTP webhook signing key.
+    mailgun_webhook_signing_key: SecretStr | None = None
+    # Signed webhooks (SendGrid, Mailgun) older than this are refused as replays.
+    mail_webhook_max_age_seconds: int = Field(default=900, ge=60)
+
     @field_validator(
         "api_keys",
         "revoked_api_keys",
@@ -420,6 +454,7 @@ class Settings(BaseSettings):
         "tracking_apple_proxy_networks",
         "tracking_scanner_user_agents",
         "tracking_image_proxy_user_agents",
+        "ses_sns_topic_arns",
         mode="before",
     )
     @classmethod
@@ -485,6 +520,29 @@ class Settings(BaseSettings):
         # so it refuses to start in every environment, as does a key that cannot sign.
         self._dkim_config()
         return self
+
+    @field_validator(
+        "bounce_address",
+        "ses_sns_certificate",
+        "postmark_webhook_username",
+        "sendgrid_webhook_public_key",
+        mode="before",
+    )
+    @classmethod
+    def _feedback_blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("bounce_address")
+    @classmethod
+    def _bounce_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        local, at, domain = value.strip().rpartition("@")
+        if not at or not local or "+" in local or not _DNS_NAME.fullmatch(domain):
+            raise ValueError(
+                f"{value!r}: one plain address without '+', e.g. bounces@mail.example.com"
+            )
+        return f"{local}@{_ascii_domain(domain)}"
 
     @field_validator("shopify_secrets", "woocommerce_secrets")
     @classmethod

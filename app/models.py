@@ -192,7 +192,8 @@ class Message(TimestampMixin, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     recipient: Mapped[str | None] = mapped_column(String(320))
-    smtp_message_id: Mapped[str | None] = mapped_column(String(255))
+    # Indexed: bounces and provider webhooks that return only our Message-ID find it here.
+    smtp_message_id: Mapped[str | None] = mapped_column(String(255), index=True)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
@@ -295,6 +296,34 @@ class ConsentChangeKind(enum.StrEnum):
     MARKETING_ON = "marketing_on"
     ALL_OFF = "all_off"
     ALL_ON = "all_on"
+
+
+class FeedbackKind(enum.StrEnum):
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"
+    COMPLAINT = "complaint"
+
+
+class MailFeedbackEvent(Base):
+    """One bounce or complaint reported after sending: by DSN or ARF mail, or a provider's
+    webhook (docs/deliverability.md). Once per (provider, provider_event_id), so a redelivered
+    report changes nothing. `recipient` and `detail` (which often quotes the address) are
+    personal data: erasure clears them."""
+
+    __tablename__ = "mail_feedback_events"
+    __table_args__ = (UniqueConstraint("provider", "provider_event_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    # The message it is about, when the report names one we sent.
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), index=True
+    )
+    provider: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str | None] = mapped_column(String(320), index=True)
+    detail: Mapped[str | None] = mapped_column(Text)
+    provider_event_id: Mapped[str] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class RepurchaseGap(Base):
@@ -529,6 +558,9 @@ class StatsTotals(Base):
     sent: Mapped[int] = _counter()
     failed: Mapped[int] = _counter()
     bounced: Mapped[int] = _counter()
+    bounced_async: Mapped[int] = _counter()
+    soft_bounced: Mapped[int] = _counter()
+    complained: Mapped[int] = _counter()
     skipped: Mapped[int] = _counter()
     cancelled: Mapped[int] = _counter()
     expired: Mapped[int] = _counter()
@@ -580,6 +612,10 @@ class StatsMessage(Base):
     day: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(16))
     bounced: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Reported after the server accepted it (DSN, ARF, provider webhooks).
+    bounced_async: Mapped[bool] = mapped_column(Boolean, default=False)
+    soft_bounced: Mapped[bool] = mapped_column(Boolean, default=False)
+    complained: Mapped[bool] = mapped_column(Boolean, default=False)
     opens: Mapped[int] = mapped_column(Integer, default=0)
     opens_machine: Mapped[int] = mapped_column(Integer, default=0)
     opens_unknown: Mapped[int] = mapped_column(Integer, default=0)

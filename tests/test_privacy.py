@@ -10,8 +10,19 @@ from sqlalchemy import func, select
 
 from app.customers.service import erase_shop
 from app.db import Base, transaction
+from app.feedback.model import MAIL, Feedback
+from app.feedback.references import make_reference
+from app.feedback.service import apply_feedback
 from app.mail.unsubscribe import make_token
-from app.models import ConsentChange, Customer, Message, Order, SuppressionRemoval
+from app.models import (
+    ConsentChange,
+    Customer,
+    FeedbackKind,
+    MailFeedbackEvent,
+    Message,
+    Order,
+    SuppressionRemoval,
+)
 from app.privacy import email_digest
 from app.runtime import Runtime
 from tests.conftest import Api
@@ -88,6 +99,7 @@ async def test_erasure_leaves_no_trace_and_keeps_the_counts(
         customer_id = (await session.execute(select(Customer.id))).scalar_one()
     token = make_token(customer_id=customer_id, secrets=runtime.settings.unsubscribe_secrets)
     assert (await client.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click")).is_success
+    await record_later_bounces(runtime)
     before = await database_text(runtime)
     assert all(secret.lower() in before for secret in SECRETS)  # the scan can see them
     before_counts = await counts(runtime)
@@ -113,6 +125,9 @@ async def test_erasure_leaves_no_trace_and_keeps_the_counts(
         [change] = (await session.execute(select(ConsentChange))).scalars().all()
     assert removal.email == email_digest(EMAIL) and removal.note is None
     assert (change.change, change.email) == ("marketing_off", None)
+    async with runtime.session_factory() as session:
+        kinds = (await session.execute(select(MailFeedbackEvent.kind))).scalars().all()
+    assert sorted(kinds) == ["complaint", "soft_bounce"]  # still counted, no longer whose
 
     # The shop sends the same address again: the suppression still holds, without the address.
     smtp_sink.rcpt_reply = lambda _address: None
@@ -122,6 +137,29 @@ async def test_erasure_leaves_no_trace_and_keeps_the_counts(
         statuses = {(m.rule_id, m.status, m.status_reason) for m in list(newest)[:2]}
     assert statuses == {("now", "skipped", "suppressed"), ("later", "skipped", "suppressed")}
     assert smtp_sink.received == []
+
+
+async def record_later_bounces(runtime: Runtime) -> None:
+    """Reports that quote the address: one about the customer's message, one naming only it."""
+    async with transaction(runtime.session_factory) as session:
+        message_id = (await session.execute(select(func.min(Message.id)))).scalar_one()
+        address = EMAIL.lower()
+        detail = f"DSN failed 5.1.1 550 5.1.1 <{address}>: no such user"
+        reports = [
+            Feedback(MAIL, "report-1", FeedbackKind.SOFT_BOUNCE, address, detail, reference=None),
+            Feedback(
+                MAIL,
+                "report-2",
+                FeedbackKind.COMPLAINT,
+                address,
+                "ARF abuse",
+                reference=make_reference(message_id, secret=runtime.settings.secret_key),
+            ),
+        ]
+        applied = await apply_feedback(
+            session, reports=reports, secret=runtime.settings.secret_key, now=runtime.clock.now()
+        )
+    assert (applied.recorded, applied.unmatched) == (2, 1)
 
 
 async def test_export_holds_everything_and_needs_a_key(

@@ -6,12 +6,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.models import (
     ConsentChange,
     Customer,
+    MailFeedbackEvent,
     Message,
     MessageAttempt,
     Order,
@@ -97,8 +99,22 @@ async def customer_data(session: AsyncSession, customer: Customer) -> dict[str, 
             .scalars()
             .all()
         )
+    # Bounces and complaints about their messages, or naming their address.
+    about: ColumnElement[bool] = MailFeedbackEvent.message_id.in_([m.id for m in messages])
+    if customer.email:
+        about = or_(about, MailFeedbackEvent.recipient == customer.email.lower())
+    feedback = (
+        (
+            await session.execute(
+                select(MailFeedbackEvent).where(about).order_by(MailFeedbackEvent.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
     return {
         "customer": customer,
+        "mail_feedback": feedback,
         "orders": [(order, items.get(order.id, [])) for order in orders],
         "messages": [(message, attempts.get(message.id, [])) for message in messages],
         "deliveries": deliveries,

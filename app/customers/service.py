@@ -111,6 +111,18 @@ async def export_customer(
             {"change": row.change, "source": row.source, "at": _time(row.at)}
             for row in await repository.consent_changes(session, customer.id)
         ],
+        # Bounces and complaints reported about their mail (docs/deliverability.md).
+        "mail_feedback": [
+            {
+                "message_id": event.message_id,
+                "provider": event.provider,
+                "kind": event.kind,
+                "recipient": event.recipient,
+                "detail": event.detail,
+                "received_at": _time(event.received_at),
+            }
+            for event in data["mail_feedback"]
+        ],
     }
 
 

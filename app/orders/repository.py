@@ -7,14 +7,16 @@ from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, func, select, update
+from sqlalchemy import Table, bindparam, case, func, or_, select, update
 from sqlalchemy import insert as core_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.db import dialect_insert, utcnow
 from app.models import (
     ConsentChange,
     Customer,
+    MailFeedbackEvent,
     Message,
     MessageAttempt,
     MessageKind,
@@ -428,6 +430,12 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
     )
     # What the customer changed themselves stays (counts, times), not the address.
     await _update(session, ConsentChange, ConsentChange.customer_id == customer_id, email=None)
+    # Bounces and complaints: counts and kinds stay; the address and the report text (which
+    # quotes it) go, for the customer's messages and for reports that named only the address.
+    about_customer: ColumnElement[bool] = MailFeedbackEvent.message_id.in_(messages)
+    if email:
+        about_customer = or_(about_customer, MailFeedbackEvent.recipient == email.lower())
+    await _update(session, MailFeedbackEvent, about_customer, recipient=None, detail=None)
     if email:
         await _forget_suppressed_address(session, email)
         await forget_removed_address(session, email)

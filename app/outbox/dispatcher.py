@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.coupons.service import take_coupon
 from app.db import transaction
+from app.feedback.headers import envelope_sender, feedback_headers
 from app.mail.breaker import Pause, SenderBreaker
 from app.mail.compose import compose_message, message_bytes
 from app.mail.context import build_context
@@ -334,7 +335,12 @@ class Dispatcher:
         started = time.perf_counter()
         try:
             outcome = await self.sender.send(
-                envelope_from=self._from_address,
+                envelope_from=envelope_sender(
+                    message.id,
+                    from_address=self._from_address,
+                    bounce_address=self.runtime.settings.bounce_address,
+                    secret=self.runtime.settings.secret_key,
+                ),
                 recipient=customer.email,
                 message=raw,
                 reserved=reserved,
@@ -467,6 +473,9 @@ class Dispatcher:
                 customer_id=customer.id,
                 domain=settings.inbound_domain,
                 secrets=settings.unsubscribe_secrets,
+            ),
+            extra_headers=feedback_headers(
+                message.id, provider=settings.mail_provider, secret=settings.secret_key
             ),
         )
         return dkim_sign(message_bytes(email), settings.dkim), message_id

@@ -23,6 +23,7 @@ from app.models import (
     Conversion,
     CouponCode,
     Customer,
+    MailFeedbackEvent,
     Message,
     MessageKind,
     MessageStatus,
@@ -225,6 +226,7 @@ _SOURCE_IDS: dict[str, Any] = {
     "conversions": Conversion.id,
     "suppressions": Suppression.id,
     "consent_changes": ConsentChange.id,
+    "mail_feedback_events": MailFeedbackEvent.id,
 }
 
 
@@ -319,6 +321,25 @@ async def conversions_between(
         .limit(limit)
     )
     return [ConversionRow(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class FeedbackRow:
+    id: int
+    message_id: int | None
+    kind: str
+
+
+async def feedback_between(
+    session: AsyncSession, *, after: int, up_to: int, limit: int
+) -> list[FeedbackRow]:
+    rows = await session.execute(
+        select(MailFeedbackEvent.id, MailFeedbackEvent.message_id, MailFeedbackEvent.kind)
+        .where(MailFeedbackEvent.id > after, MailFeedbackEvent.id <= up_to)
+        .order_by(MailFeedbackEvent.id)
+        .limit(limit)
+    )
+    return [FeedbackRow(*row) for row in rows]
 
 
 @dataclass(frozen=True)
