@@ -349,8 +349,9 @@ class Settings(BaseSettings):
         validation_alias="AFTERSALE_FROM",
     )
     reply_to: str | None = None
-    # The domain whose mail the inbound listener (`serve --role inbound`) receives. When set,
-    # marketing mail's List-Unsubscribe also names `unsubscribe+<token>@INBOUND_DOMAIN`.
+    # The domain whose mail the inbound listener (`serve --role inbound`) receives (default:
+    # BOUNCE_ADDRESS's). When known, marketing mail's List-Unsubscribe also names
+    # `unsubscribe+<token>@INBOUND_DOMAIN`.
     inbound_domain: str | None = None
     default_time_zone: str = "UTC"
     default_locale: str = "en"
@@ -543,6 +544,13 @@ class Settings(BaseSettings):
                 f"{value!r}: one plain address without '+', e.g. bounces@mail.example.com"
             )
         return f"{local}@{_ascii_domain(domain)}"
+
+    @model_validator(mode="after")
+    def _inbound_domain_from_bounce_address(self) -> Settings:
+        # One MX receives both: bounces to bounces+<ref>@ and unsubscribes to unsubscribe+<t>@.
+        if self.inbound_domain is None and self.bounce_address is not None:
+            self.inbound_domain = self.bounce_address.rpartition("@")[2]
+        return self
 
     @field_validator("shopify_secrets", "woocommerce_secrets")
     @classmethod

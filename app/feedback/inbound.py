@@ -1,5 +1,6 @@
 """The inbound SMTP listener: DSN and ARF mail delivered to BOUNCE_ADDRESS (and to a feedback
-loop address) by the sending MTA or the mailbox providers.
+loop address) by the sending MTA or the mailbox providers, and mail to the List-Unsubscribe
+address (`unsubscribe+<token>@INBOUND_DOMAIN`).
 
 It runs in the process's own event loop (`serve --role inbound`, or `--role all` when
 INBOUND_SMTP_PORT is set), so each message is applied in one short transaction before the
@@ -20,7 +21,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from app.db import transaction
 from app.feedback.reports import parse_report
 from app.feedback.service import Applied, apply_feedback
+from app.mail.unsubscribe import MAILTO_PREFIX
 from app.runtime import Runtime
+from app.unsubscribe.service import unsubscribe_by_mail
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +31,25 @@ log = logging.getLogger(__name__)
 async def apply_report_mail(
     runtime: Runtime, raw: bytes, *, envelope_recipients: list[str]
 ) -> Applied:
-    """Parse one piece of mail and apply its feedback in its own transaction."""
+    """Parse one piece of mail and apply its feedback in its own transaction; a mail to the
+    List-Unsubscribe address `unsubscribe+<token>@INBOUND_DOMAIN` unsubscribes from marketing."""
     settings = runtime.settings
+    unsubscribes = [
+        local
+        for local, _, _ in (recipient.rpartition("@") for recipient in envelope_recipients)
+        if local.lower().startswith(MAILTO_PREFIX)
+    ]
+    if unsubscribes:
+        async with transaction(runtime.session_factory) as session:
+            for local in unsubscribes:
+                if not await unsubscribe_by_mail(
+                    session,
+                    local_part=local,
+                    secrets=settings.unsubscribe_secrets,
+                    now=runtime.clock.now(),
+                ):
+                    log.info("inbound unsubscribe mail with a token that is not ours: ignored")
+        return Applied()
     reports = parse_report(
         raw, envelope_recipients=envelope_recipients, bounce_address=settings.bounce_address
     )
