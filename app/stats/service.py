@@ -166,8 +166,13 @@ async def _between(
     found: dict[SeriesKey, _Sums] = {}
     for ledger, ids in _by_ledger(keys).items():
         at_end = await repository.running_on(session, ledger, dict.fromkeys(ids, span.last))
-        before = await repository.running_on(
-            session, ledger, dict.fromkeys(ids, span.first - timedelta(days=1))
+        # Nothing is counted before year 1, and the day before it cannot be named.
+        before = (
+            await repository.running_on(
+                session, ledger, dict.fromkeys(ids, span.first - timedelta(days=1))
+            )
+            if span.first > date.min
+            else {}
         )
         for series, values in at_end.items():
             end, start = _Sums(), _Sums()
