@@ -10,8 +10,8 @@ from typing import Any
 
 from httpx import AsyncClient, Response
 
+from app.intake.signature import sign
 from app.orders.schemas import EXAMPLE_BODY
-from app.orders.signature import sign
 from tests.conftest import TEST_WEBHOOK_SECRET
 
 _sequence = itertools.count(1)

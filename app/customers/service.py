@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.customers import repository
 from app.models import Customer
 from app.orders import repository as orders
+from app.outbox import planned as outbox
 from app.survey.repository import answers_of_messages as survey_answers
 
 
@@ -113,7 +114,7 @@ async def export_customer(
 async def erase_customer(session: AsyncSession, *, customer_id: int, now: datetime) -> int:
     """Cancel what is waiting for the customer, then erase their personal data everywhere.
     Returns how many messages were cancelled."""
-    cancelled = await orders.cancel_pending(
+    cancelled = await outbox.cancel_pending(
         session, customer_id=customer_id, reason="customer_deleted"
     )
     await orders.erase_customer(session, customer_id=customer_id, now=now)

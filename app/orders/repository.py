@@ -15,9 +15,6 @@ from app.db import dialect_insert, utcnow
 from app.models import (
     Customer,
     Message,
-    MessageAttempt,
-    MessageKind,
-    MessageStatus,
     Order,
     OrderItem,
     OrderStatus,
@@ -28,8 +25,8 @@ from app.models import (
     TrackingEvent,
     WebhookDelivery,
 )
+from app.outbox import planned as outbox
 from app.planner.learned import GapStats, PastOrder
-from app.planner.planner import PlannedMessage
 from app.privacy import email_digest
 
 # Learned timing follows the product's recent behaviour: its latest observations only.
@@ -134,16 +131,6 @@ def _record_delivery_statement(insert: Any) -> Any:
         insert(_DELIVERIES)
         .on_conflict_do_nothing(index_elements=["source", "shop", "delivery_id"])
         .returning(_DELIVERIES.c.id)
-    )
-
-
-@cache
-def _insert_planned_statement(insert: Any) -> Any:
-    messages = Message.__table__
-    return (
-        insert(messages)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(messages.c.id)
     )
 
 
@@ -302,71 +289,6 @@ async def count_earlier_orders(
     return int((await session.execute(_EARLIER_ORDERS, params)).scalar_one())
 
 
-async def insert_planned(
-    session: AsyncSession,
-    planned: Sequence[PlannedMessage],
-    *,
-    customer_id: int,
-    order_id: int | None,
-) -> int:
-    """Insert planned messages; ones planned before (same dedupe key) are left alone."""
-    if not planned:
-        return 0
-    rows = [
-        {
-            "customer_id": customer_id,
-            "order_id": order_id,
-            "rule_id": plan.rule_id,
-            "rule_version": plan.rule_version,
-            "template": plan.template,
-            "kind": plan.kind,
-            "variant": plan.variant,
-            "dedupe_key": plan.dedupe_key,
-            "status": plan.status,
-            "status_reason": plan.reason,
-            "send_at": plan.send_at,
-            "expires_at": plan.expires_at,
-            "next_attempt_at": plan.send_at,
-            "attempts": 0,
-        }
-        for plan in planned
-    ]
-    # One statement either way, but an executemany compiles once per process, where a
-    # multi-row VALUES is compiled again on every call.
-    statement = _insert_planned_statement(dialect_insert(session))
-    return len((await session.execute(statement, rows)).scalars().all())
-
-
-async def cancel_pending(
-    session: AsyncSession,
-    *,
-    reason: str,
-    order_id: int | None = None,
-    customer_id: int | None = None,
-    ids: Sequence[int] | None = None,
-    dedupe_keys: Sequence[str] | None = None,
-) -> int:
-    """Cancel what has not been handed to a worker yet, keeping the reason. Every filter
-    given must hold; an empty list of ids or keys cancels nothing."""
-    if (ids is not None and not ids) or (dedupe_keys is not None and not dedupe_keys):
-        return 0
-    statement = (
-        update(Message)
-        .where(Message.status == MessageStatus.SCHEDULED)
-        .values(status=MessageStatus.CANCELLED, status_reason=reason, updated_at=func.now())
-    )
-    if order_id is not None:
-        statement = statement.where(Message.order_id == order_id)
-    if customer_id is not None:
-        statement = statement.where(Message.customer_id == customer_id)
-    if ids is not None:
-        statement = statement.where(Message.id.in_(ids))
-    if dedupe_keys is not None:
-        statement = statement.where(Message.dedupe_key.in_(dedupe_keys))
-    result = await session.execute(statement.execution_options(synchronize_session=False))
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
 async def erase_customer(session: AsyncSession, *, customer_id: int, now: datetime) -> None:
     """Remove personal data wherever it lives: the customer, their orders and items, their
     messages and delivery history, the raw webhook bodies that carried it. Rows and counts
@@ -395,12 +317,8 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
     await _update(session, Order, Order.customer_id == customer_id, email=None)
     # Item attributes can hold personal text (an engraving, a child's name).
     await _update(session, OrderItem, OrderItem.order_id.in_(orders), attributes={})
-    await _update(
-        session, Message, Message.customer_id == customer_id, recipient=None, last_error=None
-    )
+    await outbox.erase_recipient(session, customer_id=customer_id)
     messages = select(Message.id).where(Message.customer_id == customer_id).scalar_subquery()
-    # SMTP replies often quote the address ("550 <anna@…>: no such user").
-    await _update(session, MessageAttempt, MessageAttempt.message_id.in_(messages), detail=None)
     await _update(session, WebhookDelivery, WebhookDelivery.customer_id == customer_id, body="")
     # Tracking keeps its counts (class, reason, time), not who and where: links can carry
     # personal query strings, user agents and network prefixes identify people.
@@ -518,30 +436,6 @@ async def order_customer_id(session: AsyncSession, *, shop: str, external_id: st
         Order.shop == shop, Order.external_id == external_id
     )
     return (await session.execute(statement)).scalar_one_or_none()
-
-
-async def skip_pending_marketing(session: AsyncSession, *, customer_id: int) -> int:
-    result = await session.execute(
-        update(Message)
-        .where(
-            Message.customer_id == customer_id,
-            Message.kind == MessageKind.MARKETING,
-            Message.status == MessageStatus.SCHEDULED,
-        )
-        .values(status=MessageStatus.SKIPPED, status_reason="no_consent", updated_at=func.now())
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def pending_messages(session: AsyncSession, *, order_id: int) -> list[tuple[int, str]]:
-    """(id, rule id) of the order's messages still waiting to be sent."""
-    rows = await session.execute(
-        select(Message.id, Message.rule_id).where(
-            Message.order_id == order_id, Message.status == MessageStatus.SCHEDULED
-        )
-    )
-    return [(message_id, rule_id) for message_id, rule_id in rows]
 
 
 async def customer_ids_by_email(session: AsyncSession, *, shop: str, email: str) -> list[int]:

@@ -1,10 +1,10 @@
-"""The body of `POST /webhooks/orders`: our own signed JSON (see README); intake answers and
-the operator API's intake failures."""
+"""Our events: the body of `POST /webhooks/orders` (our own signed JSON, see README), and
+what every platform's payload is mapped to; the answer to a delivery."""
 
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -247,24 +247,3 @@ class IntakeResult(BaseModel):
     event_id: str
     messages_planned: int = 0
     messages_cancelled: int = 0
-
-
-class IntakeFailureOut(BaseModel):
-    """An authentic delivery that could not be mapped; `replayed_at` is set once it went
-    through (`aftersale intake replay`, or a redelivery)."""
-
-    id: int
-    source: str
-    shop: str
-    topic: str
-    delivery_id: str
-    received_at: datetime
-    error: str
-    attempts: int
-    replayed_at: datetime | None
-    replay_result: str | None
-
-
-class IntakeFailurePage(BaseModel):
-    items: list[IntakeFailureOut]
-    next_cursor: int | None

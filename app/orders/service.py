@@ -28,6 +28,7 @@ from app.orders.schemas import (
     OrderFulfilled,
     OrderPlaced,
 )
+from app.outbox import planned as outbox
 from app.outbox.checks import Purchase, SendFacts, send_blocker
 from app.planner.dates import LATE_GRACE
 from app.planner.learned import PastOrder, latest_gap
@@ -306,9 +307,7 @@ async def _order_closed(
         order.status = OrderStatus.REFUNDED
         order.refunded_at = order.refunded_at or event.occurred_at
     await session.flush()
-    return await repository.cancel_pending(
-        session, order_id=order.id, reason=f"order_{order.status}"
-    )
+    return await outbox.cancel_pending(session, order_id=order.id, reason=f"order_{order.status}")
 
 
 async def _cancel_refunded(
@@ -322,12 +321,12 @@ async def _cancel_refunded(
     """Cancel the waiting messages whose items were all refunded; the rest still stand."""
     facts = [item.facts() for item in items]
     moot = []
-    for message_id, rule_id in await repository.pending_messages(session, order_id=order.id):
+    for message_id, rule_id in await outbox.pending_messages(session, order_id=order.id):
         rule = rules.by_id(rule_id)
         # A rule that is gone is cancelled at send time as rule_removed.
         if rule is not None and all_refunded(rule, facts, left):
             moot.append(message_id)
-    return await repository.cancel_pending(session, ids=moot, reason="order_refunded")
+    return await outbox.cancel_pending(session, ids=moot, reason="order_refunded")
 
 
 async def _customer_deleted(
@@ -422,9 +421,7 @@ async def _plan(
         history=history,
         now=occurred_at,
     )
-    return await repository.insert_planned(
-        session, planned, customer_id=customer_id, order_id=order.id
-    )
+    return await outbox.insert_planned(session, planned, customer_id=customer_id, order_id=order.id)
 
 
 async def _learn_gaps(
@@ -507,10 +504,10 @@ async def replan_anchors(
             ]
             if not dated:
                 continue
-            created += await repository.insert_planned(
+            created += await outbox.insert_planned(
                 session, dated, customer_id=customer_id, order_id=order.id
             )
-            await repository.cancel_pending(
+            await outbox.cancel_pending(
                 session,
                 dedupe_keys=[
                     order_dedupe_key(rule_id, order_id=order.id, customer_id=customer_id)
@@ -613,5 +610,5 @@ async def _upsert_customer(
         # Withdrawn (or never given): waiting marketing mail stops now, as it would have been
         # skipped had it been planned after this; the same whatever order events arrive in.
         # (A customer created just now has no mail waiting.)
-        await repository.skip_pending_marketing(session, customer_id=stored.id)
+        await outbox.skip_pending_marketing(session, customer_id=stored.id)
     return stored, created

@@ -22,7 +22,7 @@ from app.planner.planner import PlannedMessage
 from app.rules.facts import CustomerFacts, ItemFacts, OrderFacts
 from app.rules.model import Rule
 
-# POST /webhooks/orders stores everything under this shop (app/orders/endpoints.py); variants
+# POST /webhooks/orders stores everything under this shop (app/intake/aftersale.py); variants
 # and holdout groups are drawn from "shop:customer id", so a replay must use it too.
 SHOP = "default"
 CLOSED = (OrderStatus.CANCELLED, OrderStatus.REFUNDED)

@@ -13,8 +13,8 @@ from httpx import AsyncClient
 
 from app.cli import main
 from app.config import ROOT, Settings
+from app.intake.aftersale import DEFAULT_SHOP
 from app.mail.unsubscribe import read_token
-from app.orders.endpoints import DEFAULT_SHOP
 from app.preview.endpoints import PREVIEW_CSP
 from tests.conftest import Api
 from tests.factories import order_created

@@ -12,6 +12,7 @@ import pytest
 from httpx import AsyncClient, Response
 from sqlalchemy import select
 
+from app.intake.aftersale import DEFAULT_SHOP
 from app.mail.compose import compose_message, message_bytes
 from app.mail.templates import RenderedEmail
 from app.mail.unsubscribe import (
@@ -22,7 +23,6 @@ from app.mail.unsubscribe import (
     unsubscribe_url,
 )
 from app.models import Message, Suppression
-from app.orders.endpoints import DEFAULT_SHOP
 from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
 from tests.conftest import FrozenClock

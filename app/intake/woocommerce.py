@@ -1,29 +1,44 @@
-"""WooCommerce webhook payloads -> our events. Pure: a topic and its JSON in, an Envelope out.
+"""WooCommerce: `POST /webhooks/woocommerce`, its signature and secrets, and its payloads ->
+our events.
 
 WooCommerce sends the REST API (v3) resource of the topic, and for `*.deleted` only `{"id": N}`.
 Its times come in the site's zone and as `*_gmt` without an offset; we read the `*_gmt` ones.
+The mappers are pure: a payload in, our events out.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from functools import partial
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from app.config import normalize_host
-from app.orders.platforms import (
-    Mapper,
+from fastapi import APIRouter, Header, Request
+
+from app.api.deps import RuntimeDep, SessionDep
+from app.config import Settings, normalize_host, secrets_for_host
+from app.intake import service
+from app.intake.aftersale import DEFAULT_SHOP
+from app.intake.payloads import (
     build,
     code_list,
     guest_customer_id,
     obj,
-    run_mapper,
     text,
     without_none,
+)
+from app.intake.platform import MapContext, Mapper, Platform
+from app.intake.webhooks import (
+    JSON_BODY,
+    PLATFORM_RESPONSES,
+    Answer,
+    DeliveryIgnored,
+    delivery_id,
+    read_limited_body,
+    take,
+    verify_base64,
 )
 from app.orders.schemas import (
     CustomerDeleted,
@@ -34,7 +49,14 @@ from app.orders.schemas import (
     OrderPlaced,
 )
 
+log = logging.getLogger(__name__)
+
 SOURCE = "woocommerce"
+PATH = "/webhooks/woocommerce"
+# What the catalog will take (`Platform.products`); until then answered as not handled.
+PRODUCT_TOPICS = frozenset(
+    {"product.created", "product.updated", "product.deleted", "product.restored"}
+)
 # The test delivery WooCommerce posts when a webhook is saved: a form body, no topic, unsigned.
 _PING = re.compile(rb"^webhook_id=\d+$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -47,25 +69,46 @@ _STATUS_EVENTS = {
 }
 _PRICE_STEP = Decimal("0.0001")  # the 4 decimal places ItemIn.unit_price keeps
 
+router = APIRouter(tags=["webhooks"])
 
-def to_event(
-    topic: str,
-    payload: dict[str, Any],
-    *,
-    event_id: str,
-    received_at: datetime,
-    consent_meta_key: str,
-) -> Envelope | None:
-    """The event for this delivery; None when the topic or the order's status is nothing for us.
 
-    `received_at` stands in for payloads that carry no time of their own (deletions). Raises
-    PayloadError when an order or customer cannot be read from the payload.
-    """
-    mapper = _MAPPERS.get(topic)
-    if mapper is None:
-        return None
-    bound: Mapper = partial(mapper, consent_meta_key=consent_meta_key)
-    return run_mapper(bound, topic, payload, event_id, received_at)
+def _secrets(settings: Settings) -> list[str]:
+    return settings.woocommerce_secrets
+
+
+@router.post(
+    PATH,
+    response_model=Answer,
+    summary="Receive a WooCommerce webhook (orders, customers; the ping of a new webhook)",
+    responses=PLATFORM_RESPONSES,
+    openapi_extra=JSON_BODY,
+)
+async def receive_woocommerce_webhook(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    x_wc_webhook_topic: Annotated[str | None, Header()] = None,
+    x_wc_webhook_signature: Annotated[str | None, Header()] = None,
+    x_wc_webhook_source: Annotated[str | None, Header()] = None,
+    x_wc_webhook_delivery_id: Annotated[str | None, Header()] = None,
+) -> Answer:
+    body = await read_limited_body(request)
+    if is_ping(x_wc_webhook_topic, body):
+        # WooCommerce refuses to save a webhook unless its unsigned ping gets a 200.
+        log.info("woocommerce webhook ping answered")
+        return DeliveryIgnored(status="ignored", reason="ping")
+    host = source_host(x_wc_webhook_source)
+    verify_base64(secrets_for_host(_secrets(runtime.settings), host), x_wc_webhook_signature, body)
+    delivery = service.Delivery(
+        source=SOURCE,
+        shop=host or DEFAULT_SHOP,
+        delivery_id=delivery_id(x_wc_webhook_delivery_id, body=body),
+        topic=(x_wc_webhook_topic or "").strip(),
+        body=body,
+    )
+    return await take(
+        session, runtime, platform=PLATFORM, delivery=delivery, received_at=runtime.clock.now()
+    )
 
 
 def is_ping(topic_header: str | None, body: bytes) -> bool:
@@ -80,17 +123,15 @@ def source_host(header: str | None) -> str | None:
         return None
 
 
-def _order_created(
-    order: dict[str, Any], event_id: str, at: datetime, *, consent_meta_key: str
-) -> Envelope | None:
-    customer = _order_customer(order, consent_meta_key)
+def _order_created(order: dict[str, Any], ctx: MapContext) -> Envelope | None:
+    customer = _order_customer(order, ctx.settings.woocommerce_consent_meta_key)
     if customer is None:
         return None  # no billing email: nothing we can send
-    created = _gmt(order.get("date_created_gmt")) or at
+    created = _gmt(order.get("date_created_gmt")) or ctx.received_at
     return build(
         OrderPlaced,
         {
-            "id": event_id,
+            "id": ctx.event_id,
             "type": "order.created",
             "occurred_at": created,
             "order": {
@@ -107,50 +148,49 @@ def _order_created(
     )
 
 
-def _order_updated(
-    order: dict[str, Any], event_id: str, at: datetime, *, consent_meta_key: str
-) -> Envelope | None:
+def _order_updated(order: dict[str, Any], ctx: MapContext) -> Envelope | None:
     event_type = _STATUS_EVENTS.get(str(order.get("status")))
     if event_type is None:
         return None
-    changed = _gmt(order.get("date_modified_gmt")) or at
+    changed = _gmt(order.get("date_modified_gmt")) or ctx.received_at
     if event_type == "order.fulfilled":
         return build(
             OrderFulfilled,
             without_none(
                 {
-                    "id": event_id,
+                    "id": ctx.event_id,
                     "type": event_type,
                     "occurred_at": _gmt(order.get("date_completed_gmt")) or changed,
                     "order": {"id": order["id"]},
-                    "customer": _order_customer(order, consent_meta_key),
+                    "customer": _order_customer(order, ctx.settings.woocommerce_consent_meta_key),
                 }
             ),
         )
     return build(
         OrderClosed,
-        {"id": event_id, "type": event_type, "occurred_at": changed, "order": {"id": order["id"]}},
-    )
-
-
-def _order_deleted(
-    order: dict[str, Any], event_id: str, at: datetime, *, consent_meta_key: str
-) -> Envelope:
-    # Moved to the trash (or deleted): for our messages the same as cancelled.
-    return build(
-        OrderClosed,
         {
-            "id": event_id,
-            "type": "order.cancelled",
-            "occurred_at": at,
+            "id": ctx.event_id,
+            "type": event_type,
+            "occurred_at": changed,
             "order": {"id": order["id"]},
         },
     )
 
 
-def _customer_updated(
-    customer: dict[str, Any], event_id: str, at: datetime, *, consent_meta_key: str
-) -> Envelope | None:
+def _order_deleted(order: dict[str, Any], ctx: MapContext) -> Envelope:
+    # Moved to the trash (or deleted): for our messages the same as cancelled.
+    return build(
+        OrderClosed,
+        {
+            "id": ctx.event_id,
+            "type": "order.cancelled",
+            "occurred_at": ctx.received_at,
+            "order": {"id": order["id"]},
+        },
+    )
+
+
+def _customer_updated(customer: dict[str, Any], ctx: MapContext) -> Envelope | None:
     billing = obj(customer.get("billing"))
     email = text(customer.get("email")) or text(billing.get("email"))
     if email is None:
@@ -163,35 +203,35 @@ def _customer_updated(
             "last_name": text(customer.get("last_name")) or text(billing.get("last_name")),
             "country": _country(billing, obj(customer.get("shipping"))),
             # Left unset without an entry: consent is given with orders, not on accounts.
-            "marketing_consent": _consent(customer.get("meta_data"), consent_meta_key),
+            "marketing_consent": _consent(
+                customer.get("meta_data"), ctx.settings.woocommerce_consent_meta_key
+            ),
         }
     )
     return build(
         CustomerUpdated,
         {
-            "id": event_id,
+            "id": ctx.event_id,
             "type": "customer.updated",
-            "occurred_at": _gmt(customer.get("date_modified_gmt")) or at,
+            "occurred_at": _gmt(customer.get("date_modified_gmt")) or ctx.received_at,
             "customer": fields,
         },
     )
 
 
-def _customer_deleted(
-    customer: dict[str, Any], event_id: str, at: datetime, *, consent_meta_key: str
-) -> Envelope:
+def _customer_deleted(customer: dict[str, Any], ctx: MapContext) -> Envelope:
     return build(
         CustomerDeleted,
         {
-            "id": event_id,
+            "id": ctx.event_id,
             "type": "customer.deleted",
-            "occurred_at": at,
+            "occurred_at": ctx.received_at,
             "customer": {"id": customer["id"]},
         },
     )
 
 
-_MAPPERS: dict[str, Callable[..., Envelope | None]] = {
+_MAPPERS: dict[str, Mapper] = {
     "order.created": _order_created,
     "order.updated": _order_updated,
     "order.deleted": _order_deleted,
@@ -199,7 +239,15 @@ _MAPPERS: dict[str, Callable[..., Envelope | None]] = {
     "customer.updated": _customer_updated,
     "customer.deleted": _customer_deleted,
 }
-TOPICS = frozenset(_MAPPERS)
+PLATFORM = Platform(
+    source=SOURCE,
+    path=PATH,
+    router=router,
+    secret_settings=("AFTERSALE_WOOCOMMERCE_SECRETS", "AFTERSALE_WOOCOMMERCE_SECRET"),
+    secrets=_secrets,
+    mappers=_MAPPERS,
+)
+TOPICS = PLATFORM.topics
 
 
 def _order_customer(order: dict[str, Any], consent_meta_key: str) -> dict[str, Any] | None:

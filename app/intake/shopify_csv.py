@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from app.orders.platforms import PayloadError, build, guest_customer_id, without_none
+from app.intake.payloads import PayloadError, build, guest_customer_id, without_none
 from app.orders.schemas import Envelope, OrderClosed, OrderFulfilled, OrderPlaced
 
 REQUIRED_COLUMNS = ("Name", "Email", "Created at", "Currency", "Total", "Lineitem name")

@@ -15,9 +15,10 @@ from httpx import AsyncClient, Response
 from sqlalchemy import func, select
 
 from app.config import Settings
+from app.intake import woocommerce
+from app.intake.payloads import PayloadError, guest_customer_id
+from app.intake.signature import sign_body_base64
 from app.models import Customer, IntakeFailure, Message, Order, OrderItem, WebhookDelivery
-from app.orders import woocommerce
-from app.orders.platforms import PayloadError, guest_customer_id
 from app.orders.schemas import (
     CustomerDeleted,
     CustomerUpdated,
@@ -25,8 +26,8 @@ from app.orders.schemas import (
     OrderFulfilled,
     OrderPlaced,
 )
-from app.orders.signature import sign_body_base64
 from app.runtime import Runtime
+from tests.intake.mapping import map_event
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SITE = "https://coffee.example.ru/"
@@ -42,9 +43,19 @@ def payload(name: str) -> dict[str, Any]:
     return loaded
 
 
-def to_event(topic: str, body: dict[str, Any], key: str = KEY) -> Any:
-    return woocommerce.to_event(
-        topic, body, event_id="d-1", received_at=RECEIVED, consent_meta_key=key
+def to_event(topic: str, body: dict[str, Any], key: str = KEY, **settings: Any) -> Any:
+    return map_event(
+        woocommerce.PLATFORM,
+        topic,
+        body,
+        event_id="d-1",
+        received_at=RECEIVED,
+        settings=Settings(
+            env="development",
+            woocommerce_consent_meta_key=key,
+            _env_file=None,  # type: ignore[call-arg]
+            **settings,
+        ),
     )
 
 
