@@ -285,6 +285,9 @@ class Settings(BaseSettings):
         ),
     )
     woocommerce_consent_meta_key: str = Field(default="aftersale_marketing_consent", min_length=1)
+    # WooCommerce orders count as placed once paid (processing, completed). `on-hold` is
+    # awaiting payment (a bank transfer, a cheque); true counts it as paid too.
+    woocommerce_on_hold_is_paid: bool = False
     # Days the raw body of every webhook delivery is kept (to replay, export or debug); later
     # it is emptied, its row kept so late retries still dedupe. An unreplayed intake failure
     # keeps its body until it is replayed (docs/deployment.md, Intake).

@@ -30,12 +30,15 @@ async def export_customer(
         "orders": [
             {
                 "id": order.external_id,
+                "number": order.number,
                 "email": order.email,
+                "attributes": order.attributes,
                 "currency": order.currency,
                 "total": _money(order.total),
                 "status": order.status,
                 "placed_at": _time(order.placed_at),
                 "fulfilled_at": _time(order.fulfilled_at),
+                "delivered_at": _time(order.delivered_at),
                 "cancelled_at": _time(order.cancelled_at),
                 "refunded_at": _time(order.refunded_at),
                 "items": [

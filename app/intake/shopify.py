@@ -172,12 +172,15 @@ def _order_created(order: dict[str, Any], ctx: MapContext) -> Envelope | None:
             "occurred_at": order.get("created_at") or ctx.received_at,
             "order": {
                 "id": order["id"],
+                # "#1042": what the customer knows it by (stored without the "#").
+                "number": text(order.get("name")) or text(order.get("order_number")),
                 "created_at": order.get("created_at"),
                 "currency": order.get("currency"),
                 "total": order.get("total_price"),
                 "email": _order_email(order),
                 "items": [_item(obj(line)) for line in order.get("line_items") or []],
                 "discount_codes": code_list(order.get("discount_codes")),
+                "attributes": _name_values(order.get("note_attributes")),
             },
             "customer": customer,
         },
@@ -207,15 +210,17 @@ def _order_fulfilled(order: dict[str, Any], ctx: MapContext) -> Envelope:
     )
 
 
-def _fulfillment_updated(fulfillment: dict[str, Any], ctx: MapContext) -> Envelope | None:
-    # Only delivery is a moment our rules wait for ("after delivery"); transit updates are not.
+def _fulfillment_changed(fulfillment: dict[str, Any], ctx: MapContext) -> Envelope | None:
+    """`fulfillments/create|update`: the carrier's `shipment_status: delivered` is our
+    `order.delivered`; other statuses (in transit, out for delivery, ...) are not moments our
+    rules wait for. (The fulfilment itself comes as `orders/fulfilled`.)"""
     if fulfillment.get("shipment_status") != "delivered":
         return None
     return build(
         OrderFulfilled,
         {
             "id": ctx.event_id,
-            "type": "order.fulfilled",
+            "type": "order.delivered",
             "occurred_at": fulfillment.get("updated_at") or ctx.received_at,
             "order": {"id": fulfillment["order_id"]},
         },
@@ -295,7 +300,8 @@ def _customer_redacted(request: dict[str, Any], ctx: MapContext) -> Envelope:
 _MAPPERS: dict[str, Mapper] = {
     "orders/create": _order_created,
     "orders/fulfilled": _order_fulfilled,
-    "fulfillments/update": _fulfillment_updated,
+    "fulfillments/create": _fulfillment_changed,
+    "fulfillments/update": _fulfillment_changed,
     "orders/cancelled": _order_cancelled,
     "refunds/create": _refund_created,
     "customers/create": _customer_updated,
@@ -363,8 +369,21 @@ def _consent(customer: dict[str, Any], order: dict[str, Any]) -> bool:
     return order.get("buyer_accepts_marketing") is True
 
 
+def _name_values(entries: Any) -> dict[str, Any]:
+    """Shopify's `[{"name": ..., "value": ...}]` (note_attributes, line-item properties) as a
+    dict; names starting with "_" are the shop's private ones, not for the customer."""
+    found: dict[str, Any] = {}
+    for entry in entries if isinstance(entries, list) else []:
+        name, value = obj(entry).get("name"), obj(entry).get("value")
+        shown = isinstance(name, str) and name.strip() and not name.startswith("_")
+        if shown and isinstance(value, str | int | float) and not isinstance(value, bool):
+            found[str(name).strip()] = value
+    return found
+
+
 def _item(line: dict[str, Any]) -> dict[str, Any]:
-    attributes = without_none(
+    # The line's properties (an engraving, a gift note), then what the platform says of it.
+    attributes = _name_values(line.get("properties")) | without_none(
         {
             "vendor": text(line.get("vendor")),
             "product_id": text(line.get("product_id")),

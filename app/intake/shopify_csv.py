@@ -71,6 +71,7 @@ def order_events(rows: Sequence[Mapping[str, str]]) -> list[Envelope]:
                 "occurred_at": placed_at,
                 "order": {
                     "id": order_id,
+                    "number": name,
                     "created_at": placed_at,
                     "currency": _cell(first, "Currency"),
                     "total": _money(first, "Total"),

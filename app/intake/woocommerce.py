@@ -61,9 +61,11 @@ PRODUCT_TOPICS = frozenset(
 _PING = re.compile(rb"^webhook_id=\d+$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _YES = frozenset({"yes", "1", "true"})
-# `order.updated` fires on every change; only these statuses are events for us.
-_STATUS_EVENTS = {
-    "completed": "order.fulfilled",
+# Paid: the order counts as placed (and `on-hold` too when the shop says so).
+_PAID = frozenset({"processing", "completed"})
+# Never paid, cancelled or refunded: what waits for the order is cancelled.
+_CLOSED_STATUSES = {
+    "failed": "order.cancelled",
     "cancelled": "order.cancelled",
     "refunded": "order.refunded",
 }
@@ -123,58 +125,79 @@ def source_host(header: str | None) -> str | None:
         return None
 
 
-def _order_created(order: dict[str, Any], ctx: MapContext) -> Envelope | None:
-    customer = _order_customer(order, ctx.settings.woocommerce_consent_meta_key)
-    if customer is None:
-        return None  # no billing email: nothing we can send
-    created = _gmt(order.get("date_created_gmt")) or ctx.received_at
-    return build(
-        OrderPlaced,
-        {
-            "id": ctx.event_id,
-            "type": "order.created",
-            "occurred_at": created,
-            "order": {
-                "id": order["id"],
-                "created_at": created,
-                "currency": order.get("currency"),
-                "total": order.get("total"),
-                "email": customer["email"],
-                "items": [_item(obj(line)) for line in order.get("line_items") or []],
-                "discount_codes": code_list(order.get("coupon_lines")),
-            },
-            "customer": customer,
-        },
-    )
+def _order_changed(order: dict[str, Any], ctx: MapContext) -> list[Envelope]:
+    """`order.created` and `order.updated`: what the order's status says now.
 
-
-def _order_updated(order: dict[str, Any], ctx: MapContext) -> Envelope | None:
-    event_type = _STATUS_EVENTS.get(str(order.get("status")))
-    if event_type is None:
-        return None
-    changed = _gmt(order.get("date_modified_gmt")) or ctx.received_at
-    if event_type == "order.fulfilled":
-        return build(
-            OrderFulfilled,
-            without_none(
+    An order counts as placed once paid (`processing`, `completed`, and `on-hold` when the
+    shop says so: WOOCOMMERCE_ON_HOLD_IS_PAID); a `pending` or unpaid `on-hold` one plans
+    nothing yet. `failed`, `cancelled` and `refunded` close it, cancelling what waits. Every
+    update of a paid order maps to its placement again, which changes nothing once stored.
+    """
+    status = str(order.get("status"))
+    closed = _CLOSED_STATUSES.get(status)
+    if closed is not None:
+        changed = _gmt(order.get("date_modified_gmt")) or ctx.received_at
+        return [
+            build(
+                OrderClosed,
                 {
                     "id": ctx.event_id,
-                    "type": event_type,
-                    "occurred_at": _gmt(order.get("date_completed_gmt")) or changed,
+                    "type": closed,
+                    "occurred_at": changed,
                     "order": {"id": order["id"]},
-                    "customer": _order_customer(order, ctx.settings.woocommerce_consent_meta_key),
-                }
-            ),
-        )
-    return build(
-        OrderClosed,
-        {
-            "id": ctx.event_id,
-            "type": event_type,
-            "occurred_at": changed,
-            "order": {"id": order["id"]},
-        },
+                },
+            )
+        ]
+    paid = status in _PAID or (status == "on-hold" and ctx.settings.woocommerce_on_hold_is_paid)
+    customer = _order_customer(order, ctx.settings.woocommerce_consent_meta_key)
+    if not paid or customer is None:
+        return []  # not paid yet, or no billing email: nothing we can send
+    # Placed when paid; an on-hold order (a bank transfer) has no payment time yet.
+    placed = (
+        _gmt(order.get("date_paid_gmt")) or _gmt(order.get("date_created_gmt")) or ctx.received_at
     )
+    events: list[Envelope] = [
+        build(
+            OrderPlaced,
+            {
+                "id": ctx.event_id,
+                "type": "order.created",
+                "occurred_at": placed,
+                "order": without_none(
+                    {
+                        "id": order["id"],
+                        "number": text(order.get("number")),
+                        "created_at": placed,
+                        "currency": order.get("currency"),
+                        "total": order.get("total"),
+                        "email": customer["email"],
+                        "items": [_item(obj(line)) for line in order.get("line_items") or []],
+                        "discount_codes": code_list(order.get("coupon_lines")),
+                    }
+                ),
+                "customer": customer,
+            },
+        )
+    ]
+    if status == "completed":
+        completed = (
+            _gmt(order.get("date_completed_gmt"))
+            or _gmt(order.get("date_modified_gmt"))
+            or ctx.received_at
+        )
+        events.append(
+            build(
+                OrderFulfilled,
+                {
+                    "id": ctx.event_id,
+                    "type": "order.fulfilled",
+                    "occurred_at": completed,
+                    "order": {"id": order["id"]},
+                    "customer": customer,
+                },
+            )
+        )
+    return events
 
 
 def _order_deleted(order: dict[str, Any], ctx: MapContext) -> Envelope:
@@ -232,8 +255,8 @@ def _customer_deleted(customer: dict[str, Any], ctx: MapContext) -> Envelope:
 
 
 _MAPPERS: dict[str, Mapper] = {
-    "order.created": _order_created,
-    "order.updated": _order_updated,
+    "order.created": _order_changed,
+    "order.updated": _order_changed,
     "order.deleted": _order_deleted,
     "customer.created": _customer_updated,
     "customer.updated": _customer_updated,

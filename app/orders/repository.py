@@ -314,7 +314,8 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
         .execution_options(synchronize_session=False)
     )
     orders = select(Order.id).where(Order.customer_id == customer_id).scalar_subquery()
-    await _update(session, Order, Order.customer_id == customer_id, email=None)
+    # Order attributes can hold personal text too (a gift message).
+    await _update(session, Order, Order.customer_id == customer_id, email=None, attributes={})
     # Item attributes can hold personal text (an engraving, a child's name).
     await _update(session, OrderItem, OrderItem.order_id.in_(orders), attributes={})
     await outbox.erase_recipient(session, customer_id=customer_id)

@@ -38,6 +38,7 @@ Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
 EventType = Literal[
     "order.created",
     "order.fulfilled",
+    "order.delivered",
     "order.cancelled",
     "order.refunded",
     "customer.updated",
@@ -68,6 +69,12 @@ class ItemIn(_Body):
 
 class OrderIn(_Body):
     id: ExternalId
+    number: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="what the customer knows the order by, e.g. 1042 (templates: order.number)",
+    )
     created_at: AwareDatetime
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     total: Amount
@@ -78,6 +85,17 @@ class OrderIn(_Body):
         max_length=50,
         description="coupon codes the order used; one a message carried credits it",
     )
+    attributes: dict[str, Any] = Field(
+        default_factory=dict, description="the order's own fields, e.g. a gift message"
+    )
+
+    @field_validator("number")
+    @classmethod
+    def _without_hash(cls, value: str | None) -> str | None:
+        # Templates put the "#" (or "№") before it: "#1042" is stored as 1042.
+        if value is None:
+            return None
+        return value.lstrip("#").strip() or None
 
 
 class OrderRef(_Body):
@@ -126,7 +144,8 @@ class OrderPlaced(Envelope):
 
 
 class OrderFulfilled(Envelope):
-    """`order.fulfilled`: the order id; the full order and customer may come along."""
+    """`order.fulfilled` (shipped or handed over) and `order.delivered` (it reached the
+    customer): the order id; the customer may come along."""
 
     order: OrderRef
     customer: CustomerIn | None = None
@@ -159,6 +178,7 @@ class CustomerDeleted(Envelope):
 BODY_MODELS: dict[str, type[Envelope]] = {
     "order.created": OrderPlaced,
     "order.fulfilled": OrderFulfilled,
+    "order.delivered": OrderFulfilled,
     "order.cancelled": OrderClosed,
     "order.refunded": OrderClosed,
     "customer.updated": CustomerUpdated,

@@ -37,9 +37,12 @@ from app.planner.planner import (
     NO_HISTORY,
     History,
     PlannedMessage,
+    delivery_fallback_keys,
+    event_rules,
     matching_items,
     order_dedupe_key,
     plan_order_event,
+    settle_delivery,
 )
 from app.rules.facts import CustomerFacts, OrderFacts
 from app.rules.loader import RuleSet
@@ -197,6 +200,8 @@ async def _order_placed(
             "total": incoming.total,
             "placed_at": incoming.created_at,
             "discount_codes": list(incoming.discount_codes),
+            "number": incoming.number,
+            "attributes": incoming.attributes,
         },
     )
     items = None
@@ -233,19 +238,23 @@ async def _order_placed(
         plan_messages=plan_messages,
         known=known,
     )
-    if order.fulfilled_at is not None:
-        # The fulfilment came first and waited for the order: plan its messages now.
-        planned += await _plan(
-            session,
-            event_type="order.fulfilled",
-            occurred_at=order.fulfilled_at,
-            order=order,
-            customer_id=customer_id,
-            rules=rules,
-            default_tz=default_tz,
-            plan_messages=plan_messages,
-            known=known,
-        )
+    # A fulfilment or delivery that came first waited for the order: plan its messages now.
+    for later, at in (
+        ("order.fulfilled", order.fulfilled_at),
+        ("order.delivered", order.delivered_at),
+    ):
+        if at is not None:
+            planned += await _plan(
+                session,
+                event_type=later,
+                occurred_at=at,
+                order=order,
+                customer_id=customer_id,
+                rules=rules,
+                default_tz=default_tz,
+                plan_messages=plan_messages,
+                known=known,
+            )
     return planned, customer_id
 
 
@@ -258,10 +267,18 @@ async def _order_fulfilled(
     default_tz: str,
     plan_messages: bool,
 ) -> int:
+    """`order.fulfilled`, and `order.delivered`, which is a fulfilment too when none came
+    before it: then the fulfilment's messages are planned as well."""
     order = await repository.ensure_order(session, shop=shop, external_id=event.order.id)
     if order.status == OrderStatus.OPEN:
         order.status = OrderStatus.FULFILLED
+    events = []
+    if order.fulfilled_at is None or event.type == "order.fulfilled":
+        events.append("order.fulfilled")
     order.fulfilled_at = order.fulfilled_at or event.occurred_at
+    if event.type == "order.delivered":
+        events.append("order.delivered")
+        order.delivered_at = order.delivered_at or event.occurred_at
     customer_id = order.customer_id
     if event.customer is not None:
         stored, _ = await _upsert_customer(
@@ -274,16 +291,22 @@ async def _order_fulfilled(
         # Fulfilment of an order we have not seen yet: its items and history are unknown.
         # The order, when it comes, plans the fulfilment's messages too.
         return 0
-    return await _plan(
-        session,
-        event_type=event.type,
-        occurred_at=event.occurred_at,
-        order=order,
-        customer_id=customer_id,
-        rules=rules,
-        default_tz=default_tz,
-        plan_messages=plan_messages,
-    )
+    planned = 0
+    for event_type in events:
+        # Each from its own time: a late or repeated report moves nothing.
+        at = order.delivered_at if event_type == "order.delivered" else order.fulfilled_at
+        assert at is not None
+        planned += await _plan(
+            session,
+            event_type=event_type,
+            occurred_at=at,
+            order=order,
+            customer_id=customer_id,
+            rules=rules,
+            default_tz=default_tz,
+            plan_messages=plan_messages,
+        )
+    return planned
 
 
 async def _order_closed(
@@ -370,7 +393,7 @@ async def _plan(
     customer_facts = _customer_facts(customer)
     matching = [
         rule
-        for rule in rules.for_event(event_type)
+        for rule in event_rules(event_type, order=facts, rules=rules)
         if matching_items(rule, facts, customer_facts) is not None
     ]
     learned = [rule for rule in matching if rule.send.learned is not None]
@@ -421,7 +444,17 @@ async def _plan(
         history=history,
         now=occurred_at,
     )
-    return await outbox.insert_planned(session, planned, customer_id=customer_id, order_id=order.id)
+    replaced: list[str] = []
+    if event_type == "order.delivered":
+        fallbacks = delivery_fallback_keys(planned)
+        decided = await outbox.decided_keys(session, fallbacks) if fallbacks else set()
+        planned, replaced = settle_delivery(planned, decided=decided)
+    created = await outbox.insert_planned(
+        session, planned, customer_id=customer_id, order_id=order.id
+    )
+    # The delivery came: its messages replace the fallbacks planned from the fulfilment.
+    await outbox.cancel_pending(session, dedupe_keys=replaced, reason="delivered")
+    return created
 
 
 async def _learn_gaps(
@@ -592,6 +625,7 @@ async def _order_facts(
         total=order.total,
         currency=order.currency,
         first_order=earlier == 0,
+        delivered_at=order.delivered_at,
     )
 
 

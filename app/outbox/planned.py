@@ -115,6 +115,16 @@ async def pending_messages(session: AsyncSession, *, order_id: int) -> list[tupl
     return [(message_id, rule_id) for message_id, rule_id in rows]
 
 
+async def decided_keys(session: AsyncSession, dedupe_keys: Sequence[str]) -> set[str]:
+    """Which of these messages exist and no longer wait (sent, sending, skipped, ...)."""
+    rows = await session.execute(
+        select(Message.dedupe_key).where(
+            Message.dedupe_key.in_(dedupe_keys), Message.status != MessageStatus.SCHEDULED
+        )
+    )
+    return set(rows.scalars())
+
+
 async def erase_recipient(session: AsyncSession, *, customer_id: int) -> None:
     """The customer's address and SMTP replies leave their messages; statuses stay."""
     await session.execute(

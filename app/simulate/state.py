@@ -60,6 +60,7 @@ class Order:
     customer: Customer | None = None
     placed_at: datetime | None = None
     fulfilled_at: datetime | None = None
+    delivered_at: datetime | None = None
     items: tuple[ItemFacts, ...] = ()
     total: Decimal | None = None
     currency: str | None = None
@@ -203,6 +204,7 @@ def order_facts(order: Order, customer: Customer) -> OrderFacts:
         total=order.total,
         currency=order.currency,
         first_order=first_order(order, customer),
+        delivered_at=order.delivered_at,
     )
 
 

@@ -188,17 +188,41 @@ def test_legacy_customer_keeps_cjk_names_and_tags() -> None:
     assert event.occurred_at == datetime(2021, 6, 2, 1, 30, tzinfo=UTC)
 
 
-def test_delivered_fulfilment_is_the_fulfilled_moment_other_statuses_are_not() -> None:
+@pytest.mark.parametrize("topic", ["fulfillments/create", "fulfillments/update"])
+def test_a_delivered_fulfilment_is_the_delivery_other_statuses_are_not(topic: str) -> None:
     body = payload("fulfillment_update_delivered")
-    event = shopify_event("fulfillments/update", body, event_id="e", received_at=RECEIVED)
-    assert isinstance(event, OrderFulfilled)
+    event = shopify_event(topic, body, event_id="e", received_at=RECEIVED)
+    assert isinstance(event, OrderFulfilled) and event.type == "order.delivered"
     assert event.order.id == "820982911946154508"
     assert event.occurred_at == datetime(2026, 11, 23, 11, 2, 11, tzinfo=UTC)
     for status in ("in_transit", "out_for_delivery", None):
         body["shipment_status"] = status
-        assert (
-            shopify_event("fulfillments/update", body, event_id="e", received_at=RECEIVED) is None
-        )
+        assert shopify_event(topic, body, event_id="e", received_at=RECEIVED) is None
+
+
+def test_the_order_number_properties_and_note_attributes() -> None:
+    body = payload("order_create")
+    body["note_attributes"] = [
+        {"name": "gift_message", "value": "С днём рождения, Маша!"},
+        {"name": "delivery_window", "value": "18:00-21:00"},
+        {"name": "_checkout_session", "value": "f3a9"},  # the shop's private field
+    ]
+    body["line_items"][0]["properties"] = [
+        {"name": "Engraving", "value": "Маша"},
+        {"name": "_bundle_id", "value": "b-17"},
+    ]
+    event = shopify_event("orders/create", body, event_id="e", received_at=RECEIVED)
+    assert isinstance(event, OrderPlaced)
+    # "#1042" is what the customer knows; the id stays the platform's.
+    assert (event.order.id, event.order.number) == ("820982911946154508", "1042")
+    assert event.order.attributes == {
+        "gift_message": "С днём рождения, Маша!",
+        "delivery_window": "18:00-21:00",
+    }
+    assert event.order.items[0].attributes["Engraving"] == "Маша"
+    assert "_bundle_id" not in event.order.items[0].attributes
+    assert event.order.items[2].attributes["Colour"] == "Mint"  # as the payload carries it
+    assert event.order.items[0].attributes["variant_id"] == "808950810123456789"
 
 
 def test_order_topics_for_fulfilment_cancellation_and_refund() -> None:
@@ -542,6 +566,21 @@ async def test_a_refund_takes_back_only_its_lines(client: AsyncClient, runtime: 
         assert (await session.execute(select(Order.status))).scalar_one() == "refunded"
 
 
+async def test_the_mail_shows_the_number_the_customer_knows(
+    client: AsyncClient, runtime: Runtime, smtp_sink: SmtpSink
+) -> None:
+    await post_shopify(client, "orders/create", payload("order_create"))
+    dispatcher = make_dispatcher(runtime, "worker-shopify")
+    try:
+        await dispatcher.run_once()
+    finally:
+        await dispatcher.sender.close()
+    (mail,) = smtp_sink.received
+    subject, text = str(mail.message["Subject"]), mail.part("text/plain")
+    assert "№1042" in subject and "№1042" in text
+    assert "820982911946154508" not in subject + text
+
+
 async def test_delivery_marks_the_order_fulfilled(client: AsyncClient, runtime: Runtime) -> None:
     await post_shopify(client, "orders/create", payload("order_create"))
     response = await post_shopify(
@@ -552,6 +591,7 @@ async def test_delivery_marks_the_order_fulfilled(client: AsyncClient, runtime: 
         order = (await session.execute(select(Order))).scalar_one()
     assert order.status == "fulfilled"
     assert order.fulfilled_at == datetime(2026, 11, 23, 11, 2, 11, tzinfo=UTC)
+    assert order.delivered_at == datetime(2026, 11, 23, 11, 2, 11, tzinfo=UTC)
 
 
 async def test_customer_update_and_redact(client: AsyncClient, runtime: Runtime) -> None:
