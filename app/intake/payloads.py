@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic import ValidationError
 
-from app.orders.schemas import Envelope
+from app.orders.schemas import GUEST_PREFIX, Envelope
 
 if TYPE_CHECKING:
     from app.intake.platform import MapContext, Mapper
@@ -36,7 +36,7 @@ def guest_customer_id(email: str) -> str:
     id must not keep the address behind.
     """
     digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
-    return f"guest:{digest}"
+    return f"{GUEST_PREFIX}{digest}"
 
 
 def text(value: Any) -> str | None:

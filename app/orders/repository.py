@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, case, func, select, update
 from sqlalchemy import insert as core_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +25,7 @@ from app.models import (
     TrackingEvent,
     WebhookDelivery,
 )
+from app.orders.schemas import GUEST_PREFIX
 from app.outbox import planned as outbox
 from app.planner.learned import GapStats, PastOrder
 from app.privacy import email_digest
@@ -87,6 +88,29 @@ _LATEST_GAPS = (
 )
 _GAP_STATS = select(func.count(), func.sum(_LATEST_GAPS.c.log_days))
 _ADD_ITEMS = core_insert(_ITEMS).returning(*_ITEMS.c)
+_CUSTOMERS = cast(Table, Customer.__table__)
+# The customer with the shop's id first, else the oldest living one with the address.
+_BY_ID = select(_CUSTOMERS.c.id, _CUSTOMERS.c.external_id).where(
+    _CUSTOMERS.c.shop == bindparam("shop"), _CUSTOMERS.c.external_id == bindparam("external_id")
+)
+_BY_ID_OR_EMAIL = (
+    select(_CUSTOMERS.c.id, _CUSTOMERS.c.external_id)
+    .where(
+        _CUSTOMERS.c.shop == bindparam("shop"),
+        (_CUSTOMERS.c.external_id == bindparam("external_id"))
+        | ((_CUSTOMERS.c.email == bindparam("email")) & _CUSTOMERS.c.deleted_at.is_(None)),
+    )
+    .order_by(
+        case((_CUSTOMERS.c.external_id == bindparam("external_id"), 0), else_=1),
+        _CUSTOMERS.c.id,
+    )
+    .limit(1)
+)
+_ADOPT_ID = (
+    update(_CUSTOMERS)
+    .where(_CUSTOMERS.c.id == bindparam("customer"))
+    .values(external_id=bindparam("new_id"))
+)
 
 
 @lru_cache(maxsize=256)
@@ -163,14 +187,53 @@ async def link_delivery(session: AsyncSession, *, delivery_id: int, customer_id:
     await session.execute(_LINK_DELIVERY, {"delivery": delivery_id, "customer": customer_id})
 
 
+def normalized_email(email: str | None) -> str | None:
+    """How addresses are stored and compared: trimmed, lower-cased."""
+    return (email.strip().lower() or None) if email else None
+
+
+def is_guest_id(external_id: str) -> bool:
+    """An id we derived from an address (a checkout without an account, an import without
+    customer ids), not one the shop gave."""
+    return external_id.startswith(GUEST_PREFIX)
+
+
+async def find_person(
+    session: AsyncSession, *, shop: str, external_id: str, email: str | None
+) -> tuple[int, str] | None:
+    """(row id, external id) of the shop's customer with this id, else of the one with this
+    address (not erased, the oldest): one customer per person, whichever way they came."""
+    address = normalized_email(email)
+    if address is None:
+        statement = _BY_ID
+        params: dict[str, Any] = {"shop": shop, "external_id": external_id}
+    else:
+        statement = _BY_ID_OR_EMAIL
+        params = {"shop": shop, "external_id": external_id, "email": address}
+    row = (await session.execute(statement, params)).first()
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
 async def upsert_customer(
     session: AsyncSession, *, shop: str, external_id: str, values: dict[str, Any], as_of: datetime
 ) -> tuple[Customer, bool]:
-    """Create or update a customer; an event older than the last one applied changes nothing.
+    """Create or update the person's customer (see `find_person`); an event older than the
+    last one applied changes nothing.
 
+    Found by address under a guest id, the customer takes the shop's id the event brings
+    (they made an account); found under the shop's id, a guest checkout joins it as it is.
     Returns the customer as stored and whether this call created it: a customer created in
     this transaction has no orders, mail or history yet, so those need not be looked up.
     """
+    found = await find_person(
+        session, shop=shop, external_id=external_id, email=values.get("email")
+    )
+    if found is not None and found[1] != external_id:
+        row_id, known_as = found
+        if is_guest_id(known_as) and not is_guest_id(external_id):
+            await session.execute(_ADOPT_ID, {"customer": row_id, "new_id": external_id})
+        else:
+            external_id = known_as
     row = {**values, "shop": shop, "external_id": external_id, "source_updated_at": as_of}
     create, upsert = _upsert_statements(
         dialect_insert(session),
@@ -179,11 +242,12 @@ async def upsert_customer(
         (*sorted(values), "source_updated_at"),
         newer_only=True,
     )
-    # A plain insert first: a new customer costs one statement and is known to be new (a
-    # concurrent copy waits for the first one's commit, then inserts nothing).
-    created = (await session.execute(create, row)).scalar_one_or_none()
-    if created is not None:
-        return created, True
+    if found is None:
+        # A new customer costs one insert and is known to be new (a concurrent copy waits for
+        # the first one's commit, then inserts nothing and updates below).
+        created = (await session.execute(create, row)).scalar_one_or_none()
+        if created is not None:
+            return created, True
     # Changed only if this event is not older than the last one applied.
     customer = (await session.execute(upsert, row, execution_options=_FRESH)).scalar_one_or_none()
     if customer is None:
@@ -196,12 +260,11 @@ async def upsert_customer(
     return customer, False
 
 
-async def customer_id_for(session: AsyncSession, *, shop: str, external_id: str) -> int | None:
-    return (
-        await session.execute(
-            select(Customer.id).where(Customer.shop == shop, Customer.external_id == external_id)
-        )
-    ).scalar_one_or_none()
+async def customer_id_for(
+    session: AsyncSession, *, shop: str, external_id: str, email: str | None = None
+) -> int | None:
+    found = await find_person(session, shop=shop, external_id=external_id, email=email)
+    return None if found is None else found[0]
 
 
 async def upsert_order(

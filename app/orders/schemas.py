@@ -34,6 +34,9 @@ ExternalId = Annotated[
     str, BeforeValidator(_external_id), Field(min_length=1, max_length=64, pattern=r"^\S+$")
 ]
 Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
+# The ids of customers without the shop's own: guest checkouts, imports without customer ids
+# (`guest:` and a digest of the address). One with the shop's id takes such a customer over.
+GUEST_PREFIX = "guest:"
 
 EventType = Literal[
     "order.created",

@@ -166,7 +166,9 @@ async def _whose(session: AsyncSession, *, shop: str, event: Envelope) -> int | 
     """The customer whose data this delivery carries (erasure and export find it by this)."""
     customer = getattr(event, "customer", None)
     if customer is not None:
-        return await repository.customer_id_for(session, shop=shop, external_id=customer.id)
+        return await repository.customer_id_for(
+            session, shop=shop, external_id=customer.id, email=customer.email
+        )
     order = getattr(event, "order", None)
     if order is not None:
         return await repository.order_customer_id(session, shop=shop, external_id=order.id)
