@@ -277,7 +277,7 @@ def add_intake_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def run_intake_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from app.orders.intake_command import replay_command
+    from app.intake.command import replay_command
 
     return replay_command(
         settings=settings,
@@ -313,7 +313,7 @@ def add_import_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def run_import(settings: Settings, args: argparse.Namespace) -> int:
-    from app.orders.history import import_command
+    from app.intake.history import import_command
 
     return import_command(
         settings=settings,

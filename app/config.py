@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from dkim.crypto import parse_pem_private_key
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.mail.addresses import ascii_domain as wire_domain
@@ -289,10 +289,24 @@ class Settings(BaseSettings):
     # (the Shopify shop domain, or the host of WooCommerce's X-WC-Webhook-Source); several per
     # shop while one is rotated. Empty: that platform's deliveries are refused (development
     # fills in a dev secret). WooCommerce has no consent field: an order meta entry with this
-    # key and a yes/1/true value gives marketing consent.
-    shopify_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    woocommerce_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # key and a yes/1/true value gives marketing consent. SHOPIFY_SECRET and WOOCOMMERCE_SECRET
+    # (singular, the names first documented) are read too when the plural is not set.
+    shopify_secrets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices(
+            "AFTERSALE_SHOPIFY_SECRETS", "AFTERSALE_SHOPIFY_SECRET", "shopify_secrets"
+        ),
+    )
+    woocommerce_secrets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices(
+            "AFTERSALE_WOOCOMMERCE_SECRETS", "AFTERSALE_WOOCOMMERCE_SECRET", "woocommerce_secrets"
+        ),
+    )
     woocommerce_consent_meta_key: str = Field(default="aftersale_marketing_consent", min_length=1)
+    # WooCommerce orders count as placed once paid (processing, completed). `on-hold` is
+    # awaiting payment (a bank transfer, a cheque); true counts it as paid too.
+    woocommerce_on_hold_is_paid: bool = False
     # Days the raw body of every webhook delivery is kept (to replay, export or debug); later
     # it is emptied, its row kept so late retries still dedupe. An unreplayed intake failure
     # keeps its body until it is replayed (docs/deployment.md, Intake).

@@ -19,12 +19,11 @@ from app.dashboard.endpoints import router as dashboard_router
 from app.dev.endpoints import router as dev_router
 from app.feedback.endpoints import router as feedback_router
 from app.feedback.inbound import inbound_listener
+from app.intake.endpoints import router as intake_router
+from app.intake.registry import webhook_router
 from app.ops.endpoints import router as ops_router
 from app.ops.middleware import add_operations
 from app.ops.security import RATE_LIMITED, PublicRateLimit
-from app.orders.endpoints import router as orders_router
-from app.orders.intake_endpoints import router as intake_router
-from app.orders.platform_endpoints import router as platform_webhooks_router
 from app.outbox.endpoints import router as outbox_router
 from app.preview.endpoints import router as preview_router
 from app.rules.endpoints import router as rules_router
@@ -80,8 +79,7 @@ def create_app(
         dependencies=[RefuseNulInUrl],
     )
     app.include_router(ops_router)
-    app.include_router(orders_router)
-    app.include_router(platform_webhooks_router)
+    app.include_router(webhook_router())
     app.include_router(intake_router)
     app.include_router(outbox_router)
     app.include_router(preview_router)

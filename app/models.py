@@ -81,11 +81,16 @@ class Order(TimestampMixin, Base):
         ForeignKey("customers.id", ondelete="SET NULL"), index=True
     )
     email: Mapped[str | None] = mapped_column(String(320))
+    # What the customer knows the order by (Shopify's name without its "#", WooCommerce's
+    # number); None: the external id is the number.
+    number: Mapped[str | None] = mapped_column(String(64))
     currency: Mapped[str | None] = mapped_column(String(3))
     total: Mapped[Decimal | None] = mapped_column(Money)
     status: Mapped[str] = mapped_column(String(16), default=OrderStatus.OPEN)
     placed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     fulfilled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When it reached the customer (a carrier's "delivered", or our order.delivered).
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     refunded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Partial refunds as received, [{"sku": ..., "quantity": ...}]: kept apart from the items
@@ -93,6 +98,9 @@ class Order(TimestampMixin, Base):
     refunds: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # Discount codes the order used, as the shop sent them (coupons link to it by these).
     discount_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The order's own fields from the checkout (Shopify's note_attributes), for templates.
+    # Personal text (a gift message): erasure empties it.
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class OrderItem(Base):

@@ -133,3 +133,28 @@ def test_development_may_send_from_a_reserved_domain() -> None:
 def test_sender_domain_is_the_wire_form_of_from() -> None:
     settings = production(mail_from="Kaffee <post@Kaffee-München.de>")
     assert settings.sender_domain == "xn--kaffee-mnchen-3ob.de"
+
+
+@pytest.mark.parametrize(
+    ("variable", "field"),
+    [
+        ("AFTERSALE_SHOPIFY_SECRET", "shopify_secrets"),
+        ("AFTERSALE_WOOCOMMERCE_SECRET", "woocommerce_secrets"),
+    ],
+)
+def test_singular_platform_secret_names_still_work(
+    monkeypatch: pytest.MonkeyPatch, variable: str, field: str
+) -> None:
+    # The names first documented: a shop configured with them must keep verifying.
+    monkeypatch.setenv(variable, "shop.example=shpss_0ne0ne0ne0ne0ne0ne, shpss_tw0tw0tw0tw0tw0tw0")
+    assert getattr(production(), field) == [
+        "shop.example=shpss_0ne0ne0ne0ne0ne0ne",
+        "shpss_tw0tw0tw0tw0tw0tw0",
+    ]
+    # The plural, where both are set, is the one read.
+    monkeypatch.setenv(variable + "S", "shpss_p1ura1p1ura1p1ura1")
+    assert getattr(production(), field) == ["shpss_p1ura1p1ura1p1ura1"]
+    # Given by name in code, as before.
+    assert getattr(production(**{field: ["shpss_byn4m3byn4m3byn4m3"]}), field) == [
+        "shpss_byn4m3byn4m3byn4m3"
+    ]

@@ -53,6 +53,9 @@ def personal_order(order_id: str, event_id: str | None = None) -> dict[str, Any]
     body["customer"]["last_name"] = "Иванова"
     body["customer"]["attributes"] = {"children": [{"name": "Маша", "birth_date": "2021-05-01"}]}
     body["order"]["items"][0]["attributes"] = {"engraving": "Для Анны с любовью"}
+    # Order attributes (Shopify's note_attributes) carry personal text too.
+    body["order"]["attributes"] = {"gift_message": "Анне от Бориса"}
+    body["order"]["number"] = "#1042"
     return body
 
 
@@ -178,6 +181,7 @@ async def test_export_holds_everything_and_needs_a_key(
     [order] = data["orders"]
     assert order["id"] == "o-1" and order["total"] == "49.8000"
     assert order["items"][0]["attributes"] == {"engraving": "Для Анны с любовью"}
+    assert (order["number"], order["attributes"]) == ("1042", {"gift_message": "Анне от Бориса"})
     assert [message["rule"] for message in data["messages"]] == ["thank-you"]
     assert data["consent_changes"] == [] and data["customer"]["marketing_opt_out_at"] is None
     [delivery] = data["webhook_deliveries"]
@@ -190,7 +194,8 @@ async def test_operator_erasure_endpoint(client: AsyncClient, api: Api, runtime:
     assert (await client.delete("/api/v1/customers/c-77")).status_code == 401
     response = await client.delete("/api/v1/customers/c-77", headers=api.headers)
     assert response.status_code == 200
-    assert "анна" not in await database_text(runtime)
+    text = await database_text(runtime)
+    assert "анна" not in text and "анне от бориса" not in text
     assert (await client.delete("/api/v1/customers/c-78", headers=api.headers)).status_code == 404
 
 

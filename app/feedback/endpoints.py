@@ -24,7 +24,7 @@ from app.feedback import mailgun, postmark, sendgrid, ses
 from app.feedback.model import PROVIDERS, Feedback, FeedbackError
 from app.feedback.schemas import FeedbackResult
 from app.feedback.service import apply_feedback
-from app.orders.endpoints import read_limited_body
+from app.intake.webhooks import read_limited_body
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from app.api.deps import API_KEY_RESPONSES, JSON_BODY_RESPONSES, ApiKeyDep, RuntimeDep
+from app.intake.aftersale import DEFAULT_SHOP
 from app.mail.templates import TemplateError, TemplateRenderer
-from app.orders.endpoints import DEFAULT_SHOP
 from app.orders.schemas import EXAMPLE_BODY, OrderPlaced
 from app.preview.service import compose_preview, rule_template
 

@@ -12,6 +12,7 @@ both, like every message that goes out.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -42,17 +43,21 @@ class OrderView:
     """A webhook's order under the names of the `Order` row that `build_context` reads."""
 
     external_id: str
+    number: str | None
     total: Decimal | None
     currency: str | None
     placed_at: datetime | None
+    attributes: Mapping[str, Any]
 
     @classmethod
     def of(cls, order: OrderIn) -> OrderView:
         return cls(
             external_id=order.id,
+            number=order.number,
             total=order.total,
             currency=order.currency,
             placed_at=order.created_at,
+            attributes=order.attributes,
         )
 
 

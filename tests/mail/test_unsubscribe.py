@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from app.customers.service import erase_customer
 from app.db import transaction
+from app.intake.aftersale import DEFAULT_SHOP
 from app.mail.compose import compose_message, message_bytes
 from app.mail.templates import RenderedEmail
 from app.mail.unsubscribe import (
@@ -29,7 +30,6 @@ from app.mail.unsubscribe import (
     unsubscribe_url,
 )
 from app.models import ConsentChange, Customer, Message, Suppression, SuppressionRemoval
-from app.orders.endpoints import DEFAULT_SHOP
 from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
 from app.unsubscribe.service import unsubscribe_by_mail

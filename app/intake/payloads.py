@@ -1,17 +1,18 @@
-"""What the Shopify and WooCommerce adapters share: small, pure conversions of their payloads."""
+"""What the platform mappers share: small, pure conversions of their payloads."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic import ValidationError
 
-from app.orders.schemas import Envelope
+from app.orders.schemas import GUEST_PREFIX, Envelope
+
+if TYPE_CHECKING:
+    from app.intake.platform import MapContext, Mapper
 
 # The limits of CustomerIn.tags and ItemIn.tags: extra tags are dropped, not fatal.
 MAX_TAGS = 50
@@ -21,7 +22,6 @@ MAX_CODES = 50
 MAX_CODE_LENGTH = 255
 
 E = TypeVar("E", bound=Envelope)
-Mapper = Callable[[dict[str, Any], str, datetime], Envelope | None]
 
 
 class PayloadError(ValueError):
@@ -36,7 +36,7 @@ def guest_customer_id(email: str) -> str:
     id must not keep the address behind.
     """
     digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
-    return f"guest:{digest}"
+    return f"{GUEST_PREFIX}{digest}"
 
 
 def text(value: Any) -> str | None:
@@ -112,15 +112,19 @@ def build(model: type[E], data: dict[str, Any]) -> E:
 
 
 def run_mapper(
-    mapper: Mapper, topic: str, payload: dict[str, Any], event_id: str, received_at: datetime
-) -> Envelope | None:
-    """Run a topic's mapper; any malformed part of the payload becomes one PayloadError."""
+    mapper: Mapper, topic: str, payload: dict[str, Any], context: MapContext
+) -> list[Envelope]:
+    """Run a topic's mapper: its events, in the order to apply them (none: nothing for us).
+    Any malformed part of the payload becomes one PayloadError."""
     try:
-        return mapper(payload, event_id, received_at)
+        mapped = mapper(payload, context)
     except PayloadError as exc:
         raise PayloadError(f"{topic}: {exc}") from None
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise PayloadError(f"{topic}: {describe(exc)}") from None
+    if mapped is None:
+        return []
+    return [mapped] if isinstance(mapped, Envelope) else list(mapped)
 
 
 def describe(exc: Exception) -> str:

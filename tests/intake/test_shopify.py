@@ -17,9 +17,10 @@ from httpx import AsyncClient, Response
 from sqlalchemy import func, select
 
 from app.config import Settings, secrets_for_host
+from app.intake import shopify
+from app.intake.payloads import PayloadError, guest_customer_id
+from app.intake.signature import sign_body_base64
 from app.models import Customer, IntakeFailure, Message, Order, OrderItem, WebhookDelivery
-from app.orders import shopify
-from app.orders.platforms import PayloadError, guest_customer_id
 from app.orders.schemas import (
     CustomerDeleted,
     CustomerUpdated,
@@ -27,12 +28,18 @@ from app.orders.schemas import (
     OrderFulfilled,
     OrderPlaced,
 )
-from app.orders.signature import sign_body_base64
 from app.runtime import Runtime
+from tests.intake.mapping import map_event
 from tests.outbox.conftest import make_dispatcher
 from tests.smtp_sink import SmtpSink
 
 PAYLOADS = Path(__file__).parent / "payloads"
+
+
+def shopify_event(topic: str, body: dict[str, Any], **given: Any) -> Any:
+    return map_event(shopify.PLATFORM, topic, body, **given)
+
+
 SHOP = "baby-goods.myshopify.com"
 TEA_SHOP = "tea-house.myshopify.com"
 OLD_SECRET = "shpss_0ld0ld0ld0ld0ld0ld0ld0ld0ld0ld"
@@ -101,7 +108,7 @@ async def messages(runtime: Runtime) -> list[Message]:
 
 
 def test_order_maps_ids_money_items_and_customer() -> None:
-    event = shopify.to_event(
+    event = shopify_event(
         "orders/create", payload("order_create"), event_id="e-1", received_at=RECEIVED
     )
     assert isinstance(event, OrderPlaced)
@@ -134,7 +141,7 @@ def test_order_maps_ids_money_items_and_customer() -> None:
 
 def test_guest_checkout_gets_a_stable_id_from_the_order_email() -> None:
     body = payload("order_create_guest")
-    event = shopify.to_event("orders/create", body, event_id="e-2", received_at=RECEIVED)
+    event = shopify_event("orders/create", body, event_id="e-2", received_at=RECEIVED)
     assert isinstance(event, OrderPlaced)
     customer = event.customer
     assert customer.id == guest_customer_id("hanako.yamada@example.jp")
@@ -148,7 +155,7 @@ def test_guest_checkout_gets_a_stable_id_from_the_order_email() -> None:
     ]
     assert event.order.total == Decimal("5980")
     body["email"] = body["contact_email"] = "  HANAKO.yamada@example.jp "
-    again = shopify.to_event("orders/create", body, event_id="e-3", received_at=RECEIVED)
+    again = shopify_event("orders/create", body, event_id="e-3", received_at=RECEIVED)
     assert isinstance(again, OrderPlaced) and again.customer.id == customer.id
 
 
@@ -157,9 +164,7 @@ def test_guest_checkout_gets_a_stable_id_from_the_order_email() -> None:
     [("customer_update", False), ("customer_update_legacy", True)],
 )
 def test_consent_in_both_payload_styles(name: str, consent: bool) -> None:
-    event = shopify.to_event(
-        "customers/update", payload(name), event_id="e-4", received_at=RECEIVED
-    )
+    event = shopify_event("customers/update", payload(name), event_id="e-4", received_at=RECEIVED)
     assert isinstance(event, CustomerUpdated)
     assert event.customer.marketing_consent is consent
 
@@ -168,13 +173,13 @@ def test_consent_states_other_than_subscribed_are_no_consent() -> None:
     body = payload("customer_update")
     for state, expected in [("subscribed", True), ("pending", False), ("not_subscribed", False)]:
         body["email_marketing_consent"]["state"] = state
-        event = shopify.to_event("customers/update", body, event_id="e", received_at=RECEIVED)
+        event = shopify_event("customers/update", body, event_id="e", received_at=RECEIVED)
         assert isinstance(event, CustomerUpdated)
         assert event.customer.marketing_consent is expected
 
 
 def test_legacy_customer_keeps_cjk_names_and_tags() -> None:
-    event = shopify.to_event(
+    event = shopify_event(
         "customers/create", payload("customer_update_legacy"), event_id="e", received_at=RECEIVED
     )
     assert isinstance(event, CustomerUpdated)
@@ -183,18 +188,41 @@ def test_legacy_customer_keeps_cjk_names_and_tags() -> None:
     assert event.occurred_at == datetime(2021, 6, 2, 1, 30, tzinfo=UTC)
 
 
-def test_delivered_fulfilment_is_the_fulfilled_moment_other_statuses_are_not() -> None:
+@pytest.mark.parametrize("topic", ["fulfillments/create", "fulfillments/update"])
+def test_a_delivered_fulfilment_is_the_delivery_other_statuses_are_not(topic: str) -> None:
     body = payload("fulfillment_update_delivered")
-    event = shopify.to_event("fulfillments/update", body, event_id="e", received_at=RECEIVED)
-    assert isinstance(event, OrderFulfilled)
+    event = shopify_event(topic, body, event_id="e", received_at=RECEIVED)
+    assert isinstance(event, OrderFulfilled) and event.type == "order.delivered"
     assert event.order.id == "820982911946154508"
     assert event.occurred_at == datetime(2026, 11, 23, 11, 2, 11, tzinfo=UTC)
     for status in ("in_transit", "out_for_delivery", None):
         body["shipment_status"] = status
-        assert (
-            shopify.to_event("fulfillments/update", body, event_id="e", received_at=RECEIVED)
-            is None
-        )
+        assert shopify_event(topic, body, event_id="e", received_at=RECEIVED) is None
+
+
+def test_the_order_number_properties_and_note_attributes() -> None:
+    body = payload("order_create")
+    body["note_attributes"] = [
+        {"name": "gift_message", "value": "С днём рождения, Маша!"},
+        {"name": "delivery_window", "value": "18:00-21:00"},
+        {"name": "_checkout_session", "value": "f3a9"},  # the shop's private field
+    ]
+    body["line_items"][0]["properties"] = [
+        {"name": "Engraving", "value": "Маша"},
+        {"name": "_bundle_id", "value": "b-17"},
+    ]
+    event = shopify_event("orders/create", body, event_id="e", received_at=RECEIVED)
+    assert isinstance(event, OrderPlaced)
+    # "#1042" is what the customer knows; the id stays the platform's.
+    assert (event.order.id, event.order.number) == ("820982911946154508", "1042")
+    assert event.order.attributes == {
+        "gift_message": "С днём рождения, Маша!",
+        "delivery_window": "18:00-21:00",
+    }
+    assert event.order.items[0].attributes["Engraving"] == "Маша"
+    assert "_bundle_id" not in event.order.items[0].attributes
+    assert event.order.items[2].attributes["Colour"] == "Mint"  # as the payload carries it
+    assert event.order.items[0].attributes["variant_id"] == "808950810123456789"
 
 
 def test_order_topics_for_fulfilment_cancellation_and_refund() -> None:
@@ -203,18 +231,18 @@ def test_order_topics_for_fulfilment_cancellation_and_refund() -> None:
         {"id": 1, "created_at": "2026-11-21T09:15:00+03:00"},
         {"id": 2, "created_at": "2026-11-21T08:00:00+01:00"},  # the later one, in UTC
     ]
-    fulfilled = shopify.to_event("orders/fulfilled", order, event_id="e", received_at=RECEIVED)
+    fulfilled = shopify_event("orders/fulfilled", order, event_id="e", received_at=RECEIVED)
     assert isinstance(fulfilled, OrderFulfilled)
     assert fulfilled.occurred_at == datetime(2026, 11, 21, 7, 0, tzinfo=UTC)
     assert fulfilled.customer is not None and fulfilled.customer.first_name == "Анна"
 
     order.update(cancelled_at="2026-11-20T14:00:00+03:00", cancel_reason="customer")
-    cancelled = shopify.to_event("orders/cancelled", order, event_id="e", received_at=RECEIVED)
+    cancelled = shopify_event("orders/cancelled", order, event_id="e", received_at=RECEIVED)
     assert isinstance(cancelled, OrderClosed)
     assert (cancelled.type, cancelled.order.id) == ("order.cancelled", "820982911946154508")
     assert cancelled.occurred_at == datetime(2026, 11, 20, 11, 0, tzinfo=UTC)
 
-    refunded = shopify.to_event(
+    refunded = shopify_event(
         "refunds/create", payload("refund_create"), event_id="e", received_at=RECEIVED
     )
     assert isinstance(refunded, OrderClosed)
@@ -223,20 +251,18 @@ def test_order_topics_for_fulfilment_cancellation_and_refund() -> None:
     assert [(item.sku, item.quantity) for item in refunded.items] == [("WIPES-72", 1)]
     amount_only = payload("refund_create")
     amount_only["refund_line_items"] = []
-    assert (
-        shopify.to_event("refunds/create", amount_only, event_id="e", received_at=RECEIVED) is None
-    )
+    assert shopify_event("refunds/create", amount_only, event_id="e", received_at=RECEIVED) is None
 
 
 def test_redact_deletes_the_customer_and_unknown_topics_map_to_nothing() -> None:
-    redact = shopify.to_event(
+    redact = shopify_event(
         "customers/redact", payload("customers_redact"), event_id="e", received_at=RECEIVED
     )
     assert isinstance(redact, CustomerDeleted)
     assert (redact.customer.id, redact.occurred_at) == ("115310627314723954", RECEIVED)
     for topic in ("products/update", "orders/updated", "app/uninstalled", ""):
         assert (
-            shopify.to_event(topic, payload("order_create"), event_id="e", received_at=RECEIVED)
+            shopify_event(topic, payload("order_create"), event_id="e", received_at=RECEIVED)
             is None
         )
 
@@ -244,21 +270,21 @@ def test_redact_deletes_the_customer_and_unknown_topics_map_to_nothing() -> None
 def test_an_order_without_any_email_is_nothing_to_send() -> None:
     body = payload("order_create_guest")
     body["email"] = body["contact_email"] = ""
-    assert shopify.to_event("orders/create", body, event_id="e", received_at=RECEIVED) is None
+    assert shopify_event("orders/create", body, event_id="e", received_at=RECEIVED) is None
 
 
 def test_unreadable_payloads_raise_one_error_naming_the_field_not_the_value() -> None:
     body = payload("order_create")
     body["total_price"] = "seventy"
     with pytest.raises(PayloadError) as caught:
-        shopify.to_event("orders/create", body, event_id="e", received_at=RECEIVED)
+        shopify_event("orders/create", body, event_id="e", received_at=RECEIVED)
     assert "order.total" in str(caught.value) and "seventy" not in str(caught.value)
     with pytest.raises(PayloadError, match="missing field 'order_id'"):
-        shopify.to_event("refunds/create", {"id": 1}, event_id="e", received_at=RECEIVED)
+        shopify_event("refunds/create", {"id": 1}, event_id="e", received_at=RECEIVED)
     broken = payload("order_create")
     broken["line_items"] = []
     with pytest.raises(PayloadError, match=r"order\.items"):
-        shopify.to_event("orders/create", broken, event_id="e", received_at=RECEIVED)
+        shopify_event("orders/create", broken, event_id="e", received_at=RECEIVED)
 
 
 def test_odd_locale_time_zone_and_tags_do_not_lose_the_order() -> None:
@@ -266,7 +292,7 @@ def test_odd_locale_time_zone_and_tags_do_not_lose_the_order() -> None:
     body["customer_locale"] = "not a locale"
     body["customer"]["time_zone"] = "Mars/Olympus"
     body["customer"]["tags"] = ", ".join(f"tag-{n}" for n in range(80)) + ", " + "x" * 150
-    event = shopify.to_event("orders/create", body, event_id="e", received_at=RECEIVED)
+    event = shopify_event("orders/create", body, event_id="e", received_at=RECEIVED)
     assert isinstance(event, OrderPlaced)
     assert (event.customer.locale, event.customer.time_zone) == (None, None)
     assert len(event.customer.tags) == 50
@@ -473,7 +499,7 @@ async def test_repeats_of_one_event_have_one_effect(client: AsyncClient, runtime
 async def test_unknown_topic_and_ignored_status_answer_200_and_change_nothing(
     client: AsyncClient, runtime: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="app.orders.intake")
+    caplog.set_level(logging.INFO, logger="app.intake.service")
     unknown = await post_shopify(client, "products/update", {"id": 632910392, "title": "IPod"})
     assert unknown.status_code == 200
     assert unknown.json() == {
@@ -502,7 +528,7 @@ async def test_unreadable_authentic_delivery_answers_200_is_kept_and_logged(
     assert "order.currency" in response.json()["reason"]
     broken = await post_shopify(client, "orders/create", b"{not json")
     assert (broken.status_code, broken.json()["status"]) == (200, "unmapped")
-    # Kept to replay (tests/orders/test_intake_failures.py), nothing ingested.
+    # Kept to replay (tests/intake/test_intake_failures.py), nothing ingested.
     assert await count(runtime, IntakeFailure) == 2
     assert await count(runtime, Order) == 0
     errors = [record for record in caplog.records if record.levelno == logging.ERROR]
@@ -541,6 +567,21 @@ async def test_a_refund_takes_back_only_its_lines(client: AsyncClient, runtime: 
         assert (await session.execute(select(Order.status))).scalar_one() == "refunded"
 
 
+async def test_the_mail_shows_the_number_the_customer_knows(
+    client: AsyncClient, runtime: Runtime, smtp_sink: SmtpSink
+) -> None:
+    await post_shopify(client, "orders/create", payload("order_create"))
+    dispatcher = make_dispatcher(runtime, "worker-shopify")
+    try:
+        await dispatcher.run_once()
+    finally:
+        await dispatcher.sender.close()
+    (mail,) = smtp_sink.received
+    subject, text = str(mail.message["Subject"]), mail.part("text/plain")
+    assert "№1042" in subject and "№1042" in text
+    assert "820982911946154508" not in subject + text
+
+
 async def test_delivery_marks_the_order_fulfilled(client: AsyncClient, runtime: Runtime) -> None:
     await post_shopify(client, "orders/create", payload("order_create"))
     response = await post_shopify(
@@ -551,6 +592,7 @@ async def test_delivery_marks_the_order_fulfilled(client: AsyncClient, runtime: 
         order = (await session.execute(select(Order))).scalar_one()
     assert order.status == "fulfilled"
     assert order.fulfilled_at == datetime(2026, 11, 23, 11, 2, 11, tzinfo=UTC)
+    assert order.delivered_at == datetime(2026, 11, 23, 11, 2, 11, tzinfo=UTC)
 
 
 async def test_customer_update_and_redact(client: AsyncClient, runtime: Runtime) -> None:

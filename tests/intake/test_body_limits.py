@@ -11,9 +11,9 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 
 from app.config import Settings
+from app.intake import signature
+from app.intake.webhooks import MAX_BODY_BYTES
 from app.models import Order, WebhookDelivery
-from app.orders import signature
-from app.orders.endpoints import MAX_BODY_BYTES
 from app.runtime import Runtime
 from tests.factories import signed_headers
 

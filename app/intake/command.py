@@ -10,7 +10,8 @@ from typing import TextIO
 from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.db import create_engine, create_session_factory, transaction
-from app.orders import intake, intake_repository
+from app.intake import replay, repository
+from app.intake.service import Outcome
 from app.rules.loader import RuleSet, load_rules
 
 EXIT_OK = 0
@@ -64,7 +65,7 @@ async def _replay(
         ids: Sequence[int]
         if failure_id is None:
             async with transaction(factory) as session:
-                ids = await intake_repository.open_failure_ids(session)
+                ids = await repository.open_failure_ids(session)
             if not ids:
                 print("no open intake failures", file=stdout)
                 return EXIT_OK
@@ -73,7 +74,7 @@ async def _replay(
         code = EXIT_OK
         for current in ids:
             async with transaction(factory) as session:
-                outcome = await intake.replay_failure(
+                outcome = await replay.replay_failure(
                     session, failure_id=current, rules=rules, settings=settings, now=clock.now()
                 )
             if outcome is None:
@@ -89,7 +90,7 @@ async def _replay(
         await engine.dispose()
 
 
-def _went(outcome: intake.Outcome) -> str:
+def _went(outcome: Outcome) -> str:
     if outcome.status == "duplicate":
         return f"already {outcome.reason}"
     if outcome.status == "ignored":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,18 +16,19 @@ from sqlalchemy import select, update
 from app.cli import main
 from app.config import Settings
 from app.db import transaction
+from app.intake import repository as intake_repository
+from app.intake import shopify
+from app.intake.platform import MapContext, Mapper
 from app.jobs.raw_retention import expire_raw_payloads
 from app.models import IntakeFailure, Message, Order, OrderItem, WebhookDelivery
-from app.orders import intake_repository, shopify
-from app.orders.platforms import Mapper
 from app.runtime import Runtime
 from tests.conftest import Api, FrozenClock
 from tests.factories import order_created, post_event
+from tests.intake.test_shopify import NEW_SECRET, SHOP, count, payload, post_shopify
+from tests.intake.test_woocommerce import HOST as WOO_HOST
+from tests.intake.test_woocommerce import SECRET as WOO_SECRET
+from tests.intake.test_woocommerce import post_woo
 from tests.mail.test_preview import cli_env
-from tests.orders.test_shopify import NEW_SECRET, SHOP, count, payload, post_shopify
-from tests.orders.test_woocommerce import HOST as WOO_HOST
-from tests.orders.test_woocommerce import SECRET as WOO_SECRET
-from tests.orders.test_woocommerce import post_woo
 
 
 @pytest.fixture
@@ -53,9 +54,9 @@ def fixed_mapping(monkeypatch: pytest.MonkeyPatch) -> Any:
     """Call to ship the fix: orders/create then reads `current_total_price` too."""
     original: Mapper = shopify._MAPPERS["orders/create"]
 
-    def fixed(order: dict[str, Any], event_id: str, at: datetime) -> Any:
+    def fixed(order: dict[str, Any], ctx: MapContext) -> Any:
         order.setdefault("total_price", order.get("current_total_price"))
-        return original(order, event_id, at)
+        return original(order, ctx)
 
     return lambda: monkeypatch.setitem(shopify._MAPPERS, "orders/create", fixed)
 

@@ -17,16 +17,16 @@ from sqlalchemy import select
 
 from app.cli import main
 from app.config import Settings
+from app.intake.history import import_command, read_shopify_csv
+from app.intake.payloads import guest_customer_id
+from app.intake.shopify_csv import order_events
 from app.models import Customer, Message, Order, OrderItem, RepurchaseGap, WebhookDelivery
-from app.orders.history import import_command, read_shopify_csv
-from app.orders.platforms import guest_customer_id
 from app.orders.schemas import OrderPlaced
-from app.orders.shopify_csv import order_events
 from app.runtime import Runtime
 from tests.factories import order_created, post_event
+from tests.intake.test_shopify import NEW_SECRET, PAYLOADS, SHOP, count, payload, post_shopify
 from tests.mail.test_preview import cli_env
 from tests.orders.test_learned_intake import LEARNED, coffee_order
-from tests.orders.test_shopify import NEW_SECRET, PAYLOADS, SHOP, count, payload, post_shopify
 from tests.outbox.conftest import use_rules
 
 EXPORT = PAYLOADS / "shopify_orders_export.csv"

@@ -19,18 +19,17 @@ from pydantic_core import ErrorDetails
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.intake import repository
+from app.intake.payloads import PayloadError, decode_json, describe, run_mapper
+from app.intake.platform import MapContext, Platform
 from app.models import IntakeFailure
-from app.orders import intake_repository, repository, service, shopify, woocommerce
-from app.orders.platforms import PayloadError, decode_json, describe
-from app.orders.schemas import Envelope, IntakeResult, parse_body
+from app.orders import repository as orders_repository
+from app.orders import service as orders
+from app.orders.schemas import Envelope, IntakeResult
 from app.rules.loader import RuleSet
 from app.stats.service import attribution_policy
 
 log = logging.getLogger(__name__)
-
-# Our own signed JSON, `POST /webhooks/orders`.
-AFTERSALE_SOURCE = "aftersale"
-_TOPICS = {shopify.SOURCE: shopify.TOPICS, woocommerce.SOURCE: woocommerce.TOPICS}
 
 
 @dataclass(frozen=True)
@@ -67,38 +66,30 @@ class Outcome:
 
 
 def map_delivery(
-    delivery: Delivery, *, received_at: datetime, settings: Settings
-) -> Envelope | None:
-    """The event of a delivery, by the current code; None when there is nothing for us in it.
+    platform: Platform, delivery: Delivery, *, received_at: datetime, settings: Settings
+) -> list[Envelope]:
+    """The events of an order or customer delivery by the current code, in the order to
+    apply them; none when there is nothing for us in it.
 
     `received_at` stands in for payloads that carry no time of their own. Raises PayloadError
     (InvalidEvent for our own JSON) when the payload cannot be read.
     """
-    if delivery.source == AFTERSALE_SOURCE:
+    if platform.body_mapper is not None:
         try:
-            # Our own JSON's topic is the `type` the body claimed (endpoints._claimed).
-            return parse_body(delivery.body, claimed_type=delivery.topic)
+            return list(platform.body_mapper(delivery.body, delivery.topic))
         except ValidationError as exc:
             raise InvalidEvent(exc) from None
-    payload = decode_json(delivery.body)
-    if delivery.source == shopify.SOURCE:
-        return shopify.to_event(
-            delivery.topic, payload, event_id=delivery.delivery_id, received_at=received_at
-        )
-    if delivery.source == woocommerce.SOURCE:
-        return woocommerce.to_event(
-            delivery.topic,
-            payload,
-            event_id=delivery.delivery_id,
-            received_at=received_at,
-            consent_meta_key=settings.woocommerce_consent_meta_key,
-        )
-    raise PayloadError(f"no mapping for deliveries from {delivery.source!r}")
+    mapper = platform.mappers.get(delivery.topic)
+    if mapper is None:
+        return []
+    context = MapContext(event_id=delivery.delivery_id, received_at=received_at, settings=settings)
+    return run_mapper(mapper, delivery.topic, decode_json(delivery.body), context)
 
 
 async def take_delivery(
     session: AsyncSession,
     *,
+    platform: Platform,
     delivery: Delivery,
     received_at: datetime,
     rules: RuleSet,
@@ -108,7 +99,7 @@ async def take_delivery(
     """Store the delivery raw, then map and ingest it in the caller's transaction; a payload
     that cannot be mapped is kept as an intake failure."""
     body = _text(delivery.body)
-    row = await repository.record_delivery(
+    row = await orders_repository.record_delivery(
         session,
         source=delivery.source,
         shop=delivery.shop,
@@ -119,7 +110,7 @@ async def take_delivery(
     )
     failure = None
     if row is None:
-        failure = await intake_repository.open_failure_of(
+        failure = await repository.open_failure_of(
             session, source=delivery.source, shop=delivery.shop, delivery_id=delivery.delivery_id
         )
         if failure is None:
@@ -131,9 +122,10 @@ async def take_delivery(
         # A new copy of a delivery that failed: the sender may have fixed it (our own JSON
         # under the same event id), so it is what is kept and replayed from now on.
         row = failure.webhook_delivery_id
-        await intake_repository.replace_body(session, delivery=row, body=body)
-    return await _map_and_ingest(
+        await repository.replace_body(session, delivery=row, body=body)
+    return await map_and_ingest(
         session,
+        platform=platform,
         delivery=delivery,
         row=row,
         failure=failure,
@@ -145,58 +137,10 @@ async def take_delivery(
     )
 
 
-async def replay_failure(
-    session: AsyncSession, *, failure_id: int, rules: RuleSet, settings: Settings, now: datetime
-) -> Outcome | None:
-    """Map and ingest a failed delivery again with the current code and rules; None when
-    there is no such failure. A resolved one is not ingested twice: `duplicate`."""
-    found = await intake_repository.failure_with_delivery(session, failure_id)
-    if found is None:
-        return None
-    failure, stored = found
-    if failure.replayed_at is not None:
-        return Outcome(
-            status="duplicate",
-            delivery_id=stored.delivery_id,
-            reason=f"resolved at {failure.replayed_at.isoformat()}: {failure.replay_result}",
-            failure_id=failure.id,
-        )
-    if not stored.body:
-        # Erased with its shop or customer: there is nothing left to map.
-        failure.attempts += 1
-        failure.error = "the raw body was erased; nothing to replay"
-        await session.flush()
-        return Outcome(
-            status="unmapped",
-            delivery_id=stored.delivery_id,
-            reason=failure.error,
-            error=PayloadError(failure.error),
-            failure_id=failure.id,
-        )
-    delivery = Delivery(
-        source=stored.source,
-        shop=stored.shop,
-        delivery_id=stored.delivery_id,
-        topic=stored.event_type,
-        body=stored.body,
-    )
-    return await _map_and_ingest(
-        session,
-        delivery=delivery,
-        row=stored.id,
-        failure=failure,
-        # The time it arrived stands in, as the time it was sent did then.
-        received_at=stored.received_at,
-        rules=rules,
-        settings=settings,
-        now=now,
-        resolved_by="replayed",
-    )
-
-
-async def _map_and_ingest(
+async def map_and_ingest(
     session: AsyncSession,
     *,
+    platform: Platform,
     delivery: Delivery,
     row: int,
     failure: IntakeFailure | None,
@@ -206,10 +150,23 @@ async def _map_and_ingest(
     now: datetime,
     resolved_by: str,
 ) -> Outcome:
+    """Map the recorded delivery (row `row`) and apply what it says; a payload that cannot be
+    mapped is kept as an intake failure (`failure`, when it failed before)."""
     try:
-        event = map_delivery(delivery, received_at=received_at, settings=settings)
+        if platform.product_topic(delivery.topic):
+            return await _ingest_product(
+                session,
+                platform=platform,
+                delivery=delivery,
+                failure=failure,
+                received_at=received_at,
+                settings=settings,
+                now=now,
+                resolved_by=resolved_by,
+            )
+        events = map_delivery(platform, delivery, received_at=received_at, settings=settings)
     except PayloadError as exc:
-        failure = await intake_repository.record_failure(
+        failure = await repository.record_failure(
             session, delivery=row, failure=failure, error=str(exc), now=now
         )
         # The error names fields, never their values: safe for the logs. Our own JSON's
@@ -231,25 +188,29 @@ async def _map_and_ingest(
             error=exc,
             failure_id=failure.id,
         )
-    if event is None:
-        reason = _ignored_reason(delivery)
+    if not events:
+        reason = _ignored_reason(platform, delivery)
         if failure is not None:
-            await intake_repository.resolve(
+            await repository.resolve(
                 session, failure, result=f"{resolved_by}: ignored ({reason})", now=now
             )
         return Outcome(status="ignored", delivery_id=delivery.delivery_id, reason=reason)
-    result = await service.apply_event(
-        session,
-        delivery=row,
-        shop=delivery.shop,
-        event=event,
-        rules=rules,
-        now=now,
-        default_time_zone=settings.default_time_zone,
-        attribution=attribution_policy(settings),
-    )
+    result = IntakeResult(status="accepted", event_id=events[0].id)
+    for event in events:
+        applied = await orders.apply_event(
+            session,
+            delivery=row,
+            shop=delivery.shop,
+            event=event,
+            rules=rules,
+            now=now,
+            default_time_zone=settings.default_time_zone,
+            attribution=attribution_policy(settings),
+        )
+        result.messages_planned += applied.messages_planned
+        result.messages_cancelled += applied.messages_cancelled
     if failure is not None:
-        await intake_repository.resolve(
+        await repository.resolve(
             session,
             failure,
             result=f"{resolved_by}: accepted ({result.messages_planned} planned, "
@@ -259,8 +220,47 @@ async def _map_and_ingest(
     return Outcome(status="accepted", delivery_id=delivery.delivery_id, result=result)
 
 
-def _ignored_reason(delivery: Delivery) -> str:
-    if delivery.topic in _TOPICS.get(delivery.source, ()):
+async def _ingest_product(
+    session: AsyncSession,
+    *,
+    platform: Platform,
+    delivery: Delivery,
+    failure: IntakeFailure | None,
+    received_at: datetime,
+    settings: Settings,
+    now: datetime,
+    resolved_by: str,
+) -> Outcome:
+    """A product delivery, through the platform's product slot (the catalog)."""
+    products = platform.products
+    assert products is not None
+    context = MapContext(event_id=delivery.delivery_id, received_at=received_at, settings=settings)
+    try:
+        product = products.mapper(decode_json(delivery.body), context)
+    except PayloadError:
+        raise
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        raise PayloadError(f"{delivery.topic}: {describe(exc)}") from None
+    if product is None:
+        status: Literal["accepted", "ignored"] = "ignored"
+        reason = _ignored_reason(platform, delivery)
+    else:
+        await products.apply(session, shop=delivery.shop, product=product, now=now)
+        status, reason = "accepted", ""
+    if failure is not None:
+        await repository.resolve(
+            session, failure, result=f"{resolved_by}: {status} (product)", now=now
+        )
+    result = (
+        IntakeResult(status="accepted", event_id=delivery.delivery_id)
+        if status == "accepted"
+        else None
+    )
+    return Outcome(status=status, delivery_id=delivery.delivery_id, result=result, reason=reason)
+
+
+def _ignored_reason(platform: Platform, delivery: Delivery) -> str:
+    if delivery.topic in platform.topics:
         log.info(
             "%s %s from %s (delivery %s): nothing to do",
             delivery.source,

@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.clock import Clock, SystemClock
 from app.config import Settings, normalize_host
 from app.db import create_engine, create_session_factory, transaction
-from app.orders import service, shopify_csv
-from app.orders.endpoints import DEFAULT_SHOP
-from app.orders.platforms import PayloadError, describe
+from app.intake import shopify_csv
+from app.intake.aftersale import DEFAULT_SHOP
+from app.intake.payloads import PayloadError, describe
+from app.orders import service
 from app.orders.schemas import Envelope
 from app.rules.loader import RuleSet, load_rules
 from app.simulate.bodies import BadLine, parse_line

@@ -18,7 +18,7 @@ from app.models import Customer, OrderItem
 from app.runtime import Runtime
 from tests.conftest import Api
 from tests.factories import order_created, post_event
-from tests.orders.test_body_limits import shopify_signer, woocommerce_signer
+from tests.intake.test_body_limits import shopify_signer, woocommerce_signer
 
 PAYLOADS = Path(__file__).parent / "payloads"
 

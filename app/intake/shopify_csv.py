@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from app.orders.platforms import PayloadError, build, guest_customer_id, without_none
+from app.intake.payloads import PayloadError, build, guest_customer_id, without_none
 from app.orders.schemas import Envelope, OrderClosed, OrderFulfilled, OrderPlaced
 
 REQUIRED_COLUMNS = ("Name", "Email", "Created at", "Currency", "Total", "Lineitem name")
@@ -71,6 +71,7 @@ def order_events(rows: Sequence[Mapping[str, str]]) -> list[Envelope]:
                 "occurred_at": placed_at,
                 "order": {
                     "id": order_id,
+                    "number": name,
                     "created_at": placed_at,
                     "currency": _cell(first, "Currency"),
                     "total": _money(first, "Total"),

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from app.api.deps import API_KEY_RESPONSES, MAX_ROW_ID, ApiKeyDep, SessionDep
+from app.intake import repository
+from app.intake.schemas import IntakeFailureOut, IntakeFailurePage
 from app.models import IntakeFailure, WebhookDelivery
-from app.orders import intake_repository
-from app.orders.schemas import IntakeFailureOut, IntakeFailurePage
 
 router = APIRouter(
     prefix="/api/v1/intake",
@@ -55,7 +55,7 @@ async def list_intake_failures(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> IntakeFailurePage:
-    rows = await intake_repository.list_failures(
+    rows = await repository.list_failures(
         session,
         resolved=None if state is None else state == "replayed",
         source=source,

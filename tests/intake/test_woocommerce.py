@@ -15,9 +15,10 @@ from httpx import AsyncClient, Response
 from sqlalchemy import func, select
 
 from app.config import Settings
+from app.intake import woocommerce
+from app.intake.payloads import PayloadError, guest_customer_id
+from app.intake.signature import sign_body_base64
 from app.models import Customer, IntakeFailure, Message, Order, OrderItem, WebhookDelivery
-from app.orders import woocommerce
-from app.orders.platforms import PayloadError, guest_customer_id
 from app.orders.schemas import (
     CustomerDeleted,
     CustomerUpdated,
@@ -25,8 +26,8 @@ from app.orders.schemas import (
     OrderFulfilled,
     OrderPlaced,
 )
-from app.orders.signature import sign_body_base64
 from app.runtime import Runtime
+from tests.intake.mapping import map_event, map_events
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SITE = "https://coffee.example.ru/"
@@ -42,9 +43,19 @@ def payload(name: str) -> dict[str, Any]:
     return loaded
 
 
-def to_event(topic: str, body: dict[str, Any], key: str = KEY) -> Any:
-    return woocommerce.to_event(
-        topic, body, event_id="d-1", received_at=RECEIVED, consent_meta_key=key
+def to_event(topic: str, body: dict[str, Any], key: str = KEY, **settings: Any) -> Any:
+    return map_event(
+        woocommerce.PLATFORM,
+        topic,
+        body,
+        event_id="d-1",
+        received_at=RECEIVED,
+        settings=Settings(
+            env="development",
+            woocommerce_consent_meta_key=key,
+            _env_file=None,  # type: ignore[call-arg]
+            **settings,
+        ),
     )
 
 
@@ -102,10 +113,12 @@ def with_status(status: str, *, modified: str = "2026-11-21T08:00:00") -> dict[s
 def test_order_maps_ids_money_items_and_customer() -> None:
     event = to_event("order.created", payload("order"))
     assert isinstance(event, OrderPlaced)
-    assert event.occurred_at == datetime(2026, 11, 20, 9, 59, tzinfo=UTC)
+    # Placed when paid (`date_paid_gmt`), 4 seconds after it was created.
+    assert event.occurred_at == datetime(2026, 11, 20, 9, 59, 4, tzinfo=UTC)
     order, customer = event.order, event.customer
     assert (order.id, order.currency, order.total) == ("4127", "RUB", Decimal("4760.00"))
-    assert order.created_at == datetime(2026, 11, 20, 9, 59, tzinfo=UTC)
+    assert order.number == "4127"
+    assert order.created_at == datetime(2026, 11, 20, 9, 59, 4, tzinfo=UTC)
     # Unit prices before the coupon, from `subtotal` (`price` is after it, and a float).
     assert [(i.sku, i.quantity, i.unit_price) for i in order.items] == [
         ("COFFEE-ETH-1KG", 2, Decimal("1700.0000")),
@@ -127,8 +140,13 @@ def test_order_maps_ids_money_items_and_customer() -> None:
     assert customer.marketing_consent is True
 
 
+def paid(order: dict[str, Any]) -> dict[str, Any]:
+    """The order once its payment came in (a bank transfer's `on-hold` becomes `processing`)."""
+    return order | {"status": "processing", "date_paid_gmt": "2026-11-21T06:12:40"}
+
+
 def test_guest_order_gets_a_stable_id_and_no_consent_by_default() -> None:
-    event = to_event("order.created", payload("order_guest"))
+    event = to_event("order.created", paid(payload("order_guest")))
     assert isinstance(event, OrderPlaced)
     customer = event.customer
     assert customer.id == guest_customer_id("xiaoming.wang@example.cn")
@@ -149,7 +167,7 @@ def test_guest_order_gets_a_stable_id_and_no_consent_by_default() -> None:
     ],
 )
 def test_consent_from_the_configured_meta_key(value: object, consent: bool) -> None:
-    order = payload("order_guest")
+    order = paid(payload("order_guest"))
     order["meta_data"].append({"id": 9, "key": "newsletter_opt_in", "value": value})
     event = to_event("order.created", order, key="newsletter_opt_in")
     assert isinstance(event, OrderPlaced) and event.customer.marketing_consent is consent
@@ -161,27 +179,49 @@ def test_consent_from_the_configured_meta_key(value: object, consent: bool) -> N
 @pytest.mark.parametrize(
     ("status", "event_type"),
     [
-        ("completed", "order.fulfilled"),
+        ("failed", "order.cancelled"),
         ("cancelled", "order.cancelled"),
         ("refunded", "order.refunded"),
     ],
 )
-def test_order_status_mapping(status: str, event_type: str) -> None:
-    event = to_event("order.updated", with_status(status))
-    assert event is not None
-    assert (event.type, event.id) == (event_type, "d-1")
-    if status == "completed":
-        assert isinstance(event, OrderFulfilled)
-        assert event.occurred_at == datetime(2026, 11, 21, 7, 30, tzinfo=UTC)
-        assert event.customer is not None and event.customer.id == "17"
-    else:
+def test_closing_statuses(status: str, event_type: str) -> None:
+    for topic in ("order.created", "order.updated"):
+        event = to_event(topic, with_status(status))
         assert isinstance(event, OrderClosed) and event.order.id == "4127"
+        assert (event.type, event.id) == (event_type, "d-1")
         assert event.occurred_at == datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("status", ["processing", "on-hold", "pending", "failed", "trash"])
-def test_other_statuses_are_nothing_for_us(status: str) -> None:
-    assert to_event("order.updated", with_status(status)) is None
+def test_a_completed_order_is_placed_and_fulfilled() -> None:
+    # Perhaps never seen as `processing` (a virtual product completes at once).
+    placed, fulfilled = map_events(
+        woocommerce.PLATFORM,
+        "order.updated",
+        with_status("completed"),
+        event_id="d-1",
+        received_at=RECEIVED,
+    )
+    assert isinstance(placed, OrderPlaced) and placed.order.number == "4127"
+    assert isinstance(fulfilled, OrderFulfilled) and fulfilled.type == "order.fulfilled"
+    assert fulfilled.occurred_at == datetime(2026, 11, 21, 7, 30, tzinfo=UTC)
+    assert fulfilled.customer is not None and fulfilled.customer.id == "17"
+
+
+@pytest.mark.parametrize("status", ["pending", "on-hold", "checkout-draft", "trash"])
+def test_unpaid_statuses_are_nothing_for_us_yet(status: str) -> None:
+    for topic in ("order.created", "order.updated"):
+        assert to_event(topic, with_status(status) | {"date_paid_gmt": None}) is None
+
+
+def test_on_hold_counts_as_paid_when_the_shop_says_so() -> None:
+    order = payload("order_guest")  # a bank transfer: on-hold, not paid yet
+    assert order["status"] == "on-hold" and order["date_paid_gmt"] is None
+    assert to_event("order.created", order) is None
+    event = to_event("order.created", order, woocommerce_on_hold_is_paid=True)
+    assert isinstance(event, OrderPlaced)
+    # No payment time: placed when created.
+    assert event.order.created_at == datetime(2026, 11, 20, 9, 58, tzinfo=UTC)
+    assert event.order.number == "4128"
 
 
 def test_deletions_carry_only_the_id() -> None:
@@ -265,7 +305,7 @@ async def test_order_is_stored_and_thank_you_planned(client: AsyncClient, runtim
 
 
 async def test_guest_order_without_consent(client: AsyncClient, runtime: Runtime) -> None:
-    response = await post_woo(client, "order.created", payload("order_guest"))
+    response = await post_woo(client, "order.created", paid(payload("order_guest")))
     assert response.json()["status"] == "accepted"
     async with runtime.session_factory() as session:
         customer = (await session.execute(select(Customer))).scalar_one()
@@ -277,7 +317,7 @@ async def test_configured_consent_key_is_used(client: AsyncClient, runtime: Runt
     runtime.settings = runtime.settings.model_copy(
         update={"woocommerce_consent_meta_key": "newsletter_opt_in"}
     )
-    order = payload("order_guest")
+    order = paid(payload("order_guest"))
     order["meta_data"].append({"id": 9, "key": "newsletter_opt_in", "value": "yes"})
     await post_woo(client, "order.created", order)
     async with runtime.session_factory() as session:
@@ -319,11 +359,10 @@ async def test_repeated_delivery_has_one_effect(client: AsyncClient, runtime: Ru
 
 async def test_status_changes_through_the_app(client: AsyncClient, runtime: Runtime) -> None:
     await post_woo(client, "order.created", payload("order"))
+    # Any update of a paid order is its placement again: stored once, planned once.
     processing = await post_woo(client, "order.updated", with_status("processing"))
-    assert processing.json() == {
-        "status": "ignored",
-        "reason": "nothing to do for this order.updated",
-    }
+    assert processing.json()["status"] == "accepted"
+    assert processing.json()["messages_planned"] == 0
     completed = await post_woo(client, "order.updated", with_status("completed"))
     assert completed.json()["status"] == "accepted"
     async with runtime.session_factory() as session:
@@ -349,7 +388,7 @@ async def test_cancellation_cancels_pending_messages(client: AsyncClient, runtim
 
 
 async def test_trashed_order_is_cancelled(client: AsyncClient, runtime: Runtime) -> None:
-    await post_woo(client, "order.created", payload("order_guest"))
+    await post_woo(client, "order.created", paid(payload("order_guest")))
     response = await post_woo(client, "order.deleted", {"id": 4128})
     assert response.json()["messages_cancelled"] == 1
 
@@ -382,3 +421,57 @@ async def test_unknown_topic_and_unreadable_body_answer_200(
     assert await count(runtime, WebhookDelivery) == 2
     assert await count(runtime, IntakeFailure) == 1
     assert await count(runtime, Order) == 0
+
+
+# --- paid or not (issue 14: a pending order that fails got a thank-you) -----------------
+
+
+def unpaid(status: str = "pending") -> dict[str, Any]:
+    """The order as WooCommerce sends it before payment: no payment time."""
+    return payload("order") | {"status": status, "date_paid_gmt": None, "set_paid": False}
+
+
+async def test_a_pending_order_that_fails_is_never_mailed(
+    client: AsyncClient, runtime: Runtime
+) -> None:
+    created = await post_woo(client, "order.created", unpaid())
+    assert created.json() == {"status": "ignored", "reason": "nothing to do for this order.created"}
+    assert await count(runtime, Order) == 0
+    failed = await post_woo(client, "order.updated", unpaid("failed"))
+    assert failed.json()["status"] == "accepted"
+    assert failed.json()["messages_planned"] == 0
+    async with runtime.session_factory() as session:
+        order = (await session.execute(select(Order))).scalar_one()
+    assert (order.external_id, order.status, order.placed_at) == ("4127", "cancelled", None)
+    assert await count(runtime, Message) == 0
+
+
+async def test_a_pending_order_is_planned_once_paid_and_a_failure_then_cancels(
+    client: AsyncClient, runtime: Runtime
+) -> None:
+    await post_woo(client, "order.created", unpaid())
+    paid_now = await post_woo(client, "order.updated", payload("order"))
+    assert paid_now.json()["messages_planned"] >= 1
+    async with runtime.session_factory() as session:
+        order = (await session.execute(select(Order))).scalar_one()
+    assert (order.number, order.placed_at) == ("4127", datetime(2026, 11, 20, 9, 59, 4, tzinfo=UTC))
+    planned = paid_now.json()["messages_planned"]
+    # A later failure (a charge-back, a payment reversed) takes the one path cancellations take.
+    failed = await post_woo(client, "order.updated", with_status("failed"))
+    assert failed.json()["messages_cancelled"] == planned
+    async with runtime.session_factory() as session:
+        reasons = set((await session.execute(select(Message.status_reason))).scalars())
+    assert reasons == {"order_cancelled"}
+
+
+async def test_on_hold_orders_wait_for_payment_unless_the_shop_counts_them_paid(
+    client: AsyncClient, runtime: Runtime
+) -> None:
+    guest = payload("order_guest")  # a bank transfer: on-hold
+    assert (await post_woo(client, "order.created", guest)).json()["status"] == "ignored"
+    runtime.settings = runtime.settings.model_copy(update={"woocommerce_on_hold_is_paid": True})
+    again = await post_woo(client, "order.updated", guest)
+    assert again.json()["status"] == "accepted"
+    async with runtime.session_factory() as session:
+        order = (await session.execute(select(Order))).scalar_one()
+    assert (order.number, order.status) == ("4128", "open")

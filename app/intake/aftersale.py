@@ -1,4 +1,7 @@
-"""`POST /webhooks/orders`: verify, store raw, validate and plan in one transaction, then answer.
+"""Our own signed JSON: `POST /webhooks/orders`, its `v1=` signature and secret, and its
+body, which is already our event (validated, not mapped).
+
+The route verifies, stores raw, validates and plans in one transaction, then answers.
 
 An authentic body that fails validation is answered 422, as documented (the sender must fix
 it), and also kept as an intake failure: nothing authentic is lost, and a corrected copy sent
@@ -17,28 +20,27 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 
 from app.api.deps import RuntimeDep, SessionDep
-from app.orders import intake, signature
-from app.orders.schemas import EXAMPLE_BODY, IntakeResult
+from app.config import Settings
+from app.intake import service, signature
+from app.intake.platform import Platform
+from app.intake.webhooks import read_limited_body
+from app.orders.schemas import EXAMPLE_BODY, Envelope, IntakeResult, parse_body
 
-MAX_BODY_BYTES = 1024 * 1024
-SOURCE = intake.AFTERSALE_SOURCE
+SOURCE = "aftersale"
+PATH = "/webhooks/orders"
+# Everything our own JSON sends is stored under this shop.
 DEFAULT_SHOP = "default"
 
 router = APIRouter(tags=["webhooks"])
 
 
-async def read_limited_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The raw body (the signature covers its exact bytes); refused past `limit`, unbuffered."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body over {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _secrets(settings: Settings) -> list[str]:
+    return [settings.webhook_secret]
+
+
+def _read(body: bytes | str, claimed_type: str) -> list[Envelope]:
+    # The topic of our own JSON is the `type` its body claimed (`_claimed`).
+    return [parse_body(body, claimed_type=claimed_type)]
 
 
 def _under_body(errors: Any) -> list[Any]:
@@ -67,7 +69,7 @@ def _storable(value: Any) -> str | None:
 
 
 @router.post(
-    "/webhooks/orders",
+    PATH,
     response_model=IntakeResult,
     summary="Receive an order or customer event (our signed JSON)",
     responses={
@@ -101,7 +103,7 @@ async def receive_order_event(
     body = await read_limited_body(request)
     try:
         signature.verify(
-            secret=runtime.settings.webhook_secret,
+            secret=_secrets(runtime.settings)[0],
             timestamp_header=x_aftersale_timestamp,
             signature_header=x_aftersale_signature,
             body=body,
@@ -110,9 +112,10 @@ async def receive_order_event(
     except signature.SignatureError as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
     event_id, event_type = _claimed(body)
-    outcome = await intake.take_delivery(
+    outcome = await service.take_delivery(
         session,
-        delivery=intake.Delivery(
+        platform=PLATFORM,
+        delivery=service.Delivery(
             source=SOURCE, shop=DEFAULT_SHOP, delivery_id=event_id, topic=event_type, body=body
         ),
         received_at=runtime.clock.now(),
@@ -123,7 +126,17 @@ async def receive_order_event(
     if outcome.result is not None:
         return outcome.result
     # Answered, not raised: the request's transaction must commit the kept failure.
-    errors = outcome.error.errors if isinstance(outcome.error, intake.InvalidEvent) else []
+    errors = outcome.error.errors if isinstance(outcome.error, service.InvalidEvent) else []
     return await request_validation_exception_handler(
         request, RequestValidationError(_under_body(errors))
     )
+
+
+PLATFORM = Platform(
+    source=SOURCE,
+    path=PATH,
+    router=router,
+    secret_settings=("AFTERSALE_WEBHOOK_SECRET",),
+    secrets=_secrets,
+    body_mapper=_read,
+)

@@ -131,7 +131,7 @@ async def test_invalid_body_names_each_field(client: AsyncClient, runtime: Runti
     assert ("body", "order", "total") in locations
     assert ("body", "order", "items", 0, "quantity") in locations
     assert ("body", "customer", "email") in locations
-    # Refused, and kept: the body is authentic (tests/orders/test_intake_failures.py).
+    # Refused, and kept: the body is authentic (tests/intake/test_intake_failures.py).
     assert await count(runtime, IntakeFailure) == 1
     assert await count(runtime, Order) == 0
 
