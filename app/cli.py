@@ -129,6 +129,7 @@ def check_rules_command(
         folder,
         templates_dir=templates_dir or settings.templates_dir,
         default_locale=settings.default_locale,
+        render_timeout=settings.render_timeout,
     )
     for error in errors:
         print(error)
