@@ -65,8 +65,10 @@ from app.mail.render_budget import (
     bounded_lipsum,
     bounded_range,
     budgeted_loop,
+    check_arguments,
     check_brace_format,
     check_call,
+    check_printed,
     check_time,
     check_weight,
     guard_filters,
@@ -338,9 +340,15 @@ class _MailSandbox(ImmutableSandboxedEnvironment):
 
     def wrap_str_format(self, value: Any) -> Any:
         wrapper = super().wrap_str_format(value)
-        if wrapper is not None:
-            check_brace_format(value.__self__)
-        return wrapper
+        if wrapper is None:
+            return None
+        check_brace_format(value.__self__)
+
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            check_arguments(args, kwargs)
+            return wrapper(*args, **kwargs)
+
+        return checked
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # The context is made of dicts: `order.items` is the order's items (as documented),
@@ -399,8 +407,7 @@ def _printable(eval_context: EvalContext, value: Any) -> Any:
     repr with internal names and memory addresses that would go out in the mail."""
     if isinstance(value, jinja2.Undefined):
         return value  # fails as undefined when printed
-    check_time()
-    check_weight(value)
+    check_printed(value)
     kind = type(value)
     # object's own text is "<module.Class object at 0x...>": no class of its own gave one.
     default_text = not any(

@@ -47,6 +47,21 @@ REFUSED = [
     "{% set s.v = s.v ~ s.v %}{% endfor %}{{ s.v|length }}",
     "{% set s = namespace(v=['x']) %}{% for i in range(40) %}"
     "{% set s.v = s.v + s.v %}{% endfor %}{{ s.v|length }}",
+    # A value that shares its parts: small to build, ten million items as text.
+    *(
+        "{% set b = [1] * 99999 %}{% set a = [b, b, b, b, b, b, b, b, b, b] %}"
+        "{% set c = [a, a, a, a, a, a, a, a, a, a] %}" + use
+        for use in (
+            "{{ c }}",
+            "{{ c|string }}",
+            "{{ c|join(',') }}",
+            "{{ c|tojson }}",
+            "{{ '{}'.format(c) }}",
+            "{{ '%s' % (c,) }}",
+            "{{ ','.join(c) }}",
+            "{{ 'x' ~ c }}",
+        )
+    ),
     # Nested loops, each under the range limit: the iteration budget.
     "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
     # Output: 10 MB printed a little at a time.
