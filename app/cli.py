@@ -64,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_coupons_parser(commands)
     add_catalog_parser(commands)
     add_suppressions_parser(commands)
+    add_messages_parser(commands)
     add_health_parser(commands)
 
     args = parser.parse_args(argv)
@@ -99,6 +100,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_catalog(settings, args)
     if args.command == "suppressions":
         return run_suppressions(settings, args)
+    if args.command == "messages":
+        from app.outbox.command import end_command
+
+        return end_command(
+            settings=settings,
+            message_id=args.id,
+            action=args.messages_command,
+            stdout=sys.stdout,
+            stderr=sys.stderr,
+        )
     if args.command == "db":
         upgrade_database(settings)
         return 0
@@ -136,6 +147,7 @@ def check_rules_command(
         folder,
         templates_dir=templates_dir or settings.templates_dir,
         default_locale=settings.default_locale,
+        render_timeout=settings.render_timeout,
     )
     for error in errors:
         print(error)
@@ -451,6 +463,25 @@ def run_suppressions(settings: Settings, args: argparse.Namespace) -> int:
         stdout=sys.stdout,
         stderr=sys.stderr,
     )
+
+
+def add_messages_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("messages", help="end one message (as the operator API does)")
+    message_commands = parser.add_subparsers(dest="messages_command", required=True)
+    for action, text in (
+        ("cancel", "cancel a scheduled message, or one stuck sending whose lease has expired"),
+        ("fail", "fail a message stuck sending whose lease has expired"),
+    ):
+        command = message_commands.add_parser(
+            action,
+            help=text,
+            description=text[0].upper()
+            + text[1:]
+            + ". A message under a live lease is refused (exit 1): it may be on the wire.",
+        )
+        command.add_argument(
+            "id", type=int, metavar="ID", help="the message id (GET /api/v1/messages)"
+        )
 
 
 def upgrade_database(settings: Settings) -> None:

@@ -376,6 +376,9 @@ class Settings(BaseSettings):
     # Messages of a batch prepared at once (checks, render, links) while others wait on the
     # database or on one of the SMTP pool's connections, which still cap the sends.
     dispatch_concurrency: int = Field(default=16, ge=1, le=1_000)
+    # Seconds one message's templates may take to render (sending, previews, rule checks);
+    # past it the message fails with `render_timeout` (app/mail/render_budget.py).
+    render_timeout: float = Field(default=5.0, gt=0, le=300)
     # A worker that claimed a message must finish it within the lease, or another worker takes it.
     lease_seconds: float = Field(default=120.0, gt=0)
     max_attempts: int = Field(default=8, ge=1)

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.db import create_engine, create_session_factory
+from app.rules.lint import TemplateCheck
 from app.rules.source import RulesSource
 
 
@@ -23,7 +24,14 @@ class Runtime:
     @classmethod
     def create(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
         engine = create_engine(settings.database_url)
-        rules = RulesSource(settings.rules_dir)
+        rules = RulesSource(
+            settings.rules_dir,
+            templates=TemplateCheck(
+                settings.templates_dir,
+                default_locale=settings.default_locale,
+                time_limit=settings.render_timeout,
+            ),
+        )
         rules.reload()
         return cls(
             settings=settings,

@@ -96,7 +96,9 @@ class Worker:
             runtime=runtime,
             sender=self.sender,
             renderer=TemplateRenderer(
-                settings.templates_dir, default_locale=settings.default_locale
+                settings.templates_dir,
+                default_locale=settings.default_locale,
+                time_limit=settings.render_timeout,
             ),
         )
         self.scheduler = AsyncIOScheduler(timezone="UTC")

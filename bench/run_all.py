@@ -57,6 +57,7 @@ BENCHMARKS = (
     ),
     Benchmark("peer", "peer.py", ("postgresql",)),
     Benchmark("dispatch", "dispatch.py", ("sqlite", "postgresql")),
+    Benchmark("render", "render.py", (), quick=("--messages", "600")),
     Benchmark("claim", "claim.py", ("sqlite", "postgresql")),
     Benchmark("tracking", "tracking.py", ("sqlite", "postgresql")),
     Benchmark(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+
+import pytest
 from httpx import AsyncClient
 
 from app.runtime import Runtime
-from tests.conftest import Api
+from tests.conftest import Api, FrozenClock
 from tests.factories import order_created, post_event
 
 
@@ -90,3 +94,92 @@ async def test_health_and_readiness(client: AsyncClient, runtime: Runtime) -> No
     not_ready = await client.get("/readyz")
     assert not_ready.status_code == 503
     assert not_ready.json()["checks"]["rules"]["errors"] == ["rules/x.yaml: broken"]
+
+
+async def _stuck_sending(
+    client: AsyncClient, api: Api, runtime: Runtime, *, lease_left: int
+) -> int:
+    """A message a worker claimed and never finished (it died, or hung on a template)."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.models import Message
+
+    await post_event(client, order_created())
+    now = runtime.clock.now()
+    async with runtime.session_factory() as session, session.begin():
+        await session.execute(
+            update(Message).values(
+                status="sending",
+                claimed_by="worker-gone",
+                attempts=1,
+                next_attempt_at=now + timedelta(seconds=lease_left),
+            )
+        )
+    [row] = (await client.get("/api/v1/messages", headers=api.headers)).json()["items"]
+    assert row["status"] == "sending"
+    return int(row["id"])
+
+
+async def test_cancel_or_fail_a_message_stuck_sending_once_its_lease_expired(
+    client: AsyncClient, api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    from sqlalchemy import select
+
+    from app.models import Message, MessageAttempt
+
+    message_id = await _stuck_sending(client, api, runtime, lease_left=30)
+    for action in ("cancel", "fail"):
+        live = await client.post(f"/api/v1/messages/{message_id}/{action}", headers=api.headers)
+        assert live.status_code == 409
+        assert "is being sent" in live.json()["detail"] and "lease" in live.json()["detail"]
+
+    clock.advance(seconds=31)
+    failed = await client.post(f"/api/v1/messages/{message_id}/fail", headers=api.headers)
+    assert failed.status_code == 200
+    assert (failed.json()["status"], failed.json()["reason"]) == ("failed", "failed_by_operator")
+    assert failed.json()["next_attempt_at"] is None
+    again = await client.post(f"/api/v1/messages/{message_id}/fail", headers=api.headers)
+    assert again.status_code == 200  # a repeat changes nothing
+    refused = await client.post(f"/api/v1/messages/{message_id}/cancel", headers=api.headers)
+    assert refused.status_code == 409 and "message is failed" in refused.json()["detail"]
+    async with runtime.session_factory() as session:
+        message = await session.get(Message, message_id)
+        attempts = (await session.execute(select(MessageAttempt))).scalars().all()
+    assert message is not None and message.claimed_by is None
+    assert [(a.attempt, a.outcome, a.detail) for a in attempts] == [
+        (1, "failed", "failed_by_operator after the sending lease expired")
+    ]
+
+
+async def test_cancel_a_stuck_message_from_the_command_line(
+    client: AsyncClient, api: Api, runtime: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.outbox.command import end_command
+
+    message_id = await _stuck_sending(client, api, runtime, lease_left=-1)
+    code = await asyncio.to_thread(
+        end_command,
+        settings=runtime.settings,
+        message_id=message_id,
+        action="cancel",
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+        clock=runtime.clock,
+    )
+    assert code == 0
+    assert capsys.readouterr().out == f"message {message_id}: cancelled (cancelled_by_operator)\n"
+    [row] = (await client.get("/api/v1/messages", headers=api.headers)).json()["items"]
+    assert (row["status"], row["reason"]) == ("cancelled", "cancelled_by_operator")
+    code = await asyncio.to_thread(
+        end_command,
+        settings=runtime.settings,
+        message_id=999999,
+        action="fail",
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+        clock=runtime.clock,
+    )
+    assert code == 1
+    assert "aftersale messages fail: no message 999999" in capsys.readouterr().err

@@ -22,20 +22,25 @@ The HTML comes back with its <style> rules also copied into style attributes
 (`app.mail.inline`), so previews and sent mail look the same in clients that drop <style>.
 
 Templates come from the shop operator, and their context from webhooks, so rendering
-is sandboxed and undefined variables are errors rather than silent blanks.
+is sandboxed and undefined variables are errors rather than silent blanks. A render has a
+time limit (`time_limit`, the RENDER_TIMEOUT setting) and size limits
+(`app.mail.render_budget`); `render_off_loop` runs it on a thread of its own, so the event
+loop never waits for a template.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
@@ -44,12 +49,31 @@ import jinja2
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime, get_timezone
 from babel.numbers import format_currency, format_decimal
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.nodes import EvalContext
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 
 from app.mail.html_to_text import html_to_text
 from app.mail.inline import InlineCssError, inline_css
+from app.mail.render_budget import (
+    RenderOverBudget,
+    bounded_binop,
+    bounded_concat,
+    bounded_lipsum,
+    bounded_range,
+    budgeted_loop,
+    check_arguments,
+    check_brace_format,
+    check_call,
+    check_printed,
+    check_time,
+    check_weight,
+    guard_filters,
+    render_budget,
+)
 
 _TEMPLATE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _LOCALE_NAME = re.compile(r"[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*")
@@ -73,6 +97,10 @@ class TemplateError(Exception):
     """A template is missing, invalid, or failed to render; the message says where."""
 
 
+class RenderTimeout(TemplateError):
+    """The render ran past its time limit or loop budget: the template would stall sending."""
+
+
 class TemplateRenderer:
     """Renders from `templates_dir` as it is on disk, give or take `recheck_seconds`: a
     long-lived renderer (the worker's) trusts what it read of the folder for that long, so
@@ -80,11 +108,18 @@ class TemplateRenderer:
     it."""
 
     def __init__(
-        self, templates_dir: Path, *, default_locale: str, recheck_seconds: float = 1.0
+        self,
+        templates_dir: Path,
+        *,
+        default_locale: str,
+        recheck_seconds: float = 1.0,
+        time_limit: float | None = 5.0,
     ) -> None:
         self._dir = templates_dir.resolve()
         self._default_locale = default_locale
         self._recheck_seconds = recheck_seconds
+        self.time_limit = time_limit
+        self._threads: ThreadPoolExecutor | None = None
         self._checked_at = time.monotonic()
         # (template, requested locale) -> (locale folder, or None; whether it has body.txt)
         self._layouts: dict[tuple[str, str | None], tuple[str | None, bool]] = {}
@@ -103,6 +138,10 @@ class TemplateRenderer:
         self._env.filters["money"] = _money
         self._env.filters["date"] = _date
         self._env.filters["datetime"] = _datetime
+        guard_filters(self._env.filters)
+        # Not guarded themselves: they are the guards the parser puts around loops and `~`.
+        self._env.filters["_budgeted_loop"] = _budgeted_loop
+        self._env.filters["_checked_text"] = _checked_text
 
     def has_template(self, template: str, locale: str) -> bool:
         """True when `render(template, locale=locale, ...)` finds a locale to use."""
@@ -110,7 +149,35 @@ class TemplateRenderer:
             return False
         return self._layout(template, locale)[0] is not None
 
+    async def render_off_loop(
+        self, template: str, *, locale: str | None, context: Mapping[str, Any]
+    ) -> RenderedEmail:
+        """`render` on this renderer's thread; RenderTimeout past `time_limit`."""
+        if self._threads is None:
+            # Renders hold the GIL, so more threads would not make them faster; two let one
+            # message's render start while another's finishes.
+            self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="render")
+        job = asyncio.get_running_loop().run_in_executor(
+            self._threads, partial(self.render, template, locale=locale, context=context)
+        )
+        if self.time_limit is None:
+            return await job
+        try:
+            # The render stops itself at its deadline; this is the net for one that cannot
+            # (stuck in C code) or that waited long for a thread behind such a one.
+            return await asyncio.wait_for(job, timeout=2 * self.time_limit + 1)
+        except TimeoutError:
+            raise RenderTimeout(
+                f"{template}: rendering took longer than {self.time_limit:g} s"
+            ) from None
+
     def render(
+        self, template: str, *, locale: str | None, context: Mapping[str, Any]
+    ) -> RenderedEmail:
+        with render_budget(self.time_limit):
+            return self._render(template, locale=locale, context=context)
+
+    def _render(
         self, template: str, *, locale: str | None, context: Mapping[str, Any]
     ) -> RenderedEmail:
         if not _TEMPLATE_NAME.fullmatch(template):
@@ -141,6 +208,10 @@ class TemplateRenderer:
             html = inline_css(html)
         except InlineCssError as exc:
             raise TemplateError(f"{prefix}/body.html: {exc}") from exc
+        try:
+            check_time()  # what came after the templates (text, CSS) counts too
+        except RenderOverBudget as exc:
+            raise RenderTimeout(f"{prefix}: {exc}") from exc
         return RenderedEmail(subject=subject, text=text, html=html)
 
     def _render_file(self, name: str, context: Mapping[str, Any]) -> str:
@@ -160,6 +231,9 @@ class TemplateRenderer:
             ) from exc
         except jinja2.TemplateNotFound as exc:
             raise TemplateError(f"{name}: included template not found: {exc.name}") from exc
+        except RenderOverBudget as exc:
+            where = self._template_location(exc.__traceback__) or name
+            raise RenderTimeout(f"{name}: stopped in {where}: {exc}") from exc
         except Exception as exc:
             where = self._template_location(exc.__traceback__) or name
             kind = "sandbox refused" if isinstance(exc, SecurityError) else "error"
@@ -241,7 +315,40 @@ def rendering_language() -> str | None:
 
 
 class _MailSandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox, stricter where mail templates need it."""
+    """Jinja's immutable sandbox, stricter where mail templates need it, and with the
+    budget of `app.mail.render_budget` checked in calls, loops, `~`, operators and output."""
+
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.concat = bounded_concat  # type: ignore[method-assign]
+        self.globals["range"] = bounded_range
+        self.globals["lipsum"] = bounded_lipsum
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        _BudgetHooks().visit(tree)
+        return tree
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        return bounded_binop(operator, left, right, self.binop_table[operator])
+
+    def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        check_call(obj, args, kwargs)
+        return super().call(context, obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        wrapper = super().wrap_str_format(value)
+        if wrapper is None:
+            return None
+        check_brace_format(value.__self__)
+
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            check_arguments(args, kwargs)
+            return wrapper(*args, **kwargs)
+
+        return checked
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # The context is made of dicts: `order.items` is the order's items (as documented),
@@ -261,6 +368,37 @@ class _MailSandbox(ImmutableSandboxedEnvironment):
         )
 
 
+class _BudgetHooks(NodeTransformer):
+    """Puts `_budgeted_loop` around what every `{% for %}` iterates and `_checked_text`
+    around each operand of `~`, whose joins run in jinja's code, out of the sandbox's reach."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = _filtered(node.iter, "_budgeted_loop")
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        node.nodes = [_filtered(operand, "_checked_text") for operand in node.nodes]
+        return node
+
+
+def _filtered(node: nodes.Node, name: str) -> nodes.Filter:
+    return nodes.Filter(node, name, [], [], None, None, lineno=node.lineno)
+
+
+# Taking the context keeps jinja from calling it at compile time to fold a constant loop.
+@jinja2.pass_context
+def _budgeted_loop(context: Context, iterable: Any) -> Iterator[Any]:
+    return budgeted_loop(iterable)
+
+
+def _checked_text(value: Any) -> Any:
+    check_time()
+    check_weight(value)
+    return value
+
+
 # Taking the eval context keeps jinja from folding constant output at compile time, which
 # it would escape before `finalize` sees it.
 @jinja2.pass_eval_context
@@ -269,6 +407,7 @@ def _printable(eval_context: EvalContext, value: Any) -> Any:
     repr with internal names and memory addresses that would go out in the mail."""
     if isinstance(value, jinja2.Undefined):
         return value  # fails as undefined when printed
+    check_printed(value)
     kind = type(value)
     # object's own text is "<module.Class object at 0x...>": no class of its own gave one.
     default_text = not any(

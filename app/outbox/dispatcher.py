@@ -35,7 +35,7 @@ from app.mail.sender import (
     SmtpUtf8Unsupported,
     TemporaryFailure,
 )
-from app.mail.templates import TemplateError, TemplateRenderer
+from app.mail.templates import RenderTimeout, TemplateError, TemplateRenderer
 from app.mail.unsubscribe import marketing_unsubscribe_mailto, marketing_unsubscribe_url
 from app.models import Message, MessageStatus, OrderItem, SuppressionReason
 from app.ops.metrics import observe_send, observe_sender_pause
@@ -329,6 +329,9 @@ class Dispatcher:
                 now=now,
                 store=self._link_store(message.id, now),
             )
+        except RenderTimeout as exc:
+            # It would take as long again: fail it, and the batch goes on.
+            return await self._fail(message, "render_timeout", exc, now=now)
         except (TemplateError, ValueError) as exc:
             # A broken template or address will not heal by retrying: fail it, loudly.
             return await self._fail(message, "render_error", exc, now=now)
@@ -434,7 +437,8 @@ class Dispatcher:
             customer_id=customer.id,
             secrets=settings.unsubscribe_secrets,
         )
-        rendered = self.renderer.render(
+        # Off the event loop and time-limited: a slow template fails its message alone.
+        rendered = await self.renderer.render_off_loop(
             message.template,
             locale=customer.locale,
             context=build_context(

@@ -1,4 +1,4 @@
-"""Operator API over the outbox: find messages, cancel one."""
+"""Operator API over the outbox: find messages, cancel or fail one."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from app.api.deps import API_KEY_RESPONSES, MAX_ROW_ID, ApiKeyDep, RuntimeDep, S
 from app.models import Message, MessageStatus
 from app.outbox import repository
 from app.outbox.schemas import MessageOut, MessagePage
+from app.outbox.service import MessageConflict, MessageNotFound, OperatorAction, end_message
 
 router = APIRouter(
     prefix="/api/v1/messages",
@@ -69,26 +70,45 @@ async def list_messages(
     return MessagePage(items=items, next_cursor=items[-1].id if len(items) == limit else None)
 
 
+_END_RESPONSES: dict[int | str, dict[str, str]] = {
+    404: {"description": "No such message"},
+    409: {"description": "Not in a state the action applies to (e.g. a live sending lease)"},
+}
+
+
 @router.post(
     "/{message_id}/cancel",
     response_model=MessageOut,
-    summary="Cancel a message that has not been sent",
-    responses={404: {"description": "No such message"}, 409: {"description": "Already final"}},
+    summary="Cancel a message: scheduled, or stuck sending with its lease expired",
+    responses=_END_RESPONSES,
 )
 async def cancel_message(
     message_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], session: SessionDep, runtime: RuntimeDep
 ) -> MessageOut:
-    found = await repository.get_message(session, message_id)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such message")
-    message, email, order_id = found
-    if message.status == MessageStatus.SCHEDULED:
-        message.status = MessageStatus.CANCELLED
-        message.status_reason = "cancelled_by_operator"
-        message.updated_at = runtime.clock.now()
-        await session.flush()
-    elif message.status != MessageStatus.CANCELLED:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"message is {message.status}, it can no longer be cancelled"
+    return await _end(session, runtime, message_id, "cancel")
+
+
+@router.post(
+    "/{message_id}/fail",
+    response_model=MessageOut,
+    summary="Fail a message stuck sending whose lease has expired",
+    responses=_END_RESPONSES,
+)
+async def fail_message(
+    message_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], session: SessionDep, runtime: RuntimeDep
+) -> MessageOut:
+    return await _end(session, runtime, message_id, "fail")
+
+
+async def _end(
+    session: SessionDep, runtime: RuntimeDep, message_id: int, action: OperatorAction
+) -> MessageOut:
+    try:
+        found = await end_message(
+            session, message_id=message_id, action=action, now=runtime.clock.now()
         )
-    return _out(message, email, order_id)
+    except MessageNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such message") from exc
+    except MessageConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return _out(*found)

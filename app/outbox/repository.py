@@ -227,6 +227,43 @@ async def finish_message(
     return owned
 
 
+async def end_abandoned_message(
+    session: AsyncSession,
+    *,
+    message_id: int,
+    status: MessageStatus,
+    reason: str,
+    detail: str,
+    now: datetime,
+) -> bool:
+    """Give a `sending` message whose lease has run out a final state, as an operator asked;
+    False when it is no longer that (a worker took it again meanwhile)."""
+    result = await session.execute(
+        update(_MESSAGES)
+        .where(
+            _MESSAGES.c.id == message_id,
+            _MESSAGES.c.status == MessageStatus.SENDING,
+            _MESSAGES.c.next_attempt_at <= now,
+        )
+        .values(status=status, status_reason=reason, claimed_by=None, updated_at=now)
+        .returning(_MESSAGES.c.attempts)
+    )
+    attempt = result.scalar_one_or_none()
+    if attempt is None:
+        return False
+    # The attempt that never finished gets its row, so the history says how it ended.
+    await _add_attempt(
+        session,
+        message_id=message_id,
+        attempt=attempt,
+        at=now,
+        outcome=status.value,
+        smtp_code=None,
+        detail=detail,
+    )
+    return True
+
+
 # One statement per set of columns written (a handful).
 @lru_cache(maxsize=8)
 def _finish_statement(columns: frozenset[str]) -> Update:

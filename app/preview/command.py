@@ -160,7 +160,11 @@ async def _send(
 
 
 def _renderer(settings: Settings) -> TemplateRenderer:
-    return TemplateRenderer(settings.templates_dir, default_locale=settings.default_locale)
+    return TemplateRenderer(
+        settings.templates_dir,
+        default_locale=settings.default_locale,
+        time_limit=settings.render_timeout,
+    )
 
 
 def _rule(rules: RuleSet, rule_id: str) -> Rule:

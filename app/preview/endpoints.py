@@ -81,7 +81,9 @@ def preview(
         email = compose_preview(
             settings=settings,
             renderer=TemplateRenderer(
-                settings.templates_dir, default_locale=settings.default_locale
+                settings.templates_dir,
+                default_locale=settings.default_locale,
+                time_limit=settings.render_timeout,
             ),
             template=rule_template(found),
             event=event,

@@ -1,7 +1,10 @@
 """`aftersale rules check`: every problem in a rules folder, as file:line:col: message.
 
-Besides the file format, it renders each rule's template with sample data, so a missing
-template or an undefined variable is found before a customer would have been mailed.
+Besides the file format, it renders each rule's template in every locale it has, with
+several sample contexts (non-ASCII and missing names, no items, a long order) and the
+render time limit, so a missing template, an undefined variable or a template too slow to
+send is found before a customer would have been mailed. Every reload runs the same check
+(`TemplateCheck`, used by `app.rules.source.RulesSource`).
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from app.coupons.codes import sample_coupon
-from app.mail.templates import TemplateError, TemplateRenderer
-from app.rules.loader import RuleError, parse_rule_files
-from app.rules.model import Rule
+from app.mail.templates import RenderTimeout, TemplateError, TemplateRenderer
+from app.rules.loader import ParsedRules, RuleError, parse_rule_files
+from app.rules.model import ORDER_EVENTS, Rule
 from app.survey.links import sample_survey_context
 from app.tracking.rewrite import html_hrefs, link_scheme
 
@@ -55,28 +58,171 @@ SAMPLE_CONTEXT["order"]["items"] = SAMPLE_CONTEXT["items"]
 _LINK_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
 
 
-def check_rules(rules_dir: Path, *, templates_dir: Path, default_locale: str) -> list[RuleError]:
+def _sample_item(number: int) -> dict[str, Any]:
+    return {
+        "sku": f"SKU-{number:04d}",
+        "name": f"Größe {number} – крем для рук, 50 ml",
+        "category": "care/hands",
+        "quantity": number % 5 + 1,
+        "unit_price": Decimal("3.05") * number,
+        "tags": ["care", "geschenk"],
+        "attributes": {"size": "50 ml"},
+    }
+
+
+def _with(
+    *, customer: dict[str, Any] | None = None, items: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    context = {**SAMPLE_CONTEXT, "customer": {**SAMPLE_CONTEXT["customer"], **(customer or {})}}
+    if items is not None:
+        context["items"] = items
+        context["order"] = {**SAMPLE_CONTEXT["order"], "items": items}
+    return context
+
+
+_LONG_ORDER = [_sample_item(number) for number in range(1, 61)]
+# What real mail brings that the first sample does not: names in other scripts or none at
+# all (guest checkout), a long order. Order mail always has an item: an order has 1 to 1,000,
+# and mail whose items were all refunded is cancelled; mail without items is dated mail.
+ORDER_SAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("", SAMPLE_CONTEXT),
+    (
+        "non-ASCII names",
+        _with(customer={"first_name": "Zoë-Łucja", "last_name": "Müller 李 Ярославна"}),
+    ),
+    ("no names", _with(customer={"first_name": None, "last_name": None})),
+    ("60 items", _with(items=_LONG_ORDER)),
+)
+# Birthdays and other dated mail: no order and no items (`app.mail.context.build_context`).
+_NO_ORDER: dict[str, Any] = {
+    "id": None,
+    "total": None,
+    "currency": None,
+    "created_at": None,
+    "items": [],
+}
+DATED_SAMPLES: tuple[tuple[str, dict[str, Any]], ...] = tuple(
+    (label, {**context, "order": _NO_ORDER, "items": []})
+    for label, context in ORDER_SAMPLES
+    if label != "60 items"
+)
+
+
+def check_rules(
+    rules_dir: Path,
+    *,
+    templates_dir: Path,
+    default_locale: str,
+    render_timeout: float | None = 5.0,
+) -> list[RuleError]:
     parsed = parse_rule_files(rules_dir)
-    errors = list(parsed.errors)
-    renderer = TemplateRenderer(templates_dir, default_locale=default_locale)
-    checked: dict[tuple[str, str | None, str], str | None] = {}
-    for rule, path, positions, index in parsed.rules:
-        for number, template in enumerate(rule.templates):
-            problem = None
-            for coupon, case in _coupon_cases(rule):
-                key = (template, coupon, case)
-                if key not in checked:
-                    checked[key] = _template_problem(
-                        renderer, templates_dir, template, default_locale, coupon, case
-                    )
-                problem = problem or checked[key]
-            if problem is not None:
-                place: tuple[str | int, ...] = ("rules", index, "template")
-                if rule.variants is not None:
-                    place = ("rules", index, "variants", number, "template")
-                where = positions.locate(place)
-                errors.append(RuleError(path, where.line, where.column, problem))
-    return errors
+    check = TemplateCheck(templates_dir, default_locale=default_locale, time_limit=render_timeout)
+    return [*parsed.errors, *check.errors(parsed)]
+
+
+class TemplateCheck:
+    """Renders every template the rules use, in each of its locales, against the sample
+    contexts, within the render time limit; the first problem of each is an error at its
+    rule's `template:` line. `rules check` and every reload (`RulesSource`) run it.
+
+    Results are kept while the templates folder is unchanged (`fingerprint`), so a reload
+    for a rules edit renders only templates it has not seen."""
+
+    def __init__(
+        self, templates_dir: Path, *, default_locale: str, time_limit: float | None = 5.0
+    ) -> None:
+        self.templates_dir = templates_dir
+        self.default_locale = default_locale
+        self.time_limit = time_limit
+        self._seen: tuple[tuple[str, int, int], ...] | None = None
+        self._problems: dict[tuple[str, str | None, str, bool], str | None] = {}
+
+    def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        """Every file under the templates folder: name, size, modification time."""
+        if not self.templates_dir.is_dir():
+            return ()
+        found = []
+        for path in sorted(self.templates_dir.rglob("*")):
+            if path.is_file():
+                stat = path.stat()
+                found.append((path.as_posix(), stat.st_size, stat.st_mtime_ns))
+        return tuple(found)
+
+    def errors(self, parsed: ParsedRules) -> list[RuleError]:
+        seen = self.fingerprint()
+        if seen != self._seen:
+            self._seen, self._problems = seen, {}
+        renderer = TemplateRenderer(
+            self.templates_dir,
+            default_locale=self.default_locale,
+            recheck_seconds=0,
+            time_limit=self.time_limit,
+        )
+        errors = []
+        for rule, path, positions, index in parsed.rules:
+            dated = rule.when.event not in ORDER_EVENTS
+            for number, template in enumerate(rule.templates):
+                problem = None
+                for coupon, case in _coupon_cases(rule):
+                    key = (template, coupon, case, dated)
+                    if key not in self._problems:
+                        self._problems[key] = self._problem(renderer, template, coupon, case, dated)
+                    problem = problem or self._problems[key]
+                if problem is not None:
+                    place: tuple[str | int, ...] = ("rules", index, "template")
+                    if rule.variants is not None:
+                        place = ("rules", index, "variants", number, "template")
+                    where = positions.locate(place)
+                    errors.append(RuleError(path, where.line, where.column, problem))
+        return errors
+
+    def _problem(
+        self,
+        renderer: TemplateRenderer,
+        template: str,
+        coupon: str | None,
+        case: str,
+        dated: bool,
+    ) -> str | None:
+        folder = self.templates_dir / template
+        if not (folder / self.default_locale / "subject.txt").is_file():
+            return (
+                f"template {template!r} has no {self.default_locale}/subject.txt and body.html "
+                f"under {self.templates_dir} (the default locale must exist)"
+            )
+        locales = sorted(path.name for path in folder.iterdir() if path.is_dir())
+        for locale in locales:
+            for label, sample in DATED_SAMPLES if dated else ORDER_SAMPLES:
+                context = {**sample, "customer": {**sample["customer"], "locale": locale}}
+                if coupon is not None:
+                    context["coupon"] = sample_coupon(coupon).context()
+                named = f"{locale}{case}{', ' + label if label else ''}"
+                problem = _rendering_problem(renderer, template, locale, context, named)
+                if problem is not None:
+                    return problem
+        return None
+
+
+def _rendering_problem(
+    renderer: TemplateRenderer, template: str, locale: str, context: dict[str, Any], named: str
+) -> str | None:
+    try:
+        rendered = renderer.render(template, locale=locale, context=context)
+    except RenderTimeout as exc:
+        return f"template {template!r} ({named}) is too slow to render: {exc}"
+    except TemplateError as exc:
+        return f"template {template!r} ({named}) does not render: {exc}"
+    try:
+        hrefs = html_hrefs(rendered.html)
+    except ValueError as exc:  # markup the HTML tokenizer refuses, as mail clients may
+        return f"template {template!r} ({named}) has HTML that cannot be read: {exc}"
+    for href in hrefs:
+        if link_scheme(href.url) not in _LINK_SCHEMES:
+            return (
+                f"template {template!r} ({named}) has a link to {href.url[:80]!r}: "
+                "links in mail must be absolute http:// or https:// URLs (or mailto:, tel:)"
+            )
+    return None
 
 
 def _coupon_cases(rule: Rule) -> list[tuple[str | None, str]]:
@@ -92,39 +238,3 @@ def _coupon_cases(rule: Rule) -> list[tuple[str | None, str]]:
     if rule.coupon.when_empty == "send":
         return [with_code, (None, ", without a coupon: the pool may be empty")]
     return [with_code]
-
-
-def _template_problem(
-    renderer: TemplateRenderer,
-    templates_dir: Path,
-    template: str,
-    default_locale: str,
-    coupon: str | None,
-    case: str,
-) -> str | None:
-    folder = templates_dir / template
-    if not (folder / default_locale / "subject.txt").is_file():
-        return (
-            f"template {template!r} has no {default_locale}/subject.txt and body.html "
-            f"under {templates_dir} (the default locale must exist)"
-        )
-    locales = sorted(path.name for path in folder.iterdir() if path.is_dir())
-    context = SAMPLE_CONTEXT
-    if coupon is not None:
-        context = {**SAMPLE_CONTEXT, "coupon": sample_coupon(coupon).context()}
-    for locale in locales:
-        try:
-            rendered = renderer.render(template, locale=locale, context=context)
-        except TemplateError as exc:
-            return f"template {template!r} ({locale}{case}) does not render: {exc}"
-        try:
-            hrefs = html_hrefs(rendered.html)
-        except ValueError as exc:  # markup the HTML tokenizer refuses, as mail clients may
-            return f"template {template!r} ({locale}{case}) has HTML that cannot be read: {exc}"
-        for href in hrefs:
-            if link_scheme(href.url) not in _LINK_SCHEMES:
-                return (
-                    f"template {template!r} ({locale}) has a link to {href.url[:80]!r}: "
-                    "links in mail must be absolute http:// or https:// URLs (or mailto:, tel:)"
-                )
-    return None

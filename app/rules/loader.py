@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,7 +52,7 @@ class RuleError:
 
 
 @dataclass(frozen=True)
-class _Parsed:
+class ParsedRules:
     rules: list[tuple[Rule, Path, YamlPositions, int]]
     errors: list[RuleError]
     limits: dict[str, Limit] = field(default_factory=dict)
@@ -62,11 +62,15 @@ class _Parsed:
 
 def load_rules(rules_dir: Path) -> RuleSet:
     """Load every rule file; errors are collected, never raised, so callers can report all."""
-    parsed = parse_rule_files(rules_dir)
+    return rule_set(parse_rule_files(rules_dir))
+
+
+def rule_set(parsed: ParsedRules, more_errors: Sequence[RuleError] = ()) -> RuleSet:
+    """The set of parsed rule files, with their errors and any found by other checks."""
     return RuleSet(
         rules=tuple(rule for rule, *_ in parsed.rules),
         version=parsed.digest.hexdigest()[:16],
-        errors=tuple(str(error) for error in parsed.errors),
+        errors=tuple(str(error) for error in [*parsed.errors, *more_errors]),
         limits=dict(parsed.limits),
     )
 
@@ -75,9 +79,9 @@ def rule_files(rules_dir: Path) -> list[Path]:
     return sorted([*rules_dir.glob("*.yaml"), *rules_dir.glob("*.yml")])
 
 
-def parse_rule_files(rules_dir: Path) -> _Parsed:
+def parse_rule_files(rules_dir: Path) -> ParsedRules:
     """Every rule with where it was written, and every error with its file:line:col."""
-    result = _Parsed(rules=[], errors=[])
+    result = ParsedRules(rules=[], errors=[])
     if not rules_dir.is_dir():
         result.errors.append(RuleError(rules_dir, 1, 1, "rules folder not found"))
         return result
@@ -101,7 +105,7 @@ def parse_rule_files(rules_dir: Path) -> _Parsed:
     return result
 
 
-def _parse_file(path: Path, text: str, result: _Parsed) -> None:
+def _parse_file(path: Path, text: str, result: ParsedRules) -> None:
     try:
         positions = YamlPositions.from_text(text)
         # safe_load: rule files are data, a Python tag must never build an object.
@@ -137,7 +141,7 @@ def _parse_file(path: Path, text: str, result: _Parsed) -> None:
 
 
 def _merge_limits(
-    limits: Mapping[Kind, Limit], path: Path, positions: YamlPositions, result: _Parsed
+    limits: Mapping[Kind, Limit], path: Path, positions: YamlPositions, result: ParsedRules
 ) -> None:
     """Limits are global: several files may repeat one, but never disagree about it."""
     for kind, limit in limits.items():
@@ -161,7 +165,7 @@ def _validated(
     prefix: tuple[str | int, ...],
     path: Path,
     positions: YamlPositions,
-    result: _Parsed,
+    result: ParsedRules,
 ) -> _Model | None:
     try:
         return model.model_validate(data)

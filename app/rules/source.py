@@ -1,4 +1,5 @@
-"""The rule set a process is running with. Reloading swaps it whole, and only for a good set."""
+"""The rule set a process is running with. Reloading swaps it whole, and only for a good set:
+good rule files, and (given a `TemplateCheck`) templates that render in time."""
 
 from __future__ import annotations
 
@@ -6,30 +7,35 @@ import asyncio
 import logging
 from pathlib import Path
 
-from app.rules.loader import RuleSet, load_rules, rule_files
+from app.rules.lint import TemplateCheck
+from app.rules.loader import RuleSet, parse_rule_files, rule_files, rule_set
 
 log = logging.getLogger(__name__)
 
+_Fingerprint = tuple[tuple[tuple[str, int, int], ...], tuple[tuple[str, int, int], ...]]
+
 
 class RulesSource:
-    def __init__(self, rules_dir: Path) -> None:
+    def __init__(self, rules_dir: Path, *, templates: TemplateCheck | None = None) -> None:
         self.rules_dir = rules_dir
+        self.templates = templates
         self.current = RuleSet(rules=(), version="")
         self.errors: tuple[str, ...] = ()
         self.loaded = False
         # Rules dropped by a reload whose waiting messages are still to be cancelled.
         self.removed: set[str] = set()
-        self._attempted: tuple[tuple[str, int, int], ...] | None = None
+        self._attempted: _Fingerprint | None = None
 
-    def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
-        """Names, sizes and modification times: cheap enough to poll every few seconds."""
-        if not self.rules_dir.is_dir():
-            return ()
+    def fingerprint(self) -> _Fingerprint:
+        """Names, sizes and modification times of the rule files and, when templates are
+        checked, of the templates folder: cheap enough to poll every few seconds."""
         stats = []
-        for path in rule_files(self.rules_dir):
-            stat = path.stat()
-            stats.append((path.name, stat.st_size, stat.st_mtime_ns))
-        return tuple(stats)
+        if self.rules_dir.is_dir():
+            for path in rule_files(self.rules_dir):
+                stat = path.stat()
+                stats.append((path.name, stat.st_size, stat.st_mtime_ns))
+        templates = self.templates.fingerprint() if self.templates is not None else ()
+        return tuple(stats), templates
 
     async def watch(self, *, interval: float) -> None:
         """Reload whenever the folder changes, in every process that runs this task."""
@@ -39,10 +45,18 @@ class RulesSource:
                 await asyncio.to_thread(self.reload)
 
     def reload(self) -> bool:
-        """Load the folder; keep the last good set when the new one has errors."""
+        """Load the folder; keep the last good set when the new one has errors.
+
+        A template edit alone also comes here (it changes the fingerprint): the rules stay
+        as they are either way, and a template that no longer renders is reported in
+        `errors` (GET /api/v1/rules, /readyz), while messages using it fail one by one at
+        send time (`render_error`, `render_timeout`) instead of stalling the worker."""
         # Taken before reading, so an edit made during the load is seen by the next poll.
         self._attempted = self.fingerprint()
-        candidate = load_rules(self.rules_dir)
+        parsed = parse_rule_files(self.rules_dir)
+        # Templates are only worth rendering for rules that parse.
+        checked = self.templates.errors(parsed) if self.templates and not parsed.errors else []
+        candidate = rule_set(parsed, checked)
         self.errors = candidate.errors
         if candidate.errors:
             for error in candidate.errors:

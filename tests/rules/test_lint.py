@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,36 @@ def test_each_variant_template_is_checked_where_it_is_written(
     assert lines[0].startswith(
         f"{rules / 'split.yaml'}:6:20: template 'gone' has no en/subject.txt"
     )
+
+
+def test_rules_check_refuses_a_template_too_slow_to_send(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AFTERSALE_RENDER_TIMEOUT", "0.3")
+    rules, templates = tmp_path / "rules", tmp_path / "templates"
+    rules.mkdir()
+    for name, body in (
+        ("slow", "{% for i in range(1000) %}{{ (range(5000)|list|join)|length }}{% endfor %}"),
+        ("huge", '{{ "%0500000000d"|format(1) }}'),
+        ("fine", "<p>{% for item in items %}{{ item.name }} {% endfor %}</p>"),
+    ):
+        for locale in ("en", "de"):
+            folder = templates / name / locale
+            folder.mkdir(parents=True)
+            (folder / "subject.txt").write_text("Hi {{ customer.first_name }}")
+            (folder / "body.html").write_text(body if locale == "de" else "<p>Hello</p>")
+        (rules / f"{name}.yaml").write_text(
+            f"rules:\n  - id: {name}\n    when: {{event: order.created}}\n    template: {name}\n"
+        )
+    started = time.perf_counter()
+    code, lines = run_check(capsys, str(rules), "--templates", str(templates))
+    assert time.perf_counter() - started < 5
+    assert code == 1
+    relative = [line.replace(f"{rules}/", "") for line in lines]
+    assert len(relative) == 2, relative
+    assert relative[0].startswith("huge.yaml:4:15: template 'huge' (de) does not render")
+    assert (
+        "sandbox refused" in relative[0] and "format width or precision over 1,000" in relative[0]
+    )
+    assert relative[1].startswith("slow.yaml:4:15: template 'slow' (de) is too slow to render")
+    assert "rendering took longer than 0.3 s" in relative[1]
