@@ -90,3 +90,39 @@ def test_each_variant_template_is_checked_where_it_is_written(
     assert lines[0].startswith(
         f"{rules / 'split.yaml'}:6:20: template 'gone' has no en/subject.txt"
     )
+
+
+def test_recommend_errors_name_the_key_and_the_choices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "shop.yaml").write_text(
+        "rules:\n"
+        "  - id: fine\n"
+        "    when: {event: order.created}\n"
+        "    template: coffee-next-variety\n"
+        "    recommend: {count: 3, from: co_purchase, exclude: owned}\n"
+        "  - id: wrong-source\n"
+        "    when: {event: order.created}\n"
+        "    template: coffee-next-variety\n"
+        "    recommend: {from: bestsellers}\n"
+        "  - id: too-many\n"
+        "    when: {event: order.created}\n"
+        "    template: coffee-next-variety\n"
+        "    recommend: {count: 40}\n"
+        "  - id: typo\n"
+        "    when: {event: order.created}\n"
+        "    template: coffee-next-variety\n"
+        "    recommend: {count: 3, exlude: owned}\n"
+    )
+    code, lines = run_check(capsys, str(rules))
+    assert code == 1
+    relative = [line.replace(f"{rules}/", "") for line in lines]
+    assert len(relative) == 3, relative
+    assert relative[0].startswith("shop.yaml:9:")
+    assert "rules.1.recommend.from" in relative[0]
+    assert "'co_purchase', 'same_category' or 'new_arrivals'" in relative[0]
+    assert relative[1].startswith("shop.yaml:13:") and "rules.2.recommend.count" in relative[1]
+    assert "less than or equal to 12" in relative[1]
+    assert relative[2].startswith("shop.yaml:17:") and "unknown key 'exlude'" in relative[2]
