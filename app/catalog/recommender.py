@@ -92,7 +92,7 @@ class Recommender:
     def __init__(self, *, weighting: Weighting, cache_seconds: float) -> None:
         self.weighting = weighting
         ttl = timedelta(seconds=cache_seconds)
-        self._seeds: _Cache[int | None] = _Cache(ttl)
+        self._seeds: _Cache[int] = _Cache(ttl)
         self._neighbours: _Cache[dict[Hashable, float]] = _Cache(ttl)
         self._best: _Cache[dict[Hashable, float]] = _Cache(ttl)
         self._newest: _Cache[list[int]] = _Cache(ttl)
@@ -192,24 +192,26 @@ class Recommender:
         *,
         now: datetime,
     ) -> dict[Hashable, list[int]]:
-        unknown = sorted(
-            {
-                ref
-                for request in requests
-                for ref in request.items
-                if self._seeds.get((shop, ref), now) is None
-            },
-            key=str,
-        )
+        known: dict[tuple[str | None, str | None, str | None], int] = {}
+        unknown = set()
+        for request in requests:
+            for ref in request.items:
+                cached = self._seeds.get((shop, ref), now)
+                if cached is None:
+                    unknown.add(ref)
+                else:
+                    known[ref] = cached
         if unknown:
-            matches = await find_products_for_items(session, shop=shop, items=unknown)
-            for ref, match in zip(unknown, matches, strict=True):
-                # -1: looked up and not in the catalog (None means "not looked up").
-                self._seeds.put((shop, ref), match.product.id if match else -1, now)
+            refs = sorted(unknown, key=str)
+            matches = await find_products_for_items(session, shop=shop, items=refs)
+            for ref, match in zip(refs, matches, strict=True):
+                # -1: looked up and not in the catalog.
+                known[ref] = match.product.id if match else -1
+                self._seeds.put((shop, ref), known[ref], now)
         found: dict[Hashable, list[int]] = {}
         for request in requests:
-            keys = [self._seeds.get((shop, ref), now) for ref in request.items]
-            found[request.key] = list(dict.fromkeys(k for k in keys if k is not None and k >= 0))
+            keys = (known[ref] for ref in request.items)
+            found[request.key] = list(dict.fromkeys(key for key in keys if key >= 0))
         return found
 
     async def _neighbours_of(
