@@ -212,6 +212,37 @@ ORDERS: dict[str, tuple[Item, ...]] = {
         ),
     ),
 }
+# What the catalog picks for a rule with `recommend` (app/catalog/recommendations.py), in
+# each locale's language and currency. Images come from the shop, as a real catalog's do.
+PRODUCT_IMAGES = "https://shop.example.com/images/"
+
+
+def _product(sku: str, title: str, price: str, currency: str) -> dict[str, object]:
+    handle = sku.lower()
+    return {
+        "title": title,
+        "url": f"https://shop.example.com/products/{handle}",
+        "image_url": f"{PRODUCT_IMAGES}{handle}.jpg",
+        "price": Decimal(price),
+        "currency": currency,
+        "sku": sku,
+        "product_id": f"73540012{len(handle):02d}",
+    }
+
+
+RECOMMENDED: dict[str, list[dict[str, object]]] = {
+    "en": [
+        _product("COF-KEN-500", "Kenya Nyeri AA coffee beans, 500 g", "17.90", "EUR"),
+        _product("COF-BRA-500", "Brazil Cerrado coffee beans, 500 g", "13.90", "EUR"),
+        _product("GRINDER-HAND", "Hand grinder with steel burrs", "89.00", "EUR"),
+    ],
+    "ru": [
+        _product("COF-KEN-500", "Кофе в зёрнах Кения Ньери, 500 г", "1790", "RUB"),
+        _product("COF-BRA-500", "Кофе в зёрнах Бразилия Серрадо, 500 г", "1390", "RUB"),
+        _product("GRINDER-HAND", "Ручная кофемолка со стальными жерновами", "8900", "RUB"),
+    ],
+}
+
 # Templates whose body lists the items the rule is about; the others mention none.
 LISTS_ITEMS = frozenset(
     {
@@ -246,9 +277,17 @@ class Sample:
     @property
     def product_names(self) -> list[str]:
         """What a reader must see of the order: the items the rule is about, if it lists any."""
+        recommended = [str(p["title"]) for p in self.recommendations]
         if self.template not in LISTS_ITEMS:
-            return []
-        return [item.name[self.locale] for item in ORDERS[self.template] if item.shown]
+            return recommended
+        return [
+            *(item.name[self.locale] for item in ORDERS[self.template] if item.shown),
+            *recommended,
+        ]
+
+    @property
+    def recommendations(self) -> list[dict[str, object]]:
+        return RECOMMENDED[self.locale] if self.rule.recommend is not None else []
 
 
 @dataclass(frozen=True)
@@ -296,6 +335,7 @@ def compose_sent(sample: Sample, *, now: datetime) -> SentEmail:
         rule=sample.rule,
         locale=sample.locale,
         now=now,
+        recommendations=sample.recommendations,
     )
     rendered = RenderedEmail(subject=preview.subject, text=preview.text, html=preview.html)
     if SETTINGS.tracking_enabled and sample.rule.track:
