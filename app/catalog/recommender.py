@@ -34,6 +34,8 @@ from app.rules.model import Recommend
 # The latest buyers of a seed whose purchases are counted: enough for stable neighbours,
 # and a bound on the rows one seed can cost.
 BUYERS_PER_SEED = 2000
+# ...and of one read, whatever the number of seeds a cold batch brings.
+BUYERS_PER_READ = 20_000
 # Best sellers are counted over the shop's latest purchases (order items) in the lookback.
 BEST_SELLER_SAMPLE = 20_000
 BEST_SELLERS_KEPT = 500
@@ -234,7 +236,7 @@ class Recommender:
                 skus={sku for seed in missing for sku in skus.get(seed, ())},
                 since=self.weighting.since(now),
                 until=now,
-                buyers=BUYERS_PER_SEED * len(missing),
+                buyers=min(BUYERS_PER_SEED * len(missing), BUYERS_PER_READ),
             )
             counted = co_purchase_by_seed(
                 purchases, seeds=missing, now=now, weighting=self.weighting
