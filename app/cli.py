@@ -37,9 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the service")
     serve.add_argument(
         "--role",
-        choices=["api", "worker", "all"],
+        choices=["api", "worker", "all", "inbound"],
         default="all",
-        help="api: HTTP only; worker: sending only; all: both in one process",
+        help="api: HTTP only; worker: sending only; all: both in one process (and the "
+        "inbound listener when INBOUND_SMTP_PORT is set); inbound: the SMTP listener for "
+        "bounces and complaints only",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -61,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_import_parser(commands)
     add_coupons_parser(commands)
     add_catalog_parser(commands)
+    add_suppressions_parser(commands)
     add_health_parser(commands)
 
     args = parser.parse_args(argv)
@@ -94,12 +97,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_coupons(settings, args)
     if args.command == "catalog":
         return run_catalog(settings, args)
+    if args.command == "suppressions":
+        return run_suppressions(settings, args)
     if args.command == "db":
         upgrade_database(settings)
         return 0
     if args.role == "worker":
         asyncio.run(run_worker(settings))
         return 0
+    if args.role == "inbound":
+        return asyncio.run(run_inbound(settings))
     serve_http(settings, role=args.role, host=args.host, port=args.port)
     return 0
 
@@ -284,7 +291,7 @@ def add_intake_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def run_intake_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from app.orders.intake_command import replay_command
+    from app.intake.command import replay_command
 
     return replay_command(
         settings=settings,
@@ -320,7 +327,7 @@ def add_import_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def run_import(settings: Settings, args: argparse.Namespace) -> int:
-    from app.orders.history import import_command
+    from app.intake.history import import_command
 
     return import_command(
         settings=settings,
@@ -413,6 +420,48 @@ def run_catalog(settings: Settings, args: argparse.Namespace) -> int:
         shop=args.shop,
         platform=args.platform,
         currency=args.currency,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
+def add_suppressions_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    # No app.models here: `aftersale health` builds this parser too and must start fast.
+    from app.simulate.options import from_option
+
+    parser = commands.add_parser("suppressions", help="the list of addresses never mailed")
+    suppression_commands = parser.add_subparsers(dest="suppressions_command", required=True)
+    remove = suppression_commands.add_parser(
+        "remove",
+        help="allow mail to addresses again (one by one, or in bulk); each removal recorded",
+        description="Remove the EMAIL addresses given, or every entry with --reason made "
+        "since --since (and before --until). Prints how many were (with --dry-run: would be) "
+        "removed per reason. Removing an old `unsubscribe` entry keeps marketing off for "
+        "that address. Exit 1 when no address given was on the list.",
+    )
+    remove.add_argument("emails", nargs="*", metavar="EMAIL")
+    remove.add_argument(
+        "--reason", help="unsubscribe, unsubscribe_all, hard_bounce, complaint or manual"
+    )
+    remove.add_argument(
+        "--since", type=from_option, help="entries made at or after (YYYY-MM-DD or ISO 8601)"
+    )
+    remove.add_argument("--until", type=from_option, help="entries made before")
+    remove.add_argument("--dry-run", action="store_true", help="count only; change nothing")
+    remove.add_argument("--note", help="why, kept with each removal record")
+
+
+def run_suppressions(settings: Settings, args: argparse.Namespace) -> int:
+    from app.suppressions.command import remove_command
+
+    return remove_command(
+        settings=settings,
+        emails=args.emails,
+        reason=args.reason,
+        since=args.since,
+        until=args.until,
+        dry_run=args.dry_run,
+        note=args.note,
         stdout=sys.stdout,
         stderr=sys.stderr,
     )
@@ -572,6 +621,30 @@ async def run_worker(settings: Settings) -> None:
         watcher.cancel()
         await worker.stop()
         await runtime.close()
+
+
+async def run_inbound(settings: Settings) -> int:
+    """`serve --role inbound`: the SMTP listener for DSN and ARF mail, until SIGTERM."""
+    from app.feedback.inbound import inbound_listener
+    from app.runtime import Runtime
+
+    runtime = Runtime.create(settings)
+    listener = inbound_listener(runtime)
+    if listener is None:
+        print("aftersale: --role inbound needs AFTERSALE_INBOUND_SMTP_PORT", file=sys.stderr)
+        await runtime.close()
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await listener.start()
+    try:
+        await stop.wait()
+    finally:
+        await listener.stop()
+        await runtime.close()
+    return 0
 
 
 if __name__ == "__main__":

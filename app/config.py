@@ -16,8 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from dkim.crypto import parse_pem_private_key
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.mail.addresses import ascii_domain as wire_domain
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,12 +149,29 @@ _MIN_DKIM_KEY_BITS = 1024
 def _ascii_domain(value: str) -> str:
     """A domain as it goes on the wire: lower-case, IDNA-encoded; ValueError if it is none."""
     try:
-        domain = value.strip().rstrip(".").encode("idna").decode("ascii").lower()
-    except UnicodeError as exc:
+        # The same IDNA as the envelope and headers (app/mail/addresses.py).
+        domain = wire_domain(value.strip().rstrip(".")).lower()
+    except ValueError as exc:
         raise ValueError(f"{value!r} is not a domain name") from exc
     if len(domain) > 253 or not _DNS_NAME.fullmatch(domain):
         raise ValueError(f"{value!r} is not a domain name")
     return domain
+
+
+# Names no real sender owns (RFC 2606, RFC 6761): mail from them fails SPF/DMARC everywhere.
+_RESERVED_NAMES = {"example.com", "example.org", "example.net", "localhost"}
+_RESERVED_SUFFIXES = (".test", ".invalid", ".localhost", ".example")
+
+
+def is_reserved_domain(domain: str) -> bool:
+    """Whether `domain` (or a parent of it) is reserved for documentation and testing."""
+    domain = domain.strip().rstrip(".").lower()
+    return (
+        domain in _RESERVED_NAMES
+        or any(domain.endswith("." + name) for name in _RESERVED_NAMES)
+        or domain.endswith(_RESERVED_SUFFIXES)
+        or domain in {suffix[1:] for suffix in _RESERVED_SUFFIXES}
+    )
 
 
 def parse_domain_rates(value: str) -> dict[str, float]:
@@ -270,10 +289,24 @@ class Settings(BaseSettings):
     # (the Shopify shop domain, or the host of WooCommerce's X-WC-Webhook-Source); several per
     # shop while one is rotated. Empty: that platform's deliveries are refused (development
     # fills in a dev secret). WooCommerce has no consent field: an order meta entry with this
-    # key and a yes/1/true value gives marketing consent.
-    shopify_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    woocommerce_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # key and a yes/1/true value gives marketing consent. SHOPIFY_SECRET and WOOCOMMERCE_SECRET
+    # (singular, the names first documented) are read too when the plural is not set.
+    shopify_secrets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices(
+            "AFTERSALE_SHOPIFY_SECRETS", "AFTERSALE_SHOPIFY_SECRET", "shopify_secrets"
+        ),
+    )
+    woocommerce_secrets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices(
+            "AFTERSALE_WOOCOMMERCE_SECRETS", "AFTERSALE_WOOCOMMERCE_SECRET", "woocommerce_secrets"
+        ),
+    )
     woocommerce_consent_meta_key: str = Field(default="aftersale_marketing_consent", min_length=1)
+    # WooCommerce orders count as placed once paid (processing, completed). `on-hold` is
+    # awaiting payment (a bank transfer, a cheque); true counts it as paid too.
+    woocommerce_on_hold_is_paid: bool = False
     # Days the raw body of every webhook delivery is kept (to replay, export or debug); later
     # it is emptied, its row kept so late retries still dedupe. An unreplayed intake failure
     # keeps its body until it is replayed (docs/deployment.md, Intake).
@@ -337,6 +370,10 @@ class Settings(BaseSettings):
         validation_alias="AFTERSALE_FROM",
     )
     reply_to: str | None = None
+    # The domain whose mail the inbound listener (`serve --role inbound`) receives (default:
+    # BOUNCE_ADDRESS's). When known, marketing mail's List-Unsubscribe also names
+    # `unsubscribe+<token>@INBOUND_DOMAIN`.
+    inbound_domain: str | None = None
     default_time_zone: str = "UTC"
     default_locale: str = "en"
 
@@ -394,6 +431,40 @@ class Settings(BaseSettings):
     public_rate_per_minute: float = Field(default=600, ge=0, allow_inf_nan=False)
     public_rate_burst: int = Field(default=60, ge=1)
 
+    # Mail feedback: bounces and complaints (docs/deliverability.md). With BOUNCE_ADDRESS
+    # (e.g. bounces@mail.example.com) every message's envelope sender is
+    # `bounces+<reference>@mail.example.com` (VERP), so a bounce names its message; unset, the
+    # envelope sender is FROM's address. Either way messages carry X-Aftersale-Message.
+    bounce_address: str | None = None
+    # `serve --role inbound` (and `--role all` when set) receives DSN and ARF mail here.
+    inbound_smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    inbound_smtp_host: str = "127.0.0.1"
+    # Largest inbound message accepted (a bounce quotes at most the original's headers).
+    inbound_max_bytes: int = Field(default=1_048_576, ge=10_240)
+    # imaps://user:password@host[:port]/MAILBOX: read bounces and complaints from a mailbox
+    # every BOUNCE_IMAP_INTERVAL seconds (worker role); read messages are deleted.
+    bounce_imap_url: SecretStr | None = None
+    bounce_imap_interval: float = Field(default=300.0, gt=0)
+    # The provider that sends for us, so its own metadata header echoes our reference back in
+    # its webhooks (Postmark Metadata, SendGrid unique args, Mailgun user-variables).
+    mail_provider: Literal["smtp", "ses", "postmark", "sendgrid", "mailgun"] = "smtp"
+    # Amazon SES through SNS: the PEM certificate SNS signs with (download it once from the
+    # SigningCertURL of a message; nothing is fetched at run time), the topics accepted
+    # (comma-separated ARNs; empty: any), and whether a SubscriptionConfirmation is
+    # confirmed by fetching its SubscribeURL (else it is logged for the operator).
+    ses_sns_certificate: Path | None = None
+    ses_sns_topic_arns: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    ses_sns_confirm_subscriptions: bool = False
+    # Postmark webhooks: the HTTP basic auth user and password set on the webhook URL.
+    postmark_webhook_username: str | None = None
+    postmark_webhook_password: SecretStr | None = None
+    # SendGrid Signed Event Webhook: its verification key (base64 DER or PEM).
+    sendgrid_webhook_public_key: str | None = None
+    # Mailgun: the HTTP webhook signing key.
+    mailgun_webhook_signing_key: SecretStr | None = None
+    # Signed webhooks (SendGrid, Mailgun) older than this are refused as replays.
+    mail_webhook_max_age_seconds: int = Field(default=900, ge=60)
+
     @field_validator(
         "api_keys",
         "revoked_api_keys",
@@ -405,6 +476,7 @@ class Settings(BaseSettings):
         "tracking_apple_proxy_networks",
         "tracking_scanner_user_agents",
         "tracking_image_proxy_user_agents",
+        "ses_sns_topic_arns",
         mode="before",
     )
     @classmethod
@@ -459,16 +531,46 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a DNS label (letters, digits, '-', '.')")
         return value
 
-    @field_validator("dkim_domain")
+    @field_validator("dkim_domain", "inbound_domain")
     @classmethod
-    def _dkim_domain_is_a_domain(cls, value: str | None) -> str | None:
-        return None if value is None else _ascii_domain(value)
+    def _is_a_domain(cls, value: str | None) -> str | None:
+        return None if value is None or not value.strip() else _ascii_domain(value)
 
     @model_validator(mode="after")
     def _dkim_is_complete(self) -> Settings:
         # Half a DKIM setup would send unsigned mail while the operator believes it signed,
         # so it refuses to start in every environment, as does a key that cannot sign.
         self._dkim_config()
+        return self
+
+    @field_validator(
+        "bounce_address",
+        "ses_sns_certificate",
+        "postmark_webhook_username",
+        "sendgrid_webhook_public_key",
+        mode="before",
+    )
+    @classmethod
+    def _feedback_blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("bounce_address")
+    @classmethod
+    def _bounce_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        local, at, domain = value.strip().rpartition("@")
+        if not at or not local or "+" in local or not _DNS_NAME.fullmatch(domain):
+            raise ValueError(
+                f"{value!r}: one plain address without '+', e.g. bounces@mail.example.com"
+            )
+        return f"{local}@{_ascii_domain(domain)}"
+
+    @model_validator(mode="after")
+    def _inbound_domain_from_bounce_address(self) -> Settings:
+        # One MX receives both: bounces to bounces+<ref>@ and unsubscribes to unsubscribe+<t>@.
+        if self.inbound_domain is None and self.bounce_address is not None:
+            self.inbound_domain = self.bounce_address.rpartition("@")[2]
         return self
 
     @field_validator("shopify_secrets", "woocommerce_secrets")
@@ -556,6 +658,11 @@ class Settings(BaseSettings):
             problems.append("AFTERSALE_API_KEYS (none set)")
         if not self.smtp_url:
             problems.append("AFTERSALE_SMTP_URL (required in production)")
+        sender = self.from_address[1].rpartition("@")[2]
+        if is_reserved_domain(sender):
+            problems.append(
+                f"AFTERSALE_FROM ({sender} is a reserved domain: set the shop's own address)"
+            )
         if problems:
             raise ConfigError(
                 "refusing to start in production with missing or placeholder settings: "
@@ -623,6 +730,15 @@ class Settings(BaseSettings):
     def from_address(self) -> tuple[str, str]:
         """(display name, address) of the sender."""
         return email.utils.parseaddr(self.mail_from)
+
+    @property
+    def sender_domain(self) -> str:
+        """The domain of FROM as it goes on the wire (IDNA): Message-IDs end in it, so they
+        align with the sender the receiving side checks (DKIM, DMARC)."""
+        try:
+            return _ascii_domain(self.from_address[1].rpartition("@")[2])
+        except ValueError:
+            return "localhost"
 
 
 def _is_placeholder(value: str) -> bool:

@@ -17,12 +17,13 @@ from app.coupons.endpoints import router as coupons_router
 from app.customers.endpoints import router as customers_router
 from app.dashboard.endpoints import router as dashboard_router
 from app.dev.endpoints import router as dev_router
+from app.feedback.endpoints import router as feedback_router
+from app.feedback.inbound import inbound_listener
+from app.intake.endpoints import router as intake_router
+from app.intake.registry import webhook_router
 from app.ops.endpoints import router as ops_router
 from app.ops.middleware import add_operations
 from app.ops.security import RATE_LIMITED, PublicRateLimit
-from app.orders.endpoints import router as orders_router
-from app.orders.intake_endpoints import router as intake_router
-from app.orders.platform_endpoints import router as platform_webhooks_router
 from app.outbox.endpoints import router as outbox_router
 from app.preview.endpoints import router as preview_router
 from app.rules.endpoints import router as rules_router
@@ -52,6 +53,10 @@ def create_app(
         worker = Worker(app_runtime) if role == "all" else None
         if worker is not None:
             await worker.start()
+        # Bounces and complaints by SMTP, when INBOUND_SMTP_PORT is set (docs/deliverability.md).
+        inbound = inbound_listener(app_runtime) if role == "all" else None
+        if inbound is not None:
+            await inbound.start()
         watcher = asyncio.create_task(
             app_runtime.rules.watch(interval=app_runtime.settings.rules_poll_interval)
         )
@@ -59,6 +64,8 @@ def create_app(
             yield
         finally:
             watcher.cancel()
+            if inbound is not None:
+                await inbound.stop()
             if worker is not None:
                 await worker.stop()
             if runtime is None:  # a runtime handed in belongs to the caller
@@ -72,8 +79,7 @@ def create_app(
         dependencies=[RefuseNulInUrl],
     )
     app.include_router(ops_router)
-    app.include_router(orders_router)
-    app.include_router(platform_webhooks_router)
+    app.include_router(webhook_router())
     app.include_router(intake_router)
     app.include_router(outbox_router)
     app.include_router(preview_router)
@@ -84,6 +90,7 @@ def create_app(
     app.include_router(dashboard_router)
     app.include_router(coupons_router)
     app.include_router(catalog_router)
+    app.include_router(feedback_router)
     # The public links: no credential but the token, so a per-client rate limit.
     app.include_router(unsubscribe_router, dependencies=[PublicRateLimit], responses=RATE_LIMITED)
     app.include_router(tracking_router, dependencies=[PublicRateLimit], responses=RATE_LIMITED)

@@ -52,6 +52,10 @@ class Customer(TimestampMixin, Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     birthday: Mapped[date | None] = mapped_column(Date)
     marketing_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the customer unsubscribed from marketing through our link, page or mailto: while
+    # set, a shop's webhook saying "consents" does not turn marketing back on (only the
+    # customer's own resubscribe does). See app/unsubscribe/service.py.
+    marketing_opt_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # occurred_at of the event that last wrote this row: an older event arriving late loses.
     source_updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -81,11 +85,16 @@ class Order(TimestampMixin, Base):
         ForeignKey("customers.id", ondelete="SET NULL"), index=True
     )
     email: Mapped[str | None] = mapped_column(String(320))
+    # What the customer knows the order by (Shopify's name without its "#", WooCommerce's
+    # number); None: the external id is the number.
+    number: Mapped[str | None] = mapped_column(String(64))
     currency: Mapped[str | None] = mapped_column(String(3))
     total: Mapped[Decimal | None] = mapped_column(Money)
     status: Mapped[str] = mapped_column(String(16), default=OrderStatus.OPEN)
     placed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     fulfilled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When it reached the customer (a carrier's "delivered", or our order.delivered).
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     refunded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Partial refunds as received, [{"sku": ..., "quantity": ...}]: kept apart from the items
@@ -93,6 +102,9 @@ class Order(TimestampMixin, Base):
     refunds: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # Discount codes the order used, as the shop sent them (coupons link to it by these).
     discount_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The order's own fields from the checkout (Shopify's note_attributes), for templates.
+    # Personal text (a gift message): erasure empties it.
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class OrderItem(Base):
@@ -192,7 +204,8 @@ class Message(TimestampMixin, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     recipient: Mapped[str | None] = mapped_column(String(320))
-    smtp_message_id: Mapped[str | None] = mapped_column(String(255))
+    # Indexed: bounces and provider webhooks that return only our Message-ID find it here.
+    smtp_message_id: Mapped[str | None] = mapped_column(String(255), index=True)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
@@ -230,7 +243,11 @@ class SenderPause(Base):
 
 
 class SuppressionReason(enum.StrEnum):
+    # Written by the unsubscribe link before it meant marketing only; such entries keep
+    # stopping all mail, as the page then promised ("Stop all emails").
     UNSUBSCRIBE = "unsubscribe"
+    # "Stop all email from this shop" on the unsubscribe page.
+    UNSUBSCRIBE_ALL = "unsubscribe_all"
     HARD_BOUNCE = "hard_bounce"
     COMPLAINT = "complaint"
     MANUAL = "manual"
@@ -246,6 +263,79 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class SuppressionRemoval(Base):
+    """One address taken off the suppression list, with what the entry said and who took it
+    off: the undo of a wrong suppression stays visible. Erasure swaps the address for its
+    digest, as it does on the list."""
+
+    __tablename__ = "suppression_removals"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    suppressed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    removed_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    # cli, api, page (the customer's own undo of "stop all email")
+    source: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class ConsentChange(Base):
+    """A customer's marketing consent (or all mail) switched by the customer: when, how and
+    through what. Stats count its marketing unsubscribes."""
+
+    __tablename__ = "consent_changes"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    shop: Mapped[str] = mapped_column(String(255))
+    # The address it was made for; emptied by erasure.
+    email: Mapped[str | None] = mapped_column(String(320))
+    # marketing_off, marketing_on, all_off, all_on (see ConsentChangeKind)
+    change: Mapped[str] = mapped_column(String(16))
+    # one-click, page, mailto
+    source: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ConsentChangeKind(enum.StrEnum):
+    MARKETING_OFF = "marketing_off"
+    MARKETING_ON = "marketing_on"
+    ALL_OFF = "all_off"
+    ALL_ON = "all_on"
+
+
+class FeedbackKind(enum.StrEnum):
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"
+    COMPLAINT = "complaint"
+
+
+class MailFeedbackEvent(Base):
+    """One bounce or complaint reported after sending: by DSN or ARF mail, or a provider's
+    webhook (docs/deliverability.md). Once per (provider, provider_event_id), so a redelivered
+    report changes nothing. `recipient` and `detail` (which often quotes the address) are
+    personal data: erasure clears them."""
+
+    __tablename__ = "mail_feedback_events"
+    __table_args__ = (UniqueConstraint("provider", "provider_event_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    # The message it is about, when the report names one we sent.
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), index=True
+    )
+    provider: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str | None] = mapped_column(String(320), index=True)
+    detail: Mapped[str | None] = mapped_column(Text)
+    provider_event_id: Mapped[str] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class RepurchaseGap(Base):
@@ -480,6 +570,9 @@ class StatsTotals(Base):
     sent: Mapped[int] = _counter()
     failed: Mapped[int] = _counter()
     bounced: Mapped[int] = _counter()
+    bounced_async: Mapped[int] = _counter()
+    soft_bounced: Mapped[int] = _counter()
+    complained: Mapped[int] = _counter()
     skipped: Mapped[int] = _counter()
     cancelled: Mapped[int] = _counter()
     expired: Mapped[int] = _counter()
@@ -531,6 +624,10 @@ class StatsMessage(Base):
     day: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(16))
     bounced: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Reported after the server accepted it (DSN, ARF, provider webhooks).
+    bounced_async: Mapped[bool] = mapped_column(Boolean, default=False)
+    soft_bounced: Mapped[bool] = mapped_column(Boolean, default=False)
+    complained: Mapped[bool] = mapped_column(Boolean, default=False)
     opens: Mapped[int] = mapped_column(Integer, default=0)
     opens_machine: Mapped[int] = mapped_column(Integer, default=0)
     opens_unknown: Mapped[int] = mapped_column(Integer, default=0)

@@ -15,6 +15,7 @@ from pathlib import Path
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
 
+from app.feedback.imap import poll_mailbox
 from app.jobs.anchors import plan_anchor_messages
 from app.jobs.birthdays import plan_birthday_messages
 from app.jobs.raw_retention import expire_raw_payloads
@@ -184,6 +185,17 @@ class Worker:
             misfire_grace_time=None,
             next_run_time=self.runtime.clock.now(),  # a worker restarted daily still runs it
         )
+        if self.runtime.settings.bounce_imap_url is not None:
+            self.scheduler.add_job(
+                poll_mailbox,
+                "interval",
+                seconds=self.runtime.settings.bounce_imap_interval,
+                args=[self.runtime],
+                id="bounce-mailbox",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
         if self.runtime.settings.worker_heartbeat_file is not None:
             heartbeat = Heartbeat(self.runtime, self.runtime.settings.worker_heartbeat_file)
             self.scheduler.add_job(

@@ -35,7 +35,7 @@ from pathlib import Path
 import httpx
 
 from app.config import DEV_WEBHOOK_SECRET, ROOT
-from app.orders.signature import sign
+from app.intake.signature import sign
 
 # Idle client connections are dropped before uvicorn's 5 s keep-alive timeout (the bare
 # app's; `aftersale serve` keeps them 75 s) closes them: httpx's default (also 5 s) races

@@ -2,7 +2,7 @@
 
 The benchmarks measure sending and claiming, not intake, so customers, orders, items and
 planned messages are inserted directly, with the columns intake fills
-(`app/orders/repository.py`: upsert_customer, upsert_order, add_items, insert_planned) and
+(`app/orders/repository.py`: upsert_customer, upsert_order, add_items; `app/outbox/planned.py`: insert_planned) and
 the shipped rules' ids, versions, templates, kinds and expiries. Every order gets the
 transactional thank-you and the restock or cross-sell mail its items call for.
 """

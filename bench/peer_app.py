@@ -3,7 +3,7 @@
 A FastAPI app whose lifespan starts an APScheduler 3 `AsyncIOScheduler` (the tutorial choice
 for an asyncio web app) with `SQLAlchemyJobStore` as its default job store, and which adds
 one `date` job per planned email. Per order it does what ours does at its core: verifies our
-HMAC signature (app/orders/signature.py, same header and secret), parses the body with our
+HMAC signature (app/intake/signature.py, same header and secret), parses the body with our
 schema, upserts the customer and stores the order in its own two tables (one transaction),
 plans with our pure planner and rules (so the send times are the same), then calls
 `scheduler.add_job(send_email, "date", run_date=…, id=…, args=[…])` for each message. The
@@ -60,8 +60,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.config import DEV_WEBHOOK_SECRET
 from app.db import create_engine
+from app.intake import signature
 from app.models import MessageStatus, OrderStatus
-from app.orders import signature
 from app.orders.schemas import OrderPlaced, parse_body
 from app.planner.learned import PastOrder
 from app.planner.planner import History, plan_order_event

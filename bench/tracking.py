@@ -50,7 +50,7 @@ from ingest import (
 )
 
 from app.config import DEV_WEBHOOK_SECRET, ROOT
-from app.orders.signature import sign
+from app.intake.signature import sign
 
 LINKS_HTML = """{% extends "_layouts/base.html" %}
 {% block content %}

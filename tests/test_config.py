@@ -19,6 +19,7 @@ def production(**overrides: object) -> Settings:
         "tracking_secrets": [STRONG + "t"],
         "survey_secrets": [STRONG + "s"],
         "smtp_url": "smtp://mail.example.org:587",
+        "mail_from": "Teeladen Anna <post@teeladen-anna.de>",
         "_env_file": None,
     }
     values.update(overrides)
@@ -94,3 +95,66 @@ def test_unsubscribe_secrets_cannot_be_empty(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("AFTERSALE_UNSUBSCRIBE_SECRETS", " , ")
     with pytest.raises(ValidationError, match="unsubscribe_secrets"):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "Aftersale Shop <shop@example.com>",
+        "shop@mail.example.org",
+        "shop@EXAMPLE.NET",
+        "Shop <shop@shop.test>",
+        "shop@shop.invalid",
+        "shop@localhost",
+        "shop@dev.localhost",
+        "shop@shop.example",
+    ],
+)
+def test_production_refuses_a_sender_at_a_reserved_domain(sender: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        production(mail_from=sender)
+    message = str(caught.value)
+    assert "AFTERSALE_FROM" in message and "reserved domain" in message
+
+
+@pytest.mark.parametrize(
+    "sender",
+    ["post@teeladen-anna.de", "shop@example.com.tea-shop.de", "hi@testshop.com", "a@münchen.de"],
+)
+def test_production_accepts_a_real_sender_domain(sender: str) -> None:
+    assert production(mail_from=sender).from_address[1] == sender
+
+
+def test_development_may_send_from_a_reserved_domain() -> None:
+    settings = Settings(mail_from="shop@example.com", _env_file=None)  # type: ignore[call-arg]
+    assert settings.sender_domain == "example.com"
+
+
+def test_sender_domain_is_the_wire_form_of_from() -> None:
+    settings = production(mail_from="Kaffee <post@Kaffee-München.de>")
+    assert settings.sender_domain == "xn--kaffee-mnchen-3ob.de"
+
+
+@pytest.mark.parametrize(
+    ("variable", "field"),
+    [
+        ("AFTERSALE_SHOPIFY_SECRET", "shopify_secrets"),
+        ("AFTERSALE_WOOCOMMERCE_SECRET", "woocommerce_secrets"),
+    ],
+)
+def test_singular_platform_secret_names_still_work(
+    monkeypatch: pytest.MonkeyPatch, variable: str, field: str
+) -> None:
+    # The names first documented: a shop configured with them must keep verifying.
+    monkeypatch.setenv(variable, "shop.example=shpss_0ne0ne0ne0ne0ne0ne, shpss_tw0tw0tw0tw0tw0tw0")
+    assert getattr(production(), field) == [
+        "shop.example=shpss_0ne0ne0ne0ne0ne0ne",
+        "shpss_tw0tw0tw0tw0tw0tw0",
+    ]
+    # The plural, where both are set, is the one read.
+    monkeypatch.setenv(variable + "S", "shpss_p1ura1p1ura1p1ura1")
+    assert getattr(production(), field) == ["shpss_p1ura1p1ura1p1ura1"]
+    # Given by name in code, as before.
+    assert getattr(production(**{field: ["shpss_byn4m3byn4m3byn4m3"]}), field) == [
+        "shpss_byn4m3byn4m3byn4m3"
+    ]

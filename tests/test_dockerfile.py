@@ -265,6 +265,7 @@ def test_docker_steps_work_in_a_fresh_virtual_environment(tmp_path: Path) -> Non
         AFTERSALE_TRACKING_SECRETS="docker-test-tracking-0123456789",
         AFTERSALE_SURVEY_SECRETS="docker-test-survey-0123456789",
         AFTERSALE_SMTP_URL="smtp://127.0.0.1:2525?starttls=off",
+        AFTERSALE_FROM="Teeladen Anna <post@teeladen-anna.de>",
     )
     (home / "var").mkdir()
     aftersale = str(venv / "bin" / "aftersale")

@@ -10,7 +10,20 @@ from sqlalchemy import func, select
 
 from app.customers.service import erase_shop
 from app.db import Base, transaction
-from app.models import Message, Order
+from app.feedback.model import MAIL, Feedback
+from app.feedback.references import make_reference
+from app.feedback.service import apply_feedback
+from app.mail.unsubscribe import make_token
+from app.models import (
+    ConsentChange,
+    Customer,
+    FeedbackKind,
+    MailFeedbackEvent,
+    Message,
+    Order,
+    SuppressionRemoval,
+)
+from app.privacy import email_digest
 from app.runtime import Runtime
 from tests.conftest import Api
 from tests.factories import order_created, post_event
@@ -40,6 +53,9 @@ def personal_order(order_id: str, event_id: str | None = None) -> dict[str, Any]
     body["customer"]["last_name"] = "Иванова"
     body["customer"]["attributes"] = {"children": [{"name": "Маша", "birth_date": "2021-05-01"}]}
     body["order"]["items"][0]["attributes"] = {"engraving": "Для Анны с любовью"}
+    # Order attributes (Shopify's note_attributes) carry personal text too.
+    body["order"]["attributes"] = {"gift_message": "Анне от Бориса"}
+    body["order"]["number"] = "#1042"
     return body
 
 
@@ -62,6 +78,7 @@ async def counts(runtime: Runtime) -> tuple[int, int]:
 
 async def test_erasure_leaves_no_trace_and_keeps_the_counts(
     client: AsyncClient,
+    api: Api,
     runtime: Runtime,
     smtp_sink: SmtpSink,
     tmp_path: Path,
@@ -73,6 +90,19 @@ async def test_erasure_leaves_no_trace_and_keeps_the_counts(
     await post_event(client, personal_order("o-1"))
     assert (await dispatcher.run_once()).outcomes == {"failed": 1}
     await dispatcher.sender.close()
+    # The operator lifts the suppression (recorded, quoting the bounce) and puts it back; the
+    # customer unsubscribes from marketing (recorded with the address).
+    lifted = await client.delete(
+        f"/api/v1/suppressions/{EMAIL}", params={"note": "Анна Иванова called"}, headers=api.headers
+    )
+    assert lifted.status_code == 204
+    bounce = {"email": EMAIL, "reason": "hard_bounce", "detail": f"550 <{EMAIL.lower()}>"}
+    assert (await client.post("/api/v1/suppressions", json=bounce, headers=api.headers)).is_success
+    async with runtime.session_factory() as session:
+        customer_id = (await session.execute(select(Customer.id))).scalar_one()
+    token = make_token(customer_id=customer_id, secrets=runtime.settings.unsubscribe_secrets)
+    assert (await client.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click")).is_success
+    await record_later_bounces(runtime)
     before = await database_text(runtime)
     assert all(secret.lower() in before for secret in SECRETS)  # the scan can see them
     before_counts = await counts(runtime)
@@ -91,6 +121,16 @@ async def test_erasure_leaves_no_trace_and_keeps_the_counts(
     after = await database_text(runtime)
     assert [secret for secret in SECRETS if secret.lower() in after] == []
     assert await counts(runtime) == before_counts
+    # The records stay, without the address: the removal under its digest, the consent
+    # change with its time and kind.
+    async with runtime.session_factory() as session:
+        [removal] = (await session.execute(select(SuppressionRemoval))).scalars().all()
+        [change] = (await session.execute(select(ConsentChange))).scalars().all()
+    assert removal.email == email_digest(EMAIL) and removal.note is None
+    assert (change.change, change.email) == ("marketing_off", None)
+    async with runtime.session_factory() as session:
+        kinds = (await session.execute(select(MailFeedbackEvent.kind))).scalars().all()
+    assert sorted(kinds) == ["complaint", "soft_bounce"]  # still counted, no longer whose
 
     # The shop sends the same address again: the suppression still holds, without the address.
     smtp_sink.rcpt_reply = lambda _address: None
@@ -100,6 +140,29 @@ async def test_erasure_leaves_no_trace_and_keeps_the_counts(
         statuses = {(m.rule_id, m.status, m.status_reason) for m in list(newest)[:2]}
     assert statuses == {("now", "skipped", "suppressed"), ("later", "skipped", "suppressed")}
     assert smtp_sink.received == []
+
+
+async def record_later_bounces(runtime: Runtime) -> None:
+    """Reports that quote the address: one about the customer's message, one naming only it."""
+    async with transaction(runtime.session_factory) as session:
+        message_id = (await session.execute(select(func.min(Message.id)))).scalar_one()
+        address = EMAIL.lower()
+        detail = f"DSN failed 5.1.1 550 5.1.1 <{address}>: no such user"
+        reports = [
+            Feedback(MAIL, "report-1", FeedbackKind.SOFT_BOUNCE, address, detail, reference=None),
+            Feedback(
+                MAIL,
+                "report-2",
+                FeedbackKind.COMPLAINT,
+                address,
+                "ARF abuse",
+                reference=make_reference(message_id, secret=runtime.settings.secret_key),
+            ),
+        ]
+        applied = await apply_feedback(
+            session, reports=reports, secret=runtime.settings.secret_key, now=runtime.clock.now()
+        )
+    assert (applied.recorded, applied.unmatched) == (2, 1)
 
 
 async def test_export_holds_everything_and_needs_a_key(
@@ -118,7 +181,9 @@ async def test_export_holds_everything_and_needs_a_key(
     [order] = data["orders"]
     assert order["id"] == "o-1" and order["total"] == "49.8000"
     assert order["items"][0]["attributes"] == {"engraving": "Для Анны с любовью"}
+    assert (order["number"], order["attributes"]) == ("1042", {"gift_message": "Анне от Бориса"})
     assert [message["rule"] for message in data["messages"]] == ["thank-you"]
+    assert data["consent_changes"] == [] and data["customer"]["marketing_opt_out_at"] is None
     [delivery] = data["webhook_deliveries"]
     assert delivery["delivery_id"] == "evt-export"
     assert delivery["body"]["customer"]["first_name"] == "Анна"
@@ -129,7 +194,8 @@ async def test_operator_erasure_endpoint(client: AsyncClient, api: Api, runtime:
     assert (await client.delete("/api/v1/customers/c-77")).status_code == 401
     response = await client.delete("/api/v1/customers/c-77", headers=api.headers)
     assert response.status_code == 200
-    assert "анна" not in await database_text(runtime)
+    text = await database_text(runtime)
+    assert "анна" not in text and "анне от бориса" not in text
     assert (await client.delete("/api/v1/customers/c-78", headers=api.headers)).status_code == 404
 
 

@@ -13,7 +13,7 @@ from app.coupons import service
 from app.coupons.codes import CodeLine, pool_problem, read_codes
 from app.coupons.repository import PoolCounts
 from app.db import create_engine, create_session_factory, transaction
-from app.orders.endpoints import DEFAULT_SHOP
+from app.intake.aftersale import DEFAULT_SHOP
 
 EXIT_OK = 0
 EXIT_NOTHING = 1  # import: no valid code in the file; status: no such pool

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.models import (
+    ConsentChange,
     Customer,
+    MailFeedbackEvent,
     Message,
     MessageAttempt,
     Order,
@@ -95,10 +99,64 @@ async def customer_data(session: AsyncSession, customer: Customer) -> dict[str, 
             .scalars()
             .all()
         )
+    # Bounces and complaints about their messages, or naming their address.
+    about: ColumnElement[bool] = MailFeedbackEvent.message_id.in_([m.id for m in messages])
+    if customer.email:
+        about = or_(about, MailFeedbackEvent.recipient == customer.email.lower())
+    feedback = (
+        (
+            await session.execute(
+                select(MailFeedbackEvent).where(about).order_by(MailFeedbackEvent.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
     return {
         "customer": customer,
+        "mail_feedback": feedback,
         "orders": [(order, items.get(order.id, [])) for order in orders],
         "messages": [(message, attempts.get(message.id, [])) for message in messages],
         "deliveries": deliveries,
         "suppressions": suppressions,
     }
+
+
+# -- marketing consent changed by the customer (app/customers/consent.py) -------------------
+
+
+async def customers_at(
+    session: AsyncSession, *, emails: Sequence[str], shop: str | None
+) -> list[Customer]:
+    """The customers (not erased) at these addresses, of `shop` or of every shop."""
+    statement = select(Customer).where(
+        Customer.email.in_([email.lower() for email in emails]), Customer.deleted_at.is_(None)
+    )
+    if shop is not None:
+        statement = statement.where(Customer.shop == shop)
+    return list((await session.execute(statement.order_by(Customer.id))).scalars())
+
+
+async def set_marketing(
+    session: AsyncSession, ids: Sequence[int], *, consent: bool, opt_out_at: datetime | None
+) -> None:
+    await session.execute(
+        update(Customer)
+        .where(Customer.id.in_(ids))
+        .values(marketing_consent=consent, marketing_opt_out_at=opt_out_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def add_consent_changes(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(ConsentChange), list(rows))
+
+
+async def consent_changes(session: AsyncSession, customer_id: int) -> list[ConsentChange]:
+    statement = (
+        select(ConsentChange)
+        .where(ConsentChange.customer_id == customer_id)
+        .order_by(ConsentChange.id)
+    )
+    return list((await session.execute(statement)).scalars())

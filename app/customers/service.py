@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.customers import repository
 from app.models import Customer
 from app.orders import repository as orders
+from app.outbox import planned as outbox
 from app.survey.repository import answers_of_messages as survey_answers
 
 
@@ -29,12 +30,15 @@ async def export_customer(
         "orders": [
             {
                 "id": order.external_id,
+                "number": order.number,
                 "email": order.email,
+                "attributes": order.attributes,
                 "currency": order.currency,
                 "total": _money(order.total),
                 "status": order.status,
                 "placed_at": _time(order.placed_at),
                 "fulfilled_at": _time(order.fulfilled_at),
+                "delivered_at": _time(order.delivered_at),
                 "cancelled_at": _time(order.cancelled_at),
                 "refunded_at": _time(order.refunded_at),
                 "items": [
@@ -107,13 +111,29 @@ async def export_customer(
             {"email": row.email, "reason": row.reason, "created_at": _time(row.created_at)}
             for row in data["suppressions"]
         ],
+        "consent_changes": [
+            {"change": row.change, "source": row.source, "at": _time(row.at)}
+            for row in await repository.consent_changes(session, customer.id)
+        ],
+        # Bounces and complaints reported about their mail (docs/deliverability.md).
+        "mail_feedback": [
+            {
+                "message_id": event.message_id,
+                "provider": event.provider,
+                "kind": event.kind,
+                "recipient": event.recipient,
+                "detail": event.detail,
+                "received_at": _time(event.received_at),
+            }
+            for event in data["mail_feedback"]
+        ],
     }
 
 
 async def erase_customer(session: AsyncSession, *, customer_id: int, now: datetime) -> int:
     """Cancel what is waiting for the customer, then erase their personal data everywhere.
     Returns how many messages were cancelled."""
-    cancelled = await orders.cancel_pending(
+    cancelled = await outbox.cancel_pending(
         session, customer_id=customer_id, reason="customer_deleted"
     )
     await orders.erase_customer(session, customer_id=customer_id, now=now)
@@ -142,6 +162,7 @@ def _customer(customer: Customer) -> dict[str, Any]:
         "tags": customer.tags,
         "birthday": customer.birthday.isoformat() if customer.birthday else None,
         "marketing_consent": customer.marketing_consent,
+        "marketing_opt_out_at": _time(customer.marketing_opt_out_at),
         "attributes": customer.attributes,
         "created_at": _time(customer.created_at),
         "updated_at": _time(customer.updated_at),

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.db import transaction
 from app.models import Customer
-from app.orders.repository import insert_planned
+from app.outbox.planned import insert_planned
 from app.planner.dates import plan_birthdays
 from app.rules.facts import CustomerFacts
 from app.runtime import Runtime

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from app.db import transaction
-from app.orders import intake_repository
+from app.intake import repository as intake_repository
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -74,6 +74,8 @@ _UNSUBSCRIBE_URL = re.compile(r"https?://[A-Za-z0-9._~:/?#\[\]@!$&'()*+;=%-]+")
 # "List-Unsubscribe: <" + url + ">" must fit the 998-character line limit: mail providers
 # do not decode encoded-words inside a URL, so it is never folded or encoded.
 _MAX_UNSUBSCRIBE_URL = 998 - len("List-Unsubscribe: <>")
+# The mailto: alternative (RFC 2369), an ASCII address with no query: nothing to inject.
+_UNSUBSCRIBE_MAILTO = re.compile(r"mailto:[A-Za-z0-9.+_-]{1,64}@[A-Za-z0-9.-]{1,253}")
 
 _CRLF = "\r\n"
 _LINE = 78  # RFC 5322's recommended line length, where the email package folds
@@ -350,6 +352,7 @@ def compose_message(
     reply_to: str | None = None,
     extra_headers: Mapping[str, str] | None = None,
     unsubscribe_url: str | None = None,
+    unsubscribe_mailto: str | None = None,
 ) -> tuple[ComposedMessage, str]:
     """A multipart/alternative (text, then HTML) message and its Message-ID.
 
@@ -358,7 +361,8 @@ def compose_message(
     UTF-8 quoted-printable, so the message is 7-bit clean for servers without 8BITMIME.
 
     With `unsubscribe_url` (marketing mail) it carries the RFC 8058 one-click headers, so
-    mail providers can offer an unsubscribe button that POSTs to that URL.
+    mail providers can offer an unsubscribe button that POSTs to that URL; with
+    `unsubscribe_mailto` too, List-Unsubscribe also names that address (after the URL).
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
@@ -379,8 +383,14 @@ def compose_message(
             or len(unsubscribe_url) > _MAX_UNSUBSCRIBE_URL
         ):
             raise ValueError(f"invalid unsubscribe URL {unsubscribe_url!r}")
+        targets = f"<{unsubscribe_url}>"
+        if unsubscribe_mailto is not None:
+            if not _UNSUBSCRIBE_MAILTO.fullmatch(unsubscribe_mailto):
+                raise ValueError(f"invalid unsubscribe mailto {unsubscribe_mailto!r}")
+            if len(unsubscribe_url) + len(unsubscribe_mailto) + 4 <= _MAX_UNSUBSCRIBE_URL:
+                targets += f", <{unsubscribe_mailto}>"
         # One line as it is: an encoded-word inside the URL would hide the button.
-        headers.append(f"List-Unsubscribe: <{unsubscribe_url}>{_CRLF}")
+        headers.append(f"List-Unsubscribe: {targets}{_CRLF}")
         headers.append(f"List-Unsubscribe-Post: List-Unsubscribe=One-Click{_CRLF}")
     for name, value in (extra_headers or {}).items():
         if not _HEADER_NAME.fullmatch(name) or name.lower() in _RESERVED:

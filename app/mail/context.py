@@ -29,11 +29,15 @@ class ContextOrder(Protocol):
     @property
     def external_id(self) -> str: ...
     @property
+    def number(self) -> str | None: ...
+    @property
     def total(self) -> Decimal | None: ...
     @property
     def currency(self) -> str | None: ...
     @property
     def placed_at(self) -> datetime | None: ...
+    @property
+    def attributes(self) -> Mapping[str, Any]: ...
 
 
 class ContextItem(Protocol):
@@ -87,7 +91,10 @@ def build_context(
             "locale": customer.locale,
         },
         "order": {
+            # `id`: the platform's; `number`: what the customer knows (templates put the "#").
             "id": order.external_id if order else None,
+            "number": (order.number or order.external_id) if order else None,
+            "attributes": dict(order.attributes) if order else {},
             "total": order.total if order else None,
             "currency": order.currency if order else None,
             "created_at": order.placed_at if order else None,

@@ -6,18 +6,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.intake.registry import webhook_sources
 from app.ops.logging import RequestIdMiddleware
 from app.ops.metrics import WebhookMetricsMiddleware, init_webhook_series
 from app.ops.ratelimit import ClientRateLimiter
 from app.ops.security import DOCS_CSP, SecurityHeadersMiddleware
-from app.orders import shopify, woocommerce
-from app.orders.endpoints import SOURCE as OWN_WEBHOOK_SOURCE
 
-WEBHOOK_SOURCES = {
-    "/webhooks/orders": OWN_WEBHOOK_SOURCE,
-    "/webhooks/shopify": shopify.SOURCE,
-    "/webhooks/woocommerce": woocommerce.SOURCE,
-}
+WEBHOOK_SOURCES = webhook_sources()
 
 
 def add_operations(app: FastAPI, settings: Settings) -> None:

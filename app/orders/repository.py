@@ -7,17 +7,17 @@ from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, case, func, or_, select, update
 from sqlalchemy import insert as core_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.db import dialect_insert, utcnow
 from app.models import (
+    ConsentChange,
     Customer,
+    MailFeedbackEvent,
     Message,
-    MessageAttempt,
-    MessageKind,
-    MessageStatus,
     Order,
     OrderItem,
     OrderStatus,
@@ -28,9 +28,11 @@ from app.models import (
     TrackingEvent,
     WebhookDelivery,
 )
+from app.orders.schemas import GUEST_PREFIX
+from app.outbox import planned as outbox
 from app.planner.learned import GapStats, PastOrder
-from app.planner.planner import PlannedMessage
 from app.privacy import email_digest
+from app.suppressions.repository import forget_removed_address
 
 # Learned timing follows the product's recent behaviour: its latest observations only.
 GAPS_PER_RULE = 1000
@@ -90,6 +92,29 @@ _LATEST_GAPS = (
 )
 _GAP_STATS = select(func.count(), func.sum(_LATEST_GAPS.c.log_days))
 _ADD_ITEMS = core_insert(_ITEMS).returning(*_ITEMS.c)
+_CUSTOMERS = cast(Table, Customer.__table__)
+# The customer with the shop's id first, else the oldest living one with the address.
+_BY_ID = select(_CUSTOMERS.c.id, _CUSTOMERS.c.external_id).where(
+    _CUSTOMERS.c.shop == bindparam("shop"), _CUSTOMERS.c.external_id == bindparam("external_id")
+)
+_BY_ID_OR_EMAIL = (
+    select(_CUSTOMERS.c.id, _CUSTOMERS.c.external_id)
+    .where(
+        _CUSTOMERS.c.shop == bindparam("shop"),
+        (_CUSTOMERS.c.external_id == bindparam("external_id"))
+        | ((_CUSTOMERS.c.email == bindparam("email")) & _CUSTOMERS.c.deleted_at.is_(None)),
+    )
+    .order_by(
+        case((_CUSTOMERS.c.external_id == bindparam("external_id"), 0), else_=1),
+        _CUSTOMERS.c.id,
+    )
+    .limit(1)
+)
+_ADOPT_ID = (
+    update(_CUSTOMERS)
+    .where(_CUSTOMERS.c.id == bindparam("customer"))
+    .values(external_id=bindparam("new_id"))
+)
 
 
 @lru_cache(maxsize=256)
@@ -114,6 +139,12 @@ def _upsert_statements(
     create = statement.on_conflict_do_nothing(index_elements=conflict).returning(*columns)
     excluded = statement.excluded
     changes: dict[str, Any] = {key: excluded[key] for key in updated}
+    if "marketing_consent" in changes:
+        # A customer who unsubscribed through our link stays unsubscribed, whatever the
+        # shop's own flag still says, until they resubscribe themselves.
+        changes["marketing_consent"] = case(
+            (columns.marketing_opt_out_at.is_(None), excluded.marketing_consent), else_=False
+        )
     if newer_only:
         changes |= {"deleted_at": None}
     upsert = statement.on_conflict_do_update(
@@ -134,16 +165,6 @@ def _record_delivery_statement(insert: Any) -> Any:
         insert(_DELIVERIES)
         .on_conflict_do_nothing(index_elements=["source", "shop", "delivery_id"])
         .returning(_DELIVERIES.c.id)
-    )
-
-
-@cache
-def _insert_planned_statement(insert: Any) -> Any:
-    messages = Message.__table__
-    return (
-        insert(messages)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(messages.c.id)
     )
 
 
@@ -176,14 +197,53 @@ async def link_delivery(session: AsyncSession, *, delivery_id: int, customer_id:
     await session.execute(_LINK_DELIVERY, {"delivery": delivery_id, "customer": customer_id})
 
 
+def normalized_email(email: str | None) -> str | None:
+    """How addresses are stored and compared: trimmed, lower-cased."""
+    return (email.strip().lower() or None) if email else None
+
+
+def is_guest_id(external_id: str) -> bool:
+    """An id we derived from an address (a checkout without an account, an import without
+    customer ids), not one the shop gave."""
+    return external_id.startswith(GUEST_PREFIX)
+
+
+async def find_person(
+    session: AsyncSession, *, shop: str, external_id: str, email: str | None
+) -> tuple[int, str] | None:
+    """(row id, external id) of the shop's customer with this id, else of the one with this
+    address (not erased, the oldest): one customer per person, whichever way they came."""
+    address = normalized_email(email)
+    if address is None:
+        statement = _BY_ID
+        params: dict[str, Any] = {"shop": shop, "external_id": external_id}
+    else:
+        statement = _BY_ID_OR_EMAIL
+        params = {"shop": shop, "external_id": external_id, "email": address}
+    row = (await session.execute(statement, params)).first()
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
 async def upsert_customer(
     session: AsyncSession, *, shop: str, external_id: str, values: dict[str, Any], as_of: datetime
 ) -> tuple[Customer, bool]:
-    """Create or update a customer; an event older than the last one applied changes nothing.
+    """Create or update the person's customer (see `find_person`); an event older than the
+    last one applied changes nothing.
 
+    Found by address under a guest id, the customer takes the shop's id the event brings
+    (they made an account); found under the shop's id, a guest checkout joins it as it is.
     Returns the customer as stored and whether this call created it: a customer created in
     this transaction has no orders, mail or history yet, so those need not be looked up.
     """
+    found = await find_person(
+        session, shop=shop, external_id=external_id, email=values.get("email")
+    )
+    if found is not None and found[1] != external_id:
+        row_id, known_as = found
+        if is_guest_id(known_as) and not is_guest_id(external_id):
+            await session.execute(_ADOPT_ID, {"customer": row_id, "new_id": external_id})
+        else:
+            external_id = known_as
     row = {**values, "shop": shop, "external_id": external_id, "source_updated_at": as_of}
     create, upsert = _upsert_statements(
         dialect_insert(session),
@@ -192,11 +252,12 @@ async def upsert_customer(
         (*sorted(values), "source_updated_at"),
         newer_only=True,
     )
-    # A plain insert first: a new customer costs one statement and is known to be new (a
-    # concurrent copy waits for the first one's commit, then inserts nothing).
-    created = (await session.execute(create, row)).scalar_one_or_none()
-    if created is not None:
-        return created, True
+    if found is None:
+        # A new customer costs one insert and is known to be new (a concurrent copy waits for
+        # the first one's commit, then inserts nothing and updates below).
+        created = (await session.execute(create, row)).scalar_one_or_none()
+        if created is not None:
+            return created, True
     # Changed only if this event is not older than the last one applied.
     customer = (await session.execute(upsert, row, execution_options=_FRESH)).scalar_one_or_none()
     if customer is None:
@@ -209,12 +270,11 @@ async def upsert_customer(
     return customer, False
 
 
-async def customer_id_for(session: AsyncSession, *, shop: str, external_id: str) -> int | None:
-    return (
-        await session.execute(
-            select(Customer.id).where(Customer.shop == shop, Customer.external_id == external_id)
-        )
-    ).scalar_one_or_none()
+async def customer_id_for(
+    session: AsyncSession, *, shop: str, external_id: str, email: str | None = None
+) -> int | None:
+    found = await find_person(session, shop=shop, external_id=external_id, email=email)
+    return None if found is None else found[0]
 
 
 async def upsert_order(
@@ -302,71 +362,6 @@ async def count_earlier_orders(
     return int((await session.execute(_EARLIER_ORDERS, params)).scalar_one())
 
 
-async def insert_planned(
-    session: AsyncSession,
-    planned: Sequence[PlannedMessage],
-    *,
-    customer_id: int,
-    order_id: int | None,
-) -> int:
-    """Insert planned messages; ones planned before (same dedupe key) are left alone."""
-    if not planned:
-        return 0
-    rows = [
-        {
-            "customer_id": customer_id,
-            "order_id": order_id,
-            "rule_id": plan.rule_id,
-            "rule_version": plan.rule_version,
-            "template": plan.template,
-            "kind": plan.kind,
-            "variant": plan.variant,
-            "dedupe_key": plan.dedupe_key,
-            "status": plan.status,
-            "status_reason": plan.reason,
-            "send_at": plan.send_at,
-            "expires_at": plan.expires_at,
-            "next_attempt_at": plan.send_at,
-            "attempts": 0,
-        }
-        for plan in planned
-    ]
-    # One statement either way, but an executemany compiles once per process, where a
-    # multi-row VALUES is compiled again on every call.
-    statement = _insert_planned_statement(dialect_insert(session))
-    return len((await session.execute(statement, rows)).scalars().all())
-
-
-async def cancel_pending(
-    session: AsyncSession,
-    *,
-    reason: str,
-    order_id: int | None = None,
-    customer_id: int | None = None,
-    ids: Sequence[int] | None = None,
-    dedupe_keys: Sequence[str] | None = None,
-) -> int:
-    """Cancel what has not been handed to a worker yet, keeping the reason. Every filter
-    given must hold; an empty list of ids or keys cancels nothing."""
-    if (ids is not None and not ids) or (dedupe_keys is not None and not dedupe_keys):
-        return 0
-    statement = (
-        update(Message)
-        .where(Message.status == MessageStatus.SCHEDULED)
-        .values(status=MessageStatus.CANCELLED, status_reason=reason, updated_at=func.now())
-    )
-    if order_id is not None:
-        statement = statement.where(Message.order_id == order_id)
-    if customer_id is not None:
-        statement = statement.where(Message.customer_id == customer_id)
-    if ids is not None:
-        statement = statement.where(Message.id.in_(ids))
-    if dedupe_keys is not None:
-        statement = statement.where(Message.dedupe_key.in_(dedupe_keys))
-    result = await session.execute(statement.execution_options(synchronize_session=False))
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
 async def erase_customer(session: AsyncSession, *, customer_id: int, now: datetime) -> None:
     """Remove personal data wherever it lives: the customer, their orders and items, their
     messages and delivery history, the raw webhook bodies that carried it. Rows and counts
@@ -392,15 +387,12 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
         .execution_options(synchronize_session=False)
     )
     orders = select(Order.id).where(Order.customer_id == customer_id).scalar_subquery()
-    await _update(session, Order, Order.customer_id == customer_id, email=None)
+    # Order attributes can hold personal text too (a gift message).
+    await _update(session, Order, Order.customer_id == customer_id, email=None, attributes={})
     # Item attributes can hold personal text (an engraving, a child's name).
     await _update(session, OrderItem, OrderItem.order_id.in_(orders), attributes={})
-    await _update(
-        session, Message, Message.customer_id == customer_id, recipient=None, last_error=None
-    )
+    await outbox.erase_recipient(session, customer_id=customer_id)
     messages = select(Message.id).where(Message.customer_id == customer_id).scalar_subquery()
-    # SMTP replies often quote the address ("550 <anna@…>: no such user").
-    await _update(session, MessageAttempt, MessageAttempt.message_id.in_(messages), detail=None)
     await _update(session, WebhookDelivery, WebhookDelivery.customer_id == customer_id, body="")
     # Tracking keeps its counts (class, reason, time), not who and where: links can carry
     # personal query strings, user agents and network prefixes identify people.
@@ -418,8 +410,17 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
         user_agent=None,
         ip=None,
     )
+    # What the customer changed themselves stays (counts, times), not the address.
+    await _update(session, ConsentChange, ConsentChange.customer_id == customer_id, email=None)
+    # Bounces and complaints: counts and kinds stay; the address and the report text (which
+    # quotes it) go, for the customer's messages and for reports that named only the address.
+    about_customer: ColumnElement[bool] = MailFeedbackEvent.message_id.in_(messages)
+    if email:
+        about_customer = or_(about_customer, MailFeedbackEvent.recipient == email.lower())
+    await _update(session, MailFeedbackEvent, about_customer, recipient=None, detail=None)
     if email:
         await _forget_suppressed_address(session, email)
+        await forget_removed_address(session, email)
 
 
 async def _forget_suppressed_address(session: AsyncSession, email: str) -> None:
@@ -518,30 +519,6 @@ async def order_customer_id(session: AsyncSession, *, shop: str, external_id: st
         Order.shop == shop, Order.external_id == external_id
     )
     return (await session.execute(statement)).scalar_one_or_none()
-
-
-async def skip_pending_marketing(session: AsyncSession, *, customer_id: int) -> int:
-    result = await session.execute(
-        update(Message)
-        .where(
-            Message.customer_id == customer_id,
-            Message.kind == MessageKind.MARKETING,
-            Message.status == MessageStatus.SCHEDULED,
-        )
-        .values(status=MessageStatus.SKIPPED, status_reason="no_consent", updated_at=func.now())
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def pending_messages(session: AsyncSession, *, order_id: int) -> list[tuple[int, str]]:
-    """(id, rule id) of the order's messages still waiting to be sent."""
-    rows = await session.execute(
-        select(Message.id, Message.rule_id).where(
-            Message.order_id == order_id, Message.status == MessageStatus.SCHEDULED
-        )
-    )
-    return [(message_id, rule_id) for message_id, rule_id in rows]
 
 
 async def customer_ids_by_email(session: AsyncSession, *, shop: str, email: str) -> list[int]:

@@ -1,10 +1,10 @@
-"""The body of `POST /webhooks/orders`: our own signed JSON (see README); intake answers and
-the operator API's intake failures."""
+"""Our events: the body of `POST /webhooks/orders` (our own signed JSON, see README), and
+what every platform's payload is mapped to; the answer to a delivery."""
 
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,10 +34,14 @@ ExternalId = Annotated[
     str, BeforeValidator(_external_id), Field(min_length=1, max_length=64, pattern=r"^\S+$")
 ]
 Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
+# The ids of customers without the shop's own: guest checkouts, imports without customer ids
+# (`guest:` and a digest of the address). One with the shop's id takes such a customer over.
+GUEST_PREFIX = "guest:"
 
 EventType = Literal[
     "order.created",
     "order.fulfilled",
+    "order.delivered",
     "order.cancelled",
     "order.refunded",
     "customer.updated",
@@ -68,6 +72,12 @@ class ItemIn(_Body):
 
 class OrderIn(_Body):
     id: ExternalId
+    number: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="what the customer knows the order by, e.g. 1042 (templates: order.number)",
+    )
     created_at: AwareDatetime
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     total: Amount
@@ -78,6 +88,17 @@ class OrderIn(_Body):
         max_length=50,
         description="coupon codes the order used; one a message carried credits it",
     )
+    attributes: dict[str, Any] = Field(
+        default_factory=dict, description="the order's own fields, e.g. a gift message"
+    )
+
+    @field_validator("number")
+    @classmethod
+    def _without_hash(cls, value: str | None) -> str | None:
+        # Templates put the "#" (or "№") before it: "#1042" is stored as 1042.
+        if value is None:
+            return None
+        return value.lstrip("#").strip() or None
 
 
 class OrderRef(_Body):
@@ -126,7 +147,8 @@ class OrderPlaced(Envelope):
 
 
 class OrderFulfilled(Envelope):
-    """`order.fulfilled`: the order id; the full order and customer may come along."""
+    """`order.fulfilled` (shipped or handed over) and `order.delivered` (it reached the
+    customer): the order id; the customer may come along."""
 
     order: OrderRef
     customer: CustomerIn | None = None
@@ -159,6 +181,7 @@ class CustomerDeleted(Envelope):
 BODY_MODELS: dict[str, type[Envelope]] = {
     "order.created": OrderPlaced,
     "order.fulfilled": OrderFulfilled,
+    "order.delivered": OrderFulfilled,
     "order.cancelled": OrderClosed,
     "order.refunded": OrderClosed,
     "customer.updated": CustomerUpdated,
@@ -247,24 +270,3 @@ class IntakeResult(BaseModel):
     event_id: str
     messages_planned: int = 0
     messages_cancelled: int = 0
-
-
-class IntakeFailureOut(BaseModel):
-    """An authentic delivery that could not be mapped; `replayed_at` is set once it went
-    through (`aftersale intake replay`, or a redelivery)."""
-
-    id: int
-    source: str
-    shop: str
-    topic: str
-    delivery_id: str
-    received_at: datetime
-    error: str
-    attempts: int
-    replayed_at: datetime | None
-    replay_result: str | None
-
-
-class IntakeFailurePage(BaseModel):
-    items: list[IntakeFailureOut]
-    next_cursor: int | None

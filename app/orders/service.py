@@ -28,6 +28,7 @@ from app.orders.schemas import (
     OrderFulfilled,
     OrderPlaced,
 )
+from app.outbox import planned as outbox
 from app.outbox.checks import Purchase, SendFacts, send_blocker
 from app.planner.dates import LATE_GRACE
 from app.planner.learned import PastOrder, latest_gap
@@ -36,9 +37,12 @@ from app.planner.planner import (
     NO_HISTORY,
     History,
     PlannedMessage,
+    delivery_fallback_keys,
+    event_rules,
     matching_items,
     order_dedupe_key,
     plan_order_event,
+    settle_delivery,
 )
 from app.rules.facts import CustomerFacts, OrderFacts
 from app.rules.loader import RuleSet
@@ -162,7 +166,9 @@ async def _whose(session: AsyncSession, *, shop: str, event: Envelope) -> int | 
     """The customer whose data this delivery carries (erasure and export find it by this)."""
     customer = getattr(event, "customer", None)
     if customer is not None:
-        return await repository.customer_id_for(session, shop=shop, external_id=customer.id)
+        return await repository.customer_id_for(
+            session, shop=shop, external_id=customer.id, email=customer.email
+        )
     order = getattr(event, "order", None)
     if order is not None:
         return await repository.order_customer_id(session, shop=shop, external_id=order.id)
@@ -196,6 +202,8 @@ async def _order_placed(
             "total": incoming.total,
             "placed_at": incoming.created_at,
             "discount_codes": list(incoming.discount_codes),
+            "number": incoming.number,
+            "attributes": incoming.attributes,
         },
     )
     items = None
@@ -232,19 +240,23 @@ async def _order_placed(
         plan_messages=plan_messages,
         known=known,
     )
-    if order.fulfilled_at is not None:
-        # The fulfilment came first and waited for the order: plan its messages now.
-        planned += await _plan(
-            session,
-            event_type="order.fulfilled",
-            occurred_at=order.fulfilled_at,
-            order=order,
-            customer_id=customer_id,
-            rules=rules,
-            default_tz=default_tz,
-            plan_messages=plan_messages,
-            known=known,
-        )
+    # A fulfilment or delivery that came first waited for the order: plan its messages now.
+    for later, at in (
+        ("order.fulfilled", order.fulfilled_at),
+        ("order.delivered", order.delivered_at),
+    ):
+        if at is not None:
+            planned += await _plan(
+                session,
+                event_type=later,
+                occurred_at=at,
+                order=order,
+                customer_id=customer_id,
+                rules=rules,
+                default_tz=default_tz,
+                plan_messages=plan_messages,
+                known=known,
+            )
     return planned, customer_id
 
 
@@ -257,10 +269,18 @@ async def _order_fulfilled(
     default_tz: str,
     plan_messages: bool,
 ) -> int:
+    """`order.fulfilled`, and `order.delivered`, which is a fulfilment too when none came
+    before it: then the fulfilment's messages are planned as well."""
     order = await repository.ensure_order(session, shop=shop, external_id=event.order.id)
     if order.status == OrderStatus.OPEN:
         order.status = OrderStatus.FULFILLED
+    events = []
+    if order.fulfilled_at is None or event.type == "order.fulfilled":
+        events.append("order.fulfilled")
     order.fulfilled_at = order.fulfilled_at or event.occurred_at
+    if event.type == "order.delivered":
+        events.append("order.delivered")
+        order.delivered_at = order.delivered_at or event.occurred_at
     customer_id = order.customer_id
     if event.customer is not None:
         stored, _ = await _upsert_customer(
@@ -273,16 +293,22 @@ async def _order_fulfilled(
         # Fulfilment of an order we have not seen yet: its items and history are unknown.
         # The order, when it comes, plans the fulfilment's messages too.
         return 0
-    return await _plan(
-        session,
-        event_type=event.type,
-        occurred_at=event.occurred_at,
-        order=order,
-        customer_id=customer_id,
-        rules=rules,
-        default_tz=default_tz,
-        plan_messages=plan_messages,
-    )
+    planned = 0
+    for event_type in events:
+        # Each from its own time: a late or repeated report moves nothing.
+        at = order.delivered_at if event_type == "order.delivered" else order.fulfilled_at
+        assert at is not None
+        planned += await _plan(
+            session,
+            event_type=event_type,
+            occurred_at=at,
+            order=order,
+            customer_id=customer_id,
+            rules=rules,
+            default_tz=default_tz,
+            plan_messages=plan_messages,
+        )
+    return planned
 
 
 async def _order_closed(
@@ -306,9 +332,7 @@ async def _order_closed(
         order.status = OrderStatus.REFUNDED
         order.refunded_at = order.refunded_at or event.occurred_at
     await session.flush()
-    return await repository.cancel_pending(
-        session, order_id=order.id, reason=f"order_{order.status}"
-    )
+    return await outbox.cancel_pending(session, order_id=order.id, reason=f"order_{order.status}")
 
 
 async def _cancel_refunded(
@@ -322,12 +346,12 @@ async def _cancel_refunded(
     """Cancel the waiting messages whose items were all refunded; the rest still stand."""
     facts = [item.facts() for item in items]
     moot = []
-    for message_id, rule_id in await repository.pending_messages(session, order_id=order.id):
+    for message_id, rule_id in await outbox.pending_messages(session, order_id=order.id):
         rule = rules.by_id(rule_id)
         # A rule that is gone is cancelled at send time as rule_removed.
         if rule is not None and all_refunded(rule, facts, left):
             moot.append(message_id)
-    return await repository.cancel_pending(session, ids=moot, reason="order_refunded")
+    return await outbox.cancel_pending(session, ids=moot, reason="order_refunded")
 
 
 async def _customer_deleted(
@@ -371,7 +395,7 @@ async def _plan(
     customer_facts = _customer_facts(customer)
     matching = [
         rule
-        for rule in rules.for_event(event_type)
+        for rule in event_rules(event_type, order=facts, rules=rules)
         if matching_items(rule, facts, customer_facts) is not None
     ]
     learned = [rule for rule in matching if rule.send.learned is not None]
@@ -422,9 +446,17 @@ async def _plan(
         history=history,
         now=occurred_at,
     )
-    return await repository.insert_planned(
+    replaced: list[str] = []
+    if event_type == "order.delivered":
+        fallbacks = delivery_fallback_keys(planned)
+        decided = await outbox.decided_keys(session, fallbacks) if fallbacks else set()
+        planned, replaced = settle_delivery(planned, decided=decided)
+    created = await outbox.insert_planned(
         session, planned, customer_id=customer_id, order_id=order.id
     )
+    # The delivery came: its messages replace the fallbacks planned from the fulfilment.
+    await outbox.cancel_pending(session, dedupe_keys=replaced, reason="delivered")
+    return created
 
 
 async def _learn_gaps(
@@ -507,10 +539,10 @@ async def replan_anchors(
             ]
             if not dated:
                 continue
-            created += await repository.insert_planned(
+            created += await outbox.insert_planned(
                 session, dated, customer_id=customer_id, order_id=order.id
             )
-            await repository.cancel_pending(
+            await outbox.cancel_pending(
                 session,
                 dedupe_keys=[
                     order_dedupe_key(rule_id, order_id=order.id, customer_id=customer_id)
@@ -595,6 +627,7 @@ async def _order_facts(
         total=order.total,
         currency=order.currency,
         first_order=earlier == 0,
+        delivered_at=order.delivered_at,
     )
 
 
@@ -613,5 +646,5 @@ async def _upsert_customer(
         # Withdrawn (or never given): waiting marketing mail stops now, as it would have been
         # skipped had it been planned after this; the same whatever order events arrive in.
         # (A customer created just now has no mail waiting.)
-        await repository.skip_pending_marketing(session, customer_id=stored.id)
+        await outbox.skip_pending_marketing(session, customer_id=stored.id)
     return stored, created

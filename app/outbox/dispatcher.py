@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog.recommender import Recommender, RecommendRequest, item_refs
 from app.coupons.service import take_coupon
 from app.db import transaction
+from app.feedback.headers import envelope_sender, feedback_headers
 from app.mail.breaker import Pause, SenderBreaker
 from app.mail.compose import compose_message, message_bytes
 from app.mail.context import build_context
@@ -36,7 +37,7 @@ from app.mail.sender import (
     TemporaryFailure,
 )
 from app.mail.templates import TemplateError, TemplateRenderer
-from app.mail.unsubscribe import marketing_unsubscribe_url
+from app.mail.unsubscribe import marketing_unsubscribe_mailto, marketing_unsubscribe_url
 from app.models import Message, MessageStatus, OrderItem, SuppressionReason
 from app.ops.metrics import observe_send, observe_sender_pause
 from app.orders.refunds import remaining_quantities
@@ -100,7 +101,7 @@ class Dispatcher:
         self._stopping = False
         name, address = settings.from_address
         self._from_name, self._from_address = name, address
-        self._message_id_domain = address.rpartition("@")[2] or "localhost"
+        self._message_id_domain = settings.sender_domain
         # Every per-message write (links, outcome) goes through here and shares a commit
         # with the other sends in flight.
         self._writes = GroupCommit(runtime.session_factory)
@@ -344,7 +345,12 @@ class Dispatcher:
         started = time.perf_counter()
         try:
             outcome = await self.sender.send(
-                envelope_from=self._from_address,
+                envelope_from=envelope_sender(
+                    message.id,
+                    from_address=self._from_address,
+                    bounce_address=self.runtime.settings.bounce_address,
+                    secret=self.runtime.settings.secret_key,
+                ),
                 recipient=customer.email,
                 message=raw,
                 reserved=reserved,
@@ -436,8 +442,7 @@ class Dispatcher:
         unsubscribe_url = marketing_unsubscribe_url(
             kind=message.kind,
             public_url=settings.public_url,
-            shop=customer.shop,
-            email=customer.email,
+            customer_id=customer.id,
             secrets=settings.unsubscribe_secrets,
         )
         rendered = self.renderer.render(
@@ -475,6 +480,15 @@ class Dispatcher:
             now=now,
             reply_to=settings.reply_to,
             unsubscribe_url=unsubscribe_url,
+            unsubscribe_mailto=marketing_unsubscribe_mailto(
+                kind=message.kind,
+                customer_id=customer.id,
+                domain=settings.inbound_domain,
+                secrets=settings.unsubscribe_secrets,
+            ),
+            extra_headers=feedback_headers(
+                message.id, provider=settings.mail_provider, secret=settings.secret_key
+            ),
         )
         return dkim_sign(message_bytes(email), settings.dkim), message_id
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -13,7 +13,7 @@ from app.planner.learned import GapStats, PastOrder, learned_due, log_gaps, purc
 from app.rules.anchors import anchor_dates
 from app.rules.facts import CustomerFacts, ItemFacts, OrderFacts
 from app.rules.loader import RuleSet
-from app.rules.model import Rule
+from app.rules.model import DELIVERED, Rule
 from app.rules.timing import (
     dated_send_time,
     fallback_send_time,
@@ -25,6 +25,9 @@ from app.rules.timing import (
 UTC_ZONE = ZoneInfo("UTC")
 # Marks the dedupe key of a message planned from an anchor date (one per date).
 ANCHOR_KEY = ":anchor:"
+# Ends the dedupe key of an order.delivered rule's message planned from the delivery; the
+# key without it is its fallback's, planned from the fulfilment.
+DELIVERED_KEY = ":delivered"
 
 
 @dataclass(frozen=True)
@@ -73,21 +76,26 @@ def plan_order_event(
     anchor = order.placed_at if event == "order.created" and order.placed_at else occurred_at
     customer_key = customer.key if customer and customer.key else str(customer_id)
     planned = []
-    for rule in rules.for_event(event):
+    for rule in event_rules(event, order=order, rules=rules):
         items = matching_items(rule, order, customer)
         if items is None:
             continue
         key = order_dedupe_key(rule.id, order_id=order.id, customer_id=customer_id)
-        for send_at, dedupe_key in _send_times(
-            rule,
-            anchor=anchor,
-            items=items,
-            tz=tz,
-            customer=customer,
-            key=key,
-            history=history,
-            order=order,
-        ):
+        if rule.when.event == DELIVERED and event != DELIVERED:
+            # No delivery reported (yet): its fallback, from the fulfilment.
+            times = [(fallback_send_time(rule, anchor=anchor, items=items, tz=tz), key)]
+        else:
+            times = _send_times(
+                rule,
+                anchor=anchor,
+                items=items,
+                tz=tz,
+                customer=customer,
+                key=key + DELIVERED_KEY if event == DELIVERED else key,
+                history=history,
+                order=order,
+            )
+        for send_at, dedupe_key in times:
             message = planned_message(
                 rule, send_at=send_at, dedupe_key=dedupe_key, customer_key=customer_key
             )
@@ -98,6 +106,44 @@ def plan_order_event(
                 )
             planned.append(message)
     return planned
+
+
+def event_rules(event: str, *, order: OrderFacts, rules: RuleSet) -> list[Rule]:
+    """The rules an order event plans for: its own, and on fulfilment of an order not
+    reported delivered, the order.delivered rules that have a fallback."""
+    found = rules.for_event(event)
+    if event == "order.fulfilled" and order.delivered_at is None:
+        found += [rule for rule in rules.for_event(DELIVERED) if rule.send.fallback is not None]
+    return found
+
+
+def settle_delivery(
+    planned: Sequence[PlannedMessage], *, decided: Collection[str]
+) -> tuple[list[PlannedMessage], list[str]]:
+    """What a delivery's plans become beside the fallbacks planned at fulfilment: the plans
+    to store, and the fallback keys whose waiting messages they replace (to cancel).
+
+    `decided`: fallback keys whose message is no longer waiting (sent, skipped, ...): one
+    mail per rule and order, so the delivery plans nothing more for those.
+    """
+    kept, replaced = [], []
+    for plan in planned:
+        fallback = plan.dedupe_key.removesuffix(DELIVERED_KEY)
+        if fallback == plan.dedupe_key:
+            kept.append(plan)
+        elif fallback not in decided:
+            kept.append(plan)
+            replaced.append(fallback)
+    return kept, replaced
+
+
+def delivery_fallback_keys(planned: Sequence[PlannedMessage]) -> list[str]:
+    """The fallback keys a delivery's plans would replace."""
+    return [
+        plan.dedupe_key.removesuffix(DELIVERED_KEY)
+        for plan in planned
+        if plan.dedupe_key.endswith(DELIVERED_KEY)
+    ]
 
 
 def _send_times(

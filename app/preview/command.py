@@ -13,10 +13,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.catalog.recommender import Recommender
 from app.config import Settings, SmtpConfig
 from app.db import create_engine, create_session_factory
+from app.intake.aftersale import DEFAULT_SHOP
 from app.mail.dkim import dkim_sign
 from app.mail.sender import Delivered, SendOutcome, SmtpPool
 from app.mail.templates import TemplateError, TemplateRenderer
-from app.orders.endpoints import DEFAULT_SHOP
 from app.orders.schemas import OrderPlaced
 from app.preview.service import compose_preview, compose_test_send, preview_recommendations
 from app.rules.loader import RuleSet, load_rules

@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from app.api.deps import API_KEY_RESPONSES, JSON_BODY_RESPONSES, ApiKeyDep, RuntimeDep
 from app.catalog.recommender import Recommender
 from app.config import Settings
+from app.intake.aftersale import DEFAULT_SHOP
 from app.mail.templates import TemplateError, TemplateRenderer
-from app.orders.endpoints import DEFAULT_SHOP
 from app.orders.schemas import EXAMPLE_BODY, OrderPlaced
 from app.preview.service import compose_preview, preview_recommendations, rule_template
 

@@ -26,7 +26,11 @@ from app.coupons.codes import sample_coupon
 from app.mail.compose import ComposedMessage, compose_message, message_bytes
 from app.mail.context import build_context
 from app.mail.templates import TemplateRenderer
-from app.mail.unsubscribe import marketing_unsubscribe_url
+from app.mail.unsubscribe import (
+    SAMPLE_CUSTOMER_ID,
+    marketing_unsubscribe_mailto,
+    marketing_unsubscribe_url,
+)
 from app.models import MessageKind
 from app.orders.repository import customer_id_for
 from app.orders.schemas import ItemIn, OrderIn, OrderPlaced
@@ -43,17 +47,21 @@ class OrderView:
     """A webhook's order under the names of the `Order` row that `build_context` reads."""
 
     external_id: str
+    number: str | None
     total: Decimal | None
     currency: str | None
     placed_at: datetime | None
+    attributes: Mapping[str, Any]
 
     @classmethod
     def of(cls, order: OrderIn) -> OrderView:
         return cls(
             external_id=order.id,
+            number=order.number,
             total=order.total,
             currency=order.currency,
             placed_at=order.created_at,
+            attributes=order.attributes,
         )
 
 
@@ -93,9 +101,9 @@ def compose_preview(
     `rule` decides what the dispatcher takes from it: the kind (marketing mail carries the
     unsubscribe link and headers) and the `items` filter (the template's `items`). Without
     one the mail is transactional and `items` is every item. `locale` replaces the
-    customer's; `shop` is whose customer it is (what an unsubscribe link names);
-    `recommendations` what the catalog picked for a rule with `recommend`
-    (`preview_recommendations`). TemplateError or ValueError when it cannot be made.
+    customer's; `shop` is whose customer it is; `recommendations` what the catalog picked
+    for a rule with `recommend` (`preview_recommendations`). TemplateError or ValueError
+    when it cannot be made.
     """
     return _order_email(
         settings=settings,
@@ -125,8 +133,8 @@ def compose_test_send(
     """The message of `rule` for `to_address`, subject marked "[TEST] ".
 
     From `event`'s order and customer when given, else from the rules linter's sample data.
-    A marketing rule's unsubscribe link names `to_address`, so using it unsubscribes only
-    the tester.
+    A marketing rule's unsubscribe link is a sample naming no customer: using it shows the
+    pages and unsubscribes nobody.
     """
     if event is not None:
         return _order_email(
@@ -141,7 +149,7 @@ def compose_test_send(
             now=now,
             subject_prefix=TEST_SUBJECT_PREFIX,
         )
-    unsubscribe_url = _unsubscribe_url(settings, kind=rule.kind, shop=shop, email=to_address)
+    unsubscribe_url = _unsubscribe_url(settings, kind=rule.kind)
     context: dict[str, Any] = copy.deepcopy(SAMPLE_CONTEXT)
     context["unsubscribe_url"] = unsubscribe_url
     context["coupon"] = _sample_coupon(rule)
@@ -185,7 +193,9 @@ async def preview_recommendations(
     request = RecommendRequest(
         key="preview",
         shop=shop,
-        customer_id=await customer_id_for(session, shop=shop, external_id=event.customer.id),
+        customer_id=await customer_id_for(
+            session, shop=shop, external_id=event.customer.id, email=str(event.customer.email)
+        ),
         spec=rule.recommend,
         items=item_refs(seeds),
         categories=[item.category for item in seeds if item.category],
@@ -212,7 +222,7 @@ def _order_email(
     if locale is not None:
         customer = customer.model_copy(update={"locale": locale})
     kind = rule.kind if rule is not None else MessageKind.TRANSACTIONAL
-    unsubscribe_url = _unsubscribe_url(settings, kind=kind, shop=shop, email=to_address)
+    unsubscribe_url = _unsubscribe_url(settings, kind=kind)
     items = event.order.items
     item_filter = rule.when.items if rule is not None else None
     matched = [item for item in items if item_filter is None or item_filter.matches(_facts(item))]
@@ -267,10 +277,11 @@ def _compose(
         from_address=from_address,
         to_name=to_name,
         to_address=to_address,
-        message_id_domain=from_address.rpartition("@")[2] or "localhost",
+        message_id_domain=settings.sender_domain,
         now=now,
         reply_to=settings.reply_to,
         unsubscribe_url=unsubscribe_url,
+        unsubscribe_mailto=_unsubscribe_mailto(settings, unsubscribe_url),
     )
     return ComposedEmail(
         subject=rendered.subject,
@@ -281,12 +292,24 @@ def _compose(
     )
 
 
-def _unsubscribe_url(settings: Settings, *, kind: str, shop: str, email: str) -> str | None:
+def _unsubscribe_url(settings: Settings, *, kind: str) -> str | None:
+    # A sample token that names no customer: using a preview's or a test's link shows the
+    # pages and changes nobody's consent.
     return marketing_unsubscribe_url(
         kind=kind,
         public_url=settings.public_url,
-        shop=shop,
-        email=email,
+        customer_id=SAMPLE_CUSTOMER_ID,
+        secrets=settings.unsubscribe_secrets,
+    )
+
+
+def _unsubscribe_mailto(settings: Settings, unsubscribe_url: str | None) -> str | None:
+    if unsubscribe_url is None:
+        return None
+    return marketing_unsubscribe_mailto(
+        kind=MessageKind.MARKETING,
+        customer_id=SAMPLE_CUSTOMER_ID,
+        domain=settings.inbound_domain,
         secrets=settings.unsubscribe_secrets,
     )
 

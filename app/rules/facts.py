@@ -41,3 +41,5 @@ class OrderFacts:
     currency: str | None = None
     # None when unknown (history not loaded): `first_order` filters then do not match.
     first_order: bool | None = None
+    # Reported delivered (then an order.delivered rule's fallback is not planned).
+    delivered_at: datetime | None = None

@@ -21,10 +21,12 @@ from app.tracking.rewrite import html_hrefs, link_scheme
 SAMPLE_CONTEXT: dict[str, Any] = {
     "customer": {"first_name": "Anna", "last_name": "Ivanova", "locale": "en"},
     "order": {
-        "id": "1001",
+        "id": "820982911946154508",
+        "number": "1001",
         "total": Decimal("49.80"),
         "currency": "EUR",
         "created_at": datetime(2026, 11, 20, 9, 59, tzinfo=UTC),
+        "attributes": {},
         "items": [],  # filled below: the same sample item
     },
     "items": [

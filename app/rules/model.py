@@ -24,8 +24,10 @@ from app.rules.durations import Duration, DurationRange, parse_duration, parse_r
 from app.rules.facts import CustomerFacts, ItemFacts
 from app.rules.windows import SendWindow, parse_send_window
 
-EventType = Literal["order.created", "order.fulfilled", "birthday"]
-ORDER_EVENTS = ("order.created", "order.fulfilled")
+EventType = Literal["order.created", "order.fulfilled", "order.delivered", "birthday"]
+ORDER_EVENTS = ("order.created", "order.fulfilled", "order.delivered")
+# Its `fallback` is the timing from fulfilment when no delivery is ever reported.
+DELIVERED = "order.delivered"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}$")
 
 
@@ -171,7 +173,10 @@ class SendWindowSpec(_Strict):
 
 
 class Fallback(_Strict):
-    after: str = Field(description="delay after the event when no anchor date is known")
+    after: str = Field(
+        description="with an anchor: the delay after the event when no anchor date is known; "
+        "on order.delivered: the delay after fulfilment when no delivery is reported"
+    )
 
     @field_validator("after")
     @classmethod
@@ -215,7 +220,9 @@ class Send(_Strict):
         examples=["customer.attributes.children[].birth_date"],
     )
     fallback: Fallback | None = Field(
-        default=None, description="timing when the anchor has no date, e.g. {after: 5y}"
+        default=None,
+        description="timing when the anchor has no date, e.g. {after: 5y}; on order.delivered, "
+        "timing from fulfilment when no delivery is reported, e.g. {after: 7d}",
     )
     after: str | None = Field(
         default=None,
@@ -440,8 +447,20 @@ class Rule(_Strict):
             raise ValueError(f"a {self.when.event} rule is timed with 'at' (e.g. at: -3d)")
         if not dated and self.send.at is not None and self.send.anchor is None:
             raise ValueError("'at' needs an 'anchor' date on order events, or use 'after'")
-        if self.send.fallback is not None and self.send.anchor is None:
-            raise ValueError("'fallback' is the timing for an 'anchor' without a date")
+        if self.when.event == DELIVERED and self.send.anchor is not None:
+            raise ValueError(
+                "'anchor' does not go with order.delivered (its 'fallback' is the "
+                "timing from fulfilment)"
+            )
+        if (
+            self.send.fallback is not None
+            and self.send.anchor is None
+            and self.when.event != DELIVERED
+        ):
+            raise ValueError(
+                "'fallback' is the timing for an 'anchor' without a date, or for "
+                "order.delivered when no delivery is reported"
+            )
         if self.send.anchor is not None and (dated or self.send.at is None):
             raise ValueError("'anchor' goes with 'at' on order events, e.g. at: +6y9mo")
         return self

@@ -71,6 +71,7 @@ MODELS: dict[str, type[Envelope]] = {
     **BODY_MODELS,
     "order.created": _OrderPlaced,
     "order.fulfilled": _OrderFulfilled,
+    "order.delivered": _OrderFulfilled,
     "customer.updated": _CustomerUpdated,
 }
 

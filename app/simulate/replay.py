@@ -34,8 +34,11 @@ from app.planner.planner import (
     NO_HISTORY,
     History,
     PlannedMessage,
+    delivery_fallback_keys,
+    event_rules,
     matching_items,
     plan_order_event,
+    settle_delivery,
 )
 from app.rules.loader import RuleSet
 from app.simulate.intake import checked_now, replan_anchors
@@ -168,14 +171,13 @@ class _Replay:
         self.world = World(default_time_zone=self.default_time_zone)
         self._skip_if = {rule.id: tuple(rule.skip_if) for rule in rules}
         self._rebuy = {rule.id: rule.checks_rebuy for rule in rules}
-        self._history_rules = {
-            event: [
-                rule
-                for rule in self.rules.for_event(event)
-                if rule.send.learned is not None or self._rebuy[rule.id]
-            ]
-            for event in ("order.created", "order.fulfilled")
-        }
+        # The rules whose match decides what history to give the planner.
+        self._history_ruleset = RuleSet(
+            rules=tuple(
+                rule for rule in rules if rule.send.learned is not None or self._rebuy[rule.id]
+            ),
+            version=self.rules.version,
+        )
         self._birthdays = bool(self.rules.for_event("birthday"))
         self._anchored = RuleSet(
             rules=tuple(rule for rule in rules if rule.send.anchor is not None),
@@ -241,14 +243,23 @@ class _Replay:
                 if self.recommendations is not None:
                     self.recommendations.record(order)
             self._plan("order.created", at, order, customer)
+            # A fulfilment or delivery that came first waited for the order: its messages now.
             if order.fulfilled_at is not None:
-                # The fulfilment came first and waited for the order: its messages now.
                 self._plan("order.fulfilled", order.fulfilled_at, order, customer)
+            if order.delivered_at is not None:
+                self._plan("order.delivered", order.delivered_at, order, customer)
         elif isinstance(event, OrderFulfilled):
+            # order.fulfilled, and order.delivered: a fulfilment too when none came before.
             order = world.order(event.order.id)
             if order.status == OrderStatus.OPEN:
                 order.status = OrderStatus.FULFILLED
+            events = []
+            if order.fulfilled_at is None or event.type == "order.fulfilled":
+                events.append("order.fulfilled")
             order.fulfilled_at = order.fulfilled_at or at
+            if event.type == "order.delivered":
+                events.append("order.delivered")
+                order.delivered_at = order.delivered_at or at
             planned_for = order.customer
             if event.customer is not None:
                 planned_for = self._upsert(event.customer, at)
@@ -256,7 +267,9 @@ class _Replay:
                     world.assign(order, planned_for)
             # Before its order, the items are unknown: the order plans this when it comes.
             if planned_for is not None and order.placed_at is not None:
-                self._plan("order.fulfilled", at, order, planned_for)
+                for event_type in events:
+                    when = order.delivered_at if event_type == "order.delivered" else None
+                    self._plan(event_type, when or order.fulfilled_at or at, order, planned_for)
         elif isinstance(event, OrderClosed):
             order = world.order(event.order.id)
             closed = (
@@ -293,7 +306,7 @@ class _Replay:
         # matches would change nothing here).
         matching = [
             rule
-            for rule in self._history_rules.get(event_type, ())
+            for rule in event_rules(event_type, order=facts, rules=self._history_ruleset)
             if matching_items(rule, facts, customer.facts) is not None
         ]
         learned = [rule for rule in matching if rule.send.learned is not None]
@@ -322,6 +335,17 @@ class _Replay:
             history=history,
             now=at,
         )
+        if event_type == "order.delivered":
+            fallbacks = delivery_fallback_keys(planned)
+            waiting = {message.plan.dedupe_key: message for message in order.pending.values()}
+            # Seen and no longer waiting: decided (as the outbox's statuses say live).
+            decided = {key for key in fallbacks if key in self.dedupe_keys and key not in waiting}
+            planned, replaced = settle_delivery(planned, decided=decided)
+            self._stop(
+                [waiting[key] for key in replaced if key in waiting],
+                MessageStatus.CANCELLED,
+                "delivered",
+            )
         if learned and order.placed_at is not None and order.status not in CLOSED:
             # This order closes a repurchase gap: every later plan learns from it.
             this = PastOrder(placed_at=order.placed_at, items=order.items)

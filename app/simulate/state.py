@@ -16,13 +16,13 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from app.models import OrderStatus
-from app.orders.schemas import CustomerIn, ItemIn
+from app.orders.schemas import GUEST_PREFIX, CustomerIn, ItemIn
 from app.planner.learned import GapStats, PastOrder
 from app.planner.planner import PlannedMessage
 from app.rules.facts import CustomerFacts, ItemFacts, OrderFacts
 from app.rules.model import Rule
 
-# POST /webhooks/orders stores everything under this shop (app/orders/endpoints.py); variants
+# POST /webhooks/orders stores everything under this shop (app/intake/aftersale.py); variants
 # and holdout groups are drawn from "shop:customer id", so a replay must use it too.
 SHOP = "default"
 CLOSED = (OrderStatus.CANCELLED, OrderStatus.REFUNDED)
@@ -60,6 +60,7 @@ class Order:
     customer: Customer | None = None
     placed_at: datetime | None = None
     fulfilled_at: datetime | None = None
+    delivered_at: datetime | None = None
     items: tuple[ItemFacts, ...] = ()
     total: Decimal | None = None
     currency: str | None = None
@@ -95,6 +96,8 @@ class World:
 
     def __init__(self, *, default_time_zone: str) -> None:
         self.customers: dict[str, Customer] = {}
+        # The first living customer with each address.
+        self._by_email: dict[str, Customer] = {}
         self.orders: dict[str, Order] = {}
         self._default_zone = default_time_zone
         self._zones: dict[str, ZoneInfo] = {}
@@ -107,9 +110,18 @@ class World:
         return zone
 
     def upsert_customer(self, incoming: CustomerIn, *, as_of: datetime) -> Upserted:
-        """Create or update the customer; an event older than the last one applied changes
-        nothing."""
+        """Create or update the person's customer, found by id, else by address (as
+        `repository.find_person`); an event older than the last one applied changes nothing."""
         customer = self.customers.get(incoming.id)
+        if customer is None:
+            customer = self._by_email.get(str(incoming.email).strip().lower())
+            if customer is not None and customer.deleted:
+                customer = None
+            if customer is not None and _takes_over(customer.external_id, incoming.id):
+                # A guest made an account: the customer takes the shop's id.
+                del self.customers[customer.external_id]
+                customer.external_id = incoming.id
+                self.customers[incoming.id] = customer
         if customer is None:
             customer = Customer(
                 id=len(self.customers) + 1,
@@ -124,6 +136,7 @@ class World:
         customer.updated_at = as_of
         customer.deleted = False
         customer.email = str(incoming.email).lower()
+        self._by_email.setdefault(customer.email, customer)
         customer.marketing_consent = incoming.marketing_consent
         customer.time_zone = incoming.time_zone
         customer.birthday = incoming.birthday
@@ -134,7 +147,7 @@ class World:
             locale=incoming.locale,
             country=incoming.country,
             tags=tuple(incoming.tags),
-            key=f"{SHOP}:{incoming.id}",
+            key=f"{SHOP}:{customer.external_id}",
         )
         changed = before != (
             customer.deleted,
@@ -149,6 +162,8 @@ class World:
     def erase_customer(self, customer: Customer) -> None:
         """What erasure leaves: no personal data on the customer or in their items."""
         customer.deleted = True
+        if customer.email is not None and self._by_email.get(customer.email) is customer:
+            del self._by_email[customer.email]
         customer.email = None
         customer.marketing_consent = False
         customer.time_zone = None
@@ -178,6 +193,10 @@ class World:
         customer.orders.append(order)
 
 
+def _takes_over(known_as: str, incoming: str) -> bool:
+    return known_as.startswith(GUEST_PREFIX) and not incoming.startswith(GUEST_PREFIX)
+
+
 def item_facts(item: ItemIn) -> ItemFacts:
     return ItemFacts(
         sku=item.sku,
@@ -203,6 +222,7 @@ def order_facts(order: Order, customer: Customer) -> OrderFacts:
         total=order.total,
         currency=order.currency,
         first_order=first_order(order, customer),
+        delivered_at=order.delivered_at,
     )
 
 

@@ -18,9 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import dialect_insert
 from app.models import (
+    ConsentChange,
+    ConsentChangeKind,
     Conversion,
     CouponCode,
     Customer,
+    MailFeedbackEvent,
     Message,
     MessageKind,
     MessageStatus,
@@ -222,6 +225,8 @@ _SOURCE_IDS: dict[str, Any] = {
     "tracking_events": TrackingEvent.id,
     "conversions": Conversion.id,
     "suppressions": Suppression.id,
+    "consent_changes": ConsentChange.id,
+    "mail_feedback_events": MailFeedbackEvent.id,
 }
 
 
@@ -319,6 +324,25 @@ async def conversions_between(
 
 
 @dataclass(frozen=True)
+class FeedbackRow:
+    id: int
+    message_id: int | None
+    kind: str
+
+
+async def feedback_between(
+    session: AsyncSession, *, after: int, up_to: int, limit: int
+) -> list[FeedbackRow]:
+    rows = await session.execute(
+        select(MailFeedbackEvent.id, MailFeedbackEvent.message_id, MailFeedbackEvent.kind)
+        .where(MailFeedbackEvent.id > after, MailFeedbackEvent.id <= up_to)
+        .order_by(MailFeedbackEvent.id)
+        .limit(limit)
+    )
+    return [FeedbackRow(*row) for row in rows]
+
+
+@dataclass(frozen=True)
 class UnsubscribeRow:
     id: int
     email: str
@@ -341,7 +365,39 @@ async def unsubscribes_between(
     found = [
         UnsubscribeRow(id_, email, at)
         for id_, email, reason, at in rows
-        if reason == SuppressionReason.UNSUBSCRIBE
+        if reason in (SuppressionReason.UNSUBSCRIBE, SuppressionReason.UNSUBSCRIBE_ALL)
+    ]
+    return found, last
+
+
+# Marketing turned off by the customer; not an operator's removal of an old entry.
+_CUSTOMER_SOURCES = ("one-click", "page", "mailto")
+
+
+async def marketing_unsubscribes_between(
+    session: AsyncSession, *, after: int, up_to: int, limit: int
+) -> tuple[list[UnsubscribeRow], int]:
+    """The customers' marketing unsubscribes among consent changes (after, up_to], and the
+    last id looked at."""
+    rows = (
+        await session.execute(
+            select(
+                ConsentChange.id,
+                ConsentChange.email,
+                ConsentChange.change,
+                ConsentChange.source,
+                ConsentChange.at,
+            )
+            .where(ConsentChange.id > after, ConsentChange.id <= up_to)
+            .order_by(ConsentChange.id)
+            .limit(limit)
+        )
+    ).all()
+    last = rows[-1][0] if len(rows) == limit else up_to
+    found = [
+        UnsubscribeRow(id_, email, at)
+        for id_, email, change, source, at in rows
+        if email and change == ConsentChangeKind.MARKETING_OFF and source in _CUSTOMER_SOURCES
     ]
     return found, last
 

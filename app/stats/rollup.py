@@ -1,7 +1,8 @@
 """The rollup job: fold what changed since its last run into the stats' running totals.
 
-Four sources, each read from a watermark: new messages and the ones whose status moved on,
-tracking events, conversions and unsubscribes. Each message's own counts live in
+Five sources, each read from a watermark: new messages and the ones whose status moved on,
+tracking events, conversions, unsubscribes, and bounces and complaints reported after sending
+(mail_feedback_events). Each message's own counts live in
 stats_messages, so folding compares and moves them: a repeat changes nothing. Runs are
 serialized by a lock row (a row lock on PostgreSQL, the write lock on SQLite), so any number
 of workers can run the job; one that finds the lock taken leaves the run to its holder.
@@ -73,6 +74,7 @@ class FoldReport:
     events: int = 0
     conversions: int = 0
     unsubscribes: int = 0
+    feedback: int = 0
     # Another worker held the lock: it folds what this run would have.
     skipped: bool = False
 
@@ -229,6 +231,22 @@ async def _fold_unsubscribes(fold: _Fold, after: int, up_to: int, limit: int) ->
     rows, last = await repository.unsubscribes_between(
         fold.session, after=after, up_to=up_to, limit=limit
     )
+    return await _credit_unsubscribes(fold, rows, last)
+
+
+async def _fold_marketing_unsubscribes(
+    fold: _Fold, after: int, up_to: int, limit: int
+) -> tuple[int, int]:
+    rows, last = await repository.marketing_unsubscribes_between(
+        fold.session, after=after, up_to=up_to, limit=limit
+    )
+    return await _credit_unsubscribes(fold, rows, last)
+
+
+async def _credit_unsubscribes(
+    fold: _Fold, rows: list[repository.UnsubscribeRow], last: int
+) -> tuple[int, int]:
+    """Each unsubscribe counts once, for the last marketing message sent before it."""
     for row in rows:
         message_id = await repository.last_marketing_message_to(
             fold.session, email=row.email, before=row.at
@@ -241,10 +259,39 @@ async def _fold_unsubscribes(fold: _Fold, after: int, up_to: int, limit: int) ->
     return len(rows), last
 
 
+# A feedback event's kind -> the flag it sets on its message's tally.
+_FEEDBACK_FLAGS = {
+    "hard_bounce": "bounced_async",
+    "soft_bounce": "soft_bounced",
+    "complaint": "complained",
+}
+
+
+async def _fold_feedback(fold: _Fold, after: int, up_to: int, limit: int) -> tuple[int, int]:
+    rows = await repository.feedback_between(fold.session, after=after, up_to=up_to, limit=limit)
+    tallies = await fold.load(row.message_id for row in rows if row.message_id is not None)
+    for row in rows:
+        flag = _FEEDBACK_FLAGS.get(row.kind)
+        tally = tallies.get(row.message_id) if row.message_id is not None else None
+        if flag is None or tally is None or getattr(tally, flag):
+            continue  # about no message of ours, or counted already (a message counts once)
+        fold.change(tally, _flag(flag))
+    return len(rows), rows[-1].id if len(rows) == limit else up_to
+
+
+def _flag(name: str) -> Callable[[MessageTally], None]:
+    def edit(tally: MessageTally) -> None:
+        setattr(tally, name, True)
+
+    return edit
+
+
 _EXACTLY_ONCE: dict[str, FoldBatch] = {
     "tracking_events": _fold_events,
     "conversions": _fold_conversions,
     "suppressions": _fold_unsubscribes,
+    "consent_changes": _fold_marketing_unsubscribes,
+    "mail_feedback_events": _fold_feedback,
 }
 
 
@@ -295,7 +342,13 @@ async def fold_stats(
             setattr(report, _REPORTED[source], getattr(report, _REPORTED[source]) + folded)
             if done:
                 break
-    if report.messages or report.events or report.conversions or report.unsubscribes:
+    if (
+        report.messages
+        or report.events
+        or report.conversions
+        or report.unsubscribes
+        or report.feedback
+    ):
         log.info(
             "stats folded",
             extra={
@@ -303,6 +356,7 @@ async def fold_stats(
                 "events": report.events,
                 "conversions": report.conversions,
                 "unsubscribes": report.unsubscribes,
+                "feedback": report.feedback,
             },
         )
     return report
@@ -312,6 +366,8 @@ _REPORTED = {
     "tracking_events": "events",
     "conversions": "conversions",
     "suppressions": "unsubscribes",
+    "consent_changes": "unsubscribes",
+    "mail_feedback_events": "feedback",
 }
 
 

@@ -14,7 +14,10 @@ EXAMPLE_FIGURES: dict[str, Any] = {
     "scheduled": 6,
     "sent": 100,
     "failed": 2,
-    "bounced": 1,
+    "bounced": 2,
+    "bounced_async": 1,
+    "soft_bounced": 3,
+    "complained": 0,
     "skipped": 8,
     "cancelled": 3,
     "expired": 0,
@@ -41,6 +44,7 @@ EXAMPLE_FIGURES: dict[str, Any] = {
     "open_rate": 0.41,
     "click_rate": 0.12,
     "unsubscribe_rate": 0.01,
+    "complaint_rate": 0.0,
     "conversion_rate": 0.06,
     "holdout_conversion_rate": 0.0,
     "lift": None,
@@ -62,7 +66,17 @@ class StatsFigures(BaseModel):
     scheduled: int = _count("still waiting to be sent (scheduled or sending)")
     sent: int = _count("sent")
     failed: int = _count("failed (bounced, retries exhausted, render errors)")
-    bounced: int = _count("failed with a hard bounce (also in `failed`)")
+    bounced: int = _count(
+        "hard bounces: refused at sending (also in `failed`) or reported later by DSN or a "
+        "provider webhook (`bounced_async`, also in `sent`)"
+    )
+    bounced_async: int = _count(
+        "of `bounced`, the sent messages whose hard bounce was reported after acceptance"
+    )
+    soft_bounced: int = _count(
+        "sent messages reported delayed or soft-bounced (mailbox full, policy refusal)"
+    )
+    complained: int = _count("sent messages their recipient marked as spam (ARF, webhooks)")
     skipped: int = _count("skipped by a check (consent, suppression, rebought, caps)")
     cancelled: int = _count("cancelled by an event or an operator")
     expired: int = _count("expired before they could be sent")
@@ -98,6 +112,7 @@ class StatsFigures(BaseModel):
     open_rate: float | None = _rate("opened / sent")
     click_rate: float | None = _rate("clicked / sent")
     unsubscribe_rate: float | None = _rate("unsubscribed / sent")
+    complaint_rate: float | None = _rate("complained / sent (Gmail and Yahoo want it below 0.003)")
     conversion_rate: float | None = _rate("converted / sent")
     holdout_conversion_rate: float | None = _rate("held_out_converted / held_out")
     lift: float | None = Field(
@@ -217,7 +232,10 @@ class MessageStats(BaseModel):
     template: str
     day: date = Field(description="the day it is counted on: sent, or else due")
     status: str
-    bounced: bool
+    bounced: bool = Field(description="hard-bounced, at sending or reported later")
+    bounced_async: bool = Field(description="its hard bounce was reported after sending")
+    soft_bounced: bool
+    complained: bool = Field(description="its recipient marked it as spam")
     opened: bool = Field(description="opened by a person")
     opens: int
     opens_machine: int
@@ -240,6 +258,9 @@ class MessageStats(BaseModel):
                     "day": "2026-11-20",
                     "status": "sent",
                     "bounced": False,
+                    "bounced_async": False,
+                    "soft_bounced": False,
+                    "complained": False,
                     "opened": True,
                     "opens": 2,
                     "opens_machine": 1,

@@ -166,8 +166,13 @@ async def _between(
     found: dict[SeriesKey, _Sums] = {}
     for ledger, ids in _by_ledger(keys).items():
         at_end = await repository.running_on(session, ledger, dict.fromkeys(ids, span.last))
-        before = await repository.running_on(
-            session, ledger, dict.fromkeys(ids, span.first - timedelta(days=1))
+        # Nothing is counted before year 1, and the day before it cannot be named.
+        before = (
+            await repository.running_on(
+                session, ledger, dict.fromkeys(ids, span.first - timedelta(days=1))
+            )
+            if span.first > date.min
+            else {}
         )
         for series, values in at_end.items():
             end, start = _Sums(), _Sums()
@@ -213,6 +218,7 @@ def figures(counts: Mapping[str, int], revenue: Mapping[str, Decimal]) -> dict[s
         "open_rate": ratio("opened", "sent"),
         "click_rate": ratio("clicked", "sent"),
         "unsubscribe_rate": ratio("unsubscribed", "sent"),
+        "complaint_rate": ratio("complained", "sent"),
         "conversion_rate": conversion,
         "holdout_conversion_rate": holdout,
         "lift": lift,
@@ -413,7 +419,10 @@ async def message_stats(session: AsyncSession, *, message_id: int) -> MessageSta
         template=key.template,
         day=tally.day,
         status=tally.status,
-        bounced=tally.bounced,
+        bounced=tally.bounced or tally.bounced_async,
+        bounced_async=tally.bounced_async,
+        soft_bounced=tally.soft_bounced,
+        complained=tally.complained,
         opened=tally.opens > 0,
         opens=tally.opens,
         opens_machine=tally.opens_machine,

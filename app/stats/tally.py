@@ -19,6 +19,9 @@ COUNTERS = (
     "sent",
     "failed",
     "bounced",
+    "bounced_async",
+    "soft_bounced",
+    "complained",
     "skipped",
     "cancelled",
     "expired",
@@ -119,6 +122,10 @@ class MessageTally:
     day: date
     status: str
     bounced: bool = False
+    # Reported after the server accepted the message (DSN, ARF, provider webhooks).
+    bounced_async: bool = False
+    soft_bounced: bool = False
+    complained: bool = False
     opens: int = 0
     opens_machine: int = 0
     opens_unknown: int = 0
@@ -135,8 +142,14 @@ def contribution(tally: MessageTally) -> Counter[str]:
     status = _STATUS_COUNTERS.get(tally.status)
     if status is not None:
         counts[status] = 1
-    if tally.bounced:
+    if tally.bounced or tally.bounced_async:
         counts["bounced"] = 1
+    if tally.bounced_async and not tally.bounced:
+        counts["bounced_async"] = 1
+    if tally.soft_bounced:
+        counts["soft_bounced"] = 1
+    if tally.complained:
+        counts["complained"] = 1
     for total, unique in _UNIQUE_COUNTERS.items():
         value = getattr(tally, total)
         if value:

@@ -1,4 +1,4 @@
-"""SQL for the unsubscribe pages: the customer's locale, to speak their language."""
+"""SQL for the unsubscribe pages: whom a token names, and their locale."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Customer
+
+
+async def customer(session: AsyncSession, customer_id: int) -> Customer | None:
+    return await session.get(Customer, customer_id)
 
 
 async def customer_locale(session: AsyncSession, *, shop: str, email: str) -> str | None:

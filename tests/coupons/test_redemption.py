@@ -14,15 +14,14 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.models import Conversion, CouponCode, Customer, Order
-from app.orders import shopify
 from app.runtime import Runtime
 from app.stats.rollup import fold_stats
 from tests.conftest import Api
 from tests.coupons.conftest import add_pool, codes_by_message, seed_messages, use_coupon_rule
 from tests.coupons.test_claims import drain
 from tests.factories import order_created, post_event
-from tests.orders.test_shopify import NEW_SECRET, SHOP, payload, post_shopify
-from tests.orders.test_woocommerce import to_event as woocommerce_event
+from tests.intake.test_shopify import NEW_SECRET, SHOP, payload, post_shopify, shopify_event
+from tests.intake.test_woocommerce import to_event as woocommerce_event
 from tests.smtp_sink import SmtpSink
 
 RECEIVED = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -34,7 +33,7 @@ def settings(settings: Settings) -> Settings:
 
 
 def test_platform_orders_carry_their_codes() -> None:
-    placed = shopify.to_event(
+    placed = shopify_event(
         "orders/create", payload("order_create"), event_id="e-1", received_at=RECEIVED
     )
     assert placed is not None and placed.order.discount_codes == ["WELCOME10"]  # type: ignore[attr-defined]
@@ -42,12 +41,12 @@ def test_platform_orders_carry_their_codes() -> None:
     assert woo.order.discount_codes == ["coffee10"]
     # Nonsense in the list is dropped, not a failed delivery.
     body = payload("order_create") | {"discount_codes": [{"code": " "}, {"amount": "1"}, "x", None]}
-    event = shopify.to_event("orders/create", body, event_id="e-2", received_at=RECEIVED)
+    event = shopify_event("orders/create", body, event_id="e-2", received_at=RECEIVED)
     assert event is not None and event.order.discount_codes == []  # type: ignore[attr-defined]
 
 
 def _woocommerce_order() -> dict[str, object]:
-    path = Path(__file__).parents[1] / "orders" / "payloads" / "woocommerce_order.json"
+    path = Path(__file__).parents[1] / "intake" / "payloads" / "woocommerce_order.json"
     loaded: dict[str, object] = json.loads(path.read_text())
     return loaded
 

@@ -50,6 +50,7 @@ async def test_the_page_shows_the_numbers_the_api_gives(
         "revenue": ", ".join(figures.money(row["revenue"])),
         "unsubscribed": figures.count(row["unsubscribed"]),
         "bounced": figures.count(row["bounced"]),
+        "complained": figures.count(row["complained"]),
         "nps": "—",
     }
     assert page.cells[("links", "")]["conversion_rate"] == "50.0 %"
@@ -62,6 +63,7 @@ async def test_the_page_shows_the_numbers_the_api_gives(
         "revenue": "EUR 49.80",
         "unsubscribed": figures.count(overview["unsubscribed"]),
         "bounced": figures.count(overview["bounced"]),
+        "complained": figures.count(overview["complained"]),
         "nps": "—",
         "opened_machine": figures.count(overview["opened_machine"]),
         "clicked_machine": figures.count(overview["clicked_machine"]),

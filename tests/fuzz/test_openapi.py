@@ -31,8 +31,8 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.intake import shopify, signature, woocommerce
 from app.main import create_app
-from app.orders import shopify, signature, woocommerce
 from tests.conftest import TEST_API_KEY
 from tests.factories import signed_headers
 

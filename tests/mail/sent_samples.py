@@ -26,7 +26,7 @@ import pytest
 from app.config import ROOT, Settings
 from app.mail.compose import compose_message, message_bytes
 from app.mail.templates import RenderedEmail, TemplateRenderer
-from app.mail.unsubscribe import marketing_unsubscribe_url
+from app.mail.unsubscribe import SAMPLE_CUSTOMER_ID, marketing_unsubscribe_url
 from app.orders.schemas import OrderPlaced
 from app.preview.service import compose_preview
 from app.rules.loader import load_rules
@@ -333,8 +333,7 @@ def compose_sent(sample: Sample, *, now: datetime) -> SentEmail:
     unsubscribe_url = marketing_unsubscribe_url(
         kind=sample.rule.kind,
         public_url=SETTINGS.public_url,
-        shop=SHOP,
-        email=customer.email,
+        customer_id=SAMPLE_CUSTOMER_ID,
         secrets=SETTINGS.unsubscribe_secrets,
     )
     settings = locale_settings(sample.locale)

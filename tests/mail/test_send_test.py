@@ -6,7 +6,7 @@ import pytest
 
 from app.cli import main
 from app.config import Settings
-from app.mail.unsubscribe import read_token
+from app.mail.unsubscribe import SAMPLE_CUSTOMER_ID, CustomerToken, read_token
 from tests.mail.test_preview import add_rule, cli_env, order_file
 from tests.smtp_sink import SmtpSink, free_port
 
@@ -62,18 +62,23 @@ def test_send_test_with_an_order_and_a_locale(
     assert "Bea, здравствуйте!" in mail.part("text/plain")
 
 
-def test_a_marketing_test_unsubscribes_only_the_tester(
+def test_a_marketing_tests_unsubscribe_link_unsubscribes_nobody(
     monkeypatch: pytest.MonkeyPatch, settings: Settings, smtp_sink: SmtpSink
 ) -> None:
     cli_env(monkeypatch, settings)
+    monkeypatch.setenv("AFTERSALE_INBOUND_DOMAIN", "mail.shop.example")
     add_rule(settings, "diapers-restock.yaml")
     assert main(["send-test", "diapers-restock", "--to", "qa@example.net"]) == 0
     [mail] = smtp_sink.received
     assert str(mail.message["Subject"]).startswith("[TEST] ")
-    [link] = mail.message.get_all("List-Unsubscribe")
-    recipient = read_token(link.strip("<>").rsplit("/", 1)[1], secrets=settings.unsubscribe_secrets)
-    assert recipient is not None
-    assert recipient.email == "qa@example.net"
+    [header] = mail.message.get_all("List-Unsubscribe")
+    link, mailto = header.split(", ")
+    token = link.strip("<>").rsplit("/", 1)[1]
+    # The sample token names no customer: the page shows, nobody's consent changes.
+    assert read_token(token, secrets=settings.unsubscribe_secrets) == CustomerToken(
+        SAMPLE_CUSTOMER_ID
+    )
+    assert mailto == f"<mailto:unsubscribe+{token}@mail.shop.example>"
 
 
 def test_a_refusal_exits_1_with_the_servers_answer(

@@ -18,7 +18,8 @@ def sample_context(**customer: Any) -> dict[str, Any]:
     return {
         "customer": {"first_name": "Anna", "last_name": "Ivanova", "locale": "ru-RU", **customer},
         "order": {
-            "id": "1001",
+            "id": "820982911946154508",
+            "number": "1001",
             "total": Decimal("1234.50"),
             "currency": "EUR",
             "created_at": datetime(2024, 5, 1, 12, 30, tzinfo=UTC),
@@ -88,7 +89,13 @@ def test_russian_thank_you_with_region_locale(renderer: TemplateRenderer) -> Non
 
 def test_renders_without_total_or_first_name(renderer: TemplateRenderer) -> None:
     context = sample_context(first_name=None)
-    context["order"] = {"id": "7", "total": None, "currency": None, "created_at": None}
+    context["order"] = {
+        "id": "7",
+        "number": "7",
+        "total": None,
+        "currency": None,
+        "created_at": None,
+    }
 
     for locale, greeting in (("en", "Hi there,"), ("ru", "Здравствуйте!")):
         email = renderer.render("thank-you", locale=locale, context=context)

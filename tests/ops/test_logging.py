@@ -10,12 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app.config import Settings
 from app.mail.unsubscribe import make_token
-from app.models import Suppression
+from app.models import Customer, Suppression
 from app.ops.logging import JsonFormatter, configure_logging, request_id, valid_request_id
 from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
@@ -119,7 +119,11 @@ async def test_no_personal_data_or_secret_reaches_a_log_record(
     assert listed.json()["items"]
     revoked = {"Authorization": f"Bearer {REVOKED_API_KEY}"}
     assert (await client.get("/api/v1/messages", headers=revoked)).status_code == 403
-    token = make_token(shop="default", email=EMAIL, secrets=settings.unsubscribe_secrets)
+    async with runtime.session_factory() as session:
+        customer_id = (
+            await session.execute(select(Customer.id).where(Customer.email == EMAIL.lower()))
+        ).scalar_one()
+    token = make_token(customer_id=customer_id, secrets=settings.unsubscribe_secrets)
     assert (await client.get(f"/u/{token}")).status_code == 200
     assert (await client.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click")).is_success
     shopify = await client.post(

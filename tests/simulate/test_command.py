@@ -296,8 +296,8 @@ def test_bodies_are_validated_exactly_as_the_webhook_validates_them(body: dict[s
 
 
 def test_the_replay_uses_the_services_own_constants() -> None:
+    from app.intake.aftersale import DEFAULT_SHOP
     from app.jobs.birthdays import HORIZON
-    from app.orders.endpoints import DEFAULT_SHOP
     from app.orders.repository import GAPS_PER_RULE, PAST_ORDERS
     from app.outbox.dispatcher import CAP_RECHECK
     from app.simulate import outbox, replay, state

@@ -121,6 +121,13 @@ async def test_human_and_machine_opens_and_clicks(
     overview = (await client.get("/api/v1/stats/overview", params=SPAN, headers=api.headers)).json()
     assert _figures(overview) == _figures(row)
     assert overview["rolled_up_at"] == "2026-11-20T10:31:00Z"
+    # From the first day there is (there is no day before it to subtract): the same figures.
+    since_year_one = {"from": "0001-01-01", "to": SPAN["to"]}
+    everything = await client.get(
+        "/api/v1/stats/overview", params=since_year_one, headers=api.headers
+    )
+    assert everything.status_code == 200
+    assert _figures(everything.json()) == _figures(row)
     message = await client.get("/api/v1/stats/messages/1", headers=api.headers)
     assert message.json() | {"message_id": 1} == {
         "message_id": 1,
@@ -130,6 +137,9 @@ async def test_human_and_machine_opens_and_clicks(
         "day": "2026-11-20",
         "status": "sent",
         "bounced": False,
+        "bounced_async": False,
+        "soft_bounced": False,
+        "complained": False,
         "opened": True,
         "opens": 2,
         "opens_machine": 1,
