@@ -183,9 +183,17 @@ def add_simulate_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="stop then (default: a year after the last event); a bare date includes the day",
     )
     parser.add_argument("--format", choices=["table", "json"], default="table")
+    parser.add_argument(
+        "--catalog",
+        type=Path,
+        metavar="PRODUCTS.jsonl",
+        help="products (one of PUT /api/v1/products per line, as `aftersale catalog import` "
+        "reads): rules with `recommend` pick from them",
+    )
 
 
 def run_simulation(settings: Settings, args: argparse.Namespace) -> int:
+    from app.catalog.recommendations import Weighting
     from app.simulate.command import simulate_command
 
     try:
@@ -198,6 +206,12 @@ def run_simulation(settings: Settings, args: argparse.Namespace) -> int:
             default_time_zone=settings.default_time_zone,
             stdout=sys.stdout,
             stderr=sys.stderr,
+            catalog=args.catalog,
+            weighting=Weighting(
+                half_life_days=settings.recommend_half_life_days,
+                lookback_days=settings.recommend_lookback_days,
+            ),
+            cache_seconds=settings.recommend_cache_seconds,
         )
     except BrokenPipeError:
         # `aftersale simulate ... | head`: the reader has what it wants. Point stdout at

@@ -356,6 +356,13 @@ class Settings(BaseSettings):
     # Seconds between runs of the job that folds new events into the stats.
     stats_rollup_interval: float = Field(default=60.0, gt=0)
 
+    # Recommendations (docs/rules.md, "Recommendations"): purchases older than the lookback
+    # do not count, and a purchase counts half after each half-life. Each worker keeps what
+    # it read for a shop this many seconds, so a batch costs no query for products seen.
+    recommend_lookback_days: int = Field(default=365, ge=1, le=3650)
+    recommend_half_life_days: float = Field(default=90.0, gt=0, le=3650)
+    recommend_cache_seconds: float = Field(default=600.0, ge=0)
+
     rules_dir: Path = ROOT / "rules"
     templates_dir: Path = ROOT / "templates" / "email"
     mail_from: str = Field(

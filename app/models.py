@@ -71,7 +71,11 @@ class OrderStatus(enum.StrEnum):
 
 class Order(TimestampMixin, Base):
     __tablename__ = "orders"
-    __table_args__ = (UniqueConstraint("shop", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("shop", "external_id"),
+        # A shop's latest purchases: what best-seller recommendations count.
+        Index("ix_orders_shop_placed_at", "shop", "placed_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     shop: Mapped[str] = mapped_column(String(255))

@@ -47,6 +47,12 @@ class Benchmark:
 BENCHMARKS = (
     Benchmark("learned-intervals", "learned_intervals.py", (), quick=("--customers", "300")),
     Benchmark(
+        "recommendations",
+        "recommendations.py",
+        ("sqlite", "postgresql"),
+        quick=("--customers", "1000"),
+    ),
+    Benchmark(
         "simulate", "simulate.py", (), args=("--orders", "20000"), quick=("--orders", "2000")
     ),
     Benchmark(

@@ -7,14 +7,16 @@ Functions flush at most; the caller owns the transaction.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import delete, exists, func, or_, select
+from sqlalchemy import ColumnElement, delete, exists, func, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Order, OrderItem, Product, ProductVariant
+from app.catalog.recommendations import ProductCard, Purchase, normalized
+from app.models import Order, OrderItem, OrderStatus, Product, ProductVariant
 
 # Values per IN list: far below either database's limit on parameters.
 _CHUNK = 500
@@ -173,3 +175,210 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
+
+
+# -- recommendations ------------------------------------------------------------------------
+
+_CLOSED = (OrderStatus.CANCELLED, OrderStatus.REFUNDED)
+
+
+def _standing(shop: str, since: datetime, until: datetime) -> list[ColumnElement[bool]]:
+    return [
+        Order.shop == shop,
+        Order.placed_at >= since,
+        Order.placed_at <= until,
+        Order.status.not_in(_CLOSED),
+        Order.customer_id.is_not(None),
+    ]
+
+
+async def skus_of_products(
+    session: AsyncSession, product_keys: Collection[int]
+) -> dict[int, set[str]]:
+    """The SKUs of each product's variants."""
+    found: dict[int, set[str]] = defaultdict(set)
+    ordered = sorted(set(product_keys))
+    for start in range(0, len(ordered), _CHUNK):
+        rows = await session.execute(
+            select(ProductVariant.product_id, ProductVariant.sku).where(
+                ProductVariant.product_id.in_(ordered[start : start + _CHUNK]),
+                ProductVariant.sku.is_not(None),
+            )
+        )
+        for product_id, sku in rows:
+            if sku is not None:
+                found[product_id].add(sku)
+    return found
+
+
+async def purchases_of_buyers(
+    session: AsyncSession,
+    *,
+    shop: str,
+    product_keys: Collection[int],
+    skus: Collection[str],
+    since: datetime,
+    until: datetime,
+    buyers: int,
+) -> list[Purchase]:
+    """Every purchase in [since, until] of the latest `buyers` customers who bought one of
+    these products (known by their variants' SKUs) then: what co-purchase counts read.
+
+    Two index walks (order_items by SKU, then orders by customer), bounded by `buyers`.
+    """
+    if not skus and not product_keys:
+        return []
+    bought = [OrderItem.sku.in_(sorted(set(skus)))] if skus else []
+    stored = getattr(OrderItem, "product_id", None)
+    if stored is not None and product_keys:
+        bought.append(stored.in_(sorted(set(product_keys))))
+    latest_buyers = (
+        select(Order.customer_id)
+        .join(OrderItem, OrderItem.order_id == Order.id)
+        .where(*_standing(shop, since, until), or_(*bought))
+        .group_by(Order.customer_id)
+        .order_by(func.max(Order.placed_at).desc())
+        .limit(buyers)
+    )
+    rows = await session.execute(
+        select(Order.customer_id, OrderItem.sku, _stored_product(), Order.placed_at)
+        .join(OrderItem, OrderItem.order_id == Order.id)
+        .where(*_standing(shop, since, until), Order.customer_id.in_(latest_buyers))
+    )
+    return await _purchases(session, shop, rows.all())
+
+
+async def recent_purchases(
+    session: AsyncSession, *, shop: str, since: datetime, until: datetime, limit: int
+) -> list[Purchase]:
+    """The shop's latest `limit` purchases (order items) in [since, until]: what best
+    sellers are counted from (on the (shop, placed_at) index of orders)."""
+    rows = await session.execute(
+        select(Order.customer_id, OrderItem.sku, _stored_product(), Order.placed_at)
+        .join(OrderItem, OrderItem.order_id == Order.id)
+        .where(*_standing(shop, since, until))
+        .order_by(Order.placed_at.desc())
+        .limit(limit)
+    )
+    return await _purchases(session, shop, rows.all())
+
+
+def _stored_product() -> ColumnElement[Any]:
+    """The item's product as intake stores it (`order_items.product_id`, products.id) once
+    it does; NULL until then, and for items stored before (their SKU decides)."""
+    stored: ColumnElement[Any] | None = getattr(OrderItem, "product_id", None)
+    return stored if stored is not None else null()
+
+
+async def _purchases(session: AsyncSession, shop: str, rows: Sequence[Any]) -> list[Purchase]:
+    """(customer, sku, stored product, placed_at) rows as purchases of catalog products.
+
+    An item's product is the one intake stored on it, else the product of its SKU among
+    the shop's variants. SKUs are looked up apart, once each: a correlated lookup on every
+    row made these reads ten times slower (bench/recommendations.py)."""
+    by_sku = await product_keys_by_sku(
+        session, shop=shop, skus={row[1] for row in rows if row[2] is None and row[1]}
+    )
+    found = []
+    for customer, sku, stored, placed_at in rows:
+        product = stored if stored is not None else by_sku.get(sku)
+        if product is not None:
+            found.append(Purchase(customer, product, _utc(placed_at)))
+    return found
+
+
+async def product_keys_by_sku(
+    session: AsyncSession, *, shop: str, skus: Collection[str]
+) -> dict[str, int]:
+    """The product of each SKU among the shop's variants (the newest when several share it)."""
+    found: dict[str, int] = {}
+    for chunk in _chunks(skus):
+        rows = await session.execute(
+            select(ProductVariant.sku, func.max(ProductVariant.product_id))
+            .where(ProductVariant.shop == shop, ProductVariant.sku.in_(chunk))
+            .group_by(ProductVariant.sku)
+        )
+        found.update((sku, product) for sku, product in rows if sku is not None)
+    return found
+
+
+async def owned_products(
+    session: AsyncSession, *, shop: str, customer_ids: Collection[int]
+) -> dict[int, set[int]]:
+    """The catalog products each customer has bought in the shop, ever (cancelled and
+    refunded orders too: they had it in hand, or chose against it)."""
+    found: dict[int, set[int]] = defaultdict(set)
+    ordered = sorted(set(customer_ids))
+    rows: list[Any] = []
+    for start in range(0, len(ordered), _CHUNK):
+        result = await session.execute(
+            select(Order.customer_id, OrderItem.sku, _stored_product())
+            .join(OrderItem, OrderItem.order_id == Order.id)
+            .where(Order.shop == shop, Order.customer_id.in_(ordered[start : start + _CHUNK]))
+            .distinct()
+        )
+        rows.extend(result.all())
+    by_sku = await product_keys_by_sku(
+        session, shop=shop, skus={row[1] for row in rows if row[2] is None and row[1]}
+    )
+    for customer, sku, stored in rows:
+        product = stored if stored is not None else by_sku.get(sku)
+        if customer is not None and product is not None:
+            found[customer].add(product)
+    return found
+
+
+async def newest_products(session: AsyncSession, *, shop: str, limit: int) -> list[int]:
+    """The shop's products that can be bought, newest first (ix_products_shop_first_seen)."""
+    rows = await session.scalars(
+        select(Product.id)
+        .where(
+            Product.shop == shop,
+            Product.active.is_(True),
+            Product.in_stock.is_(True),
+            Product.deleted_at.is_(None),
+        )
+        .order_by(Product.first_seen_at.desc(), Product.id.desc())
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def product_cards(
+    session: AsyncSession, product_keys: Collection[int]
+) -> dict[int, ProductCard]:
+    """The products as recommendations show them: the first variant in stock gives the SKU,
+    price, link and image when it has its own."""
+    wanted = sorted(set(product_keys))
+    products: list[Product] = []
+    for start in range(0, len(wanted), _CHUNK):
+        products.extend(
+            await session.scalars(
+                select(Product).where(Product.id.in_(wanted[start : start + _CHUNK]))
+            )
+        )
+    variants = await variants_of(session, [product.id for product in products])
+    cards = {}
+    for product in products:
+        own = variants.get(product.id, [])
+        variant = next((v for v in own if v.in_stock), own[0] if own else None)
+        cards[product.id] = ProductCard(
+            key=product.id,
+            title=product.title,
+            product_id=product.external_id,
+            sku=variant.sku if variant else None,
+            url=product.url or (variant.url if variant else None),
+            image_url=product.image_url or (variant.image_url if variant else None),
+            price=variant.price if variant and variant.price is not None else product.price,
+            currency=product.currency,
+            categories=normalized(product.category_paths),
+            available=product.active and product.in_stock and product.deleted_at is None,
+            first_seen_at=product.first_seen_at,
+        )
+    return cards
+
+
+def _utc(value: datetime | None) -> datetime:
+    # placed_at is set on every order a customer is linked to (the query asks for both).
+    assert value is not None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

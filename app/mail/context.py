@@ -82,6 +82,7 @@ def build_context(
     unsubscribe_url: str | None = None,
     coupon: Mapping[str, Any] | None = None,
     survey: Mapping[str, Any] | None = None,
+    recommendations: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
         "customer": {
@@ -109,4 +110,7 @@ def build_context(
         "coupon": dict(coupon) if coupon is not None else None,
         # `survey.links` (the 0-10 answer links) and `survey.urls`: app/survey/links.py.
         "survey": dict(survey) if survey is not None else None,
+        # Catalog products for a rule with `recommend` ({title, url, image_url, price,
+        # currency, sku, product_id}, app/catalog/recommendations.py); empty otherwise.
+        "recommendations": [dict(product) for product in recommendations or ()],
     }

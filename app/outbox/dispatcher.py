@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog.recommender import Recommender, RecommendRequest, item_refs
 from app.coupons.service import take_coupon
 from app.db import transaction
 from app.feedback.headers import envelope_sender, feedback_headers
@@ -112,6 +113,8 @@ class Dispatcher:
             first_wait=timedelta(seconds=settings.sender_pause_seconds),
             max_wait=timedelta(seconds=settings.sender_pause_max_seconds),
         )
+        # Caches what it reads per shop for a few minutes: most batches query nothing more.
+        self.recommender = Recommender.from_settings(settings)
 
     async def drain(self) -> DispatchReport:
         """Run batches until one comes back short: a backlog empties without waiting a tick."""
@@ -175,6 +178,10 @@ class Dispatcher:
                 since=min((span_start(now, limits) for _, limits in capped), default=now),
                 now=now,
             )
+            # For the rules with `recommend` only, a few statements per batch at most.
+            recommended = await self.recommender.pick(
+                session, _recommend_requests(contexts, rules), now=now
+            )
         gate = asyncio.Semaphore(self._concurrency)
 
         async def process(context: SendContext) -> None:
@@ -185,6 +192,7 @@ class Dispatcher:
                             context,
                             history.get(context.customer.id, []),
                             usage.get(context.customer.id, []),
+                            recommended.get(context.message.id),
                         )
                     )
                 except Exception:
@@ -225,6 +233,7 @@ class Dispatcher:
         context: SendContext,
         history: Sequence[PlacedItem],
         usage: Sequence[CapEntry],
+        recommendations: Sequence[Mapping[str, Any]] | None = None,
     ) -> str:
         message, customer = context.message, context.customer
         now = self.runtime.clock.now()
@@ -328,6 +337,7 @@ class Dispatcher:
                 coupon=coupon.context() if coupon else None,
                 now=now,
                 store=self._link_store(message.id, now),
+                recommendations=recommendations,
             )
         except RenderTimeout as exc:
             # It would take as long again: fail it, and the batch goes on.
@@ -424,6 +434,7 @@ class Dispatcher:
         coupon: Mapping[str, Any] | None,
         now: datetime,
         store: StoreLinks,
+        recommendations: Sequence[Mapping[str, Any]] | None = None,
     ) -> tuple[bytes, str]:
         """The message's bytes as they go on the wire (rendered, tracked, composed, signed)
         and its Message-ID. TemplateError or ValueError when it cannot be built."""
@@ -450,6 +461,7 @@ class Dispatcher:
                 shop_name=self._from_name or settings.public_url,
                 unsubscribe_url=unsubscribe_url,
                 coupon=coupon,
+                recommendations=recommendations,
                 survey=message_survey_context(
                     message_id=message.id,
                     public_url=settings.public_url,
@@ -774,3 +786,25 @@ def _cap_limits(context: SendContext, rules: RuleSet) -> list[Limit]:
 def _needs_history(context: SendContext, rules: RuleSet) -> bool:
     rule = rules.by_id(context.message.rule_id)
     return rule is not None and rule.checks_rebuy
+
+
+def _recommend_requests(contexts: Sequence[SendContext], rules: RuleSet) -> list[RecommendRequest]:
+    """What the messages of rules with `recommend` ask of the catalog: products to go with
+    the items the rule is about (every item of the order when it names none)."""
+    requests = []
+    for context in contexts:
+        rule = rules.by_id(context.message.rule_id)
+        if rule is None or rule.recommend is None:
+            continue
+        seeds = matched_items(context, rule) or list(context.items)
+        requests.append(
+            RecommendRequest(
+                key=context.message.id,
+                shop=context.customer.shop,
+                customer_id=context.customer.id,
+                spec=rule.recommend,
+                items=item_refs(seeds),
+                categories=[item.category for item in seeds if item.category],
+            )
+        )
+    return requests

@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
+from app.catalog.recommender import Recommender
 from app.config import Settings, SmtpConfig
+from app.db import create_engine, create_session_factory
 from app.intake.aftersale import DEFAULT_SHOP
 from app.mail.dkim import dkim_sign
 from app.mail.sender import Delivered, SendOutcome, SmtpPool
 from app.mail.templates import TemplateError, TemplateRenderer
 from app.orders.schemas import OrderPlaced
-from app.preview.service import compose_preview, compose_test_send
+from app.preview.service import compose_preview, compose_test_send, preview_recommendations
 from app.rules.loader import RuleSet, load_rules
 from app.rules.model import Rule
 
@@ -42,6 +45,10 @@ def preview_command(
         event = read_order(order)
         rules = load_rules(settings.rules_dir)
         rule = _rule_for_template(rules, template, rule_id)
+        now = datetime.now(UTC)
+        recommendations = None
+        if rule is not None and rule.recommend is not None:
+            recommendations = _recommendations(settings, event, rule, now=now, stderr=stderr)
         email = compose_preview(
             settings=settings,
             renderer=_renderer(settings),
@@ -50,7 +57,8 @@ def preview_command(
             shop=DEFAULT_SHOP,  # the body is one of POST /webhooks/orders
             rule=rule,
             locale=locale,
-            now=datetime.now(UTC),
+            now=now,
+            recommendations=recommendations,
         )
     except _Failed as exc:
         print(f"aftersale preview: {exc}", file=stderr)
@@ -131,6 +139,38 @@ def send_test_command(
         file=stderr,
     )
     return 1
+
+
+def _recommendations(
+    settings: Settings, event: OrderPlaced, rule: Rule, *, now: datetime, stderr: TextIO
+) -> list[dict[str, Any]]:
+    """What the catalog in the database recommends for this order, as the dispatcher would;
+    none (said on stderr) when the database cannot be read."""
+
+    async def pick() -> list[dict[str, Any]]:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_session_factory(engine)() as session:
+                return await preview_recommendations(
+                    session,
+                    recommender=Recommender.from_settings(settings),
+                    event=event,
+                    shop=DEFAULT_SHOP,
+                    rule=rule,
+                    now=now,
+                )
+        finally:
+            await engine.dispose()
+
+    try:
+        found = asyncio.run(pick())
+    except (SQLAlchemyError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"aftersale preview: no recommendations (database: {reason})", file=stderr)
+        return []
+    shown = ", ".join(product["sku"] or product["title"] for product in found) or "none"
+    print(f"aftersale preview: recommendations: {shown}", file=stderr)
+    return found
 
 
 def read_order(path: Path) -> OrderPlaced:

@@ -9,14 +9,17 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from app.api.deps import API_KEY_RESPONSES, JSON_BODY_RESPONSES, ApiKeyDep, RuntimeDep
+from app.catalog.recommender import Recommender
+from app.config import Settings
 from app.intake.aftersale import DEFAULT_SHOP
 from app.mail.templates import TemplateError, TemplateRenderer
 from app.orders.schemas import EXAMPLE_BODY, OrderPlaced
-from app.preview.service import compose_preview, rule_template
+from app.preview.service import compose_preview, preview_recommendations, rule_template
 
 router = APIRouter(
     prefix="/api/v1/preview",
@@ -56,7 +59,7 @@ class PreviewOut(BaseModel):
     },
     openapi_extra={"requestBody": {"content": {"application/json": {"example": EXAMPLE_BODY}}}},
 )
-def preview(
+async def preview(
     runtime: RuntimeDep,
     event: OrderPlaced,
     rule: Annotated[str, Query(description="rule id; a rule with variants shows the first")],
@@ -72,13 +75,26 @@ def preview(
         ),
     ] = None,
 ) -> Response:
-    # A plain def: rendering reads template files, so it runs in the thread pool.
     settings = runtime.settings
     found = runtime.rules.current.by_id(rule)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no rule {rule!r}")
+    now = runtime.clock.now()
+    recommendations = None
+    if found.recommend is not None:
+        async with runtime.session_factory() as session:
+            recommendations = await preview_recommendations(
+                session,
+                recommender=_recommender(runtime.settings),
+                event=event,
+                shop=DEFAULT_SHOP,
+                rule=found,
+                now=now,
+            )
     try:
-        email = compose_preview(
+        # Rendering reads template files: in the thread pool.
+        email = await run_in_threadpool(
+            compose_preview,
             settings=settings,
             renderer=TemplateRenderer(
                 settings.templates_dir,
@@ -90,7 +106,8 @@ def preview(
             shop=DEFAULT_SHOP,  # the body is one of POST /webhooks/orders
             rule=found,
             locale=locale,
-            now=runtime.clock.now(),
+            now=now,
+            recommendations=recommendations,
         )
     except (TemplateError, ValueError) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
@@ -103,3 +120,8 @@ def preview(
         eml=email.eml.decode("utf-8", errors="replace"),
     )
     return JSONResponse(body.model_dump(), headers=_HEADERS)
+
+
+def _recommender(settings: Settings) -> Recommender:
+    # Previews are rare: no cache to keep between them, and each shows the catalog as it is.
+    return Recommender.from_settings(settings.model_copy(update={"recommend_cache_seconds": 0}))

@@ -12,12 +12,15 @@ both, like every message that goes out.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog.recommender import Recommender, RecommendRequest, item_refs
 from app.config import Settings
 from app.coupons.codes import sample_coupon
 from app.mail.compose import ComposedMessage, compose_message, message_bytes
@@ -29,6 +32,7 @@ from app.mail.unsubscribe import (
     marketing_unsubscribe_url,
 )
 from app.models import MessageKind
+from app.orders.repository import customer_id_for
 from app.orders.schemas import ItemIn, OrderIn, OrderPlaced
 from app.rules.facts import ItemFacts
 from app.rules.lint import SAMPLE_CONTEXT
@@ -90,14 +94,16 @@ def compose_preview(
     rule: Rule | None,
     locale: str | None,
     now: datetime,
+    recommendations: Sequence[Mapping[str, Any]] | None = None,
 ) -> ComposedEmail:
     """The message `template` makes for the order and customer of `event`, addressed to them.
 
     `rule` decides what the dispatcher takes from it: the kind (marketing mail carries the
     unsubscribe link and headers) and the `items` filter (the template's `items`). Without
     one the mail is transactional and `items` is every item. `locale` replaces the
-    customer's; `shop` is whose customer it is. TemplateError
-    or ValueError when it cannot be made.
+    customer's; `shop` is whose customer it is; `recommendations` what the catalog picked
+    for a rule with `recommend` (`preview_recommendations`). TemplateError or ValueError
+    when it cannot be made.
     """
     return _order_email(
         settings=settings,
@@ -109,6 +115,7 @@ def compose_preview(
         to_address=str(event.customer.email),
         locale=locale,
         now=now,
+        recommendations=recommendations,
     )
 
 
@@ -147,6 +154,8 @@ def compose_test_send(
     context["unsubscribe_url"] = unsubscribe_url
     context["coupon"] = _sample_coupon(rule)
     context["survey"] = sample_survey_context(settings.public_url)
+    if rule.recommend is None:
+        context["recommendations"] = []  # what the rule's mail gets
     if locale is not None:
         context["customer"]["locale"] = locale
     return _compose(
@@ -163,6 +172,38 @@ def compose_test_send(
     )
 
 
+async def preview_recommendations(
+    session: AsyncSession,
+    *,
+    recommender: Recommender,
+    event: OrderPlaced,
+    shop: str,
+    rule: Rule | None,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """What the catalog would recommend in `rule`'s mail for the order of `event`, as the
+    dispatcher asks it (the same seeds, the customer's purchases if the shop knows them)."""
+    if rule is None or rule.recommend is None:
+        return []
+    item_filter = rule.when.items
+    items = event.order.items
+    seeds = [
+        item for item in items if item_filter is None or item_filter.matches(_facts(item))
+    ] or list(items)
+    request = RecommendRequest(
+        key="preview",
+        shop=shop,
+        customer_id=await customer_id_for(
+            session, shop=shop, external_id=event.customer.id, email=str(event.customer.email)
+        ),
+        spec=rule.recommend,
+        items=item_refs(seeds),
+        categories=[item.category for item in seeds if item.category],
+    )
+    found = await recommender.pick(session, [request], now=now)
+    return found.get("preview", [])
+
+
 def _order_email(
     *,
     settings: Settings,
@@ -175,6 +216,7 @@ def _order_email(
     locale: str | None,
     now: datetime,
     subject_prefix: str = "",
+    recommendations: Sequence[Mapping[str, Any]] | None = None,
 ) -> ComposedEmail:
     customer = event.customer
     if locale is not None:
@@ -193,6 +235,7 @@ def _order_email(
         shop_name=_shop_name(settings),
         unsubscribe_url=unsubscribe_url,
         coupon=_sample_coupon(rule),
+        recommendations=recommendations if rule is not None and rule.recommend else None,
         # Sample links: they show the thank-you page and record nothing.
         survey=sample_survey_context(settings.public_url),
     )

@@ -49,6 +49,25 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     "coupon": None,
     # Previews and test sends put their own public URL in; these links record nothing.
     "survey": sample_survey_context("https://aftersale.example"),
+    # What a rule with `recommend` gets from the catalog (app/catalog/recommendations.py).
+    "recommendations": [
+        {
+            "title": title,
+            "url": f"https://shop.example/products/{handle}",
+            "image_url": f"https://shop.example/images/{handle}.jpg",
+            "price": Decimal(price),
+            "currency": "EUR",
+            "sku": handle.upper(),
+            "product_id": str(7_354_000_000_000 + number),
+        }
+        for number, (title, handle, price) in enumerate(
+            [
+                ("Wet wipes sensitive, 4 × 52", "wipes-4x52", "9.90"),
+                ("Nappy cream 75 ml", "nappy-cream-75", "5.49"),
+                ("Changing mat", "changing-mat", "24.00"),
+            ]
+        )
+    ],
 }
 
 

@@ -325,6 +325,26 @@ class Coupon(_Strict):
     )
 
 
+class Recommend(_Strict):
+    """Products from the catalog for the template's `recommendations`, picked at send time
+    (docs/rules.md, "Recommendations")."""
+
+    count: int = Field(default=3, ge=1, le=12, description="how many products, at most")
+    from_: Literal["co_purchase", "same_category", "new_arrivals"] = Field(
+        default="co_purchase",
+        alias="from",
+        description="co_purchase: bought by the customers who bought these items (topped up "
+        "with the best sellers of their categories); same_category: best sellers of the items' "
+        "categories; new_arrivals: the newest products of the items' categories",
+    )
+    exclude: Literal["owned", "none"] = Field(
+        default="owned",
+        description="owned: never a product the customer has bought; none: bought ones may show",
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class Variant(_Strict):
     template: str
     weight: int = Field(default=1, ge=0, le=1_000_000, description="relative share")
@@ -409,6 +429,11 @@ class Rule(_Strict):
         default=None,
         description="a code from a pool for each message, e.g. {pool: BIRTHDAY}",
         examples=[{"pool": "BIRTHDAY", "when_empty": "send"}],
+    )
+    recommend: Recommend | None = Field(
+        default=None,
+        description="catalog products for `recommendations`, e.g. {count: 3, from: co_purchase}",
+        examples=[{"count": 3, "from": "co_purchase", "exclude": "owned"}],
     )
 
     @model_validator(mode="after")

@@ -5,14 +5,17 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TextIO
 
+from app.catalog.command import read_jsonl
+from app.catalog.recommendations import Weighting
 from app.rules.loader import load_rules
 from app.simulate.bodies import parse_lines
 from app.simulate.progress import ProgressBar
+from app.simulate.recommend import Catalog, Recommendations
 from app.simulate.replay import simulate
 from app.simulate.report import json_lines, table
 
@@ -27,14 +30,42 @@ def simulate_command(
     default_time_zone: str,
     stdout: TextIO,
     stderr: TextIO,
+    catalog: Path | None = None,
+    weighting: Weighting | None = None,
+    cache_seconds: float = 600.0,
 ) -> int:
-    """Print the timeline; 1 with every problem on stderr and nothing on stdout."""
+    """Print the timeline; 1 with every problem on stderr and nothing on stdout.
+
+    `catalog` (our product JSON, one per line) lets rules with `recommend` pick products,
+    counted from the replayed orders as the dispatcher counts them from the database."""
     rules = load_rules(rules_dir)
     if rules.errors:
         for error in rules.errors:
             print(error, file=stderr)
         print(f"{len(rules.errors)} error(s) in {rules_dir}", file=stderr)
         return 1
+    recommendations = None
+    if catalog is not None:
+        try:
+            products, bad_products = read_jsonl(catalog.read_bytes())
+        except OSError as exc:
+            print(f"aftersale simulate: {catalog}: {exc.strerror or exc}", file=stderr)
+            return 1
+        if bad_products:
+            for line in bad_products:
+                print(f"{catalog}:{line.line}: {line.message}", file=stderr)
+            print(f"{len(bad_products)} bad line(s) in {catalog}", file=stderr)
+            return 1
+        recommendations = Recommendations(
+            catalog=Catalog.of(product for _, product in products),
+            weighting=weighting or Weighting(),
+            cache=timedelta(seconds=cache_seconds),
+        )
+    elif any(rule.recommend is not None for rule in rules.rules):
+        print(
+            "aftersale simulate: rules with 'recommend' show no products without --catalog",
+            file=stderr,
+        )
     try:
         lines = orders.read_bytes().split(b"\n")
     except OSError as exc:
@@ -52,6 +83,7 @@ def simulate_command(
                 until=until,
                 default_time_zone=default_time_zone,
                 progress=partial(bar.update, "replaying") if bar else None,
+                recommendations=recommendations,
             )
     if bar is not None:
         bar.close()

@@ -43,6 +43,7 @@ from app.planner.planner import (
 from app.rules.loader import RuleSet
 from app.simulate.intake import checked_now, replan_anchors
 from app.simulate.outbox import frequency_cap, send_facts
+from app.simulate.recommend import Recommendations
 from app.simulate.state import (
     CLOSED,
     Customer,
@@ -86,6 +87,8 @@ class Outcome(NamedTuple):
     send_at: datetime
     status: str
     reason: str | None
+    # The SKUs a rule with `recommend` showed (empty without a catalog); None for the others.
+    recommendations: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -123,10 +126,12 @@ def simulate(
     until: datetime | None = None,
     default_time_zone: str = "UTC",
     progress: Callable[[int, int], None] | None = None,
+    recommendations: Recommendations | None = None,
 ) -> SimulationResult:
     """Replay `events` (sorted by `occurred_at`, file order kept for ties) and decide every
     message due up to `until` (default: a year after the last event). Events before `start`
-    (default: the first event) are replayed too; their messages are not listed."""
+    (default: the first event) are replayed too; their messages are not listed.
+    `recommendations` (a catalog) picks the products of rules with `recommend`."""
     ordered = sorted(events, key=lambda event: event.occurred_at)
     if ordered:
         first, last = as_utc(ordered[0].occurred_at), as_utc(ordered[-1].occurred_at)
@@ -134,7 +139,12 @@ def simulate(
         first = last = as_utc(start or until or datetime(1970, 1, 1, tzinfo=UTC))
     start = as_utc(start) if start else first
     until = as_utc(until) if until else last + DEFAULT_TAIL
-    replay = _Replay(rules=rules, until=until, default_time_zone=default_time_zone)
+    replay = _Replay(
+        rules=rules,
+        until=until,
+        default_time_zone=default_time_zone,
+        recommendations=recommendations,
+    )
     replay.run(ordered, progress=progress)
     return replay.result(start)
 
@@ -144,6 +154,7 @@ class _Replay:
     rules: RuleSet
     until: datetime
     default_time_zone: str
+    recommendations: Recommendations | None = None
     world: World = field(init=False)
     gaps: ProductGaps = field(default_factory=ProductGaps)
     clock: datetime = _NEVER
@@ -229,6 +240,8 @@ class _Replay:
             order.total, order.currency = event.order.total, event.order.currency
             if not order.items:
                 order.items = tuple(item_facts(item) for item in event.order.items)
+                if self.recommendations is not None:
+                    self.recommendations.record(order)
             self._plan("order.created", at, order, customer)
             # A fulfilment or delivery that came first waited for the order: its messages now.
             if order.fulfilled_at is not None:
@@ -421,11 +434,28 @@ class _Replay:
             message.due = capped.until
             heapq.heappush(self.heap, (capped.until, -message.plan.priority, message.seq, message))
         else:
-            self._finish(message, now, PLANNED, None)
+            picks: tuple[str, ...] | None = None
+            if message.rule.recommend is not None:
+                picks = ()
+                if self.recommendations is not None:
+                    picks = tuple(
+                        self.recommendations.pick(
+                            message.rule, message.customer, message.order, now
+                        )
+                    )
+            self._finish(message, now, PLANNED, None, recommendations=picks)
 
     # -- outcomes -----------------------------------------------------------------------------
 
-    def _finish(self, message: Pending, at: datetime, status: str, reason: str | None) -> None:
+    def _finish(
+        self,
+        message: Pending,
+        at: datetime,
+        status: str,
+        reason: str | None,
+        *,
+        recommendations: tuple[str, ...] | None = None,
+    ) -> None:
         customer, order = message.customer, message.order
         del customer.pending[message.seq]
         if order is not None:
@@ -435,7 +465,7 @@ class _Replay:
                 since = span_start(at, self._all_limits)
                 customer.sent = [entry for entry in customer.sent if entry[0] > since]
             customer.sent.append((at, message.rule.id, message.plan.kind))
-        self._record(message.plan, customer, order, at, status, reason)
+        self._record(message.plan, customer, order, at, status, reason, recommendations)
 
     def _record(
         self,
@@ -445,6 +475,7 @@ class _Replay:
         at: datetime,
         status: str,
         reason: str | None,
+        recommendations: tuple[str, ...] | None = None,
     ) -> None:
         self.decided.append(
             Outcome(
@@ -458,6 +489,7 @@ class _Replay:
                 send_at=at,
                 status=str(status),
                 reason=reason,
+                recommendations=recommendations,
             )
         )
 

@@ -27,6 +27,9 @@ def json_lines(result: SimulationResult) -> Iterator[str]:
                 "order_id": outcome.order_id,
                 "status": outcome.status,
                 "reason": outcome.reason,
+                "recommendations": list(outcome.recommendations)
+                if outcome.recommendations is not None
+                else None,
             },
             ensure_ascii=False,
         )

@@ -55,6 +55,17 @@ SETTINGS = Settings(
 )
 
 
+# The shop's name in each locale's mail (the From name and `shop.name`): a Russian shop
+# writes its name in Cyrillic. (A Latin name repeated in Russian mail, plus its links, is
+# what SpamAssassin's MIXED_ES counts as homoglyph tricks.)
+SHOP_NAMES = {"en": "Greenleaf Store", "ru": "Зелёный лист"}
+
+
+def locale_settings(locale: str) -> Settings:
+    _, address = SETTINGS.from_address
+    return SETTINGS.model_copy(update={"mail_from": f"{SHOP_NAMES[locale]} <{address}>"})
+
+
 @dataclass(frozen=True)
 class Customer:
     first_name: str
@@ -212,6 +223,37 @@ ORDERS: dict[str, tuple[Item, ...]] = {
         ),
     ),
 }
+# What the catalog picks for a rule with `recommend` (app/catalog/recommendations.py), in
+# each locale's language and currency. Images come from the shop, as a real catalog's do.
+PRODUCT_IMAGES = "https://shop.example.com/images/"
+
+
+def _product(sku: str, title: str, price: str, currency: str) -> dict[str, object]:
+    handle = sku.lower()
+    return {
+        "title": title,
+        "url": f"https://shop.example.com/products/{handle}",
+        "image_url": f"{PRODUCT_IMAGES}{handle}.jpg",
+        "price": Decimal(price),
+        "currency": currency,
+        "sku": sku,
+        "product_id": f"73540012{len(handle):02d}",
+    }
+
+
+RECOMMENDED: dict[str, list[dict[str, object]]] = {
+    "en": [
+        _product("COF-KEN-500", "Kenya Nyeri AA coffee beans, 500 g", "17.90", "EUR"),
+        _product("COF-BRA-500", "Brazil Cerrado coffee beans, 500 g", "13.90", "EUR"),
+        _product("GRINDER-HAND", "Hand grinder with steel burrs", "89.00", "EUR"),
+    ],
+    "ru": [
+        _product("COF-KEN-500", "Кофе в зёрнах Кения Ньери, 500 г", "1790", "RUB"),
+        _product("COF-BRA-500", "Кофе в зёрнах Бразилия Серрадо, 500 г", "1390", "RUB"),
+        _product("GRINDER-HAND", "Ручная кофемолка со стальными жерновами", "8900", "RUB"),
+    ],
+}
+
 # Templates whose body lists the items the rule is about; the others mention none.
 LISTS_ITEMS = frozenset(
     {
@@ -246,9 +288,17 @@ class Sample:
     @property
     def product_names(self) -> list[str]:
         """What a reader must see of the order: the items the rule is about, if it lists any."""
+        recommended = [str(p["title"]) for p in self.recommendations]
         if self.template not in LISTS_ITEMS:
-            return []
-        return [item.name[self.locale] for item in ORDERS[self.template] if item.shown]
+            return recommended
+        return [
+            *(item.name[self.locale] for item in ORDERS[self.template] if item.shown),
+            *recommended,
+        ]
+
+    @property
+    def recommendations(self) -> list[dict[str, object]]:
+        return RECOMMENDED[self.locale] if self.rule.recommend is not None else []
 
 
 @dataclass(frozen=True)
@@ -286,8 +336,9 @@ def compose_sent(sample: Sample, *, now: datetime) -> SentEmail:
         customer_id=SAMPLE_CUSTOMER_ID,
         secrets=SETTINGS.unsubscribe_secrets,
     )
+    settings = locale_settings(sample.locale)
     preview = compose_preview(
-        settings=SETTINGS,
+        settings=settings,
         renderer=TemplateRenderer(SETTINGS.templates_dir, default_locale=SETTINGS.default_locale),
         template=sample.template,
         event=_order_event(sample, now=now),
@@ -295,12 +346,13 @@ def compose_sent(sample: Sample, *, now: datetime) -> SentEmail:
         rule=sample.rule,
         locale=sample.locale,
         now=now,
+        recommendations=sample.recommendations,
     )
     rendered = RenderedEmail(subject=preview.subject, text=preview.text, html=preview.html)
     if SETTINGS.tracking_enabled and sample.rule.track:
         html, text = _tracked(rendered, unsubscribe_url=unsubscribe_url, now=now)
         rendered = RenderedEmail(subject=rendered.subject, text=text, html=html)
-    from_name, from_address = SETTINGS.from_address
+    from_name, from_address = settings.from_address
     message, _ = compose_message(
         rendered=rendered,
         from_name=from_name,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import json
@@ -15,6 +16,9 @@ from app.cli import main
 from app.config import ROOT, Settings
 from app.mail.unsubscribe import SAMPLE_CUSTOMER_ID, CustomerToken, read_token
 from app.preview.endpoints import PREVIEW_CSP
+from app.runtime import Runtime
+from tests.catalog import shop_history
+from tests.catalog.shop_history import load_shop
 from tests.conftest import Api
 from tests.factories import order_created
 
@@ -273,3 +277,73 @@ async def test_preview_api_problems(client: AsyncClient, api: Api) -> None:
         "/api/v1/preview?rule=thank-you&format=pdf", json=order_created(), headers=api.headers
     )
     assert response.status_code == 422
+
+
+# --- recommendations ------------------------------------------------------------------------
+
+COFFEE_RULE = """
+rules:
+  - id: coffee-next-variety
+    when: {event: order.created, items: {category: [coffee]}}
+    send: {after: 4w}
+    template: coffee-next-variety
+    recommend: {count: 3, from: co_purchase, exclude: owned}
+"""
+
+
+async def test_preview_shows_what_the_catalog_recommends(
+    client: AsyncClient,
+    api: Api,
+    runtime: Runtime,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (settings.rules_dir / "thank-you.yaml").unlink()  # the history plans no mail
+    runtime.rules.reload()
+    await load_shop(client, api)
+    (settings.rules_dir / "coffee.yaml").write_text(COFFEE_RULE)
+    assert runtime.rules.reload()
+    body = shop_history.anna_order("COF-ETH-500")
+
+    # The API: the same three products as the dispatcher's mail, none that Anna owns.
+    response = await client.post(
+        "/api/v1/preview?rule=coffee-next-variety", json=body, headers=api.headers
+    )
+    assert response.status_code == 200, response.text
+    text = response.json()["text"]
+    for sku in shop_history.EXPECTED:
+        assert shop_history.TITLES[sku] in text and shop_history.URLS[sku] in text, text
+    assert shop_history.TITLES["COF-KEN-500"] not in text
+
+    # The command, reading the same database.
+    cli_env(monkeypatch, settings)
+    path = tmp_path / "order.json"
+    path.write_text(json.dumps(body), encoding="utf-8")
+    code = await asyncio.to_thread(
+        main, ["preview", "coffee-next-variety", "--order", str(path), "--out", str(tmp_path / "p")]
+    )
+    assert code == 0
+    err = capsys.readouterr().err
+    assert f"recommendations: {', '.join(shop_history.EXPECTED)}" in err
+    html = (tmp_path / "p" / "body.html").read_text(encoding="utf-8")
+    for sku in shop_history.EXPECTED:
+        assert shop_history.TITLES[sku] in html and f'href="{shop_history.URLS[sku]}"' in html
+
+
+def test_preview_without_a_database_renders_without_recommendations(
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (settings.rules_dir / "coffee.yaml").write_text(COFFEE_RULE)
+    cli_env(monkeypatch, settings)
+    monkeypatch.setenv("AFTERSALE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/none/x.db")
+    path, _ = order_file(tmp_path, items=[shop_history.item("COF-ETH-500")])
+    assert main(["preview", "coffee-next-variety", "--order", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "aftersale preview: no recommendations (database:" in captured.err
+    assert "Ready to try a new coffee?" in captured.out
+    assert "Picked for you" not in captured.out

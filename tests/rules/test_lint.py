@@ -124,3 +124,39 @@ def test_rules_check_refuses_a_template_too_slow_to_send(
     )
     assert relative[1].startswith("slow.yaml:4:15: template 'slow' (de) is too slow to render")
     assert "rendering took longer than 0.3 s" in relative[1]
+
+
+def test_recommend_errors_name_the_key_and_the_choices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "shop.yaml").write_text(
+        "rules:\n"
+        "  - id: fine\n"
+        "    when: {event: order.created}\n"
+        "    template: coffee-next-variety\n"
+        "    recommend: {count: 3, from: co_purchase, exclude: owned}\n"
+        "  - id: wrong-source\n"
+        "    when: {event: order.created}\n"
+        "    template: coffee-next-variety\n"
+        "    recommend: {from: bestsellers}\n"
+        "  - id: too-many\n"
+        "    when: {event: order.created}\n"
+        "    template: coffee-next-variety\n"
+        "    recommend: {count: 40}\n"
+        "  - id: typo\n"
+        "    when: {event: order.created}\n"
+        "    template: coffee-next-variety\n"
+        "    recommend: {count: 3, exlude: owned}\n"
+    )
+    code, lines = run_check(capsys, str(rules))
+    assert code == 1
+    relative = [line.replace(f"{rules}/", "") for line in lines]
+    assert len(relative) == 3, relative
+    assert relative[0].startswith("shop.yaml:9:")
+    assert "rules.1.recommend.from" in relative[0]
+    assert "'co_purchase', 'same_category' or 'new_arrivals'" in relative[0]
+    assert relative[1].startswith("shop.yaml:13:") and "rules.2.recommend.count" in relative[1]
+    assert "less than or equal to 12" in relative[1]
+    assert relative[2].startswith("shop.yaml:17:") and "unknown key 'exlude'" in relative[2]

@@ -18,6 +18,7 @@ from app.rules.loader import load_rules
 from app.simulate.bodies import parse_line
 from app.simulate.options import parse_instant
 from app.simulate.progress import ProgressBar
+from tests.catalog import shop_history as shop
 from tests.simulate.factories import PLACED, created, customer, item, rules_in
 
 SAMPLE = Path(__file__).with_name("orders.jsonl")
@@ -77,6 +78,7 @@ def test_json_lines_one_object_per_message_in_send_order(
         "order_id": "1",
         "status": "planned",
         "reason": None,
+        "recommendations": None,
     }
 
 
@@ -202,7 +204,11 @@ def test_rule_errors_and_a_missing_file_stop_before_anything_is_printed(
 
 def test_the_shipped_rules_over_a_sample_of_orders(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, str(SAMPLE), "--rules", str(ROOT / "rules"), "--format", "json")
-    assert (code, err) == (0, "")
+    # The coffee cross-sell recommends products: without a catalog there are none to show.
+    assert (code, err) == (
+        0,
+        "aftersale simulate: rules with 'recommend' show no products without --catalog\n",
+    )
     rows = [json.loads(line) for line in out.splitlines()]
     known = {rule.id for rule in load_rules(ROOT / "rules").rules}
     assert {row["rule"] for row in rows} <= known
@@ -300,3 +306,90 @@ def test_the_replay_uses_the_services_own_constants() -> None:
     assert (state.PAST_ORDERS, state.GAPS_PER_RULE) == (PAST_ORDERS, GAPS_PER_RULE)
     assert replay.BIRTHDAY_HORIZON == HORIZON
     assert outbox.CAP_RECHECK == CAP_RECHECK
+
+
+RECOMMEND_RULES = """
+rules:
+  - id: coffee-next-variety
+    when: {event: order.created, items: {category: [coffee]}}
+    send: {after: 0m}
+    template: coffee-next-variety
+    recommend: {count: 3, from: co_purchase, exclude: owned}
+"""
+
+
+def shop_orders(folder: Path) -> Path:
+    """tests/catalog/shop_history.py as webhook bodies: the history the dispatcher test
+    stores, then Anna's Ethiopia order."""
+    history = [
+        created(
+            f"h-{number}",
+            at=parse_instant(when),
+            items=[shop.item(sku)],
+            buyer=customer(100 + number, id=buyer),
+        )
+        for number, (when, buyer, sku) in enumerate(shop.history())
+    ]
+    anna = customer(1, id="c-anna")
+    return write_orders(
+        folder,
+        *history,
+        created(
+            "anna-1",
+            at=parse_instant("2026-09-15T09:00:00Z"),
+            items=[shop.item("COF-KEN-500")],
+            buyer=anna,
+        ),
+        created("anna-2", items=[shop.item("COF-ETH-500")], buyer=anna),
+    )
+
+
+def test_json_lists_the_recommended_skus_as_the_dispatcher_picks_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules_in(tmp_path / "rules", RECOMMEND_RULES)
+    orders = shop_orders(tmp_path)
+    catalog = tmp_path / "products.jsonl"
+    catalog.write_text(shop.product_lines(), encoding="utf-8")
+    code, out, err = run(
+        capsys,
+        str(orders),
+        "--rules",
+        str(tmp_path / "rules"),
+        "--catalog",
+        str(catalog),
+        "--format",
+        "json",
+        "--from",
+        "2026-11-20",
+    )
+    assert (code, err) == (0, "")
+    [row] = [json.loads(line) for line in out.splitlines()]
+    assert (row["order_id"], row["status"]) == ("anna-2", "planned")
+    # The same three as the mail the dispatcher sends (tests/outbox/test_recommendations.py).
+    assert row["recommendations"] == shop.EXPECTED
+
+
+def test_without_a_catalog_recommendations_are_empty_and_said_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules_in(tmp_path / "rules", RECOMMEND_RULES)
+    orders = shop_orders(tmp_path)
+    code, out, err = run(
+        capsys, str(orders), "--rules", str(tmp_path / "rules"), "--format", "json"
+    )
+    assert code == 0
+    assert "without --catalog" in err
+    assert {tuple(json.loads(line)["recommendations"]) for line in out.splitlines()} == {()}
+
+
+def test_a_bad_catalog_line_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules_in(tmp_path / "rules", RECOMMEND_RULES)
+    orders = shop_orders(tmp_path)
+    catalog = tmp_path / "products.jsonl"
+    catalog.write_text(shop.product_lines() + '{"id": "x"}\n', encoding="utf-8")
+    code, out, err = run(
+        capsys, str(orders), "--rules", str(tmp_path / "rules"), "--catalog", str(catalog)
+    )
+    assert (code, out) == (1, "")
+    assert f"{catalog}:7: title: Field required" in err
