@@ -10,6 +10,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, case, func, or_, select, update
 from sqlalchemy import insert as core_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import contains_eager
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.db import dialect_insert, utcnow
@@ -21,12 +22,14 @@ from app.models import (
     Order,
     OrderItem,
     OrderStatus,
+    Product,
     RepurchaseGap,
     Suppression,
     SurveyAnswer,
     TrackedLink,
     TrackingEvent,
     WebhookDelivery,
+    with_products,
 )
 from app.orders.schemas import GUEST_PREFIX
 from app.outbox import planned as outbox
@@ -81,6 +84,8 @@ _PAST = (
 _PAST_ORDERS = (
     select(_PAST.c.id, _PAST.c.placed_at, OrderItem)
     .outerjoin_from(_PAST, OrderItem, OrderItem.order_id == _PAST.c.id)
+    .outerjoin(Product, Product.id == OrderItem.catalog_product_id)
+    .options(contains_eager(OrderItem.catalog_product))
     .order_by(_PAST.c.placed_at.desc(), _PAST.c.id, OrderItem.position)
 )
 _LATEST_GAPS = (
@@ -331,10 +336,13 @@ async def order_has_items(session: AsyncSession, order_id: int) -> bool:
 
 
 async def add_items(
-    session: AsyncSession, order_id: int, items: Sequence[dict[str, Any]]
+    session: AsyncSession,
+    order_id: int,
+    items: Sequence[dict[str, Any]],
+    products: Sequence[Product | None] = (),
 ) -> list[OrderItem]:
     """Insert the order's items in one statement; returns them as stored, by position (so
-    they need not be read back)."""
+    they need not be read back), each with its catalog product (`products`, by position)."""
     if not items:
         return []
     rows = [
@@ -343,11 +351,19 @@ async def add_items(
     # A Core executemany: the ORM's bulk INSERT costs more CPU than the database does. The
     # items are only read here (rule facts), so they are built, not loaded into the session.
     stored = (await session.execute(_ADD_ITEMS, rows)).all()
-    return sorted((OrderItem(**row._mapping) for row in stored), key=lambda item: item.position)
+    built = sorted((OrderItem(**row._mapping) for row in stored), key=lambda item: item.position)
+    for item in built:
+        item.catalog_product = products[item.position] if item.position < len(products) else None
+    return built
 
 
 async def order_items(session: AsyncSession, order_id: int) -> Sequence[OrderItem]:
-    statement = select(OrderItem).where(OrderItem.order_id == order_id).order_by(OrderItem.position)
+    statement = (
+        select(OrderItem)
+        .where(OrderItem.order_id == order_id)
+        .options(with_products())
+        .order_by(OrderItem.position)
+    )
     return (await session.execute(statement)).scalars().all()
 
 

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog.service import ProductMatch, find_products_for_items
 from app.coupons.service import redeem_order_codes
 from app.customers.service import erase_customer
 from app.models import Customer, MessageStatus, Order, OrderItem, OrderStatus
@@ -210,8 +211,17 @@ async def _order_placed(
     items = None
     # A new order has no items yet; one that existed may have them from an earlier event.
     if new_order or not await repository.order_has_items(session, order.id):
+        # Each item's catalog product, so rules see its categories, type, vendor and tags.
+        found = await find_products_for_items(
+            session,
+            shop=shop,
+            items=[(item.product_id, item.variant_id, item.sku) for item in incoming.items],
+        )
         items = await repository.add_items(
-            session, order.id, [_item_row(item) for item in incoming.items]
+            session,
+            order.id,
+            [_item_row(item, match) for item, match in zip(incoming.items, found, strict=True)],
+            [match.product if match else None for match in found],
         )
         if order.refunds and not any(remaining_quantities(incoming.items, order.refunds)):
             # Refunds that came first took every item: the order stands refunded.
@@ -261,11 +271,14 @@ async def _order_placed(
     return planned, customer_id
 
 
-def _item_row(item: ItemIn) -> dict[str, Any]:
-    """An item's columns: the platform's ids are its product_ref and variant_ref."""
+def _item_row(item: ItemIn, match: ProductMatch | None) -> dict[str, Any]:
+    """An item's columns: the platform's ids are its product_ref and variant_ref; `match`
+    its catalog product, if the catalog has it."""
     row = item.model_dump(mode="python", exclude={"product_id", "variant_id"})
     row["product_ref"] = item.product_id
     row["variant_ref"] = item.variant_id
+    row["catalog_product_id"] = match.product.id if match else None
+    row["catalog_variant_id"] = match.variant.id if match and match.variant else None
     return row
 
 
@@ -582,7 +595,7 @@ async def _checked_now(
         session, customer.email
     )
     later = [
-        Purchase(sku=item.sku, category=item.category)
+        Purchase.of(item)
         for past in history.orders
         if facts.placed_at is not None and past.placed_at > facts.placed_at
         for item in past.items
@@ -604,7 +617,7 @@ async def _checked_now(
                 suppressed=suppressed,
                 order_status=facts.status,
                 skip_if=tuple(rule.skip_if),
-                purchased=[Purchase(sku=item.sku, category=item.category) for item in matched],
+                purchased=[Purchase.of(item) for item in matched],
                 bought_since=later,
             ),
             now=now,
