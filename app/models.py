@@ -119,8 +119,9 @@ class OrderItem(Base):
     # The platform's ids of what was bought, as text (Shopify product_id/variant_id,
     # WooCommerce product_id/variation_id, our JSON's product_id/variant_id); null when the
     # order does not say (a Shopify custom item, a CSV import).
-    product_ref: Mapped[str | None] = mapped_column(String(64))
-    variant_ref: Mapped[str | None] = mapped_column(String(64))
+    # Indexed: a product that arrives late finds the recent items that name it.
+    product_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    variant_ref: Mapped[str | None] = mapped_column(String(64), index=True)
     # The catalog's product (and variant) the item was resolved to; null until the catalog
     # knows it (matched again when the product arrives late). A product row is never
     # deleted by the app (it keeps `deleted_at`), but erasing a shop may remove it.

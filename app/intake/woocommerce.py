@@ -19,7 +19,7 @@ from fastapi import APIRouter, Header, Request
 
 from app.api.deps import RuntimeDep, SessionDep
 from app.config import Settings, normalize_host, secrets_for_host
-from app.intake import service
+from app.intake import products, service
 from app.intake.aftersale import DEFAULT_SHOP
 from app.intake.payloads import (
     build,
@@ -269,6 +269,7 @@ PLATFORM = Platform(
     secret_settings=("AFTERSALE_WOOCOMMERCE_SECRETS", "AFTERSALE_WOOCOMMERCE_SECRET"),
     secrets=_secrets,
     mappers=_MAPPERS,
+    products=products.WOOCOMMERCE,
 )
 TOPICS = PLATFORM.topics
 

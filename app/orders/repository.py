@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any, cast
@@ -363,6 +364,8 @@ async def order_items(session: AsyncSession, order_id: int) -> Sequence[OrderIte
         .where(OrderItem.order_id == order_id)
         .options(with_products())
         .order_by(OrderItem.position)
+        # Links written by UPDATE (a product that arrived late) replace what the session holds.
+        .execution_options(populate_existing=True)
     )
     return (await session.execute(statement)).scalars().all()
 
@@ -540,3 +543,80 @@ async def order_customer_id(session: AsyncSession, *, shop: str, external_id: st
 async def customer_ids_by_email(session: AsyncSession, *, shop: str, email: str) -> list[int]:
     statement = select(Customer.id).where(Customer.shop == shop, Customer.email == email.lower())
     return list((await session.execute(statement)).scalars())
+
+
+@dataclass(frozen=True)
+class UnlinkedItem:
+    id: int
+    order_id: int
+    product_ref: str | None
+    variant_ref: str | None
+    sku: str | None
+
+
+# Values per IN list: far below either database's limit on parameters.
+_KEY_CHUNK = 500
+
+
+async def unlinked_items(
+    session: AsyncSession,
+    *,
+    shop: str,
+    placed_since: datetime,
+    product_ids: Collection[str],
+    variant_ids: Collection[str],
+    skus: Collection[str],
+) -> list[UnlinkedItem]:
+    """Items of the shop's orders placed since then, with no catalog product yet, that name
+    one of these product ids, variant ids or SKUs (on their indexes)."""
+    found: dict[int, UnlinkedItem] = {}
+    for column, values in (
+        (OrderItem.product_ref, product_ids),
+        (OrderItem.variant_ref, variant_ids),
+        (OrderItem.sku, skus),
+    ):
+        ordered = sorted(set(values))
+        for start in range(0, len(ordered), _KEY_CHUNK):
+            rows = await session.execute(
+                select(
+                    OrderItem.id,
+                    OrderItem.order_id,
+                    OrderItem.product_ref,
+                    OrderItem.variant_ref,
+                    OrderItem.sku,
+                )
+                .join(Order, Order.id == OrderItem.order_id)
+                .where(
+                    column.in_(ordered[start : start + _KEY_CHUNK]),
+                    OrderItem.catalog_product_id.is_(None),
+                    Order.shop == shop,
+                    Order.placed_at >= placed_since,
+                )
+            )
+            for row in rows:
+                found.setdefault(row.id, UnlinkedItem(*row))
+    return sorted(found.values(), key=lambda item: item.id)
+
+
+_LINK_ITEM = (
+    update(_ITEMS)
+    .where(_ITEMS.c.id == bindparam("item"), _ITEMS.c.catalog_product_id.is_(None))
+    .values(catalog_product_id=bindparam("product"), catalog_variant_id=bindparam("variant"))
+)
+
+
+async def link_items(session: AsyncSession, links: Sequence[tuple[int, int, int | None]]) -> None:
+    """Set each (item, product, variant) link, unless another delivery set one first."""
+    if links:
+        await session.execute(
+            _LINK_ITEM,
+            [
+                {"item": item, "product": product, "variant": variant}
+                for item, product, variant in links
+            ],
+        )
+
+
+async def get_orders(session: AsyncSession, order_ids: Collection[int]) -> Sequence[Order]:
+    statement = select(Order).where(Order.id.in_(sorted(set(order_ids)))).order_by(Order.id)
+    return (await session.execute(statement)).scalars().all()

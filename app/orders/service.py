@@ -481,6 +481,43 @@ async def _plan(
     return created
 
 
+async def plan_order_again(
+    session: AsyncSession, *, order: Order, rules: RuleSet, default_tz: str
+) -> int:
+    """Plan what has happened to the order again from its items as they are now (their
+    products arrived late: `late.py`). Rules that now match plan their messages; what was
+    planned before keeps its dedupe key, so nothing is planned twice. A cancelled or
+    refunded order, or an erased customer's, plans nothing."""
+    if (
+        order.customer_id is None
+        or order.placed_at is None
+        or order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED)
+    ):
+        return 0
+    customer = await repository.get_customer(session, order.customer_id)
+    if customer.deleted_at is not None:
+        return 0
+    known = _Known(customer=customer)
+    planned = 0
+    for event_type, at in (
+        ("order.created", order.placed_at),
+        ("order.fulfilled", order.fulfilled_at),
+        ("order.delivered", order.delivered_at),
+    ):
+        if at is not None:
+            planned += await _plan(
+                session,
+                event_type=event_type,
+                occurred_at=at,
+                order=order,
+                customer_id=customer.id,
+                rules=rules,
+                default_tz=default_tz,
+                known=known,
+            )
+    return planned
+
+
 async def _learn_gaps(
     session: AsyncSession,
     *,

@@ -45,16 +45,14 @@ def upgrade() -> None:
             op.create_foreign_key(
                 op.f(constraint), "order_items", target, [name], ["id"], ondelete="SET NULL"
             )
-    op.create_index(
-        op.f("ix_order_items_catalog_product_id"),
-        "order_items",
-        ["catalog_product_id"],
-        unique=False,
-    )
+    # The link, and the ids a product that arrives late finds its recent items by.
+    for column in ("catalog_product_id", "product_ref", "variant_ref"):
+        op.create_index(op.f(f"ix_order_items_{column}"), "order_items", [column], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_order_items_catalog_product_id"), table_name="order_items")
+    for column in ("catalog_product_id", "product_ref", "variant_ref"):
+        op.drop_index(op.f(f"ix_order_items_{column}"), table_name="order_items")
     if op.get_bind().dialect.name == "sqlite":
         # SQLite refuses to drop a column a foreign key uses; the columns stay (all nullable,
         # ignored by the older code). Only a batch copy could remove them: see upgrade().
