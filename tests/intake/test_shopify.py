@@ -517,11 +517,13 @@ async def test_unknown_topic_and_ignored_status_answer_200_and_change_nothing(
     client: AsyncClient, runtime: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="app.intake.service")
-    unknown = await post_shopify(client, "products/update", {"id": 632910392, "title": "IPod"})
+    unknown = await post_shopify(
+        client, "collections/update", {"id": 482865238, "handle": "windeln", "title": "Windeln"}
+    )
     assert unknown.status_code == 200
     assert unknown.json() == {
         "status": "ignored",
-        "reason": "topic 'products/update' is not handled",
+        "reason": "topic 'collections/update' is not handled",
     }
     transit = payload("fulfillment_update_delivered")
     transit["shipment_status"] = "in_transit"
@@ -531,7 +533,7 @@ async def test_unknown_topic_and_ignored_status_answer_200_and_change_nothing(
     assert await count(runtime, WebhookDelivery) == 2
     assert await count(runtime, IntakeFailure) == 0
     assert await count(runtime, Order) == 0
-    assert "products/update" in caplog.text
+    assert "collections/update" in caplog.text
 
 
 async def test_unreadable_authentic_delivery_answers_200_is_kept_and_logged(

@@ -418,10 +418,10 @@ async def test_customer_update_and_delete(client: AsyncClient, runtime: Runtime)
 async def test_unknown_topic_and_unreadable_body_answer_200(
     client: AsyncClient, runtime: Runtime
 ) -> None:
-    product = await post_woo(client, "product.updated", {"id": 288, "name": "Кофе"})
-    assert product.json() == {
+    coupon = await post_woo(client, "coupon.updated", {"id": 720, "code": "kaffee10"})
+    assert coupon.json() == {
         "status": "ignored",
-        "reason": "topic 'product.updated' is not handled",
+        "reason": "topic 'coupon.updated' is not handled",
     }
     broken = await post_woo(client, "order.created", b"[1, 2, 3]")
     assert (broken.status_code, broken.json()["status"]) == (200, "unmapped")
