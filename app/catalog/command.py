@@ -21,7 +21,7 @@ from app.catalog.schemas import DEFAULT_SHOP, Platform, ProductIn, shop_name
 from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.db import create_engine, create_session_factory, transaction
-from app.orders.late import ProductKeys, match_late_items
+from app.orders.late import ProductKeys, facts_before, match_late_items
 from app.rules.loader import RuleSet, load_rules
 from app.simulate.progress import ProgressBar
 
@@ -120,6 +120,8 @@ async def import_products(
     for start in range(0, len(products), BATCH):
         batch = products[start : start + BATCH]
         async with transaction(session_factory) as session:
+            keys = ProductKeys.of(batch)
+            before = await facts_before(session, shop=shop, keys=keys) if late else {}
             counts = await service.upsert_products(
                 session, shop=shop, platform=platform, products=batch, currency=currency, now=now
             )
@@ -127,7 +129,8 @@ async def import_products(
                 matched = await match_late_items(
                     session,
                     shop=shop,
-                    keys=ProductKeys.of(batch),
+                    keys=keys,
+                    before=before,
                     rules=late.rules,
                     now=now,
                     late_days=late.days,

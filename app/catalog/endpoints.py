@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from app.api.deps import API_KEY_RESPONSES, ApiKeyDep, RuntimeDep, SessionDep
 from app.catalog import repository, service
 from app.catalog.schemas import ProductsIn, UnknownSku, UnknownSkus, UpsertCounts, shop_name
-from app.orders.late import ProductKeys, match_late_items
+from app.orders.late import ProductKeys, facts_before, match_late_items
 
 router = APIRouter(tags=["catalog"], dependencies=[ApiKeyDep], responses=API_KEY_RESPONSES)
 
@@ -31,6 +31,8 @@ async def put_products(body: ProductsIn, runtime: RuntimeDep, session: SessionDe
     CATALOG_LATE_DAYS days that waited for these products are linked to them, and the
     messages of rules that now match are planned."""
     now = runtime.clock.now()
+    keys = ProductKeys.of(body.products)
+    before = await facts_before(session, shop=body.shop, keys=keys)
     report = await service.upsert_products(
         session,
         shop=body.shop,
@@ -43,7 +45,8 @@ async def put_products(body: ProductsIn, runtime: RuntimeDep, session: SessionDe
     late = await match_late_items(
         session,
         shop=body.shop,
-        keys=ProductKeys.of(body.products),
+        keys=keys,
+        before=before,
         rules=runtime.rules.current,
         now=now,
         late_days=settings.catalog_late_days,

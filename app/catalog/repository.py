@@ -37,6 +37,20 @@ async def products_by_external_id(
     return found
 
 
+async def products_by_ids(session: AsyncSession, ids: Collection[int]) -> list[Product]:
+    """These product rows as they are now (what the session holds, refreshed)."""
+    ordered = sorted(set(ids))
+    found: list[Product] = []
+    for start in range(0, len(ordered), _CHUNK):
+        rows = await session.scalars(
+            select(Product)
+            .where(Product.id.in_(ordered[start : start + _CHUNK]))
+            .execution_options(populate_existing=True)
+        )
+        found.extend(rows)
+    return found
+
+
 async def products_by_handle(
     session: AsyncSession, *, shop: str, handles: Collection[str]
 ) -> dict[str, list[Product]]:

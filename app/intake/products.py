@@ -28,7 +28,7 @@ from app.catalog.schemas import Platform as CatalogPlatform
 from app.config import Settings
 from app.intake.payloads import PayloadError
 from app.intake.platform import MapContext, ProductIntake
-from app.orders.late import ProductKeys, match_late_items
+from app.orders.late import ProductKeys, facts_before, match_late_items
 from app.rules.loader import RuleSet
 
 
@@ -52,11 +52,14 @@ def _applier(source: CatalogPlatform) -> Any:
         rules: RuleSet,
         settings: Settings,
     ) -> int:
+        keys = _keys(change)
+        before = await facts_before(session, shop=shop, keys=keys)
         await catalog.apply_change(session, change=change, shop=shop, platform=source, now=now)
         matched = await match_late_items(
             session,
             shop=shop,
-            keys=_keys(change),
+            keys=keys,
+            before=before,
             rules=rules,
             now=now,
             late_days=settings.catalog_late_days,

@@ -12,15 +12,17 @@ Everything happens in the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog.repository import products_by_external_id, products_by_ids
 from app.catalog.schemas import ProductIn
 from app.catalog.service import find_products_for_items
 from app.orders import repository, service
+from app.rules.facts import ProductFacts
 from app.rules.loader import RuleSet
 
 
@@ -51,6 +53,19 @@ class ProductKeys:
         return bool(self.product_ids or self.variant_ids or self.skus)
 
 
+async def facts_before(
+    session: AsyncSession, *, shop: str, keys: ProductKeys
+) -> dict[int, ProductFacts]:
+    """What rules saw of the products these keys name, before a change is applied: the
+    change then re-plans recent orders linked to those whose facts it changed (a WooCommerce
+    product filling in the placeholder its variation made), and only those (Shopify sends
+    `products/update` on every stock change)."""
+    if not keys.product_ids:
+        return {}
+    rows = await products_by_external_id(session, shop=shop, external_ids=keys.product_ids)
+    return {row.id: row.facts() for row in rows.values()}
+
+
 @dataclass(frozen=True)
 class LateMatch:
     items: int = 0  # order items linked to their product now
@@ -66,20 +81,23 @@ async def match_late_items(
     now: datetime,
     late_days: int,
     default_time_zone: str,
+    before: Mapping[int, ProductFacts] | None = None,
 ) -> LateMatch:
-    """Link the recent items these products resolve, and plan what rules now match."""
+    """Link the recent items these products resolve, and plan what rules now match.
+
+    `before` (from `facts_before`): recent orders already linked to a product whose facts
+    the change altered are planned again too."""
     if not keys or late_days <= 0:
         return LateMatch()
+    since = now - timedelta(days=late_days)
     items = await repository.unlinked_items(
         session,
         shop=shop,
-        placed_since=now - timedelta(days=late_days),
+        placed_since=since,
         product_ids=keys.product_ids,
         variant_ids=keys.variant_ids,
         skus=keys.skus,
     )
-    if not items:
-        return LateMatch()
     found = await find_products_for_items(
         session, shop=shop, items=[(item.product_ref, item.variant_ref, item.sku) for item in items]
     )
@@ -88,13 +106,28 @@ async def match_late_items(
         for item, match in zip(items, found, strict=True)
         if match is not None
     ]
-    if not links:
-        return LateMatch()
     await repository.link_items(session, links)
-    linked = {item.order_id for item, match in zip(items, found, strict=True) if match}
+    orders = {item.order_id for item, match in zip(items, found, strict=True) if match}
+    changed = await _changed(session, shop=shop, before=before or {})
+    if changed:
+        orders |= await repository.orders_linked_to(
+            session, product_ids=changed, placed_since=since
+        )
+    if not orders:
+        return LateMatch()
     planned = 0
-    for order in await repository.get_orders(session, linked):
+    for order in await repository.get_orders(session, orders):
         planned += await service.plan_order_again(
             session, order=order, rules=rules, default_tz=default_time_zone
         )
     return LateMatch(items=len(links), messages_planned=planned)
+
+
+async def _changed(
+    session: AsyncSession, *, shop: str, before: Mapping[int, ProductFacts]
+) -> set[int]:
+    """The products of `before` whose facts are not what they were."""
+    if not before:
+        return set()
+    rows = await products_by_ids(session, before)
+    return {row.id for row in rows if row.facts() != before[row.id]}

@@ -620,3 +620,23 @@ async def link_items(session: AsyncSession, links: Sequence[tuple[int, int, int 
 async def get_orders(session: AsyncSession, order_ids: Collection[int]) -> Sequence[Order]:
     statement = select(Order).where(Order.id.in_(sorted(set(order_ids)))).order_by(Order.id)
     return (await session.execute(statement)).scalars().all()
+
+
+async def orders_linked_to(
+    session: AsyncSession, *, product_ids: Collection[int], placed_since: datetime
+) -> set[int]:
+    """Orders placed since then with an item linked to one of these catalog products."""
+    found: set[int] = set()
+    ordered = sorted(set(product_ids))
+    for start in range(0, len(ordered), _KEY_CHUNK):
+        rows = await session.execute(
+            select(Order.id)
+            .join(OrderItem, OrderItem.order_id == Order.id)
+            .where(
+                OrderItem.catalog_product_id.in_(ordered[start : start + _KEY_CHUNK]),
+                Order.placed_at >= placed_since,
+            )
+            .distinct()
+        )
+        found.update(rows.scalars())
+    return found
