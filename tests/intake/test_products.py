@@ -15,8 +15,9 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy import func, select
 
-from app.config import Settings
+from app.config import ROOT, Settings
 from app.models import Message, OrderItem, Product, WebhookDelivery
+from app.rules.source import RulesSource
 from app.runtime import Runtime
 from tests.conftest import Api, FrozenClock
 from tests.intake.test_shopify import NEW_SECRET, SHOP, post_shopify
@@ -282,3 +283,21 @@ async def test_a_bad_product_payload_is_kept_as_an_intake_failure(
     assert deliveries == ["products/create"]
     unsigned = await post_shopify(client, "products/create", product, secret="wrong")
     assert unsigned.status_code == 401
+
+
+async def test_the_shipped_rules_fire_on_shopify_taxonomy_categories(
+    client: AsyncClient, runtime: Runtime
+) -> None:
+    runtime.rules = RulesSource(ROOT / "rules")
+    assert runtime.rules.reload(), runtime.rules.errors
+    # A SKU the shipped rule's DIAPER-* glob does not catch: only the category can.
+    order = shopify_order()
+    order["line_items"][0]["sku"] = "LILLYDOO-W4-44"
+    product = load(CATALOG, "shopify_product_create.json")
+    product["variants"][0]["sku"] = "LILLYDOO-W4-44"
+    await post_shopify(client, "orders/create", order)
+    assert [rule for rule, _ in await planned(runtime)] == ["thank-you"]
+    # "Baby & Toddler > Diapering > Diapers", as Shopify's API version 2024-10 sends it.
+    arrived = await post_shopify(client, "products/create", product)
+    assert arrived.json()["messages_planned"] == 1, arrived.text
+    assert [rule for rule, _ in await planned(runtime)] == ["thank-you", "diapers-restock"]
