@@ -171,6 +171,13 @@ def add_simulate_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="stop then (default: a year after the last event); a bare date includes the day",
     )
     parser.add_argument("--format", choices=["table", "json"], default="table")
+    parser.add_argument(
+        "--catalog",
+        type=Path,
+        metavar="PRODUCTS.jsonl",
+        help="products (our JSON, one a line, as `aftersale catalog import` reads) that order "
+        "items are resolved to, so rules see their categories, types, vendors and tags",
+    )
 
 
 def run_simulation(settings: Settings, args: argparse.Namespace) -> int:
@@ -186,6 +193,7 @@ def run_simulation(settings: Settings, args: argparse.Namespace) -> int:
             default_time_zone=settings.default_time_zone,
             stdout=sys.stdout,
             stderr=sys.stderr,
+            catalog=args.catalog,
         )
     except BrokenPipeError:
         # `aftersale simulate ... | head`: the reader has what it wants. Point stdout at

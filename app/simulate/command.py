@@ -10,6 +10,8 @@ from functools import partial
 from pathlib import Path
 from typing import TextIO
 
+from app.catalog.command import read_jsonl
+from app.catalog.memory import MemoryCatalog
 from app.rules.loader import load_rules
 from app.simulate.bodies import parse_lines
 from app.simulate.progress import ProgressBar
@@ -27,14 +29,32 @@ def simulate_command(
     default_time_zone: str,
     stdout: TextIO,
     stderr: TextIO,
+    catalog: Path | None = None,
 ) -> int:
-    """Print the timeline; 1 with every problem on stderr and nothing on stdout."""
+    """Print the timeline; 1 with every problem on stderr and nothing on stdout.
+
+    `catalog`: a JSONL of our product JSON (as `aftersale catalog import` reads): order items
+    are resolved to its products as intake resolves them, so rules see their categories,
+    types, vendors and tags."""
     rules = load_rules(rules_dir)
     if rules.errors:
         for error in rules.errors:
             print(error, file=stderr)
         print(f"{len(rules.errors)} error(s) in {rules_dir}", file=stderr)
         return 1
+    products = None
+    if catalog is not None:
+        try:
+            read, bad_products = read_jsonl(catalog.read_bytes())
+        except OSError as exc:
+            print(f"aftersale simulate: {catalog}: {exc.strerror or exc}", file=stderr)
+            return 1
+        if bad_products:
+            for bad_product in bad_products:
+                print(f"{catalog}:{bad_product.line}: {bad_product.message}", file=stderr)
+            print(f"{len(bad_products)} bad line(s) in {catalog}", file=stderr)
+            return 1
+        products = MemoryCatalog(product for _, product in read)
     try:
         lines = orders.read_bytes().split(b"\n")
     except OSError as exc:
@@ -52,6 +72,7 @@ def simulate_command(
                 until=until,
                 default_time_zone=default_time_zone,
                 progress=partial(bar.update, "replaying") if bar else None,
+                catalog=products,
             )
     if bar is not None:
         bar.close()
