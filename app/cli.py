@@ -187,8 +187,9 @@ def add_simulate_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "--catalog",
         type=Path,
         metavar="PRODUCTS.jsonl",
-        help="products (one of PUT /api/v1/products per line, as `aftersale catalog import` "
-        "reads): rules with `recommend` pick from them",
+        help="products (our JSON, one a line, as `aftersale catalog import` reads) that order "
+        "items are resolved to, so rules see their categories, types, vendors and tags; "
+        "rules with `recommend` pick from them",
     )
 
 

@@ -311,6 +311,10 @@ class Settings(BaseSettings):
     # it is emptied, its row kept so late retries still dedupe. An unreplayed intake failure
     # keeps its body until it is replayed (docs/deployment.md, Intake).
     raw_payload_retention_days: int = Field(default=30, ge=1, le=3650)
+    # An order item whose product the catalog did not know yet is matched again when the
+    # product arrives; an order placed up to this many days before then still gets the mail
+    # of rules that now match it (docs/catalog.md, Late products).
+    catalog_late_days: int = Field(default=2, ge=0, le=60)
 
     # Engagement tracking (docs/tracking.md): the open pixel and click redirects in HTML
     # mail. A rule can opt out with `track: false`.

@@ -23,10 +23,10 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, MappedColumn, mapped_column
+from sqlalchemy.orm import Mapped, MappedColumn, joinedload, mapped_column, relationship
 
 from app.db import Base, BigIntPK, UtcDateTime, utcnow
-from app.rules.facts import ItemFacts
+from app.rules.facts import ItemFacts, ProductFacts, item_facts
 
 Money = Numeric(18, 4)
 
@@ -120,18 +120,50 @@ class OrderItem(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price: Mapped[Decimal | None] = mapped_column(Money)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The platform's ids of what was bought, as text (Shopify product_id/variant_id,
+    # WooCommerce product_id/variation_id, our JSON's product_id/variant_id); null when the
+    # order does not say (a Shopify custom item, a CSV import).
+    # Indexed: a product that arrives late finds the recent items that name it.
+    product_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    variant_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The catalog's product (and variant) the item was resolved to; null until the catalog
+    # knows it (matched again when the product arrives late). A product row is never
+    # deleted by the app (it keeps `deleted_at`), but erasing a shop may remove it.
+    catalog_product_id: Mapped[int | None] = mapped_column(
+        ForeignKey("products.id", ondelete="SET NULL"), index=True
+    )
+    catalog_variant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("product_variants.id", ondelete="SET NULL")
+    )
+    # Read-only, and never loaded behind the caller's back: whoever reads items for rules
+    # loads their products with them (`with_products()`), or an item built from an INSERT's
+    # RETURNING is given its product (a forgotten one raises instead of matching wrongly).
+    catalog_product: Mapped[Product | None] = relationship(
+        foreign_keys=[catalog_product_id], viewonly=True, lazy="raise"
+    )
+    catalog_variant: Mapped[ProductVariant | None] = relationship(
+        foreign_keys=[catalog_variant_id], viewonly=True, lazy="raise"
+    )
 
     def facts(self, quantity: int | None = None) -> ItemFacts:
-        """What rules look at (filters, quantities, item anchors); `quantity` if some of the
-        item was refunded."""
-        return ItemFacts(
+        """What rules look at (filters, quantities, item anchors), its catalog product's data
+        included; `quantity` if some of the item was refunded."""
+        product = self.catalog_product
+        return item_facts(
             sku=self.sku,
             category=self.category,
             quantity=self.quantity if quantity is None else quantity,
             unit_price=self.unit_price,
-            tags=tuple(self.tags),
+            tags=self.tags,
             attributes=dict(self.attributes),
+            product=product.facts() if product is not None else None,
         )
+
+
+def with_products() -> Any:
+    """The loader option for order items read for rules: their catalog product in the same
+    statement (a LEFT OUTER JOIN, no extra round trip)."""
+    return joinedload(OrderItem.catalog_product)
 
 
 class WebhookDelivery(Base):
@@ -698,6 +730,15 @@ class Product(TimestampMixin, Base):
     # The platform's updated_at of the payload that last wrote this row: an older one loses.
     source_updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    def facts(self) -> ProductFacts:
+        """What rules look at of the product an order item resolved to."""
+        return ProductFacts(
+            product_type=self.product_type,
+            vendor=self.vendor,
+            category_paths=tuple(tuple(path) for path in self.category_paths),
+            tags=tuple(self.tags),
+        )
 
 
 class ProductVariant(TimestampMixin, Base):

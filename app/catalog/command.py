@@ -21,6 +21,8 @@ from app.catalog.schemas import DEFAULT_SHOP, Platform, ProductIn, shop_name
 from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.db import create_engine, create_session_factory, transaction
+from app.orders.late import ProductKeys, facts_before, match_late_items
+from app.rules.loader import RuleSet, load_rules
 from app.simulate.progress import ProgressBar
 
 FORMATS = ("jsonl", "shopify-csv")
@@ -44,6 +46,9 @@ class BadLine:
 class Report:
     counts: service.UpsertReport = field(default_factory=service.UpsertReport)
     failed: list[BadLine] = field(default_factory=list)
+    # Recent order items that waited for these products, and what they now planned.
+    items_matched: int = 0
+    messages_planned: int = 0
 
 
 def read_jsonl(data: bytes) -> tuple[list[tuple[int, ProductIn]], list[BadLine]]:
@@ -108,21 +113,44 @@ async def import_products(
     now: datetime,
     report: Report,
     progress: Progress | None = None,
+    late: LateItems | None = None,
 ) -> Report:
+    """Store the products, a batch a transaction; with `late`, link the recent order items
+    that waited for them and plan what now matches (in the batch's transaction)."""
     for start in range(0, len(products), BATCH):
+        batch = products[start : start + BATCH]
         async with transaction(session_factory) as session:
+            keys = ProductKeys.of(batch)
+            before = await facts_before(session, shop=shop, keys=keys) if late else {}
             counts = await service.upsert_products(
-                session,
-                shop=shop,
-                platform=platform,
-                products=products[start : start + BATCH],
-                currency=currency,
-                now=now,
+                session, shop=shop, platform=platform, products=batch, currency=currency, now=now
             )
+            if late is not None:
+                matched = await match_late_items(
+                    session,
+                    shop=shop,
+                    keys=keys,
+                    before=before,
+                    rules=late.rules,
+                    now=now,
+                    late_days=late.days,
+                    default_time_zone=late.default_time_zone,
+                )
+                report.items_matched += matched.items
+                report.messages_planned += matched.messages_planned
         report.counts.add(counts)
         if progress is not None:
             progress("importing", min(start + BATCH, len(products)), len(products))
     return report
+
+
+@dataclass(frozen=True)
+class LateItems:
+    """What matching waiting order items needs: the rules, CATALOG_LATE_DAYS, the zone."""
+
+    rules: RuleSet
+    days: int
+    default_time_zone: str
 
 
 def import_command(
@@ -138,13 +166,23 @@ def import_command(
     clock: Clock | None = None,
 ) -> int:
     """Import the file and print the counts: 0 when every line was read, 1 when some failed
-    (the others are imported) or the file cannot be read at all."""
+    (the others are imported) or the file cannot be read at all, 2 when the rules cannot be
+    loaded (recent orders waiting for these products are planned with them)."""
     try:
         target, kind = _target(file_format, shop, platform, currency)
         products, bad = _read(path, file_format, shop=target, currency=currency)
     except ImportFileError as exc:
         print(f"aftersale catalog import: {exc}", file=stderr)
         return 1
+    rules = load_rules(settings.rules_dir)
+    if rules.errors:
+        for error in rules.errors:
+            print(error, file=stderr)
+        print(f"aftersale catalog import: {len(rules.errors)} error(s) in the rules", file=stderr)
+        return 2
+    late = LateItems(
+        rules=rules, days=settings.catalog_late_days, default_time_zone=settings.default_time_zone
+    )
     report = Report(failed=bad)
     bar = ProgressBar(stderr) if stderr.isatty() else None
     try:
@@ -158,6 +196,7 @@ def import_command(
                 now=(clock or SystemClock()).now(),
                 report=report,
                 progress=bar.update if bar else None,
+                late=late,
             )
         )
     finally:
@@ -172,6 +211,12 @@ def import_command(
         f"{len(report.failed)} failed; shop {target}",
         file=stdout,
     )
+    if report.items_matched:
+        print(
+            f"{path}: {report.items_matched} recent order items found their products, "
+            f"{report.messages_planned} messages planned",
+            file=stdout,
+        )
     return 1 if report.failed else 0
 
 
@@ -222,6 +267,7 @@ async def _import(
     now: datetime,
     report: Report,
     progress: Progress | None,
+    late: LateItems,
 ) -> None:
     engine = create_engine(settings.database_url)
     try:
@@ -234,6 +280,7 @@ async def _import(
             now=now,
             report=report,
             progress=progress,
+            late=late,
         )
     finally:
         await engine.dispose()

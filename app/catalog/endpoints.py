@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from app.api.deps import API_KEY_RESPONSES, ApiKeyDep, RuntimeDep, SessionDep
 from app.catalog import repository, service
 from app.catalog.schemas import ProductsIn, UnknownSku, UnknownSkus, UpsertCounts, shop_name
+from app.orders.late import ProductKeys, facts_before, match_late_items
 
 router = APIRouter(tags=["catalog"], dependencies=[ApiKeyDep], responses=API_KEY_RESPONSES)
 
@@ -26,16 +27,34 @@ async def put_products(body: ProductsIn, runtime: RuntimeDep, session: SessionDe
     """Each product is stored as a whole (a product sent again replaces what the catalog
     held), found by its `id`, else its `handle`. Sending the same products again changes
     nothing; one sent with an older `updated_at` than the catalog's is left as it is.
-    Nothing is stored unless every product is valid."""
+    Nothing is stored unless every product is valid. Order items of the last
+    CATALOG_LATE_DAYS days that waited for these products are linked to them, and the
+    messages of rules that now match are planned."""
+    now = runtime.clock.now()
+    keys = ProductKeys.of(body.products)
+    before = await facts_before(session, shop=body.shop, keys=keys)
     report = await service.upsert_products(
         session,
         shop=body.shop,
         platform=body.platform,
         products=body.products,
         currency=body.currency,
-        now=runtime.clock.now(),
+        now=now,
     )
-    return UpsertCounts(**asdict(report))
+    settings = runtime.settings
+    late = await match_late_items(
+        session,
+        shop=body.shop,
+        keys=keys,
+        before=before,
+        rules=runtime.rules.current,
+        now=now,
+        late_days=settings.catalog_late_days,
+        default_time_zone=settings.default_time_zone,
+    )
+    return UpsertCounts(
+        **asdict(report), items_matched=late.items, messages_planned=late.messages_planned
+    )
 
 
 @router.get(

@@ -39,6 +39,20 @@ async def products_by_external_id(
     return found
 
 
+async def products_by_ids(session: AsyncSession, ids: Collection[int]) -> list[Product]:
+    """These product rows as they are now (what the session holds, refreshed)."""
+    ordered = sorted(set(ids))
+    found: list[Product] = []
+    for start in range(0, len(ordered), _CHUNK):
+        rows = await session.scalars(
+            select(Product)
+            .where(Product.id.in_(ordered[start : start + _CHUNK]))
+            .execution_options(populate_existing=True)
+        )
+        found.extend(rows)
+    return found
+
+
 async def products_by_handle(
     session: AsyncSession, *, shop: str, handles: Collection[str]
 ) -> dict[str, list[Product]]:
@@ -122,6 +136,7 @@ async def variants_for_keys(
 class UnknownSkuRow:
     shop: str
     sku: str
+    product_id: str | None
     items: int
     orders: int
     quantity: int
@@ -132,12 +147,28 @@ class UnknownSkuRow:
 async def unknown_skus(
     session: AsyncSession, *, shop: str | None, limit: int
 ) -> list[UnknownSkuRow]:
-    """SKUs of order items that no variant of the order's shop has, most ordered first."""
+    """Order items with no catalog product, by SKU (and product id), most ordered first.
+
+    An item counts when intake could not link it and the catalog still cannot resolve it
+    (no variant with its SKU or variant id, no product with its product id): items of orders
+    older than a product, which are never linked, leave the list once the product is there.
+    Items that name nothing to look for (a custom item without SKU or ids) are left out.
+    """
     items = func.count(OrderItem.id)
+    variant_has_sku = exists().where(
+        ProductVariant.shop == Order.shop, ProductVariant.sku == OrderItem.sku
+    )
+    variant_has_id = exists().where(
+        ProductVariant.shop == Order.shop, ProductVariant.external_id == OrderItem.variant_ref
+    )
+    product_has_id = exists().where(
+        Product.shop == Order.shop, Product.external_id == OrderItem.product_ref
+    )
     statement = (
         select(
             Order.shop,
             OrderItem.sku,
+            OrderItem.product_ref,
             items,
             func.count(func.distinct(Order.id)),
             func.coalesce(func.sum(OrderItem.quantity), 0),
@@ -146,11 +177,14 @@ async def unknown_skus(
         )
         .join(Order, Order.id == OrderItem.order_id)
         .where(
-            OrderItem.sku.is_not(None),
-            ~exists().where(ProductVariant.shop == Order.shop, ProductVariant.sku == OrderItem.sku),
+            OrderItem.catalog_product_id.is_(None),
+            or_(OrderItem.sku.is_not(None), OrderItem.product_ref.is_not(None)),
+            ~(OrderItem.sku.is_not(None) & variant_has_sku),
+            ~(OrderItem.variant_ref.is_not(None) & variant_has_id),
+            ~(OrderItem.product_ref.is_not(None) & product_has_id),
         )
-        .group_by(Order.shop, OrderItem.sku)
-        .order_by(items.desc(), Order.shop, OrderItem.sku)
+        .group_by(Order.shop, OrderItem.sku, OrderItem.product_ref)
+        .order_by(items.desc(), Order.shop, OrderItem.sku, OrderItem.product_ref)
         .limit(limit)
     )
     if shop is not None:
@@ -160,11 +194,12 @@ async def unknown_skus(
         UnknownSkuRow(
             shop=row[0],
             sku=row[1] or "",
-            items=row[2],
-            orders=row[3],
-            quantity=int(row[4]),
-            name=row[5],
-            last_ordered_at=_aware(row[6]),
+            product_id=row[2],
+            items=row[3],
+            orders=row[4],
+            quantity=int(row[5]),
+            name=row[6],
+            last_ordered_at=_aware(row[7]),
         )
         for row in rows
     ]

@@ -246,11 +246,22 @@ class UpsertCounts(BaseModel):
     updated: int = Field(description="products that changed")
     unchanged: int = Field(description="products the catalog already held exactly so")
     stale: int = Field(description="products sent with an older updated_at than the catalog's")
+    items_matched: int = Field(
+        default=0,
+        description="order items of the last CATALOG_LATE_DAYS days that waited for these "
+        "products and are now linked to them",
+    )
+    messages_planned: int = Field(
+        default=0, description="messages of rules that match those items now"
+    )
 
 
 class UnknownSku(BaseModel):
     shop: str
-    sku: str
+    sku: str = Field(description="the items' SKU; empty when they have none")
+    product_id: str | None = Field(
+        default=None, description="the shop's product id the items name, if any"
+    )
     items: int = Field(description="order items with this SKU")
     orders: int = Field(description="orders with this SKU")
     quantity: int = Field(description="units ordered")

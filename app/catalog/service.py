@@ -276,6 +276,42 @@ async def find_products_for_items(
         variant_ids={ref.variant_id for ref in refs if ref.variant_id} | product_ids,
         skus={ref.sku for ref in refs if ref.sku},
     )
+    missing = missing_product_ids(refs, pairs)
+    products = await repository.products_by_external_id(session, shop=shop, external_ids=missing)
+    return match_items(refs, pairs, products)
+
+
+def missing_product_ids(
+    refs: Sequence[ItemRef], pairs: Sequence[tuple[ProductVariant, Product]]
+) -> set[str]:
+    """The product ids of items that the variants found do not resolve: looked up as
+    products (a product known without the item's variant)."""
+    by_variant_id, _, by_product_id = _indexes(pairs)
+    return {
+        ref.product_id
+        for ref in refs
+        if ref.product_id
+        and not _by_variant(ref, by_variant_id)
+        and ref.product_id not in by_product_id
+    }
+
+
+def match_items(
+    refs: Sequence[ItemRef],
+    pairs: Sequence[tuple[ProductVariant, Product]],
+    products: Mapping[str, Product],
+) -> list[ProductMatch | None]:
+    """Each item's product from the candidate variants (with their products) and products
+    found by its keys: by variant id, else product id, else SKU. Pure: the database lookup
+    (`find_products_for_items`) and simulate's in-memory catalog (`memory.py`) share it."""
+    by_variant_id, by_sku, by_product_id = _indexes(pairs)
+    return [_resolve(ref, by_variant_id, by_sku, by_product_id, products) for ref in refs]
+
+
+_Pairs = dict[str, list[tuple[ProductVariant, Product]]]
+
+
+def _indexes(pairs: Sequence[tuple[ProductVariant, Product]]) -> tuple[_Pairs, _Pairs, _Pairs]:
     by_variant_id: dict[str, list[tuple[ProductVariant, Product]]] = {}
     by_sku: dict[str, list[tuple[ProductVariant, Product]]] = {}
     by_product_id: dict[str, list[tuple[ProductVariant, Product]]] = {}
@@ -286,15 +322,7 @@ async def find_products_for_items(
             by_sku.setdefault(variant.sku, []).append((variant, product))
         if product.external_id is not None:
             by_product_id.setdefault(product.external_id, []).append((variant, product))
-    missing = {
-        ref.product_id
-        for ref in refs
-        if ref.product_id
-        and not _by_variant(ref, by_variant_id)
-        and ref.product_id not in by_product_id
-    }
-    products = await repository.products_by_external_id(session, shop=shop, external_ids=missing)
-    return [_resolve(ref, by_variant_id, by_sku, by_product_id, products) for ref in refs]
+    return by_variant_id, by_sku, by_product_id
 
 
 def _by_variant(

@@ -27,6 +27,10 @@ class MapContext:
     event_id: str
     received_at: datetime
     settings: Settings
+    # The delivery's topic header and shop (product mappers need them: the topic says
+    # create, update or delete; product URLs are built on the shop's host).
+    topic: str = ""
+    shop: str = ""
 
 
 # A topic's payload -> our events (none: nothing for us in it). Pure; raises PayloadError
@@ -38,13 +42,15 @@ Mapper = Callable[[dict[str, Any], MapContext], Mapped]
 @dataclass(frozen=True)
 class ProductIntake:
     """The slot for product webhooks (the catalog): the topics that carry a product, the
-    mapper from one payload to what the catalog stores (None: nothing to store), and the
-    catalog's function that stores it in the delivery's transaction (returns nothing; the
-    delivery is answered `accepted`)."""
+    mapper from one payload to the catalog's change (pure; None: nothing to store; raises
+    a ValueError naming the field when it cannot read it), and the function that applies
+    the change in the delivery's transaction and plans what order items waiting for the
+    product now match (returns the number of messages planned; `app/intake/products.py`)."""
 
     topics: frozenset[str]
     mapper: Callable[[dict[str, Any], MapContext], Any]
-    apply: Callable[..., Awaitable[None]]  # (session, *, shop, product, now)
+    # (session, *, shop, change, now, rules, settings) -> messages planned
+    apply: Callable[..., Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,7 @@ class Platform:
     body_mapper: Callable[[bytes | str, str], Sequence[Envelope]] | None = None
     # Topics answered 200 and kept raw, with no event (e.g. Shopify's GDPR requests).
     record_only: frozenset[str] = frozenset()
-    # Product webhooks, once the catalog takes them; until then their topics are not handled.
+    # Product webhooks (the catalog); without them product topics are not handled.
     products: ProductIntake | None = None
 
     @property

@@ -160,6 +160,7 @@ async def map_and_ingest(
                 delivery=delivery,
                 failure=failure,
                 received_at=received_at,
+                rules=rules,
                 settings=settings,
                 now=now,
                 resolved_by=resolved_by,
@@ -227,6 +228,7 @@ async def _ingest_product(
     delivery: Delivery,
     failure: IntakeFailure | None,
     received_at: datetime,
+    rules: RuleSet,
     settings: Settings,
     now: datetime,
     resolved_by: str,
@@ -234,28 +236,35 @@ async def _ingest_product(
     """A product delivery, through the platform's product slot (the catalog)."""
     products = platform.products
     assert products is not None
-    context = MapContext(event_id=delivery.delivery_id, received_at=received_at, settings=settings)
+    context = MapContext(
+        event_id=delivery.delivery_id,
+        received_at=received_at,
+        settings=settings,
+        topic=delivery.topic,
+        shop=delivery.shop,
+    )
     try:
-        product = products.mapper(decode_json(delivery.body), context)
+        change = products.mapper(decode_json(delivery.body), context)
     except PayloadError:
         raise
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise PayloadError(f"{delivery.topic}: {describe(exc)}") from None
-    if product is None:
+    result = None
+    if change is None:
         status: Literal["accepted", "ignored"] = "ignored"
         reason = _ignored_reason(platform, delivery)
     else:
-        await products.apply(session, shop=delivery.shop, product=product, now=now)
+        planned = await products.apply(
+            session, shop=delivery.shop, change=change, now=now, rules=rules, settings=settings
+        )
         status, reason = "accepted", ""
+        result = IntakeResult(
+            status="accepted", event_id=delivery.delivery_id, messages_planned=planned
+        )
     if failure is not None:
         await repository.resolve(
             session, failure, result=f"{resolved_by}: {status} (product)", now=now
         )
-    result = (
-        IntakeResult(status="accepted", event_id=delivery.delivery_id)
-        if status == "accepted"
-        else None
-    )
     return Outcome(status=status, delivery_id=delivery.delivery_id, result=result, reason=reason)
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api.deps import RuntimeDep, SessionDep
 from app.config import Settings, normalize_host, secrets_for_host
 from app.customers.service import erase_shop
-from app.intake import service
+from app.intake import products, service
 from app.intake.payloads import (
     build,
     code_list,
@@ -316,6 +316,7 @@ PLATFORM = Platform(
     secrets=_secrets,
     mappers=_MAPPERS,
     record_only=RECORD_ONLY_TOPICS,
+    products=products.SHOPIFY,
 )
 TOPICS = PLATFORM.topics
 
@@ -400,6 +401,9 @@ def _item(line: dict[str, Any]) -> dict[str, Any]:
             "quantity": line.get("quantity"),
             "unit_price": line.get("price"),
             "attributes": attributes,
+            # Null for a custom item (no product behind it) or a deleted product.
+            "product_id": text(line.get("product_id")),
+            "variant_id": text(line.get("variant_id")),
         }
     )
 

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Header, Request
 
 from app.api.deps import RuntimeDep, SessionDep
 from app.config import Settings, normalize_host, secrets_for_host
-from app.intake import service
+from app.intake import products, service
 from app.intake.aftersale import DEFAULT_SHOP
 from app.intake.payloads import (
     build,
@@ -269,6 +269,7 @@ PLATFORM = Platform(
     secret_settings=("AFTERSALE_WOOCOMMERCE_SECRETS", "AFTERSALE_WOOCOMMERCE_SECRET"),
     secrets=_secrets,
     mappers=_MAPPERS,
+    products=products.WOOCOMMERCE,
 )
 TOPICS = PLATFORM.topics
 
@@ -328,8 +329,17 @@ def _item(line: dict[str, Any]) -> dict[str, Any]:
             "quantity": line.get("quantity"),
             "unit_price": _unit_price(line),
             "attributes": attributes,
+            # 0 means none: a simple product's line has no variation, a deleted one no product.
+            "product_id": _ref(line.get("product_id")),
+            "variant_id": _ref(line.get("variation_id")),
         }
     )
+
+
+def _ref(value: Any) -> str | None:
+    """A WooCommerce id as text; 0 (or "0") is WooCommerce's "none"."""
+    ref = text(value)
+    return None if ref in (None, "0") else ref
 
 
 def _unit_price(line: dict[str, Any]) -> Decimal | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any, cast
@@ -10,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, case, func, or_, select, update
 from sqlalchemy import insert as core_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import contains_eager
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.db import dialect_insert, utcnow
@@ -21,12 +23,14 @@ from app.models import (
     Order,
     OrderItem,
     OrderStatus,
+    Product,
     RepurchaseGap,
     Suppression,
     SurveyAnswer,
     TrackedLink,
     TrackingEvent,
     WebhookDelivery,
+    with_products,
 )
 from app.orders.schemas import GUEST_PREFIX
 from app.outbox import planned as outbox
@@ -81,6 +85,8 @@ _PAST = (
 _PAST_ORDERS = (
     select(_PAST.c.id, _PAST.c.placed_at, OrderItem)
     .outerjoin_from(_PAST, OrderItem, OrderItem.order_id == _PAST.c.id)
+    .outerjoin(Product, Product.id == OrderItem.catalog_product_id)
+    .options(contains_eager(OrderItem.catalog_product))
     .order_by(_PAST.c.placed_at.desc(), _PAST.c.id, OrderItem.position)
 )
 _LATEST_GAPS = (
@@ -331,10 +337,13 @@ async def order_has_items(session: AsyncSession, order_id: int) -> bool:
 
 
 async def add_items(
-    session: AsyncSession, order_id: int, items: Sequence[dict[str, Any]]
+    session: AsyncSession,
+    order_id: int,
+    items: Sequence[dict[str, Any]],
+    products: Sequence[Product | None] = (),
 ) -> list[OrderItem]:
     """Insert the order's items in one statement; returns them as stored, by position (so
-    they need not be read back)."""
+    they need not be read back), each with its catalog product (`products`, by position)."""
     if not items:
         return []
     rows = [
@@ -343,11 +352,21 @@ async def add_items(
     # A Core executemany: the ORM's bulk INSERT costs more CPU than the database does. The
     # items are only read here (rule facts), so they are built, not loaded into the session.
     stored = (await session.execute(_ADD_ITEMS, rows)).all()
-    return sorted((OrderItem(**row._mapping) for row in stored), key=lambda item: item.position)
+    built = sorted((OrderItem(**row._mapping) for row in stored), key=lambda item: item.position)
+    for item in built:
+        item.catalog_product = products[item.position] if item.position < len(products) else None
+    return built
 
 
 async def order_items(session: AsyncSession, order_id: int) -> Sequence[OrderItem]:
-    statement = select(OrderItem).where(OrderItem.order_id == order_id).order_by(OrderItem.position)
+    statement = (
+        select(OrderItem)
+        .where(OrderItem.order_id == order_id)
+        .options(with_products())
+        .order_by(OrderItem.position)
+        # Links written by UPDATE (a product that arrived late) replace what the session holds.
+        .execution_options(populate_existing=True)
+    )
     return (await session.execute(statement)).scalars().all()
 
 
@@ -524,3 +543,100 @@ async def order_customer_id(session: AsyncSession, *, shop: str, external_id: st
 async def customer_ids_by_email(session: AsyncSession, *, shop: str, email: str) -> list[int]:
     statement = select(Customer.id).where(Customer.shop == shop, Customer.email == email.lower())
     return list((await session.execute(statement)).scalars())
+
+
+@dataclass(frozen=True)
+class UnlinkedItem:
+    id: int
+    order_id: int
+    product_ref: str | None
+    variant_ref: str | None
+    sku: str | None
+
+
+# Values per IN list: far below either database's limit on parameters.
+_KEY_CHUNK = 500
+
+
+async def unlinked_items(
+    session: AsyncSession,
+    *,
+    shop: str,
+    placed_since: datetime,
+    product_ids: Collection[str],
+    variant_ids: Collection[str],
+    skus: Collection[str],
+) -> list[UnlinkedItem]:
+    """Items of the shop's orders placed since then, with no catalog product yet, that name
+    one of these product ids, variant ids or SKUs (on their indexes)."""
+    found: dict[int, UnlinkedItem] = {}
+    for column, values in (
+        (OrderItem.product_ref, product_ids),
+        (OrderItem.variant_ref, variant_ids),
+        (OrderItem.sku, skus),
+    ):
+        ordered = sorted(set(values))
+        for start in range(0, len(ordered), _KEY_CHUNK):
+            rows = await session.execute(
+                select(
+                    OrderItem.id,
+                    OrderItem.order_id,
+                    OrderItem.product_ref,
+                    OrderItem.variant_ref,
+                    OrderItem.sku,
+                )
+                .join(Order, Order.id == OrderItem.order_id)
+                .where(
+                    column.in_(ordered[start : start + _KEY_CHUNK]),
+                    OrderItem.catalog_product_id.is_(None),
+                    Order.shop == shop,
+                    Order.placed_at >= placed_since,
+                )
+            )
+            for row in rows:
+                found.setdefault(row.id, UnlinkedItem(*row))
+    return sorted(found.values(), key=lambda item: item.id)
+
+
+_LINK_ITEM = (
+    update(_ITEMS)
+    .where(_ITEMS.c.id == bindparam("item"), _ITEMS.c.catalog_product_id.is_(None))
+    .values(catalog_product_id=bindparam("product"), catalog_variant_id=bindparam("variant"))
+)
+
+
+async def link_items(session: AsyncSession, links: Sequence[tuple[int, int, int | None]]) -> None:
+    """Set each (item, product, variant) link, unless another delivery set one first."""
+    if links:
+        await session.execute(
+            _LINK_ITEM,
+            [
+                {"item": item, "product": product, "variant": variant}
+                for item, product, variant in links
+            ],
+        )
+
+
+async def get_orders(session: AsyncSession, order_ids: Collection[int]) -> Sequence[Order]:
+    statement = select(Order).where(Order.id.in_(sorted(set(order_ids)))).order_by(Order.id)
+    return (await session.execute(statement)).scalars().all()
+
+
+async def orders_linked_to(
+    session: AsyncSession, *, product_ids: Collection[int], placed_since: datetime
+) -> set[int]:
+    """Orders placed since then with an item linked to one of these catalog products."""
+    found: set[int] = set()
+    ordered = sorted(set(product_ids))
+    for start in range(0, len(ordered), _KEY_CHUNK):
+        rows = await session.execute(
+            select(Order.id)
+            .join(OrderItem, OrderItem.order_id == Order.id)
+            .where(
+                OrderItem.catalog_product_id.in_(ordered[start : start + _KEY_CHUNK]),
+                Order.placed_at >= placed_since,
+            )
+            .distinct()
+        )
+        found.update(rows.scalars())
+    return found

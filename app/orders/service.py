@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog.service import ProductMatch, find_products_for_items
 from app.coupons.service import redeem_order_codes
 from app.customers.service import erase_customer
 from app.models import Customer, MessageStatus, Order, OrderItem, OrderStatus
@@ -24,6 +25,7 @@ from app.orders.schemas import (
     CustomerUpdated,
     Envelope,
     IntakeResult,
+    ItemIn,
     OrderClosed,
     OrderFulfilled,
     OrderPlaced,
@@ -209,8 +211,17 @@ async def _order_placed(
     items = None
     # A new order has no items yet; one that existed may have them from an earlier event.
     if new_order or not await repository.order_has_items(session, order.id):
+        # Each item's catalog product, so rules see its categories, type, vendor and tags.
+        found = await find_products_for_items(
+            session,
+            shop=shop,
+            items=[(item.product_id, item.variant_id, item.sku) for item in incoming.items],
+        )
         items = await repository.add_items(
-            session, order.id, [item.model_dump(mode="python") for item in incoming.items]
+            session,
+            order.id,
+            [_item_row(item, match) for item, match in zip(incoming.items, found, strict=True)],
+            [match.product if match else None for match in found],
         )
         if order.refunds and not any(remaining_quantities(incoming.items, order.refunds)):
             # Refunds that came first took every item: the order stands refunded.
@@ -258,6 +269,17 @@ async def _order_placed(
                 known=known,
             )
     return planned, customer_id
+
+
+def _item_row(item: ItemIn, match: ProductMatch | None) -> dict[str, Any]:
+    """An item's columns: the platform's ids are its product_ref and variant_ref; `match`
+    its catalog product, if the catalog has it."""
+    row = item.model_dump(mode="python", exclude={"product_id", "variant_id"})
+    row["product_ref"] = item.product_id
+    row["variant_ref"] = item.variant_id
+    row["catalog_product_id"] = match.product.id if match else None
+    row["catalog_variant_id"] = match.variant.id if match and match.variant else None
+    return row
 
 
 async def _order_fulfilled(
@@ -459,6 +481,43 @@ async def _plan(
     return created
 
 
+async def plan_order_again(
+    session: AsyncSession, *, order: Order, rules: RuleSet, default_tz: str
+) -> int:
+    """Plan what has happened to the order again from its items as they are now (their
+    products arrived late: `late.py`). Rules that now match plan their messages; what was
+    planned before keeps its dedupe key, so nothing is planned twice. A cancelled or
+    refunded order, or an erased customer's, plans nothing."""
+    if (
+        order.customer_id is None
+        or order.placed_at is None
+        or order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED)
+    ):
+        return 0
+    customer = await repository.get_customer(session, order.customer_id)
+    if customer.deleted_at is not None:
+        return 0
+    known = _Known(customer=customer)
+    planned = 0
+    for event_type, at in (
+        ("order.created", order.placed_at),
+        ("order.fulfilled", order.fulfilled_at),
+        ("order.delivered", order.delivered_at),
+    ):
+        if at is not None:
+            planned += await _plan(
+                session,
+                event_type=event_type,
+                occurred_at=at,
+                order=order,
+                customer_id=customer.id,
+                rules=rules,
+                default_tz=default_tz,
+                known=known,
+            )
+    return planned
+
+
 async def _learn_gaps(
     session: AsyncSession,
     *,
@@ -573,7 +632,7 @@ async def _checked_now(
         session, customer.email
     )
     later = [
-        Purchase(sku=item.sku, category=item.category)
+        Purchase.of(item)
         for past in history.orders
         if facts.placed_at is not None and past.placed_at > facts.placed_at
         for item in past.items
@@ -595,7 +654,7 @@ async def _checked_now(
                 suppressed=suppressed,
                 order_status=facts.status,
                 skip_if=tuple(rule.skip_if),
-                purchased=[Purchase(sku=item.sku, category=item.category) for item in matched],
+                purchased=[Purchase.of(item) for item in matched],
                 bought_since=later,
             ),
             now=now,

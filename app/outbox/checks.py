@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.models import MessageKind, MessageStatus, OrderStatus
+from app.rules.categories import category_path, same_need
+from app.rules.facts import ItemFacts
 
 
 @dataclass(frozen=True)
@@ -14,7 +16,20 @@ class Purchase:
     """One item of an order, reduced to what rebuy checks compare."""
 
     sku: str | None
-    category: str | None
+    category: str | None = None
+    # Its categories in the compared form (the catalog product's; see ItemFacts.categories).
+    categories: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, item: ItemFacts) -> Purchase:
+        return cls(sku=item.sku, category=item.category, categories=item.categories)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        if self.categories:
+            return self.categories
+        own = category_path(self.category) if self.category else ""
+        return (own,) if own else ()
 
 
 @dataclass(frozen=True)
@@ -72,17 +87,13 @@ def rebought_reason(
         if any(item.sku in skus for item in bought_since):
             return "rebought_same_sku"
     if "rebought_same_category" in skip_if:
-        categories = [item.category for item in purchased if item.category]
+        # "coffee/beans/arabica" and "coffee/beans" are the same need; "coffee" vs "tea" is not.
+        categories = {path for item in purchased for path in item.paths}
         if any(
-            _same_category(item.category, category)
+            same_need(path, category)
             for item in bought_since
-            if item.category
+            for path in item.paths
             for category in categories
         ):
             return "rebought_same_category"
     return None
-
-
-def _same_category(a: str, b: str) -> bool:
-    # "coffee/beans/arabica" and "coffee/beans" are the same need; "coffee" vs "tea" is not.
-    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")

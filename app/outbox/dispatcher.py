@@ -602,9 +602,9 @@ class Dispatcher:
         rule_missing: bool,
     ) -> SendFacts:
         message, customer, order = context.message, context.customer, context.order
-        purchased = [Purchase(sku=item.sku, category=item.category) for item in matched]
+        purchased = [Purchase.of(item.facts()) for item in matched]
         bought_since = [
-            Purchase(sku=item.sku, category=item.category)
+            Purchase(sku=item.sku, category=item.category, categories=item.categories)
             for item in history
             if order is not None
             and order.placed_at is not None

@@ -31,10 +31,13 @@ from app.models import (
     Order,
     OrderItem,
     OrderStatus,
+    Product,
     SenderPause,
     Suppression,
+    with_products,
 )
 from app.privacy import email_digest
+from app.rules.facts import ProductFacts, item_facts
 
 
 async def claim_due_messages(
@@ -104,6 +107,7 @@ async def load_send_contexts(session: AsyncSession, ids: Sequence[int]) -> list[
             await session.execute(
                 select(OrderItem)
                 .where(OrderItem.order_id.in_(order_ids))
+                .options(with_products())
                 .order_by(OrderItem.order_id, OrderItem.position)
             )
         ).scalars()
@@ -518,6 +522,8 @@ class PlacedItem:
     placed_at: datetime
     sku: str | None
     category: str | None
+    # Its categories as rules compare them (its catalog product's, else its own).
+    categories: tuple[str, ...] = ()
 
 
 async def load_order_history(
@@ -527,8 +533,17 @@ async def load_order_history(
     if not customer_ids:
         return {}
     rows = await session.execute(
-        select(Order.customer_id, Order.id, Order.placed_at, OrderItem.sku, OrderItem.category)
+        select(
+            Order.customer_id,
+            Order.id,
+            Order.placed_at,
+            OrderItem.sku,
+            OrderItem.category,
+            Product.category_paths,
+            Product.product_type,
+        )
         .join(OrderItem, OrderItem.order_id == Order.id)
+        .outerjoin(Product, Product.id == OrderItem.catalog_product_id)
         .where(
             Order.customer_id.in_(customer_ids),
             Order.placed_at.is_not(None),
@@ -536,9 +551,31 @@ async def load_order_history(
         )
     )
     history: dict[int, list[PlacedItem]] = {}
-    for customer_id, order_id, placed_at, sku, category in rows:
+    for customer_id, order_id, placed_at, sku, category, paths, product_type in rows:
         assert customer_id is not None and placed_at is not None  # filtered in the query
+        product = (
+            ProductFacts(
+                product_type=product_type, category_paths=tuple(tuple(p) for p in paths or ())
+            )
+            if paths is not None
+            else None
+        )
+        facts = item_facts(
+            sku=sku,
+            category=category,
+            quantity=1,
+            unit_price=None,
+            tags=(),
+            attributes={},
+            product=product,
+        )
         history.setdefault(customer_id, []).append(
-            PlacedItem(order_id=order_id, placed_at=placed_at, sku=sku, category=category)
+            PlacedItem(
+                order_id=order_id,
+                placed_at=placed_at,
+                sku=sku,
+                category=category,
+                categories=facts.categories,
+            )
         )
     return history

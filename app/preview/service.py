@@ -34,7 +34,7 @@ from app.mail.unsubscribe import (
 from app.models import MessageKind
 from app.orders.repository import customer_id_for
 from app.orders.schemas import ItemIn, OrderIn, OrderPlaced
-from app.rules.facts import ItemFacts
+from app.rules.facts import ItemFacts, item_facts
 from app.rules.lint import SAMPLE_CONTEXT
 from app.rules.model import Rule
 from app.survey.links import sample_survey_context
@@ -327,11 +327,12 @@ def _shop_name(settings: Settings) -> str:
 
 
 def _facts(item: ItemIn) -> ItemFacts:
-    return ItemFacts(
+    return item_facts(
         sku=item.sku,
         category=item.category,
         quantity=item.quantity,
         unit_price=item.unit_price,
-        tags=tuple(item.tags),
+        tags=item.tags,
         attributes=dict(item.attributes),
+        product=None,  # a sample order: its items say what they are
     )

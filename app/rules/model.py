@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.rules.categories import category_path, label, under
 from app.rules.durations import Duration, DurationRange, parse_duration, parse_range
 from app.rules.facts import CustomerFacts, ItemFacts
 from app.rules.windows import SendWindow, parse_send_window
@@ -48,45 +49,74 @@ class NumberRange(_Strict):
 class ItemFilter(_Strict):
     """Which items a rule is about.
 
-    `sku`, `category` and `tag` select: an item matches when any one listed value matches
-    (SKU globs, category prefixes, exact tags). `price` and `quantity` constrain: each given
-    range must hold as well.
+    `sku`, `category`, `product_type`, `vendor` and `tag` select: an item matches when any
+    one listed value matches (SKU globs, category prefixes, types, vendors, exact tags).
+    `price` and `quantity` constrain: each given range must hold as well. Categories, types,
+    vendors and tags are the item's catalog product's too (`app/rules/facts.py`).
     """
 
     sku: list[str] = Field(default_factory=list, description="SKU globs, e.g. DIAPER-*")
     category: list[str] = Field(
-        default_factory=list, description="category prefixes, e.g. baby/diapers"
+        default_factory=list,
+        description="category path prefixes, e.g. baby/diapers or "
+        "'Baby & Toddler > Diapering' (case, accents and punctuation do not count)",
     )
-    tag: list[str] = Field(default_factory=list, description="item tags, e.g. organic")
+    product_type: list[str] = Field(
+        default_factory=list, description="product types, any case, e.g. Windeln"
+    )
+    vendor: list[str] = Field(
+        default_factory=list, description="vendors or brands, any case, e.g. Lillydoo"
+    )
+    tag: list[str] = Field(
+        default_factory=list, description="item or product tags, exactly, e.g. organic"
+    )
     price: NumberRange | None = Field(default=None, description="unit price range")
     quantity: NumberRange | None = Field(default=None, description="quantity range")
+
+    @field_validator("category")
+    @classmethod
+    def _paths(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not category_path(value):
+                raise ValueError(f"category {value!r} has no letter or digit")
+        return values
 
     def matches(self, item: ItemFacts) -> bool:
         if self.price is not None and not self.price.contains(item.unit_price):
             return False
         if self.quantity is not None and not self.quantity.contains(item.quantity):
             return False
-        sku_pattern, tags, categories, prefixes = self._compiled
-        if sku_pattern is None and not tags and not categories:
+        sku_pattern, tags, prefixes, types, vendors = self._compiled
+        if sku_pattern is None and not (tags or prefixes or types or vendors):
             return True
         if item.sku and sku_pattern is not None and sku_pattern.match(item.sku):
             return True
         if tags and not tags.isdisjoint(item.tags):
             return True
-        category = item.category
-        return category is not None and (category in categories or category.startswith(prefixes))
+        if types and item.product_type is not None and label(item.product_type) in types:
+            return True
+        if vendors and item.vendor is not None and label(item.vendor) in vendors:
+            return True
+        return bool(prefixes) and any(under(path, prefixes) for path in item.categories)
 
     @cached_property
     def _compiled(
         self,
-    ) -> tuple[re.Pattern[str] | None, frozenset[str], frozenset[str], tuple[str, ...]]:
+    ) -> tuple[
+        re.Pattern[str] | None, frozenset[str], tuple[str, ...], frozenset[str], frozenset[str]
+    ]:
         # Asked for every item of every order against every rule: the globs become one
-        # regular expression and the prefixes one tuple, once.
+        # regular expression and the other values their compared forms, once.
         sku = (
             re.compile("|".join(fnmatch.translate(glob) for glob in self.sku)) if self.sku else None
         )
-        prefixes = tuple(prefix.rstrip("/") + "/" for prefix in self.category)
-        return sku, frozenset(self.tag), frozenset(self.category), prefixes
+        return (
+            sku,
+            frozenset(self.tag),
+            tuple(category_path(value) for value in self.category),
+            frozenset(label(value) for value in self.product_type),
+            frozenset(label(value) for value in self.vendor),
+        )
 
 
 class OrderFilter(_Strict):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from app.catalog.command import read_jsonl
+from app.catalog.memory import MemoryCatalog
 from app.catalog.recommendations import Weighting
 from app.rules.loader import load_rules
 from app.simulate.bodies import parse_lines
@@ -36,8 +37,10 @@ def simulate_command(
 ) -> int:
     """Print the timeline; 1 with every problem on stderr and nothing on stdout.
 
-    `catalog` (our product JSON, one per line) lets rules with `recommend` pick products,
-    counted from the replayed orders as the dispatcher counts them from the database."""
+    `catalog`: a JSONL of our product JSON (as `aftersale catalog import` reads): order items
+    are resolved to its products as intake resolves them, so rules see their categories,
+    types, vendors and tags; and rules with `recommend` pick from them, counted from the
+    replayed orders as the dispatcher counts them from the database."""
     rules = load_rules(rules_dir)
     if rules.errors:
         for error in rules.errors:
@@ -45,19 +48,21 @@ def simulate_command(
         print(f"{len(rules.errors)} error(s) in {rules_dir}", file=stderr)
         return 1
     recommendations = None
+    products = None
     if catalog is not None:
         try:
-            products, bad_products = read_jsonl(catalog.read_bytes())
+            read, bad_products = read_jsonl(catalog.read_bytes())
         except OSError as exc:
             print(f"aftersale simulate: {catalog}: {exc.strerror or exc}", file=stderr)
             return 1
         if bad_products:
-            for line in bad_products:
-                print(f"{catalog}:{line.line}: {line.message}", file=stderr)
+            for bad_product in bad_products:
+                print(f"{catalog}:{bad_product.line}: {bad_product.message}", file=stderr)
             print(f"{len(bad_products)} bad line(s) in {catalog}", file=stderr)
             return 1
+        products = MemoryCatalog(product for _, product in read)
         recommendations = Recommendations(
-            catalog=Catalog.of(product for _, product in products),
+            catalog=Catalog.of(product for _, product in read),
             weighting=weighting or Weighting(),
             cache=timedelta(seconds=cache_seconds),
         )
@@ -84,6 +89,7 @@ def simulate_command(
                 default_time_zone=default_time_zone,
                 progress=partial(bar.update, "replaying") if bar else None,
                 recommendations=recommendations,
+                catalog=products,
             )
     if bar is not None:
         bar.close()

@@ -40,7 +40,7 @@ def checked_now(
         return planned
     placed = facts.placed_at
     later = [
-        Purchase(item.sku, item.category)
+        Purchase.of(item)
         for past in history.orders
         if placed is not None and past.placed_at > placed
         for item in past.items
@@ -54,7 +54,7 @@ def checked_now(
         purchased: list[Purchase] = []
         if later and rebuy[rule.id]:  # only a rebuy check compares the items
             matched = matching_items(rule, facts) or []
-            purchased = [Purchase(item.sku, item.category) for item in matched]
+            purchased = [Purchase.of(item) for item in matched]
         blocker = send_blocker(
             SendFacts(
                 kind=plan.kind,

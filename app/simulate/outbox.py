@@ -25,14 +25,14 @@ def send_facts(message: Pending, *, skip_if: tuple[str, ...], rebuy: bool) -> Se
     if rebuy and order is not None:
         item_filter = rule.when.items
         purchased = [
-            Purchase(item.sku, item.category)
+            Purchase.of(item)
             for item in order.items
             if item_filter is None or item_filter.matches(item)
         ]
         placed = order.placed_at
         if placed is not None:
             bought_since = [
-                Purchase(item.sku, item.category)
+                Purchase.of(item)
                 for other in customer.orders
                 if other is not order
                 and other.stands

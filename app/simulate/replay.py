@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+from app.catalog.memory import MemoryCatalog
 from app.models import MessageKind, MessageStatus, OrderStatus
 from app.orders.schemas import (
     CustomerDeleted,
     CustomerIn,
     CustomerUpdated,
     Envelope,
+    ItemIn,
     OrderClosed,
     OrderFulfilled,
     OrderPlaced,
@@ -40,6 +42,7 @@ from app.planner.planner import (
     plan_order_event,
     settle_delivery,
 )
+from app.rules.facts import ItemFacts
 from app.rules.loader import RuleSet
 from app.simulate.intake import checked_now, replan_anchors
 from app.simulate.outbox import frequency_cap, send_facts
@@ -127,6 +130,7 @@ def simulate(
     default_time_zone: str = "UTC",
     progress: Callable[[int, int], None] | None = None,
     recommendations: Recommendations | None = None,
+    catalog: MemoryCatalog | None = None,
 ) -> SimulationResult:
     """Replay `events` (sorted by `occurred_at`, file order kept for ties) and decide every
     message due up to `until` (default: a year after the last event). Events before `start`
@@ -144,6 +148,7 @@ def simulate(
         until=until,
         default_time_zone=default_time_zone,
         recommendations=recommendations,
+        catalog=catalog,
     )
     replay.run(ordered, progress=progress)
     return replay.result(start)
@@ -155,6 +160,8 @@ class _Replay:
     until: datetime
     default_time_zone: str
     recommendations: Recommendations | None = None
+    # Products items are resolved to (`--catalog`); without it, items say what they are.
+    catalog: MemoryCatalog | None = None
     world: World = field(init=False)
     gaps: ProductGaps = field(default_factory=ProductGaps)
     clock: datetime = _NEVER
@@ -230,6 +237,16 @@ class _Replay:
 
     # -- events: what intake does (app/orders/service.py) -------------------------------------
 
+    def _items(self, items: Sequence[ItemIn]) -> tuple[ItemFacts, ...]:
+        """The items' facts, each with its catalog product when a catalog was given."""
+        if self.catalog is None:
+            return tuple(item_facts(item) for item in items)
+        found = self.catalog.find([(item.product_id, item.variant_id, item.sku) for item in items])
+        return tuple(
+            item_facts(item, match.product.facts() if match else None)
+            for item, match in zip(items, found, strict=True)
+        )
+
     def _apply(self, event: Envelope, at: datetime) -> None:
         world = self.world
         if isinstance(event, OrderPlaced):
@@ -239,7 +256,7 @@ class _Replay:
             order.placed_at = as_utc(event.order.created_at)
             order.total, order.currency = event.order.total, event.order.currency
             if not order.items:
-                order.items = tuple(item_facts(item) for item in event.order.items)
+                order.items = self._items(event.order.items)
                 if self.recommendations is not None:
                     self.recommendations.record(order)
             self._plan("order.created", at, order, customer)

@@ -19,7 +19,8 @@ from app.models import OrderStatus
 from app.orders.schemas import GUEST_PREFIX, CustomerIn, ItemIn
 from app.planner.learned import GapStats, PastOrder
 from app.planner.planner import PlannedMessage
-from app.rules.facts import CustomerFacts, ItemFacts, OrderFacts
+from app.rules.facts import CustomerFacts, ItemFacts, OrderFacts, ProductFacts
+from app.rules.facts import item_facts as build_item_facts
 from app.rules.model import Rule
 
 # POST /webhooks/orders stores everything under this shop (app/intake/aftersale.py); variants
@@ -197,14 +198,16 @@ def _takes_over(known_as: str, incoming: str) -> bool:
     return known_as.startswith(GUEST_PREFIX) and not incoming.startswith(GUEST_PREFIX)
 
 
-def item_facts(item: ItemIn) -> ItemFacts:
-    return ItemFacts(
+def item_facts(item: ItemIn, product: ProductFacts | None = None) -> ItemFacts:
+    """As intake builds them (`OrderItem.facts`), with the item's catalog product if known."""
+    return build_item_facts(
         sku=item.sku,
         category=item.category,
         quantity=item.quantity,
         unit_price=item.unit_price,
-        tags=tuple(item.tags),
+        tags=item.tags,
         attributes=item.attributes,
+        product=product,
     )
 
 

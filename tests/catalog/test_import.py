@@ -171,3 +171,54 @@ async def test_a_large_import_reports_progress_batch_by_batch(runtime: Runtime) 
     )
     assert report.counts.added == BATCH + 50
     assert calls == [("importing", BATCH, BATCH + 50), ("importing", BATCH + 50, BATCH + 50)]
+
+
+async def test_an_import_links_recent_orders_waiting_for_its_products(
+    runtime: Runtime, client: Any, settings: Settings
+) -> None:
+    from app.catalog.command import LateItems
+    from app.models import Message, OrderItem
+    from tests.factories import order_created, post_event
+    from tests.outbox.conftest import use_rules
+
+    use_rules(
+        runtime,
+        settings.rules_dir,
+        """
+rules:
+  - id: coffee
+    when:
+      event: order.created
+      items: {category: ["Food, Beverages & Tobacco > Beverages > Coffee"]}
+    send: {after: 4w}
+    template: coffee-next-variety
+""",
+    )
+    item = {"sku": "COFFEE-1", "name": "Café Bourbon 1 kg", "quantity": 1, "unit_price": "29.00"}
+    assert (await post_event(client, order_created(items=[item]))).status_code == 200
+    product = ProductIn.model_validate(
+        {
+            "id": "bourbon",
+            "title": "Café Bourbon 1 kg",
+            "categories": ["Food, Beverages & Tobacco > Beverages > Coffee"],
+            "sku": "COFFEE-1",
+        }
+    )
+    late = LateItems(rules=runtime.rules.current, days=2, default_time_zone="UTC")
+    for _ in range(2):  # the second import plans nothing more
+        report = await import_products(
+            runtime.session_factory,
+            [product],
+            shop="default",
+            platform="custom",
+            currency="EUR",
+            now=runtime.clock.now(),
+            report=Report(),
+            late=late,
+        )
+    async with runtime.session_factory() as session:
+        rules = (await session.scalars(select(Message.rule_id).order_by(Message.id))).all()
+        linked = (await session.scalars(select(OrderItem.catalog_product_id))).all()
+    assert rules == ["thank-you", "coffee"]
+    assert linked[0] is not None
+    assert (report.items_matched, report.messages_planned) == (0, 0)

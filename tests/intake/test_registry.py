@@ -96,37 +96,42 @@ def test_every_webhook_route_comes_from_the_registry(app: FastAPI) -> None:
 
 
 @pytest.mark.parametrize(
-    ("platform", "topic"),
+    ("platform", "topic", "body"),
     [
-        *((shopify, topic) for topic in sorted(shopify.PRODUCT_TOPICS)),
-        *((woocommerce, topic) for topic in sorted(woocommerce.PRODUCT_TOPICS)),
+        *((shopify, topic, SHOPIFY_PRODUCT) for topic in sorted(shopify.PRODUCT_TOPICS)),
+        *((woocommerce, topic, WOO_PRODUCT) for topic in sorted(woocommerce.PRODUCT_TOPICS)),
     ],
 )
-async def test_product_topics_are_answered_as_not_handled_until_the_catalog_takes_them(
-    client: AsyncClient, platform: Any, topic: str
+async def test_product_topics_go_to_the_catalog(
+    client: AsyncClient, platform: Any, topic: str, body: dict[str, Any]
 ) -> None:
+    assert platform.PLATFORM.products is not None
+    assert platform.PLATFORM.products.topics == platform.PRODUCT_TOPICS
     if platform is shopify:
-        response = await post_shopify(client, topic, SHOPIFY_PRODUCT)
+        response = await post_shopify(client, topic, body)
     else:
-        response = await post_woo(client, topic, WOO_PRODUCT)
+        response = await post_woo(client, topic, body)
     assert response.status_code == 200
-    assert response.json() == {"status": "ignored", "reason": f"topic {topic!r} is not handled"}
+    assert response.json()["status"] == "accepted", response.text
 
 
 async def test_a_product_slot_takes_product_webhooks_once(
     client: AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What the catalog will plug in: a mapper and a store function, for its topics only."""
+    """What a platform plugs in: a mapper and a store function, for its topics only."""
     stored: list[tuple[str, Any]] = []
 
     def to_product(payload: dict[str, Any], ctx: MapContext) -> Any:
         variants = payload.get("variants") or []
         return {"id": str(payload["id"]), "skus": [v["sku"] for v in variants], "by": ctx.event_id}
 
-    async def apply(session: AsyncSession, *, shop: str, product: Any, now: datetime) -> None:
+    async def apply(
+        session: AsyncSession, *, shop: str, change: Any, now: datetime, **_: Any
+    ) -> int:
         # In the delivery's transaction: the delivery row is already there.
         assert (await session.execute(select(WebhookDelivery.id))).first() is not None
-        stored.append((shop, product))
+        stored.append((shop, change))
+        return 0
 
     products = ProductIntake(topics=shopify.PRODUCT_TOPICS, mapper=to_product, apply=apply)
     monkeypatch.setattr(

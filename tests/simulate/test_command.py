@@ -393,3 +393,54 @@ def test_a_bad_catalog_line_is_named(tmp_path: Path, capsys: pytest.CaptureFixtu
     )
     assert (code, out) == (1, "")
     assert f"{catalog}:7: title: Field required" in err
+
+
+CATALOG_RULES = """
+rules:
+  - id: diapers
+    when:
+      event: order.created
+      items: {category: ["Baby & Toddler > Diapering"], vendor: [lillydoo]}
+    send: {after: 1w}
+    template: diapers-restock
+"""
+
+
+def test_a_catalog_resolves_items_as_intake_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules_in(tmp_path / "rules", CATALOG_RULES)
+    catalog = tmp_path / "products.jsonl"
+    catalog.write_text(
+        json.dumps(
+            {
+                "id": "788032119674292922",
+                "title": "Öko-Windeln Größe 4",
+                "categories": ["Baby & Toddler > Diapering > Diapers"],
+                "variants": [{"id": "642667041472713922", "sku": "LD-W4-44", "price": "13.90"}],
+            }
+        )
+        + "\n"
+        + json.dumps({"id": "wipes", "title": "Feuchttücher", "vendor": "Lillydoo", "sku": "W-1"})
+        + "\n"
+    )
+    by_variant = {"sku": None, "name": "Windeln", "product_id": 1, "variant_id": 642667041472713922}
+    by_sku = {"sku": "W-1", "name": "Feuchttücher"}
+    orders = write_orders(
+        tmp_path,
+        created("1", items=[by_variant]),
+        created("2", items=[by_sku], buyer=customer(2)),
+        created("3", items=[item("LD-W4-44", "misc")], buyer=customer(3)),
+    )
+    base = [str(orders), "--rules", str(tmp_path / "rules"), "--format", "json"]
+    code, out, err = run(capsys, *base)
+    assert (code, out, err) == (0, "", "")  # without the catalog, nothing says "diapers"
+    code, out, err = run(capsys, *base, "--catalog", str(catalog))
+    assert (code, err) == (0, "")
+    # By variant id (the product id 1 is unknown), and by SKU; the vendor alone, too.
+    assert sorted(json.loads(line)["order_id"] for line in out.splitlines()) == ["1", "2", "3"]
+
+    catalog.write_text('{"id": "x"}\nnot json\n')
+    code, out, err = run(capsys, *base, "--catalog", str(catalog))
+    assert (code, out) == (1, "")
+    assert f"{catalog}:1: " in err and f"{catalog}:2: not a JSON object" in err
