@@ -77,13 +77,12 @@ class RecommendRequest:
 
 
 def item_refs(items: Iterable[Any]) -> list[tuple[str | None, str | None, str | None]]:
-    """What an order item says of its product. Order items carry only a SKU today; a
-    platform product or variant id on them (`product_external_id`, `variant_external_id`)
-    is used when intake stores one."""
+    """What an order item says of its product: the platform's product and variant ids, and
+    its SKU (app/catalog/repository.py find_products_for_items takes them in that order)."""
     return [
         (
-            getattr(item, "product_external_id", None),
-            getattr(item, "variant_external_id", None),
+            getattr(item, "product_ref", None),
+            getattr(item, "variant_ref", None),
             item.sku,
         )
         for item in items

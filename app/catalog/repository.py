@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, null, or_, select
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.recommendations import ProductCard, Purchase, normalized
@@ -299,10 +299,9 @@ async def recent_purchases(
 
 
 def _stored_product() -> ColumnElement[Any]:
-    """The item's product as intake stores it (`order_items.product_id`, products.id) once
-    it does; NULL until then, and for items stored before (their SKU decides)."""
-    stored: ColumnElement[Any] | None = getattr(OrderItem, "product_id", None)
-    return stored if stored is not None else null()
+    """The item's product as intake resolved it (products.id); NULL for an item whose
+    product was not in the catalog (its SKU decides)."""
+    return OrderItem.__table__.c.catalog_product_id
 
 
 async def _purchases(session: AsyncSession, shop: str, rows: Sequence[Any]) -> list[Purchase]:
