@@ -18,6 +18,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from app.catalog.item_links import links_for_shop
+from app.catalog.links import CatalogItem, ItemKey
 from app.config import Settings
 from app.coupons.codes import sample_coupon
 from app.mail.compose import ComposedMessage, compose_message, message_bytes
@@ -90,14 +92,16 @@ def compose_preview(
     rule: Rule | None,
     locale: str | None,
     now: datetime,
+    catalog: Mapping[ItemKey, CatalogItem] | None = None,
 ) -> ComposedEmail:
     """The message `template` makes for the order and customer of `event`, addressed to them.
 
     `rule` decides what the dispatcher takes from it: the kind (marketing mail carries the
     unsubscribe link and headers) and the `items` filter (the template's `items`). Without
     one the mail is transactional and `items` is every item. `locale` replaces the
-    customer's; `shop` is whose customer it is. TemplateError
-    or ValueError when it cannot be made.
+    customer's; `shop` is whose customer it is (whose links the mail carries). `catalog`:
+    what the catalog knows of the items (`catalog_for_items`); without it, items have the
+    links their ids and REORDER_URL make. TemplateError or ValueError when it cannot be made.
     """
     return _order_email(
         settings=settings,
@@ -109,6 +113,7 @@ def compose_preview(
         to_address=str(event.customer.email),
         locale=locale,
         now=now,
+        catalog=catalog,
     )
 
 
@@ -147,6 +152,9 @@ def compose_test_send(
     context["unsubscribe_url"] = unsubscribe_url
     context["coupon"] = _sample_coupon(rule)
     context["survey"] = sample_survey_context(settings.public_url)
+    links = links_for_shop(settings, shop)
+    context["shop"] = {**context["shop"], "url": links.url, "address": links.address}
+    context["links"] = links.resolve(rule.links)
     if locale is not None:
         context["customer"]["locale"] = locale
     return _compose(
@@ -175,6 +183,7 @@ def _order_email(
     locale: str | None,
     now: datetime,
     subject_prefix: str = "",
+    catalog: Mapping[ItemKey, CatalogItem] | None = None,
 ) -> ComposedEmail:
     customer = event.customer
     if locale is not None:
@@ -195,6 +204,8 @@ def _order_email(
         coupon=_sample_coupon(rule),
         # Sample links: they show the thank-you page and record nothing.
         survey=sample_survey_context(settings.public_url),
+        links=links_for_shop(settings, shop, catalog),
+        rule_links=rule.links if rule is not None else None,
     )
     return _compose(
         settings=settings,

@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from app.catalog.links import NamedLinks
 from app.coupons.codes import sample_coupon
 from app.mail.templates import TemplateError, TemplateRenderer
 from app.rules.loader import RuleError, parse_rule_files
@@ -38,9 +39,38 @@ SAMPLE_CONTEXT: dict[str, Any] = {
             "unit_price": Decimal("24.90"),
             "tags": ["baby"],
             "attributes": {},
+            # What the catalog and the shop's settings add (app/catalog/links.py).
+            "url": "https://shop.example/products/diapers-m?variant=44712043118926",
+            "image_url": "https://shop.example/images/diapers-m.jpg",
+            "product": {
+                "title": "Diapers M",
+                "variant_title": "60 pcs",
+                "url": "https://shop.example/products/diapers-m?variant=44712043118926",
+                "image_url": "https://shop.example/images/diapers-m.jpg",
+                "price": Decimal("24.90"),
+                "currency": "EUR",
+                "vendor": "Lillydoo",
+                "product_type": "Diapers",
+                "categories": ["Baby & Toddler > Diapering > Diapers"],
+                "tags": ["eco"],
+                "handle": "diapers-m",
+                "sku": "DIAPER-M-60",
+                "product_id": "8012345678901",
+                "variant_id": "44712043118926",
+                "available": True,
+            },
+            "reorder_url": "https://shop.example/cart/44712043118926:2",
+            "product_id": "8012345678901",
+            "variant_id": "44712043118926",
         }
     ],
-    "shop": {"name": "Sample Shop"},
+    "shop": {
+        "name": "Sample Shop",
+        "url": "https://shop.example",
+        "address": "Sample Shop GmbH, Hauptstraße 1, 10115 Berlin, Germany",
+    },
+    # A rule's `links` (a name it does not give is None).
+    "links": NamedLinks(),
     "message": {"send_at": datetime(2026, 11, 27, 10, 0, tzinfo=UTC)},
     # A coupon rule's templates are also rendered with `sample_coupon` (see `_coupon_cases`).
     "coupon": None,
