@@ -116,6 +116,20 @@ class OrderItem(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price: Mapped[Decimal | None] = mapped_column(Money)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The platform's ids of what was bought, as text (Shopify product_id/variant_id,
+    # WooCommerce product_id/variation_id, our JSON's product_id/variant_id); null when the
+    # order does not say (a Shopify custom item, a CSV import).
+    product_ref: Mapped[str | None] = mapped_column(String(64))
+    variant_ref: Mapped[str | None] = mapped_column(String(64))
+    # The catalog's product (and variant) the item was resolved to; null until the catalog
+    # knows it (matched again when the product arrives late). A product row is never
+    # deleted by the app (it keeps `deleted_at`), but erasing a shop may remove it.
+    catalog_product_id: Mapped[int | None] = mapped_column(
+        ForeignKey("products.id", ondelete="SET NULL"), index=True
+    )
+    catalog_variant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("product_variants.id", ondelete="SET NULL")
+    )
 
     def facts(self, quantity: int | None = None) -> ItemFacts:
         """What rules look at (filters, quantities, item anchors); `quantity` if some of the

@@ -400,6 +400,9 @@ def _item(line: dict[str, Any]) -> dict[str, Any]:
             "quantity": line.get("quantity"),
             "unit_price": line.get("price"),
             "attributes": attributes,
+            # Null for a custom item (no product behind it) or a deleted product.
+            "product_id": text(line.get("product_id")),
+            "variant_id": text(line.get("variant_id")),
         }
     )
 

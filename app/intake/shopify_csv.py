@@ -127,6 +127,7 @@ def _item(row: Mapping[str, str]) -> dict[str, Any]:
         count = int(quantity) if quantity is not None else 1
     except ValueError:
         raise PayloadError("Lineitem quantity: not a whole number") from None
+    # The export names no product or variant id: the SKU alone finds the catalog product.
     return without_none(
         {
             "sku": _cell(row, "Lineitem sku"),

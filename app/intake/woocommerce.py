@@ -328,8 +328,17 @@ def _item(line: dict[str, Any]) -> dict[str, Any]:
             "quantity": line.get("quantity"),
             "unit_price": _unit_price(line),
             "attributes": attributes,
+            # 0 means none: a simple product's line has no variation, a deleted one no product.
+            "product_id": _ref(line.get("product_id")),
+            "variant_id": _ref(line.get("variation_id")),
         }
     )
+
+
+def _ref(value: Any) -> str | None:
+    """A WooCommerce id as text; 0 (or "0") is WooCommerce's "none"."""
+    ref = text(value)
+    return None if ref in (None, "0") else ref
 
 
 def _unit_price(line: dict[str, Any]) -> Decimal | None:

@@ -68,6 +68,14 @@ class ItemIn(_Body):
     quantity: int = Field(default=1, ge=1, le=100_000)
     unit_price: Amount | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
+    # The platform's ids of what was bought: they find the item's catalog product (before
+    # the SKU, which shops reuse and custom items lack). Stored as product_ref/variant_ref.
+    product_id: ExternalId | None = Field(
+        default=None, description="the shop's product id (catalog `id`), as text or integer"
+    )
+    variant_id: ExternalId | None = Field(
+        default=None, description="the shop's variant id (catalog variant `id`)"
+    )
 
 
 class OrderIn(_Body):

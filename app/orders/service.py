@@ -24,6 +24,7 @@ from app.orders.schemas import (
     CustomerUpdated,
     Envelope,
     IntakeResult,
+    ItemIn,
     OrderClosed,
     OrderFulfilled,
     OrderPlaced,
@@ -210,7 +211,7 @@ async def _order_placed(
     # A new order has no items yet; one that existed may have them from an earlier event.
     if new_order or not await repository.order_has_items(session, order.id):
         items = await repository.add_items(
-            session, order.id, [item.model_dump(mode="python") for item in incoming.items]
+            session, order.id, [_item_row(item) for item in incoming.items]
         )
         if order.refunds and not any(remaining_quantities(incoming.items, order.refunds)):
             # Refunds that came first took every item: the order stands refunded.
@@ -258,6 +259,14 @@ async def _order_placed(
                 known=known,
             )
     return planned, customer_id
+
+
+def _item_row(item: ItemIn) -> dict[str, Any]:
+    """An item's columns: the platform's ids are its product_ref and variant_ref."""
+    row = item.model_dump(mode="python", exclude={"product_id", "variant_id"})
+    row["product_ref"] = item.product_id
+    row["variant_ref"] = item.variant_id
+    return row
 
 
 async def _order_fulfilled(

@@ -139,6 +139,19 @@ def test_order_maps_ids_money_items_and_customer() -> None:
     assert customer.marketing_consent is True
 
 
+def test_items_carry_the_product_and_variant_ids_and_a_custom_item_none() -> None:
+    body = payload("order_create")
+    # A custom item (added by hand in the admin) has no product: Shopify sends nulls.
+    body["line_items"][2].update(product_id=None, variant_id=None, sku=None)
+    event = shopify_event("orders/create", body, event_id="e", received_at=RECEIVED)
+    assert isinstance(event, OrderPlaced)
+    assert [(i.product_id, i.variant_id) for i in event.order.items] == [
+        ("632910392011223344", "808950810123456789"),
+        ("921728736012345678", "457924702123456789"),
+        (None, None),
+    ]
+
+
 def test_guest_checkout_gets_a_stable_id_from_the_order_email() -> None:
     body = payload("order_create_guest")
     event = shopify_event("orders/create", body, event_id="e-2", received_at=RECEIVED)
@@ -364,10 +377,14 @@ async def test_order_is_stored_and_thank_you_planned(client: AsyncClient, runtim
         "Иванова",
     )
     assert customer.marketing_consent is True and customer.locale == "ru"
-    assert [(item.sku, item.category) for item in items] == [
-        ("DIAPER-M-60", "baby/diapers"),
-        ("WIPES-72", "baby-care/wipes"),
-        ("TEETHER-MINT", None),
+    # The platform's ids, as text: what finds the catalog product (none is known yet).
+    assert [
+        (item.sku, item.category, item.product_ref, item.variant_ref, item.catalog_product_id)
+        for item in items
+    ] == [
+        ("DIAPER-M-60", "baby/diapers", "632910392011223344", "808950810123456789", None),
+        ("WIPES-72", "baby-care/wipes", "921728736012345678", "457924702123456789", None),
+        ("TEETHER-MINT", None, "788032119123456789", "39072856123456789", None),
     ]
     # The topic as received: what a replay of the raw body maps it by.
     assert (delivery.source, delivery.shop, delivery.event_type) == (

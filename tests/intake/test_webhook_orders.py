@@ -62,6 +62,32 @@ async def test_integer_ids_are_kept_exactly(client: AsyncClient, runtime: Runtim
         ).scalar_one() == "18446744073709551615"
 
 
+async def test_items_may_name_the_shops_product_and_variant_ids(
+    client: AsyncClient, runtime: Runtime
+) -> None:
+    item = {"sku": "DIAPER-M-60", "name": "Windeln M", "quantity": 1, "unit_price": "24.90"}
+    body = order_created(
+        items=[
+            {**item, "product_id": 632910392011223344, "variant_id": "808950810123456789"},
+            {**item, "sku": "WIPES-72", "product_id": "wipes"},
+            item,
+        ]
+    )
+    response = await post_event(client, body)
+    assert response.status_code == 200, response.text
+    async with runtime.session_factory() as session:
+        rows = (await session.execute(select(OrderItem).order_by(OrderItem.position))).scalars()
+        assert [(row.product_ref, row.variant_ref) for row in rows] == [
+            ("632910392011223344", "808950810123456789"),  # an integer id kept exactly
+            ("wipes", None),
+            (None, None),
+        ]
+    bad = order_created(items=[{**item, "variant_id": "has space"}])
+    response = await post_event(client, bad)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "order", "items", 0, "variant_id"]
+
+
 async def test_duplicate_delivery_has_one_effect(client: AsyncClient, runtime: Runtime) -> None:
     body = order_created()
     first = await post_event(client, body)

@@ -131,6 +131,8 @@ def test_order_maps_ids_money_items_and_customer() -> None:
         "variation_id": "291",
     }
     assert order.items[1].attributes == {"product_id": "305"}
+    # The line of a simple product says variation_id 0: no variant.
+    assert [(i.product_id, i.variant_id) for i in order.items] == [("288", "291"), ("305", None)]
     assert (customer.id, customer.email) == ("17", "maria.smirnova@example.ru")
     assert (customer.first_name, customer.last_name, customer.country) == (
         "Мария",
@@ -302,6 +304,12 @@ async def test_order_is_stored_and_thank_you_planned(client: AsyncClient, runtim
     assert (customer.first_name, customer.marketing_consent) == ("Мария", True)
     assert (delivery.source, delivery.shop) == ("woocommerce", HOST)
     assert (message.rule_id, message.status) == ("thank-you", "scheduled")
+    async with runtime.session_factory() as session:
+        items = (await session.execute(select(OrderItem).order_by(OrderItem.position))).scalars()
+        assert [(i.sku, i.product_ref, i.variant_ref) for i in items] == [
+            ("COFFEE-ETH-1KG", "288", "291"),
+            ("V60-FILTER-100", "305", None),
+        ]
 
 
 async def test_guest_order_without_consent(client: AsyncClient, runtime: Runtime) -> None:
