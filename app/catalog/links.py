@@ -296,9 +296,11 @@ class LinkedItem(Protocol):
 
 
 def item_key(item: LinkedItem) -> ItemKey:
+    """An `OrderItem` keeps the platform's ids as product_ref/variant_ref; a webhook's
+    `ItemIn` (preview) has them as product_id/variant_id."""
     return (
-        getattr(item, "product_ref", None),
-        getattr(item, "variant_ref", None),
+        getattr(item, "product_ref", None) or getattr(item, "product_id", None),
+        getattr(item, "variant_ref", None) or getattr(item, "variant_id", None),
         item.sku,
     )
 
