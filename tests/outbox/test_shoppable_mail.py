@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.config import Settings
 from app.models import Conversion, Message, TrackedLink
@@ -202,3 +202,41 @@ async def test_a_shop_that_told_us_nothing_gets_no_broken_links(
     assert hrefs == [] and text_urls == [] and images == []
     assert 'href=""' not in html and "None" not in html and "None" not in text
     assert "Diapers M, 60 pcs" in html and "Reorder" not in html
+
+
+async def test_the_catalog_is_read_once_per_batch_not_per_message(
+    client: AsyncClient,
+    api: Api,
+    runtime: Runtime,
+    dispatcher: Dispatcher,
+    smtp_sink: SmtpSink,
+    tmp_path: Path,
+) -> None:
+    use_rules(runtime, tmp_path, RESTOCK)
+    catalog = shopify_product() | {"shop": "default", "platform": "custom"}
+    response = await client.put("/api/v1/products", json=catalog, headers=api.headers)
+    assert response.status_code == 200, response.text
+    for number in range(6):
+        body = order_created(
+            order_id=f"81{number}", customer_id=f"c-{number}", email=f"kunde{number}@example.org"
+        )
+        response = await post_event(client, body)
+        assert response.status_code == 200, response.text
+
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if re.search(r"\bFROM products?(_variants)?\b", statement):
+            statements.append(statement)
+
+    engine = runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert (await dispatcher.run_once()).outcomes == {"sent": 6}
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    # One lookup for the six messages' items (by SKU: our JSON's orders name no ids).
+    assert len(statements) == 1, statements
+    for mail in smtp_sink.received[-6:]:
+        html = mail.part("text/html")
+        assert f"{runtime.settings.public_url}/c/" in html and IMAGE_URL.split("?")[0] in html
