@@ -113,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "db":
         upgrade_database(settings)
         return 0
+    if (problem := rules_startup_problem(settings)) is not None:
+        print(f"aftersale: configuration error: {problem}", file=sys.stderr)
+        return 2
     if args.role == "worker":
         asyncio.run(run_worker(settings))
         return 0
@@ -120,6 +123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(run_inbound(settings))
     serve_http(settings, role=args.role, host=args.host, port=args.port)
     return 0
+
+
+def rules_startup_problem(settings: Settings) -> str | None:
+    """What the rules folder needs of the settings that they lack (checked again by every
+    Runtime), said before a server starts rather than as a traceback from inside it."""
+    from app.rules.loader import load_rules
+
+    rules = load_rules(settings.rules_dir)
+    return settings.rules_problem(marketing_rules=rules.marketing_rule_ids)
 
 
 def load_settings() -> Settings | None:

@@ -19,6 +19,7 @@ from dkim.crypto import parse_pem_private_key
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.catalog.links import check_reorder_template, parse_shop_urls, web_url
 from app.mail.addresses import ascii_domain as wire_domain
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -366,6 +367,16 @@ class Settings(BaseSettings):
     recommend_lookback_days: int = Field(default=365, ge=1, le=3650)
     recommend_half_life_days: float = Field(default=90.0, gt=0, le=3650)
     recommend_cache_seconds: float = Field(default=600.0, ge=0)
+    # Links in mail (docs/platforms.md, Links that sell). The shop's storefront for
+    # `shop.url`: SHOP_URLS by shop as intake names it (`my-shop.myshopify.com=https://…`,
+    # a WooCommerce site's host, `default` for our JSON), else SHOP_URL, else the shop's own
+    # host. SHOP_ADDRESS: the postal address marketing mail must carry (required in
+    # production when a marketing rule is loaded). REORDER_URL: our JSON's reorder link,
+    # with {sku}, {quantity}, {product_id} and {variant_id}.
+    shop_url: str | None = None
+    shop_urls: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    shop_address: str | None = None
+    reorder_url: str | None = None
 
     rules_dir: Path = ROOT / "rules"
     templates_dir: Path = ROOT / "templates" / "email"
@@ -524,6 +535,39 @@ class Settings(BaseSettings):
                 raise ValueError(f"{domain}: the rate must be a number >= 0 (0 is unlimited)")
         return rates
 
+    @field_validator("shop_url", "shop_address", "reorder_url", mode="before")
+    @classmethod
+    def _shop_blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("shop_url")
+    @classmethod
+    def _shop_url(cls, value: str | None) -> str | None:
+        return None if value is None else web_url(value, setting="SHOP_URL")
+
+    @field_validator("shop_urls", mode="before")
+    @classmethod
+    def _parse_shop_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_shop_urls(value)
+        if isinstance(value, Mapping):
+            return {
+                str(shop).strip().lower(): web_url(str(url), setting=f"SHOP_URLS ({shop})")
+                for shop, url in value.items()
+            }
+        return value
+
+    @field_validator("shop_address")
+    @classmethod
+    def _one_address(cls, value: str | None) -> str | None:
+        # One line in the footer; "\n" in an env file stands for a line break.
+        return None if value is None else value.replace("\\n", "\n").strip()
+
+    @field_validator("reorder_url")
+    @classmethod
+    def _reorder_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_reorder_template(value)
+
     @field_validator(
         "dkim_selector", "dkim_domain", "metrics_token", "worker_heartbeat_file", mode="before"
     )
@@ -677,6 +721,17 @@ class Settings(BaseSettings):
                 + f" (secrets need at least {_MIN_SECRET_LENGTH} characters and no dev default)"
             )
         return self
+
+    def rules_problem(self, *, marketing_rules: Sequence[str]) -> str | None:
+        """What keeps these rules from running with these settings, naming the setting:
+        in production, marketing mail must carry the shop's postal address."""
+        if self.env == "production" and marketing_rules and self.shop_address is None:
+            return (
+                "refusing to start in production: AFTERSALE_SHOP_ADDRESS is not set, and "
+                f"marketing mail must carry the shop's postal address (marketing rules: "
+                f"{', '.join(sorted(marketing_rules))})"
+            )
+        return None
 
     @property
     def is_development(self) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.clock import Clock, SystemClock
-from app.config import Settings
+from app.config import ConfigError, Settings
 from app.db import create_engine, create_session_factory
 from app.rules.lint import TemplateCheck
 from app.rules.source import RulesSource
@@ -23,7 +23,6 @@ class Runtime:
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
-        engine = create_engine(settings.database_url)
         rules = RulesSource(
             settings.rules_dir,
             templates=TemplateCheck(
@@ -33,6 +32,12 @@ class Runtime:
             ),
         )
         rules.reload()
+        # Where rules are loaded at startup: some need settings (a marketing rule, the
+        # shop's postal address in production), and the service refuses to start without.
+        problem = settings.rules_problem(marketing_rules=rules.current.marketing_rule_ids)
+        if problem is not None:
+            raise ConfigError(problem)
+        engine = create_engine(settings.database_url)
         return cls(
             settings=settings,
             engine=engine,

@@ -98,6 +98,27 @@ async def variant_by_external_id(
     )
 
 
+async def rows_by_id(
+    session: AsyncSession, *, product_ids: Collection[int], variant_ids: Collection[int]
+) -> tuple[dict[int, Product], dict[int, ProductVariant]]:
+    """Products and variants by our own ids (what order items were resolved to)."""
+    products: dict[int, Product] = {}
+    variants: dict[int, ProductVariant] = {}
+    ordered = sorted(set(product_ids))
+    for start in range(0, len(ordered), _CHUNK):
+        rows = await session.scalars(
+            select(Product).where(Product.id.in_(ordered[start : start + _CHUNK]))
+        )
+        products.update((row.id, row) for row in rows)
+    ordered = sorted(set(variant_ids))
+    for start in range(0, len(ordered), _CHUNK):
+        found = await session.scalars(
+            select(ProductVariant).where(ProductVariant.id.in_(ordered[start : start + _CHUNK]))
+        )
+        variants.update((row.id, row) for row in found)
+    return products, variants
+
+
 async def add(session: AsyncSession, *rows: Product | ProductVariant) -> None:
     """Insert the rows (their ids are known after)."""
     session.add_all(rows)

@@ -11,6 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from app.catalog.links import ShopLinks
+
 
 class ContextCustomer(Protocol):
     """A `Customer` row, or a webhook's `CustomerIn`."""
@@ -59,7 +61,7 @@ class ContextItem(Protocol):
     def attributes(self) -> Mapping[str, Any]: ...
 
 
-def _item(item: ContextItem) -> dict[str, Any]:
+def _item(item: ContextItem, links: ShopLinks) -> dict[str, Any]:
     return {
         "sku": item.sku,
         "name": item.name,
@@ -68,6 +70,8 @@ def _item(item: ContextItem) -> dict[str, Any]:
         "unit_price": item.unit_price,
         "tags": list(item.tags),
         "attributes": dict(item.attributes),
+        # url, image_url, product (the catalog's), reorder_url; None when unknown.
+        **links.item(item),
     }
 
 
@@ -83,7 +87,13 @@ def build_context(
     coupon: Mapping[str, Any] | None = None,
     survey: Mapping[str, Any] | None = None,
     recommendations: Sequence[Mapping[str, Any]] | None = None,
+    links: ShopLinks | None = None,
+    rule_links: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    """The context of one message. `links`: the shop's URL and address and what the catalog
+    knows of the items (app/catalog/links.py); without it, every link is None. `rule_links`:
+    the rule's `links`, paths resolved under the shop's URL."""
+    links = links or ShopLinks()
     return {
         "customer": {
             "first_name": customer.first_name,
@@ -98,11 +108,15 @@ def build_context(
             "total": order.total if order else None,
             "currency": order.currency if order else None,
             "created_at": order.placed_at if order else None,
-            "items": [_item(item) for item in items],
+            "items": [_item(item, links) for item in items],
         },
         # `items`: what the rule is about (its `items` filter); `order.items`: everything bought.
-        "items": [_item(item) for item in (items if matched_items is None else matched_items)],
-        "shop": {"name": shop_name},
+        "items": [
+            _item(item, links) for item in (items if matched_items is None else matched_items)
+        ],
+        # `shop.address`: the postal address; the layout's footer shows it in marketing mail.
+        "shop": {"name": shop_name, "url": links.url, "address": links.address},
+        "links": links.resolve(rule_links or {}),
         "message": {"send_at": send_at},
         # Set for marketing mail only; the layout's footer links it when present.
         "unsubscribe_url": unsubscribe_url,

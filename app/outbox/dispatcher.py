@@ -13,13 +13,14 @@ import secrets
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog.item_links import catalog_for_items, links_for_shop
 from app.catalog.recommender import Recommender, RecommendRequest, item_refs
 from app.coupons.service import take_coupon
 from app.db import transaction
@@ -163,6 +164,9 @@ class Dispatcher:
         rules = self.runtime.rules.current
         async with self.runtime.session_factory() as session:
             contexts = await repository.load_send_contexts(session, ids)
+            # Product pages, images and reorder ids for every item of the batch at once.
+            catalogs = await catalog_for_items(session, ((_shop(c), c.items) for c in contexts))
+            contexts = [replace(c, catalog=catalogs.get(_shop(c), {})) for c in contexts]
             history = await repository.load_order_history(
                 session,
                 [context.customer.id for context in contexts if _needs_history(context, rules)],
@@ -462,6 +466,8 @@ class Dispatcher:
                 unsubscribe_url=unsubscribe_url,
                 coupon=coupon,
                 recommendations=recommendations,
+                links=links_for_shop(settings, _shop(context), context.catalog),
+                rule_links=rule.links if rule else None,
                 survey=message_survey_context(
                     message_id=message.id,
                     public_url=settings.public_url,
@@ -774,6 +780,11 @@ def matched_items(context: SendContext, rule: Rule | None) -> list[OrderItem]:
         for item, quantity in zip(context.items, left, strict=True)
         if quantity > 0 and (item_filter is None or item_filter.matches(item.facts(quantity)))
     ]
+
+
+def _shop(context: SendContext) -> str:
+    """The shop whose links the message carries: its order's, else its customer's."""
+    return context.order.shop if context.order is not None else context.customer.shop
 
 
 def _cap_limits(context: SendContext, rules: RuleSet) -> list[Limit]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import cast
@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog.links import CatalogItem, ItemKey
 from app.db import dialect_insert
 from app.models import (
     Customer,
@@ -86,6 +87,9 @@ class SendContext:
     order: Order | None
     items: Sequence[OrderItem]
     suppressed: bool
+    # What the catalog knows of the items (their pages, images, ids for reorder links):
+    # filled in for the whole batch by the dispatcher (`catalog_for_items`).
+    catalog: Mapping[ItemKey, CatalogItem] = field(default_factory=dict)
 
 
 async def load_send_contexts(session: AsyncSession, ids: Sequence[int]) -> list[SendContext]:

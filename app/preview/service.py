@@ -20,6 +20,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog.item_links import links_for_shop
+from app.catalog.links import CatalogItem, ItemKey
 from app.catalog.recommender import Recommender, RecommendRequest, item_refs
 from app.config import Settings
 from app.coupons.codes import sample_coupon
@@ -95,15 +97,18 @@ def compose_preview(
     locale: str | None,
     now: datetime,
     recommendations: Sequence[Mapping[str, Any]] | None = None,
+    catalog: Mapping[ItemKey, CatalogItem] | None = None,
 ) -> ComposedEmail:
     """The message `template` makes for the order and customer of `event`, addressed to them.
 
     `rule` decides what the dispatcher takes from it: the kind (marketing mail carries the
     unsubscribe link and headers) and the `items` filter (the template's `items`). Without
     one the mail is transactional and `items` is every item. `locale` replaces the
-    customer's; `shop` is whose customer it is; `recommendations` what the catalog picked
-    for a rule with `recommend` (`preview_recommendations`). TemplateError or ValueError
-    when it cannot be made.
+    customer's; `shop` is whose customer it is (whose links the mail carries);
+    `recommendations` what the catalog picked for a rule with `recommend`
+    (`preview_recommendations`). `catalog`: what the catalog knows of the items
+    (`catalog_for_items`); without it, items have the links their ids and REORDER_URL make.
+    TemplateError or ValueError when it cannot be made.
     """
     return _order_email(
         settings=settings,
@@ -116,6 +121,7 @@ def compose_preview(
         locale=locale,
         now=now,
         recommendations=recommendations,
+        catalog=catalog,
     )
 
 
@@ -156,6 +162,9 @@ def compose_test_send(
     context["survey"] = sample_survey_context(settings.public_url)
     if rule.recommend is None:
         context["recommendations"] = []  # what the rule's mail gets
+    links = links_for_shop(settings, shop)
+    context["shop"] = {**context["shop"], "url": links.url, "address": links.address}
+    context["links"] = links.resolve(rule.links)
     if locale is not None:
         context["customer"]["locale"] = locale
     return _compose(
@@ -217,6 +226,7 @@ def _order_email(
     now: datetime,
     subject_prefix: str = "",
     recommendations: Sequence[Mapping[str, Any]] | None = None,
+    catalog: Mapping[ItemKey, CatalogItem] | None = None,
 ) -> ComposedEmail:
     customer = event.customer
     if locale is not None:
@@ -238,6 +248,8 @@ def _order_email(
         recommendations=recommendations if rule is not None and rule.recommend else None,
         # Sample links: they show the thank-you page and record nothing.
         survey=sample_survey_context(settings.public_url),
+        links=links_for_shop(settings, shop, catalog),
+        rule_links=rule.links if rule is not None else None,
     )
     return _compose(
         settings=settings,

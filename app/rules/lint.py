@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from app.catalog.links import NamedLinks
 from app.coupons.codes import sample_coupon
 from app.mail.templates import RenderTimeout, TemplateError, TemplateRenderer
 from app.rules.loader import ParsedRules, RuleError, parse_rule_files
@@ -41,9 +42,38 @@ SAMPLE_CONTEXT: dict[str, Any] = {
             "unit_price": Decimal("24.90"),
             "tags": ["baby"],
             "attributes": {},
+            # What the catalog and the shop's settings add (app/catalog/links.py).
+            "url": "https://shop.example/products/diapers-m?variant=44712043118926",
+            "image_url": "https://shop.example/images/diapers-m.jpg",
+            "product": {
+                "title": "Diapers M",
+                "variant_title": "60 pcs",
+                "url": "https://shop.example/products/diapers-m?variant=44712043118926",
+                "image_url": "https://shop.example/images/diapers-m.jpg",
+                "price": Decimal("24.90"),
+                "currency": "EUR",
+                "vendor": "Lillydoo",
+                "product_type": "Diapers",
+                "categories": ["Baby & Toddler > Diapering > Diapers"],
+                "tags": ["eco"],
+                "handle": "diapers-m",
+                "sku": "DIAPER-M-60",
+                "product_id": "8012345678901",
+                "variant_id": "44712043118926",
+                "available": True,
+            },
+            "reorder_url": "https://shop.example/cart/44712043118926:2",
+            "product_id": "8012345678901",
+            "variant_id": "44712043118926",
         }
     ],
-    "shop": {"name": "Sample Shop"},
+    "shop": {
+        "name": "Sample Shop",
+        "url": "https://shop.example",
+        "address": "Sample Shop GmbH, Hauptstraße 1, 10115 Berlin, Germany",
+    },
+    # A rule's `links` (a name it does not give is None).
+    "links": NamedLinks(),
     "message": {"send_at": datetime(2026, 11, 27, 10, 0, tzinfo=UTC)},
     # A coupon rule's templates are also rendered with `sample_coupon` (see `_coupon_cases`).
     "coupon": None,
@@ -78,6 +108,11 @@ _LINK_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
 
 
 def _sample_item(number: int) -> dict[str, Any]:
+    # Every other item is one the catalog does not know: no page, picture or reorder link,
+    # which a template must show without a broken link.
+    known = number % 2 == 1
+    url = f"https://shop.example/products/care-{number}" if known else None
+    image = f"https://shop.example/images/care-{number}.jpg" if known else None
     return {
         "sku": f"SKU-{number:04d}",
         "name": f"Größe {number} – крем для рук, 50 ml",
@@ -86,6 +121,14 @@ def _sample_item(number: int) -> dict[str, Any]:
         "unit_price": Decimal("3.05") * number,
         "tags": ["care", "geschenk"],
         "attributes": {"size": "50 ml"},
+        "url": url,
+        "image_url": image,
+        "product": {**SAMPLE_CONTEXT["items"][0]["product"], "url": url, "image_url": image}
+        if known
+        else None,
+        "reorder_url": f"https://shop.example/cart/{44712043118926 + number}:1" if known else None,
+        "product_id": str(8012345678901 + number) if known else None,
+        "variant_id": str(44712043118926 + number) if known else None,
     }
 
 
@@ -115,6 +158,8 @@ ORDER_SAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
 # Birthdays and other dated mail: no order and no items (`app.mail.context.build_context`).
 _NO_ORDER: dict[str, Any] = {
     "id": None,
+    "number": None,
+    "attributes": {},
     "total": None,
     "currency": None,
     "created_at": None,

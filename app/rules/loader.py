@@ -34,6 +34,10 @@ class RuleSet:
     def for_event(self, event: str) -> list[Rule]:
         return [rule for rule in self.rules if rule.when.event == event]
 
+    @property
+    def marketing_rule_ids(self) -> list[str]:
+        return [rule.id for rule in self.rules if rule.kind == "marketing"]
+
 
 _Model = TypeVar("_Model", bound=BaseModel)
 

@@ -30,6 +30,9 @@ ORDER_EVENTS = ("order.created", "order.fulfilled", "order.delivered")
 # Its `fallback` is the timing from fulfilment when no delivery is ever reported.
 DELIVERED = "order.delivered"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}$")
+# A rule's `links`: names a template can write as `links.NAME`, targets that open in a browser.
+_LINK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_WEB_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
 
 
 class _Strict(BaseModel):
@@ -465,6 +468,30 @@ class Rule(_Strict):
         description="catalog products for `recommendations`, e.g. {count: 3, from: co_purchase}",
         examples=[{"count": 3, "from": "co_purchase", "exclude": "owned"}],
     )
+    links: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=20,
+        description=(
+            "named links for the template (`links.NAME`): a path is under the shop's URL "
+            "(SHOP_URL), or a whole https:// URL"
+        ),
+        examples=[{"category": "/collections/school-desks"}],
+    )
+
+    @field_validator("links")
+    @classmethod
+    def _links(cls, links: dict[str, str]) -> dict[str, str]:
+        for name, target in links.items():
+            if not _LINK_NAME.match(name):
+                raise ValueError(f"link name {name!r}: use letters, digits and '_'")
+            if target.startswith("/") and not target.startswith("//"):
+                continue
+            if not _WEB_URL.match(target):
+                raise ValueError(
+                    f"links.{name}: {target!r} is neither a path under the shop's URL "
+                    "(/collections/...) nor an http:// or https:// URL"
+                )
+        return links
 
     @model_validator(mode="after")
     def _timing_fits_the_event(self) -> Rule:

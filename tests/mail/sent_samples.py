@@ -23,6 +23,7 @@ from decimal import Decimal
 
 import pytest
 
+from app.catalog.links import CatalogItem, ItemKey
 from app.config import ROOT, Settings
 from app.mail.compose import compose_message, message_bytes
 from app.mail.templates import RenderedEmail, TemplateRenderer
@@ -51,19 +52,35 @@ SETTINGS = Settings(
     tracking_enabled=True,
     unsubscribe_secrets=["sample-unsubscribe-secret-0123456789"],
     tracking_secrets=["sample-tracking-secret-0123456789"],
+    # The shop's storefront (`shop.url`); the postal address marketing mail carries is the
+    # locale's (`locale_settings`).
+    shop_url="https://shop.example.com",
     _env_file=None,
 )
 
 
-# The shop's name in each locale's mail (the From name and `shop.name`): a Russian shop
-# writes its name in Cyrillic. (A Latin name repeated in Russian mail, plus its links, is
-# what SpamAssassin's MIXED_ES counts as homoglyph tricks.)
+# The shop's name in each locale's mail (the From name and `shop.name`) and its postal
+# address: a Russian shop writes both in Cyrillic. (A Latin name and address in Russian mail,
+# plus its links, are what SpamAssassin's MIXED_ES counts as homoglyph tricks.)
 SHOP_NAMES = {"en": "Greenleaf Store", "ru": "Зелёный лист"}
+SHOP_ADDRESSES = {
+    "en": "Greenleaf Store Ltd, 12 Harbour Road, Dublin D02 X285, Ireland",
+    "ru": "ООО «Зелёный лист», Гаванская ул., 12, Санкт-Петербург, 199106, Россия",
+}
 
 
 def locale_settings(locale: str) -> Settings:
     _, address = SETTINGS.from_address
-    return SETTINGS.model_copy(update={"mail_from": f"{SHOP_NAMES[locale]} <{address}>"})
+    return SETTINGS.model_copy(
+        update={
+            "mail_from": f"{SHOP_NAMES[locale]} <{address}>",
+            "shop_address": SHOP_ADDRESSES[locale],
+        }
+    )
+
+
+# Product pictures come from the shop, as a real catalog's do (the screenshot test serves them).
+PRODUCT_IMAGES = "https://shop.example.com/images/"
 
 
 @dataclass(frozen=True)
@@ -267,6 +284,31 @@ LISTS_ITEMS = frozenset(
 )
 
 
+def catalog_item(item: Item, locale: str, currency: str) -> CatalogItem:
+    """What the shop's catalog holds for a sample item: a Shopify product with one variant
+    (its page, picture and numeric ids, so the reorder link is a cart permalink)."""
+    handle = item.sku.lower()
+    number = sum(ord(letter) for letter in item.sku)
+    return CatalogItem(
+        platform="shopify",
+        product_id=f"80123456{number:05d}",
+        variant_id=f"447120431{number:05d}",
+        handle=handle,
+        title=item.name[locale],
+        variant_title=None,
+        sku=item.sku,
+        url=f"https://shop.example.com/products/{handle}",
+        image_url=f"{PRODUCT_IMAGES}{handle}.jpg",
+        price=Decimal(item.unit_price[currency]),
+        currency=currency,
+        vendor="Greenleaf",
+        product_type=None,
+        categories=(tuple(item.category.split("/")),),
+        tags=(),
+        available=True,
+    )
+
+
 @dataclass(frozen=True)
 class Sample:
     """One template of a shipped rule in one locale."""
@@ -284,6 +326,15 @@ class Sample:
     @property
     def customer(self) -> Customer:
         return CUSTOMERS[self.locale]
+
+    @property
+    def catalog(self) -> dict[ItemKey, CatalogItem]:
+        """The catalog's products of the sample order's items, as the dispatcher loads them."""
+        currency = self.customer.currency
+        return {
+            (None, None, item.sku): catalog_item(item, self.locale, currency)
+            for item in ORDERS[self.template]
+        }
 
     @property
     def product_names(self) -> list[str]:
@@ -347,6 +398,7 @@ def compose_sent(sample: Sample, *, now: datetime) -> SentEmail:
         locale=sample.locale,
         now=now,
         recommendations=sample.recommendations,
+        catalog=sample.catalog,
     )
     rendered = RenderedEmail(subject=preview.subject, text=preview.text, html=preview.html)
     if SETTINGS.tracking_enabled and sample.rule.track:

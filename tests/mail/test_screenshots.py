@@ -4,8 +4,8 @@ The HTML part of each message (see `sent_samples`: CSS inlined, honeypot and ope
 in) is written to a file and opened in Debian's Chromium through Playwright, one browser
 for all pages. Playwright's own browsers are never used or downloaded: the launch names
 the system binary. Nothing leaves the machine: the open pixel is answered with a GIF as
-our server would, product images (recommendations) with a picture as the shop's server
-would, and any other request fails the test.
+our server would, product images with a picture as the shop's server would, and any other
+request fails the test.
 
 Screenshots go to a temporary folder (printed), and also to AFTERSALE_SCREENSHOT_DIR
 when it is set.
@@ -50,6 +50,9 @@ BROWSER_ARGS = [
     "--disable-sync",
 ]
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+# A product's picture: one sage-green pixel, drawn at the size the mail asks, so the
+# screenshots show where pictures go.
+PRODUCT_PICTURE = base64.b64decode("R0lGODlhAQABAIAAAKHEmwAAACwAAAAAAQABAAACAkQBADs=")
 _CYRILLIC_WORD = re.compile(r"[А-Яа-яЁё]{3,}")
 
 # Elements reaching past the right or left edge of the viewport, for the overflow check.
@@ -176,7 +179,7 @@ def _watch(page: Page) -> PageLog:
             log.pixels += 1
             route.fulfill(status=200, content_type="image/gif", body=PIXEL_GIF)
         elif request.url.startswith(PRODUCT_IMAGES):
-            route.fulfill(status=200, content_type="image/gif", body=PIXEL_GIF)
+            route.fulfill(status=200, content_type="image/gif", body=PRODUCT_PICTURE)
         else:
             log.blocked.append(request.url)
             route.abort()

@@ -4,10 +4,12 @@ import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from app.catalog.links import NamedLinks, ShopLinks
 from app.mail.html_to_text import html_to_text
 from app.mail.templates import RenderedEmail, TemplateError, TemplateRenderer
 
@@ -15,7 +17,7 @@ TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "email"
 
 
 def sample_context(**customer: Any) -> dict[str, Any]:
-    return {
+    context: dict[str, Any] = {
         "customer": {"first_name": "Anna", "last_name": "Ivanova", "locale": "ru-RU", **customer},
         "order": {
             "id": "820982911946154508",
@@ -44,9 +46,14 @@ def sample_context(**customer: Any) -> dict[str, Any]:
                 "attributes": {},
             },
         ],
-        "shop": {"name": "Tea & Co"},
+        "shop": {"name": "Tea & Co", "url": None, "address": None},
         "message": {"send_at": datetime(2024, 5, 1, 13, 0, tzinfo=UTC)},
+        "links": NamedLinks(),
     }
+    # What build_context adds to every item: here, a shop that told us nothing.
+    for item in context["items"]:
+        item.update(ShopLinks().item(SimpleNamespace(**item)))
+    return context
 
 
 @pytest.fixture
