@@ -136,6 +136,7 @@ def check_rules_command(
         folder,
         templates_dir=templates_dir or settings.templates_dir,
         default_locale=settings.default_locale,
+        bounds=settings.rules_bounds,
     )
     for error in errors:
         print(error)

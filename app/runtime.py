@@ -23,7 +23,7 @@ class Runtime:
     @classmethod
     def create(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
         engine = create_engine(settings.database_url)
-        rules = RulesSource(settings.rules_dir)
+        rules = RulesSource(settings.rules_dir, bounds=settings.rules_bounds)
         rules.reload()
         return cls(
             settings=settings,

@@ -13,7 +13,7 @@ from typing import Any
 
 from app.coupons.codes import sample_coupon
 from app.mail.templates import TemplateError, TemplateRenderer
-from app.rules.loader import RuleError, parse_rule_files
+from app.rules.loader import DEFAULT_BOUNDS, Bounds, RuleError, parse_rule_files
 from app.rules.model import Rule
 from app.survey.links import sample_survey_context
 from app.tracking.rewrite import html_hrefs, link_scheme
@@ -55,8 +55,10 @@ SAMPLE_CONTEXT["order"]["items"] = SAMPLE_CONTEXT["items"]
 _LINK_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
 
 
-def check_rules(rules_dir: Path, *, templates_dir: Path, default_locale: str) -> list[RuleError]:
-    parsed = parse_rule_files(rules_dir)
+def check_rules(
+    rules_dir: Path, *, templates_dir: Path, default_locale: str, bounds: Bounds = DEFAULT_BOUNDS
+) -> list[RuleError]:
+    parsed = parse_rule_files(rules_dir, bounds=bounds)
     errors = list(parsed.errors)
     renderer = TemplateRenderer(templates_dir, default_locale=default_locale)
     checked: dict[tuple[str, str | None, str], str | None] = {}

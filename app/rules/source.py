@@ -6,14 +6,15 @@ import asyncio
 import logging
 from pathlib import Path
 
-from app.rules.loader import RuleSet, load_rules, rule_files
+from app.rules.loader import DEFAULT_BOUNDS, Bounds, RuleSet, load_rules, rule_files
 
 log = logging.getLogger(__name__)
 
 
 class RulesSource:
-    def __init__(self, rules_dir: Path) -> None:
+    def __init__(self, rules_dir: Path, *, bounds: Bounds = DEFAULT_BOUNDS) -> None:
         self.rules_dir = rules_dir
+        self.bounds = bounds
         self.current = RuleSet(rules=(), version="")
         self.errors: tuple[str, ...] = ()
         self.loaded = False
@@ -42,7 +43,7 @@ class RulesSource:
         """Load the folder; keep the last good set when the new one has errors."""
         # Taken before reading, so an edit made during the load is seen by the next poll.
         self._attempted = self.fingerprint()
-        candidate = load_rules(self.rules_dir)
+        candidate = load_rules(self.rules_dir, bounds=self.bounds)
         self.errors = candidate.errors
         if candidate.errors:
             for error in candidate.errors:
