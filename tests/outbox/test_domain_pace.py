@@ -70,7 +70,8 @@ async def test_a_limited_domain_does_not_hold_the_others(
     assert set(OTHERS) <= received  # every other domain's mail has left ...
     assert elapsed < 10, elapsed  # ... within seconds, not the 100 s gmail.com needs
     sent_limited = received & set(LIMITED)
-    assert 1 <= len(sent_limited) <= 3  # the first slot or two, waited for inline
+    # The slots that came while the drain ran (one a second), the first one or two inline.
+    assert 1 <= len(sent_limited) <= 2 + elapsed, (len(sent_limited), elapsed)
     assert report.outcomes == {"sent": 100 + len(sent_limited), "deferred": 100 - len(sent_limited)}
 
     # The rest wait in the outbox, each for its own slot, one a second (60 a minute).
