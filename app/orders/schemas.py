@@ -311,7 +311,9 @@ EXAMPLE_BODY: dict[str, Any] = {
 
 
 class IntakeResult(BaseModel):
-    status: Literal["accepted", "duplicate"]
+    # ignored: about someone erased, from before the erasure (docs/privacy.md): kept as a
+    # delivery id only, nothing planned.
+    status: Literal["accepted", "duplicate", "ignored"]
     event_id: str
     messages_planned: int = 0
     messages_cancelled: int = 0
