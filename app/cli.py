@@ -160,6 +160,7 @@ def check_rules_command(
         templates_dir=templates_dir or settings.templates_dir,
         default_locale=settings.default_locale,
         render_timeout=settings.render_timeout,
+        bounds=settings.rules_bounds,
     )
     for error in errors:
         print(error)

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.catalog.links import check_reorder_template, parse_shop_urls, web_url
 from app.mail.addresses import ascii_domain as wire_domain
+from app.rules.loader import Bounds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -379,6 +380,9 @@ class Settings(BaseSettings):
     reorder_url: str | None = None
 
     rules_dir: Path = ROOT / "rules"
+    # A rules folder above either is refused, and the last good set kept (docs/rules.md).
+    rules_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    rules_max_count: int = Field(default=2_000, ge=1)
     templates_dir: Path = ROOT / "templates" / "email"
     mail_from: str = Field(
         default="Aftersale Shop <shop@example.com>",
@@ -792,6 +796,10 @@ class Settings(BaseSettings):
     def from_address(self) -> tuple[str, str]:
         """(display name, address) of the sender."""
         return email.utils.parseaddr(self.mail_from)
+
+    @property
+    def rules_bounds(self) -> Bounds:
+        return Bounds(max_bytes=self.rules_max_bytes, max_count=self.rules_max_count)
 
     @property
     def sender_domain(self) -> str:

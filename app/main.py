@@ -11,6 +11,7 @@ from typing import Literal
 from fastapi import FastAPI
 
 from app.api.deps import RefuseNulInUrl
+from app.api.errors import add_validation_errors
 from app.catalog.endpoints import router as catalog_router
 from app.config import Settings
 from app.coupons.endpoints import router as coupons_router
@@ -78,6 +79,7 @@ def create_app(
         lifespan=lifespan,
         dependencies=[RefuseNulInUrl],
     )
+    add_validation_errors(app)
     app.include_router(ops_router)
     app.include_router(webhook_router())
     app.include_router(intake_router)

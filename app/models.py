@@ -257,6 +257,24 @@ class MessageAttempt(Base):
     detail: Mapped[str | None] = mapped_column(Text)
 
 
+class Erasure(Base):
+    """Someone erased: one-way digests of their shop customer id and address, and when.
+
+    Intake reads it so that events about them that arrive late store nothing and plan
+    nothing (docs/privacy.md), and every suppression of their address keeps only the digest.
+    No personal data: a digest cannot be turned back into the address.
+    """
+
+    __tablename__ = "erasures"
+    __table_args__ = (Index("ix_erasures_shop_subject", "shop", "subject"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    shop: Mapped[str] = mapped_column(String(255))
+    # email_digest() of the address, or of "id:<external id>"
+    subject: Mapped[str] = mapped_column(String(80))
+    erased_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class SenderPause(Base):
     """A worker that paused sending after sender-side SMTP failures (app/mail/breaker.py).
 

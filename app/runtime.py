@@ -30,6 +30,7 @@ class Runtime:
                 default_locale=settings.default_locale,
                 time_limit=settings.render_timeout,
             ),
+            bounds=settings.rules_bounds,
         )
         rules.reload()
         # Where rules are loaded at startup: some need settings (a marketing rule, the

@@ -25,7 +25,7 @@ from app.models import (
 )
 from app.privacy import email_digest
 from app.runtime import Runtime
-from tests.conftest import Api
+from tests.conftest import Api, FrozenClock
 from tests.factories import order_created, post_event
 from tests.outbox.conftest import make_dispatcher, use_rules
 from tests.smtp_sink import SmtpSink
@@ -82,6 +82,7 @@ async def test_erasure_leaves_no_trace_and_keeps_the_counts(
     runtime: Runtime,
     smtp_sink: SmtpSink,
     tmp_path: Path,
+    clock: FrozenClock,
 ) -> None:
     use_rules(runtime, tmp_path, TWO_RULES)
     dispatcher = make_dispatcher(runtime, "privacy")
@@ -132,13 +133,24 @@ async def test_erasure_leaves_no_trace_and_keeps_the_counts(
         kinds = (await session.execute(select(MailFeedbackEvent.kind))).scalars().all()
     assert sorted(kinds) == ["complaint", "soft_bounce"]  # still counted, no longer whose
 
-    # The shop sends the same address again: the suppression still holds, without the address.
+    # A late copy of an order placed before the erasure stores nothing and plans nothing.
     smtp_sink.rcpt_reply = lambda _address: None
-    await post_event(client, personal_order("o-2"))
+    late = await post_event(client, personal_order("o-late"))
+    assert late.json()["status"] == "ignored"
+    assert [secret for secret in SECRETS if secret.lower() in await database_text(runtime)] == []
+    assert await counts(runtime) == before_counts
+    # The person orders again after the erasure: a new customer, and the suppression (kept
+    # without the address) still holds.
+    clock.advance(hours=3)
+    again = personal_order("o-2")
+    again["occurred_at"] = again["order"]["created_at"] = "2026-11-20T13:00:00Z"
+    assert (await post_event(client, again)).json()["status"] == "accepted"
     async with runtime.session_factory() as session:
         newest = (await session.execute(select(Message).order_by(Message.id.desc()))).scalars()
         statuses = {(m.rule_id, m.status, m.status_reason) for m in list(newest)[:2]}
+        customers = (await session.execute(select(Customer.id))).all()
     assert statuses == {("now", "skipped", "suppressed"), ("later", "skipped", "suppressed")}
+    assert len(customers) == 2  # the erased one stays erased
     assert smtp_sink.received == []
 
 

@@ -22,7 +22,7 @@ async def record_event(
     kind: str,
     message_id: int | None,
     recipient: str | None,
-    detail: str,
+    detail: str | None,
     received_at: datetime,
 ) -> int | None:
     """The new event's id, or None when this provider's event was recorded before."""

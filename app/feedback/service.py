@@ -20,6 +20,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.erasures import is_erased_address
 from app.feedback import repository
 from app.feedback.model import Feedback
 from app.feedback.references import read_reference
@@ -60,14 +61,16 @@ async def apply_feedback(
         # The address we sent to, when we know the message: a forwarding mailbox may report
         # its own final address, but ours is the one to stop mailing.
         recipient = (sent[1] if sent and sent[1] else None) or report.recipient
+        # About someone erased: counted, but neither the address nor the text quoting it.
+        erased = recipient is not None and await is_erased_address(session, recipient)
         event_id = await repository.record_event(
             session,
             provider=report.provider,
             provider_event_id=report.event_id,
             kind=report.kind,
             message_id=sent[0] if sent else None,
-            recipient=recipient.lower() if recipient else None,
-            detail=report.detail,
+            recipient=recipient.lower() if recipient and not erased else None,
+            detail=None if erased else report.detail,
             received_at=now,
         )
         if event_id is None:

@@ -16,10 +16,9 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
-from fastapi.exception_handlers import request_validation_exception_handler
-from fastapi.exceptions import RequestValidationError
 
 from app.api.deps import RuntimeDep, SessionDep
+from app.api.errors import validation_error_response
 from app.config import Settings
 from app.intake import service, signature
 from app.intake.platform import Platform
@@ -127,9 +126,7 @@ async def receive_order_event(
         return outcome.result
     # Answered, not raised: the request's transaction must commit the kept failure.
     errors = outcome.error.errors if isinstance(outcome.error, service.InvalidEvent) else []
-    return await request_validation_exception_handler(
-        request, RequestValidationError(_under_body(errors))
-    )
+    return validation_error_response(_under_body(errors))
 
 
 PLATFORM = Platform(

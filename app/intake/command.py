@@ -32,7 +32,7 @@ def replay_command(
     0 when it went through (or had before: a replay is never applied twice), 1 when one still
     fails (its error is brought up to date), 2 when there is no such failure.
     """
-    rules = load_rules(settings.rules_dir)
+    rules = load_rules(settings.rules_dir, bounds=settings.rules_bounds)
     if rules.errors:
         for error in rules.errors:
             print(error, file=stderr)

@@ -177,7 +177,7 @@ def import_command(
     except ImportFileError as exc:
         print(f"aftersale import: {exc}", file=stderr)
         return 1
-    rules = load_rules(settings.rules_dir)
+    rules = load_rules(settings.rules_dir, bounds=settings.rules_bounds)
     if rules.errors:
         # Learned intervals need the rules: an import without them would learn nothing.
         for error in rules.errors:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic import ValidationError
 
-from app.orders.schemas import GUEST_PREFIX, Envelope
+from app.orders.schemas import GUEST_PREFIX, Envelope, mended, needs_mending
 
 if TYPE_CHECKING:
     from app.intake.platform import MapContext, Mapper
@@ -84,24 +84,12 @@ def decode_json(body: bytes | str) -> dict[str, Any]:
         raise PayloadError("body is not UTF-8 JSON") from None
     if not isinstance(payload, dict):
         raise PayloadError("body is not a JSON object")
-    if "\\u0000" in raw:  # rare: only then walk the payload
+    if needs_mending(raw):  # rare: only then walk the payload
         try:
-            payload = _without_nul(payload)
+            payload = mended(payload)
         except RecursionError:
             raise PayloadError("body is not UTF-8 JSON") from None
     return cast(dict[str, Any], payload)
-
-
-def _without_nul(value: Any) -> Any:
-    """`value` with NUL characters dropped from its strings: PostgreSQL text cannot hold one,
-    and no name, address or SKU needs one."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(item) for item in value]
-    return value
 
 
 def build(model: type[E], data: dict[str, Any]) -> E:

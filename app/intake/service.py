@@ -19,6 +19,7 @@ from pydantic_core import ErrorDetails
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.erasures import names_the_erased
 from app.intake import repository
 from app.intake.payloads import PayloadError, decode_json, describe, run_mapper
 from app.intake.platform import MapContext, Platform
@@ -191,12 +192,16 @@ async def map_and_ingest(
         )
     if not events:
         reason = _ignored_reason(platform, delivery)
+        if await names_the_erased(session, shop=delivery.shop, body=_text(delivery.body)):
+            # Nothing for us in it, and about someone erased: not even the body is kept.
+            await orders_repository.blank_delivery(session, delivery=row)
         if failure is not None:
             await repository.resolve(
                 session, failure, result=f"{resolved_by}: ignored ({reason})", now=now
             )
         return Outcome(status="ignored", delivery_id=delivery.delivery_id, reason=reason)
     result = IntakeResult(status="accepted", event_id=events[0].id)
+    statuses = set()
     for event in events:
         applied = await orders.apply_event(
             session,
@@ -210,6 +215,9 @@ async def map_and_ingest(
         )
         result.messages_planned += applied.messages_planned
         result.messages_cancelled += applied.messages_cancelled
+        statuses.add(applied.status)
+    if statuses == {"ignored"}:
+        result.status = "ignored"  # all about someone erased: nothing was stored
     if failure is not None:
         await repository.resolve(
             session,

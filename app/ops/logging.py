@@ -41,6 +41,21 @@ _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {
 
 LogFormat = Literal["text", "json"]
 
+# What would end a log line, or hide the rest of it, in a terminal or a line-based reader:
+# ASCII controls and the Unicode line breaks that str.splitlines and many viewers honour.
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every line-breaking character written as its escape (`\\n`, `\\u2028`):
+    a value from a request (an event id, a topic) can then never start a forged log line."""
+    return _LINE_BREAKING.sub(_escape_one, text)
+
+
+def _escape_one(found: re.Match[str]) -> str:
+    char = found.group()
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char) or f"\\u{ord(char):04x}"
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, request_id and `extra` fields."""
@@ -64,7 +79,8 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        # JSON escapes the ASCII controls itself; the Unicode line breaks it leaves as they are.
+        return escape_controls(json.dumps(entry, ensure_ascii=False, default=str))
 
 
 class TextFormatter(logging.Formatter):
@@ -72,6 +88,11 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # The message only: a traceback below it is many lines by design.
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)

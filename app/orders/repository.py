@@ -15,6 +15,7 @@ from sqlalchemy.orm import contains_eager
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.db import dialect_insert, utcnow
+from app.erasures import record_erasure
 from app.models import (
     ConsentChange,
     Customer,
@@ -387,10 +388,18 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
     stay (orders, totals, message statuses), so stats keep adding up."""
     customer = await get_customer(session, customer_id)
     email = customer.email
+    if customer.deleted_at is None:
+        # Digests only, so that what arrives about them later stores nothing (app/erasures.py).
+        await record_erasure(
+            session, shop=customer.shop, external_id=customer.external_id, email=email, at=now
+        )
     await session.execute(
         update(Customer)
         .where(Customer.id == customer_id)
         .values(
+            # The shop's id for them is theirs too; freed, so that a new order after the
+            # erasure makes a new customer (docs/privacy.md).
+            external_id=f"erased:{customer_id}",
             email=None,
             first_name=None,
             last_name=None,
@@ -440,6 +449,21 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
     if email:
         await _forget_suppressed_address(session, email)
         await forget_removed_address(session, email)
+        await blank_bodies_naming(session, shop=customer.shop, email=email)
+
+
+async def blank_bodies_naming(session: AsyncSession, *, shop: str, email: str) -> None:
+    """Raw bodies of the shop that name the address but were never linked to its customer:
+    the erasure request's own, data requests, deliveries ignored or failed before a customer
+    was known. A scan of the shop's retained bodies: erasures are rare."""
+    await _update(
+        session,
+        WebhookDelivery,
+        WebhookDelivery.shop == shop,
+        WebhookDelivery.body != "",
+        func.lower(WebhookDelivery.body).contains(email.strip().lower(), autoescape=True),
+        body="",
+    )
 
 
 async def _forget_suppressed_address(session: AsyncSession, email: str) -> None:
@@ -538,6 +562,22 @@ async def order_customer_id(session: AsyncSession, *, shop: str, external_id: st
         Order.shop == shop, Order.external_id == external_id
     )
     return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def order_of_erased_customer(session: AsyncSession, *, shop: str, external_id: str) -> bool:
+    statement = (
+        select(Order.id)
+        .join(Customer, Customer.id == Order.customer_id)
+        .where(
+            Order.shop == shop, Order.external_id == external_id, Customer.deleted_at.is_not(None)
+        )
+    )
+    return (await session.execute(statement)).first() is not None
+
+
+async def blank_delivery(session: AsyncSession, *, delivery: int) -> None:
+    """Keep a delivery's id (dedupe needs it), not its body."""
+    await _update(session, WebhookDelivery, WebhookDelivery.id == delivery, body="")
 
 
 async def customer_ids_by_email(session: AsyncSession, *, shop: str, email: str) -> list[int]:

@@ -4,12 +4,15 @@ what every platform's payload is mapped to; the answer to a delivery."""
 from __future__ import annotations
 
 import json
+import math
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -34,6 +37,37 @@ ExternalId = Annotated[
     str, BeforeValidator(_external_id), Field(min_length=1, max_length=64, pattern=r"^\S+$")
 ]
 Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
+
+
+def storable_json(value: Any) -> Any:
+    """Free-form JSON as both databases store it: PostgreSQL's jsonb refuses NaN and Infinity
+    (SQLite would keep them, and no JSON answer could carry them back), and no text column
+    takes a lone surrogate. A number is refused (naming the field); text is mended (U+FFFD)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must hold finite numbers only (no NaN or Infinity)")
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise ValueError("must hold finite numbers only (no NaN or Infinity)")
+    if isinstance(value, str):
+        return mend_text(value)
+    if isinstance(value, dict):
+        return {mend_text(str(key)): storable_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [storable_json(item) for item in value]
+    return value
+
+
+def mend_text(value: str) -> str:
+    """`value` with any lone surrogate (from a `\\ud800` escape) as U+FFFD: not UTF-8, so no
+    database can store it; a proper pair becomes its character."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
+# Shops' own fields (gift messages, line-item properties): anything JSON that can be stored.
+Attributes = Annotated[dict[str, Any], AfterValidator(storable_json)]
 # The ids of customers without the shop's own: guest checkouts, imports without customer ids
 # (`guest:` and a digest of the address). One with the shop's id takes such a customer over.
 GUEST_PREFIX = "guest:"
@@ -67,7 +101,7 @@ class ItemIn(_Body):
     tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
     quantity: int = Field(default=1, ge=1, le=100_000)
     unit_price: Amount | None = None
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: Attributes = Field(default_factory=dict)
     # The platform's ids of what was bought: they find the item's catalog product (before
     # the SKU, which shops reuse and custom items lack). Stored as product_ref/variant_ref.
     product_id: ExternalId | None = Field(
@@ -96,7 +130,7 @@ class OrderIn(_Body):
         max_length=50,
         description="coupon codes the order used; one a message carried credits it",
     )
-    attributes: dict[str, Any] = Field(
+    attributes: Attributes = Field(
         default_factory=dict, description="the order's own fields, e.g. a gift message"
     )
 
@@ -126,7 +160,7 @@ class CustomerIn(_Body):
     tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
     birthday: date | None = None
     marketing_consent: bool = False
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: Attributes = Field(default_factory=dict)
 
     @field_validator("time_zone")
     @classmethod
@@ -205,9 +239,9 @@ def parse_body(body: bytes | str, *, claimed_type: str | None = None) -> Envelop
     body of that type is then validated once, not twice, with the same result.
     """
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
-    if "\\u0000" in text:  # rare: PostgreSQL text cannot hold NUL, so drop them from the values
+    if needs_mending(text):  # rare: text no database stores, mended in the values
         try:
-            data = _without_nul(json.loads(body))
+            data = mended(json.loads(body))
         except (ValueError, RecursionError):
             data = None
         if isinstance(data, dict):
@@ -228,13 +262,24 @@ def parse_body(body: bytes | str, *, claimed_type: str | None = None) -> Envelop
     return BODY_MODELS[envelope.type].model_validate_json(body)
 
 
-def _without_nul(value: Any) -> Any:
+# The escapes whose strings no database stores as they are: NUL, and (lone) surrogates.
+_ODD_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def needs_mending(raw: str) -> bool:
+    """Whether a JSON text may hold a string `mended` would change (rare: check it first)."""
+    return _ODD_ESCAPE.search(raw) is not None
+
+
+def mended(value: Any) -> Any:
+    """Decoded JSON with NUL dropped from its strings and lone surrogates made U+FFFD: neither
+    PostgreSQL nor SQLite stores them, and no name, address or SKU needs them."""
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return mend_text(value.replace("\x00", ""))
     if isinstance(value, list):
-        return [_without_nul(item) for item in value]
+        return [mended(item) for item in value]
     if isinstance(value, dict):
-        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+        return {mended(key): mended(item) for key, item in value.items()}
     return value
 
 
@@ -274,7 +319,9 @@ EXAMPLE_BODY: dict[str, Any] = {
 
 
 class IntakeResult(BaseModel):
-    status: Literal["accepted", "duplicate"]
+    # ignored: about someone erased, from before the erasure (docs/privacy.md): kept as a
+    # delivery id only, nothing planned.
+    status: Literal["accepted", "duplicate", "ignored"]
     event_id: str
     messages_planned: int = 0
     messages_cancelled: int = 0

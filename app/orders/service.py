@@ -5,6 +5,7 @@ Everything happens in the caller's transaction, so a delivery is stored whole or
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog.service import ProductMatch, find_products_for_items
 from app.coupons.service import redeem_order_codes
 from app.customers.service import erase_customer
+from app.erasures import erased_at
 from app.models import Customer, MessageStatus, Order, OrderItem, OrderStatus
 from app.orders import repository
 from app.orders.refunds import all_refunded, remaining_quantities
@@ -51,6 +53,8 @@ from app.rules.loader import RuleSet
 from app.rules.model import Rule
 from app.stats.attribution import AttributionPolicy
 from app.stats.service import record_conversion
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,11 @@ async def apply_event(
     `attribution`: how orders are credited to the mail before them (docs/stats.md); None
     records no conversions.
     """
+    if await _about_the_erased(session, shop=shop, event=event):
+        # Erasure stays done: nothing of it is stored (its raw body neither), nothing planned.
+        await repository.blank_delivery(session, delivery=delivery)
+        log.info("%s %s is about an erased customer: ignored", event.type, event.id)
+        return IntakeResult(status="ignored", event_id=event.id)
     result = IntakeResult(status="accepted", event_id=event.id)
     customer_id: int | None = None  # whose data the delivery carries, when already known
     if isinstance(event, OrderPlaced):
@@ -162,6 +171,29 @@ async def apply_event(
     if customer_id is not None:
         await repository.link_delivery(session, delivery_id=delivery, customer_id=customer_id)
     return result
+
+
+async def _about_the_erased(session: AsyncSession, *, shop: str, event: Envelope) -> bool:
+    """Whether the event is about someone erased and must change nothing: an order placed
+    before their erasure, any update of them as a customer, anything about their orders.
+    Only a new order placed after the erasure brings the person back, as a new customer."""
+    if isinstance(event, CustomerDeleted):
+        return False  # erasing again changes nothing anyway
+    customer = getattr(event, "customer", None)
+    if customer is not None:
+        erased = await erased_at(
+            session,
+            shop=shop,
+            external_ids=[customer.id],
+            emails=[customer.email] if getattr(customer, "email", None) else [],
+        )
+        if erased is None:
+            return False
+        return not isinstance(event, OrderPlaced) or event.occurred_at <= erased
+    order = getattr(event, "order", None)
+    if order is not None:
+        return await repository.order_of_erased_customer(session, shop=shop, external_id=order.id)
+    return False
 
 
 async def _whose(session: AsyncSession, *, shop: str, event: Envelope) -> int | None:
@@ -392,6 +424,9 @@ async def _customer_deleted(
     cancelled = 0
     for erased in sorted(ids):
         cancelled += await erase_customer(session, customer_id=erased, now=now)
+    if event.customer.email:
+        # Also when nobody was found: the request's own body, and any other, names them.
+        await repository.blank_bodies_naming(session, shop=shop, email=event.customer.email)
     return cancelled
 
 

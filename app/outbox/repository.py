@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.links import CatalogItem, ItemKey
 from app.db import dialect_insert
+from app.erasures import stored_address
 from app.models import (
     Customer,
     Message,
@@ -467,9 +468,16 @@ async def clear_sender_pause(session: AsyncSession, *, worker_id: str) -> None:
 
 async def suppress(session: AsyncSession, *, email: str, reason: str, detail: str | None) -> None:
     insert = dialect_insert(session)
+    address = await stored_address(session, email)
     await session.execute(
         insert(Suppression)
-        .values(email=email.lower(), reason=reason, detail=detail, created_at=func.now())
+        .values(
+            email=address,
+            reason=reason,
+            # A bounce's text quotes the address: not kept for someone erased.
+            detail=None if address != email.lower() else detail,
+            created_at=func.now(),
+        )
         .on_conflict_do_nothing(index_elements=["email"])
     )
 

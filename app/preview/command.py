@@ -43,7 +43,7 @@ def preview_command(
     """Write the four preview files to `out`, or print subject and text; 1 on any problem."""
     try:
         event = read_order(order)
-        rules = load_rules(settings.rules_dir)
+        rules = load_rules(settings.rules_dir, bounds=settings.rules_bounds)
         rule = _rule_for_template(rules, template, rule_id)
         now = datetime.now(UTC)
         recommendations = None
@@ -99,7 +99,7 @@ def send_test_command(
     """Send one "[TEST] " message of the rule through settings.smtp; 1 with the SMTP error."""
     try:
         event = read_order(order) if order is not None else None
-        rule = _rule(load_rules(settings.rules_dir), rule_id)
+        rule = _rule(load_rules(settings.rules_dir, bounds=settings.rules_bounds), rule_id)
         email = compose_test_send(
             settings=settings,
             renderer=_renderer(settings),

@@ -17,7 +17,7 @@ from typing import Any
 from app.catalog.links import NamedLinks
 from app.coupons.codes import sample_coupon
 from app.mail.templates import RenderTimeout, TemplateError, TemplateRenderer
-from app.rules.loader import ParsedRules, RuleError, parse_rule_files
+from app.rules.loader import DEFAULT_BOUNDS, Bounds, ParsedRules, RuleError, parse_rule_files
 from app.rules.model import ORDER_EVENTS, Rule
 from app.survey.links import sample_survey_context
 from app.tracking.rewrite import html_hrefs, link_scheme
@@ -178,8 +178,9 @@ def check_rules(
     templates_dir: Path,
     default_locale: str,
     render_timeout: float | None = 5.0,
+    bounds: Bounds = DEFAULT_BOUNDS,
 ) -> list[RuleError]:
-    parsed = parse_rule_files(rules_dir)
+    parsed = parse_rule_files(rules_dir, bounds=bounds)
     check = TemplateCheck(templates_dir, default_locale=default_locale, time_limit=render_timeout)
     return [*parsed.errors, *check.errors(parsed)]
 

@@ -41,6 +41,21 @@ class RuleSet:
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
+# The defaults of RULES_MAX_BYTES and RULES_MAX_COUNT: far above any shop's rules (the shipped
+# set is a few kilobytes), far below what would stall a process (a 5 MB file of 42k rules
+# took 55 s and ~1 GB to load, in every process).
+MAX_BYTES = 2 * 1024 * 1024
+MAX_COUNT = 2_000
+
+
+@dataclass(frozen=True)
+class Bounds:
+    max_bytes: int = MAX_BYTES
+    max_count: int = MAX_COUNT
+
+
+DEFAULT_BOUNDS = Bounds()
+
 
 @dataclass(frozen=True)
 class RuleError:
@@ -55,18 +70,20 @@ class RuleError:
         return f"{self.file}:{self.line}:{self.column}: {self.message}"
 
 
-@dataclass(frozen=True)
+@dataclass
 class ParsedRules:
     rules: list[tuple[Rule, Path, YamlPositions, int]]
     errors: list[RuleError]
     limits: dict[str, Limit] = field(default_factory=dict)
     # Of every file's name and text, as read: the rule set's version.
     digest: Any = field(default_factory=hashlib.sha256)
+    counted: int = 0
+    over_count: bool = False
 
 
-def load_rules(rules_dir: Path) -> RuleSet:
+def load_rules(rules_dir: Path, *, bounds: Bounds = DEFAULT_BOUNDS) -> RuleSet:
     """Load every rule file; errors are collected, never raised, so callers can report all."""
-    return rule_set(parse_rule_files(rules_dir))
+    return rule_set(parse_rule_files(rules_dir, bounds=bounds))
 
 
 def rule_set(parsed: ParsedRules, more_errors: Sequence[RuleError] = ()) -> RuleSet:
@@ -83,16 +100,32 @@ def rule_files(rules_dir: Path) -> list[Path]:
     return sorted([*rules_dir.glob("*.yaml"), *rules_dir.glob("*.yml")])
 
 
-def parse_rule_files(rules_dir: Path) -> ParsedRules:
+def parse_rule_files(rules_dir: Path, *, bounds: Bounds = DEFAULT_BOUNDS) -> ParsedRules:
     """Every rule with where it was written, and every error with its file:line:col."""
     result = ParsedRules(rules=[], errors=[])
     if not rules_dir.is_dir():
         result.errors.append(RuleError(rules_dir, 1, 1, "rules folder not found"))
         return result
-    for path in rule_files(rules_dir):
+    files = rule_files(rules_dir)
+    # Sizes before reading: an oversized folder costs a stat per file, not a parse.
+    size = sum(path.stat().st_size for path in files)
+    if size > bounds.max_bytes:
+        result.errors.append(
+            RuleError(
+                rules_dir,
+                1,
+                1,
+                f"the rule files hold {size:,} bytes, over RULES_MAX_BYTES "
+                f"({bounds.max_bytes:,}); split the folder or raise the setting",
+            )
+        )
+        return result
+    for path in files:
         text = path.read_text(encoding="utf-8")
         result.digest.update(path.name.encode() + b"\0" + text.encode() + b"\0")
-        _parse_file(path, text, result)
+        _parse_file(path, text, result, bounds=bounds)
+        if result.over_count:
+            break
     first_seen: dict[str, Path] = {}
     for rule, path, positions, index in result.rules:
         if rule.id in first_seen:
@@ -109,7 +142,7 @@ def parse_rule_files(rules_dir: Path) -> ParsedRules:
     return result
 
 
-def _parse_file(path: Path, text: str, result: ParsedRules) -> None:
+def _parse_file(path: Path, text: str, result: ParsedRules, *, bounds: Bounds) -> None:
     try:
         positions = YamlPositions.from_text(text)
         # safe_load: rule files are data, a Python tag must never build an object.
@@ -136,6 +169,21 @@ def _parse_file(path: Path, text: str, result: ParsedRules) -> None:
     if not isinstance(raw_rules, list):
         where = positions.locate(("rules",))
         result.errors.append(RuleError(path, where.line, where.column, "'rules' must be a list"))
+        return
+    # Counted before validating: past the bound, validating the rest is the cost to avoid.
+    result.counted += len(raw_rules)
+    if result.counted > bounds.max_count:
+        where = positions.locate(("rules",))
+        result.errors.append(
+            RuleError(
+                path,
+                where.line,
+                where.column,
+                f"more than RULES_MAX_COUNT ({bounds.max_count:,}) rules: {result.counted:,} "
+                "so far; remove some or raise the setting",
+            )
+        )
+        result.over_count = True
         return
     for index, item in enumerate(raw_rules):
         merged = _with_defaults(item, defaults) if defaults is not None else item

@@ -8,7 +8,14 @@ import logging
 from pathlib import Path
 
 from app.rules.lint import TemplateCheck
-from app.rules.loader import RuleSet, parse_rule_files, rule_files, rule_set
+from app.rules.loader import (
+    DEFAULT_BOUNDS,
+    Bounds,
+    RuleSet,
+    parse_rule_files,
+    rule_files,
+    rule_set,
+)
 
 log = logging.getLogger(__name__)
 
@@ -16,9 +23,16 @@ _Fingerprint = tuple[tuple[tuple[str, int, int], ...], tuple[tuple[str, int, int
 
 
 class RulesSource:
-    def __init__(self, rules_dir: Path, *, templates: TemplateCheck | None = None) -> None:
+    def __init__(
+        self,
+        rules_dir: Path,
+        *,
+        templates: TemplateCheck | None = None,
+        bounds: Bounds = DEFAULT_BOUNDS,
+    ) -> None:
         self.rules_dir = rules_dir
         self.templates = templates
+        self.bounds = bounds
         self.current = RuleSet(rules=(), version="")
         self.errors: tuple[str, ...] = ()
         self.loaded = False
@@ -53,7 +67,7 @@ class RulesSource:
         send time (`render_error`, `render_timeout`) instead of stalling the worker."""
         # Taken before reading, so an edit made during the load is seen by the next poll.
         self._attempted = self.fingerprint()
-        parsed = parse_rule_files(self.rules_dir)
+        parsed = parse_rule_files(self.rules_dir, bounds=self.bounds)
         # Templates are only worth rendering for rules that parse.
         checked = self.templates.errors(parsed) if self.templates and not parsed.errors else []
         candidate = rule_set(parsed, checked)

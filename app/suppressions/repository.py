@@ -10,8 +10,9 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import dialect_insert
+from app.erasures import stored_address
 from app.models import Suppression, SuppressionRemoval
-from app.privacy import email_digest
+from app.privacy import DIGEST_PREFIX, email_digest
 
 
 async def add_suppression(
@@ -22,7 +23,9 @@ async def add_suppression(
     An address already suppressed keeps its first reason: a later unsubscribe must not
     hide that it once bounced. ON CONFLICT makes concurrent calls for one address safe.
     """
-    email = email.lower()
+    email = await stored_address(session, email)  # a digest for someone erased
+    if email.startswith(DIGEST_PREFIX):
+        detail = None
     insert = dialect_insert(session)
     created = (
         await session.execute(
@@ -38,8 +41,9 @@ async def add_suppression(
 
 
 async def get_suppression(session: AsyncSession, email: str) -> Suppression | None:
+    stored = email if email.startswith(DIGEST_PREFIX) else email.lower()
     return (
-        await session.execute(select(Suppression).where(Suppression.email == email.lower()))
+        await session.execute(select(Suppression).where(Suppression.email == stored))
     ).scalar_one_or_none()
 
 

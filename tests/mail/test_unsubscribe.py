@@ -18,6 +18,8 @@ from sqlalchemy import select
 
 from app.customers.service import erase_customer
 from app.db import transaction
+from app.feedback.model import MAIL, Feedback
+from app.feedback.service import apply_feedback
 from app.intake.aftersale import DEFAULT_SHOP
 from app.mail.compose import compose_message, message_bytes
 from app.mail.templates import RenderedEmail
@@ -29,14 +31,24 @@ from app.mail.unsubscribe import (
     unsubscribe_from_mail,
     unsubscribe_url,
 )
-from app.models import ConsentChange, Customer, Message, Suppression, SuppressionRemoval
+from app.models import (
+    ConsentChange,
+    Customer,
+    FeedbackKind,
+    MailFeedbackEvent,
+    Message,
+    Suppression,
+    SuppressionRemoval,
+)
 from app.outbox.dispatcher import Dispatcher
+from app.privacy import email_digest
 from app.runtime import Runtime
 from app.unsubscribe.service import unsubscribe_by_mail
 from tests.conftest import FrozenClock
 from tests.factories import order_created, post_event
 from tests.outbox.conftest import make_dispatcher, use_rules
 from tests.smtp_sink import SmtpSink
+from tests.test_privacy import database_text
 
 KEY = "unsubscribe-key-0123456789"
 OLD_KEY = "unsubscribe-old-key-0123456789"
@@ -661,3 +673,36 @@ async def test_a_mail_to_the_mailto_address_unsubscribes(
         )
     assert await consent(runtime) is False
     assert [(c, s) for c, s, _, _ in await changes(runtime)] == [("marketing_off", "mailto")]
+
+
+async def test_unsubscribes_and_bounces_after_erasure_keep_only_the_digest(
+    client: AsyncClient, runtime: Runtime
+) -> None:
+    # Issue 16: what arrives about an erased address (an old-format link, which carries the
+    # address; a bounce report quoting it) must not bring it back in plain text.
+    await post_event(client, order_created())
+    customer_id = await customer_id_of(runtime, "anna@example.org")
+    async with transaction(runtime.session_factory) as session:
+        await erase_customer(session, customer_id=customer_id, now=runtime.clock.now())
+    secret = runtime.settings.unsubscribe_secrets[0]
+    old = legacy_token("default", "anna@example.org", secret)
+    assert (await one_click(client, f"/u/{old}")).status_code == 200
+    bounce = Feedback(
+        MAIL,
+        "dsn-after-erasure",
+        FeedbackKind.HARD_BOUNCE,
+        "Anna@Example.org",
+        "DSN failed 5.1.1 550 5.1.1 <anna@example.org>: no such user",
+        reference=None,
+    )
+    async with transaction(runtime.session_factory) as session:
+        applied = await apply_feedback(
+            session, reports=[bounce], secret=runtime.settings.secret_key, now=runtime.clock.now()
+        )
+    assert (applied.recorded, applied.suppressed) == (1, 1)
+    assert await suppressions(runtime) == [(email_digest("anna@example.org"), "hard_bounce", None)]
+    assert "anna@example.org" not in await database_text(runtime)
+    # The digest still stops mail to the address, should a shop send it again.
+    async with runtime.session_factory() as session:
+        kinds = (await session.execute(select(MailFeedbackEvent.kind))).scalars().all()
+    assert kinds == ["hard_bounce"]

@@ -16,7 +16,13 @@ from sqlalchemy.exc import IntegrityError
 from app.config import Settings
 from app.mail.unsubscribe import make_token
 from app.models import Customer, Suppression
-from app.ops.logging import JsonFormatter, configure_logging, request_id, valid_request_id
+from app.ops.logging import (
+    JsonFormatter,
+    TextFormatter,
+    configure_logging,
+    request_id,
+    valid_request_id,
+)
 from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
 from tests.conftest import TEST_API_KEY, TEST_WEBHOOK_SECRET, Api
@@ -190,3 +196,36 @@ def test_production_logs_json_unless_told_otherwise(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("AFTERSALE_LOG_FORMAT", "text")
     assert production().log_format == "text"
     assert Settings(_env_file=None).log_format == "text"  # type: ignore[call-arg]
+
+
+FORGED = "2026-12-07 12:00:00,000 WARNING app.outbox.dispatcher sending paused"
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_a_value_from_a_request_cannot_forge_a_log_line(
+    client: AsyncClient, log_format: str
+) -> None:
+    # An event id with line breaks (ASCII and Unicode) in a signed but invalid body: the
+    # intake failure's warning names the delivery by that id.
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        for breaker in ("\n", "\r\n", "\u2028", "\x85"):
+            body = order_created()
+            body["id"] = f"evt-forge{breaker}{FORGED}"
+            del body["order"]["currency"]
+            response = await post_event(client, body)
+            assert response.status_code == 422
+    finally:
+        root.removeHandler(handler)
+    written = stream.getvalue()
+    assert "evt-forge" in written
+    # Every record is one line, and no line is the forged one (or starts like a record).
+    for line in written.splitlines():
+        assert not line.startswith("2026-12-07 12:00:00"), line
+        if log_format == "json":
+            json.loads(line)
+    assert sum("evt-forge" in line for line in written.splitlines()) == 4
