@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from app.api.deps import API_KEY_RESPONSES, JSON_BODY_RESPONSES, ApiKeyDep, RuntimeDep
+from app.catalog.item_links import catalog_for_items
 from app.catalog.recommender import Recommender
 from app.config import Settings
 from app.intake.aftersale import DEFAULT_SHOP
@@ -81,8 +82,12 @@ async def preview(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no rule {rule!r}")
     now = runtime.clock.now()
     recommendations = None
-    if found.recommend is not None:
-        async with runtime.session_factory() as session:
+    async with runtime.session_factory() as session:
+        # The items' product pages, pictures and reorder links, as the sent mail has them.
+        catalog = (await catalog_for_items(session, [(DEFAULT_SHOP, event.order.items)])).get(
+            DEFAULT_SHOP, {}
+        )
+        if found.recommend is not None:
             recommendations = await preview_recommendations(
                 session,
                 recommender=_recommender(runtime.settings),
@@ -108,6 +113,7 @@ async def preview(
             locale=locale,
             now=now,
             recommendations=recommendations,
+            catalog=catalog,
         )
     except (TemplateError, ValueError) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc

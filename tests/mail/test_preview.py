@@ -15,6 +15,7 @@ from httpx import AsyncClient
 from app.cli import main
 from app.config import ROOT, Settings
 from app.mail.unsubscribe import SAMPLE_CUSTOMER_ID, CustomerToken, read_token
+from app.orders.schemas import EXAMPLE_BODY
 from app.preview.endpoints import PREVIEW_CSP
 from app.runtime import Runtime
 from tests.catalog import shop_history
@@ -347,3 +348,30 @@ def test_preview_without_a_database_renders_without_recommendations(
     assert "aftersale preview: no recommendations (database:" in captured.err
     assert "Ready to try a new coffee?" in captured.out
     assert "Picked for you" not in captured.out
+
+
+async def test_preview_links_the_items_to_their_catalog_pages(
+    client: AsyncClient, api: Api
+) -> None:
+    # The sample order's item is in the catalog: the preview shows its page, as the sent
+    # mail does (tests/outbox/test_shoppable_mail.py), not a name without a link.
+    sku = EXAMPLE_BODY["order"]["items"][0]["sku"]
+    page = "https://shop.example/products/diapers-4"
+    product = {
+        "id": "diapers-4",
+        "title": "Öko-Windeln Größe 4",
+        "url": page,
+        "image_url": "https://shop.example/img/diapers-4.jpg",
+        "variants": [{"id": "d4-44", "sku": sku, "price": "19.99"}],
+    }
+    stored = await client.put(
+        "/api/v1/products",
+        json={"shop": "default", "currency": "EUR", "products": [product]},
+        headers=api.headers,
+    )
+    assert stored.status_code == 200, stored.text
+    response = await client.post(
+        "/api/v1/preview?rule=thank-you", json=EXAMPLE_BODY, headers=api.headers
+    )
+    assert response.status_code == 200, response.text
+    assert f'href="{page}' in response.json()["html"]
