@@ -269,31 +269,13 @@ class Dispatcher:
             await self._finish(message.id, MessageStatus.SKIPPED, now=now, reason=capped.reason)
             return "skipped"
         if isinstance(capped, Defer):
-            until = capped.until
-            await self._writes.run(
-                lambda session: repository.defer_message(
-                    session,
-                    message_id=message.id,
-                    worker_id=self.worker_id,
-                    until=until,
-                    now=now,
-                    reason="frequency_cap",
-                )
-            )
+            await self._defer(message.id, until=capped.until, now=now, reason="frequency_cap")
             return "deferred"
         if not self.breaker.allows(now):
             # Another send of this batch paused sending: wait with the rest, no attempt used.
             assert self.breaker.pause is not None
-            until = self.breaker.pause.until
-            await self._writes.run(
-                lambda session: repository.defer_message(
-                    session,
-                    message_id=message.id,
-                    worker_id=self.worker_id,
-                    until=until,
-                    now=now,
-                    reason="sender_paused",
-                )
+            await self._defer(
+                message.id, until=self.breaker.pause.until, now=now, reason="sender_paused"
             )
             return "deferred"
         # The slot of the recipient's domain under the sending rates, taken now (or on an
@@ -305,16 +287,7 @@ class Dispatcher:
                 # Long: the message waits in the outbox, and mail to other domains goes on.
                 until = now + timedelta(seconds=wait)
                 self._pace_slots[message.id] = until
-                await self._writes.run(
-                    lambda session: repository.defer_message(
-                        session,
-                        message_id=message.id,
-                        worker_id=self.worker_id,
-                        until=until,
-                        now=now,
-                        reason="domain_rate",
-                    )
-                )
+                await self._defer(message.id, until=until, now=now, reason="domain_rate")
                 return "deferred"
             if wait > 0:
                 await asyncio.sleep(wait)  # short: cheaper than a round through the outbox
@@ -629,6 +602,19 @@ class Dispatcher:
             skip_if=skip_if,
             purchased=purchased,
             bought_since=bought_since,
+        )
+
+    async def _defer(self, message_id: int, *, until: datetime, now: datetime, reason: str) -> None:
+        """Back to the queue until `until`, no attempt used (caps, pauses, sending rates)."""
+        await self._writes.run(
+            lambda session: repository.defer_message(
+                session,
+                message_id=message_id,
+                worker_id=self.worker_id,
+                until=until,
+                now=now,
+                reason=reason,
+            )
         )
 
     async def _sender_fault(
