@@ -15,6 +15,7 @@ from app.api.errors import add_validation_errors
 from app.catalog.endpoints import router as catalog_router
 from app.config import Settings
 from app.coupons.endpoints import router as coupons_router
+from app.customers.endpoints import privacy_router
 from app.customers.endpoints import router as customers_router
 from app.dashboard.endpoints import router as dashboard_router
 from app.dev.endpoints import router as dev_router
@@ -87,6 +88,7 @@ def create_app(
     app.include_router(preview_router)
     app.include_router(rules_router)
     app.include_router(customers_router)
+    app.include_router(privacy_router)
     app.include_router(suppressions_router)
     app.include_router(stats_router)
     app.include_router(dashboard_router)

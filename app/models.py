@@ -275,6 +275,33 @@ class Erasure(Base):
     erased_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class PrivacyRequest(Base):
+    """A data access request from a platform (Shopify `customers/data_request`), with the
+    export we produced for it when it came in, for the shop to hand to the person.
+
+    The export is personal data: erasure of the customer, or of the shop, clears it and the
+    shop's id for them. `subject` is the digest of the address the request named, so that an
+    erasure finds requests that matched no customer row.
+    """
+
+    __tablename__ = "privacy_requests"
+    __table_args__ = (Index("ix_privacy_requests_shop_subject", "shop", "subject"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    shop: Mapped[str] = mapped_column(String(255))
+    platform: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    # The shop's id for the customer, as the request named it; None once erased.
+    customer_ref: Mapped[str | None] = mapped_column(String(64))
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    subject: Mapped[str | None] = mapped_column(String(80))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    export: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
 class SenderPause(Base):
     """A worker that paused sending after sender-side SMTP failures (app/mail/breaker.py).
 

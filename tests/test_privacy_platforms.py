@@ -16,6 +16,7 @@ from httpx import AsyncClient
 
 from app.config import Settings
 from app.runtime import Runtime
+from tests.conftest import Api
 from tests.intake import test_shopify as shopify
 from tests.intake import test_woocommerce as woo
 from tests.test_privacy import counts, database_text
@@ -57,7 +58,7 @@ SHOPIFY_PERSON = traces(
 
 
 async def test_shopify_redact_leaves_nothing_and_late_events_store_nothing(
-    client: AsyncClient, runtime: Runtime
+    client: AsyncClient, api: Api, runtime: Runtime
 ) -> None:
     order = shopify.payload("order_create")
     assert (await shopify.post_shopify(client, "orders/create", order)).json()["status"] == (
@@ -66,10 +67,18 @@ async def test_shopify_redact_leaves_nothing_and_late_events_store_nothing(
     request = shopify.payload("customers_data_request")
     assert (await shopify.post_shopify(client, "customers/data_request", request)).is_success
     assert await left(runtime, SHOPIFY_PERSON)  # the dump can see them
+    # The data request was answered at intake: its export is kept, with her order in it.
+    [answered] = (await client.get("/api/v1/privacy/requests", headers=api.headers)).json()["items"]
+    [person] = answered["export"]["customers"]
+    assert person["customer"]["email"] == "anna.ivanova@example.org"
+    assert [o["id"] for o in person["orders"]] == [str(order["id"])]
 
     redact = shopify.payload("customers_redact")
     assert (await shopify.post_shopify(client, "customers/redact", redact)).is_success
     assert await left(runtime, SHOPIFY_PERSON) == []
+    # The request stays on the list (it was received and answered), its export is gone.
+    kept = await client.get(f"/api/v1/privacy/requests/{answered['id']}", headers=api.headers)
+    assert (kept.json()["export"], kept.json()["customer_ref"]) == (None, None)
     before = await counts(runtime)
 
     # Shopify redelivers the order later (a new webhook id), and fulfils it: nothing stored.

@@ -1,13 +1,17 @@
-"""`/api/v1/customers/{id}`: privacy requests by the shop's own customer id."""
+"""`/api/v1/customers`: privacy requests by the shop's own customer id or by address;
+`/api/v1/privacy/requests`: the data requests platforms sent, with their exports."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
+from pydantic import EmailStr
 
-from app.api.deps import API_KEY_RESPONSES, ApiKeyDep, RuntimeDep, SessionDep
-from app.customers import service
+from app.api.deps import API_KEY_RESPONSES, MAX_ROW_ID, ApiKeyDep, RuntimeDep, SessionDep
+from app.customers import repository, service
+from app.customers.schemas import PrivacyRequestOut, PrivacyRequestPage
+from app.models import PrivacyRequest
 
 router = APIRouter(
     prefix="/api/v1/customers",
@@ -19,6 +23,27 @@ router = APIRouter(
 ShopQuery = Annotated[
     str, Query(max_length=255, description="the shop the id belongs to (Shopify: its domain)")
 ]
+
+
+@router.get(
+    "/export",
+    summary="Everything held about the person at an address, as JSON (a data access request)",
+    responses={404: {"description": "Nothing held about this address (in this shop)"}},
+)
+async def export_address(
+    email: Annotated[EmailStr, Query(max_length=320, description="the person's address")],
+    session: SessionDep,
+    runtime: RuntimeDep,
+    shop: Annotated[
+        str | None, Query(max_length=255, description="only this shop (default: every shop)")
+    ] = None,
+) -> dict[str, Any]:
+    data = await service.export_address(
+        session, email=email.lower(), shop=shop, now=runtime.clock.now()
+    )
+    if data is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "nothing held about this address")
+    return data
 
 
 @router.get(
@@ -50,3 +75,59 @@ async def erase_customer(
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such customer")
     cancelled = await service.erase_customer(session, customer_id=data, now=runtime.clock.now())
     return {"erased": True, "messages_cancelled": cancelled}
+
+
+privacy_router = APIRouter(
+    prefix="/api/v1/privacy",
+    tags=["customers"],
+    dependencies=[ApiKeyDep],
+    responses=API_KEY_RESPONSES,
+)
+
+
+def _request_out(request: PrivacyRequest) -> PrivacyRequestOut:
+    return PrivacyRequestOut(
+        id=request.id,
+        shop=request.shop,
+        platform=request.platform,
+        kind=request.kind,
+        customer_ref=request.customer_ref,
+        requested_at=request.requested_at,
+        delivered_at=request.delivered_at,
+        export=request.export,
+    )
+
+
+@privacy_router.get(
+    "/requests",
+    response_model=PrivacyRequestPage,
+    summary="Data requests from the platforms (Shopify customers/data_request), newest first",
+)
+async def list_privacy_requests(
+    session: SessionDep,
+    cursor: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_ROW_ID, description="next_cursor of the previous page"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> PrivacyRequestPage:
+    rows = await repository.list_privacy_requests(session, before_id=cursor, limit=limit)
+    items = [_request_out(row) for row in rows]
+    return PrivacyRequestPage(
+        items=items, next_cursor=items[-1].id if len(items) == limit else None
+    )
+
+
+@privacy_router.get(
+    "/requests/{request_id}",
+    response_model=PrivacyRequestOut,
+    summary="One data request, with its export",
+    responses={404: {"description": "No such request"}},
+)
+async def get_privacy_request(
+    request_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], session: SessionDep
+) -> PrivacyRequestOut:
+    request = await repository.get_privacy_request(session, request_id)
+    if request is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such request")
+    return _request_out(request)

@@ -6,19 +6,23 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import insert, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.models import (
     ConsentChange,
+    CouponCode,
     Customer,
     MailFeedbackEvent,
     Message,
     MessageAttempt,
     Order,
     OrderItem,
+    PrivacyRequest,
     Suppression,
+    TrackedLink,
+    TrackingEvent,
     WebhookDelivery,
 )
 from app.privacy import email_digest
@@ -39,6 +43,16 @@ async def erase_shop_deliveries(session: AsyncSession, *, shop: str) -> None:
         update(WebhookDelivery)
         .where(WebhookDelivery.shop == shop)
         .values(body="")
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def erase_shop_requests(session: AsyncSession, *, shop: str) -> None:
+    """The exports produced for the shop's data requests are its customers' data."""
+    await session.execute(
+        update(PrivacyRequest)
+        .where(PrivacyRequest.shop == shop)
+        .values(export=null(), customer_ref=None)
         .execution_options(synchronize_session=False)
     )
 
@@ -91,14 +105,7 @@ async def customer_data(session: AsyncSession, customer: Customer) -> dict[str, 
         .scalars()
         .all()
     )
-    suppressions: Sequence[Suppression] = []
-    if customer.email:
-        keys = [customer.email.lower(), email_digest(customer.email)]
-        suppressions = (
-            (await session.execute(select(Suppression).where(Suppression.email.in_(keys))))
-            .scalars()
-            .all()
-        )
+    suppressions = await suppressions_of(session, customer.email) if customer.email else []
     # Bounces and complaints about their messages, or naming their address.
     about: ColumnElement[bool] = MailFeedbackEvent.message_id.in_([m.id for m in messages])
     if customer.email:
@@ -112,14 +119,78 @@ async def customer_data(session: AsyncSession, customer: Customer) -> dict[str, 
         .scalars()
         .all()
     )
+    message_ids = [message.id for message in messages]
     return {
         "customer": customer,
         "mail_feedback": feedback,
+        "tracking": await tracking_of(session, message_ids),
+        "coupons": await coupons_of(session, message_ids),
         "orders": [(order, items.get(order.id, [])) for order in orders],
         "messages": [(message, attempts.get(message.id, [])) for message in messages],
         "deliveries": deliveries,
         "suppressions": suppressions,
     }
+
+
+async def tracking_of(
+    session: AsyncSession, message_ids: Sequence[int]
+) -> list[tuple[TrackingEvent, str | None]]:
+    """The opens and clicks of these messages, each with the URL of the link clicked."""
+    if not message_ids:
+        return []
+    rows = await session.execute(
+        select(TrackingEvent, TrackedLink.url)
+        .outerjoin(TrackedLink, TrackedLink.id == TrackingEvent.link_id)
+        .where(TrackingEvent.message_id.in_(message_ids))
+        .order_by(TrackingEvent.id)
+    )
+    return [(event, url) for event, url in rows.all()]
+
+
+async def coupons_of(session: AsyncSession, message_ids: Sequence[int]) -> list[CouponCode]:
+    if not message_ids:
+        return []
+    statement = (
+        select(CouponCode).where(CouponCode.message_id.in_(message_ids)).order_by(CouponCode.id)
+    )
+    return list((await session.execute(statement)).scalars())
+
+
+async def suppressions_of(session: AsyncSession, email: str) -> list[Suppression]:
+    """The address's suppressions, as kept: lower-cased, or as its digest once erased."""
+    keys = [email.strip().lower(), email_digest(email)]
+    statement = select(Suppression).where(Suppression.email.in_(keys)).order_by(Suppression.id)
+    return list((await session.execute(statement)).scalars())
+
+
+async def feedback_naming(session: AsyncSession, email: str) -> list[MailFeedbackEvent]:
+    """Bounce and complaint reports that name the address (whoever's message they are about)."""
+    statement = (
+        select(MailFeedbackEvent)
+        .where(MailFeedbackEvent.recipient == email.strip().lower())
+        .order_by(MailFeedbackEvent.id)
+    )
+    return list((await session.execute(statement)).scalars())
+
+
+# -- platform data requests (Shopify customers/data_request) ---------------------------------
+
+
+def add_privacy_request(session: AsyncSession, request: PrivacyRequest) -> None:
+    session.add(request)
+
+
+async def list_privacy_requests(
+    session: AsyncSession, *, before_id: int | None, limit: int
+) -> list[PrivacyRequest]:
+    statement = select(PrivacyRequest).order_by(PrivacyRequest.id.desc()).limit(limit)
+    if before_id is not None:
+        statement = statement.where(PrivacyRequest.id < before_id)
+    return list((await session.execute(statement)).scalars())
+
+
+async def get_privacy_request(session: AsyncSession, request_id: int) -> PrivacyRequest | None:
+    return await session.get(PrivacyRequest, request_id)
 
 
 # -- marketing consent changed by the customer (app/customers/consent.py) -------------------

@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers import repository
-from app.models import Customer
+from app.models import Customer, MailFeedbackEvent, PrivacyRequest, Suppression
 from app.orders import repository as orders
 from app.outbox import planned as outbox
+from app.privacy import email_digest
 from app.survey.repository import answers_of_messages as survey_answers
 
 
@@ -22,10 +23,91 @@ async def export_customer(
     customer = await repository.find_customer(session, shop=shop, external_id=external_id)
     if customer is None:
         return None
+    return {"exported_at": now.isoformat(), **await _customer_document(session, customer)}
+
+
+async def export_address(
+    session: AsyncSession, *, email: str, shop: str | None, now: datetime
+) -> dict[str, Any] | None:
+    """Everything held about the person at this address, in `shop` or in every shop: one
+    document per customer row, and what is kept by address alone. None if nothing is."""
+    customers = await repository.customers_at(session, emails=[email], shop=shop)
+    return await _person_document(session, customers=customers, email=email, shop=shop, now=now)
+
+
+async def answer_data_request(
+    session: AsyncSession,
+    *,
+    platform: str,
+    shop: str,
+    customer_ref: str | None,
+    email: str | None,
+    now: datetime,
+) -> PrivacyRequest:
+    """Produce the export a platform asked for (the shop's customer by id, else by address)
+    and keep it to be listed at /api/v1/privacy/requests."""
+    customer = None
+    if customer_ref:
+        customer = await repository.find_customer(session, shop=shop, external_id=customer_ref)
+        if customer is not None and customer.deleted_at is not None:
+            customer = None  # erased already: nothing of theirs is held
+    customers = [customer] if customer else []
+    if not customers and email:
+        customers = await repository.customers_at(session, emails=[email], shop=shop)
+    address = customers[0].email if customers and customers[0].email else email
+    export = await _person_document(session, customers=customers, email=address, shop=shop, now=now)
+    request = PrivacyRequest(
+        shop=shop,
+        platform=platform,
+        kind="data_request",
+        customer_ref=customer_ref,
+        customer_id=customers[0].id if customers else None,
+        subject=email_digest(address) if address else None,
+        requested_at=now,
+        # Nothing held is an answer too: say so rather than store nothing.
+        export=export or _nothing_held(now=now, shop=shop),
+    )
+    repository.add_privacy_request(session, request)
+    await session.flush()
+    return request
+
+
+def _nothing_held(*, now: datetime, shop: str | None) -> dict[str, Any]:
+    return {
+        "exported_at": now.isoformat(),
+        "shop": shop,
+        "customers": [],
+        "suppressions": [],
+        "mail_feedback": [],
+    }
+
+
+async def _person_document(
+    session: AsyncSession,
+    *,
+    customers: list[Customer],
+    email: str | None,
+    shop: str | None,
+    now: datetime,
+) -> dict[str, Any] | None:
+    suppressions = await repository.suppressions_of(session, email) if email else []
+    feedback = await repository.feedback_naming(session, email) if email else []
+    if not customers and not suppressions and not feedback:
+        return None
+    return {
+        "exported_at": now.isoformat(),
+        "shop": shop,
+        "customers": [await _customer_document(session, customer) for customer in customers],
+        # Kept by address, whichever customer (or none) it belongs to.
+        "suppressions": [_suppression(row) for row in suppressions],
+        "mail_feedback": [_feedback(event) for event in feedback],
+    }
+
+
+async def _customer_document(session: AsyncSession, customer: Customer) -> dict[str, Any]:
     data = await repository.customer_data(session, customer)
     answers = await survey_answers(session, [message.id for message, _ in data["messages"]])
     return {
-        "exported_at": now.isoformat(),
         "customer": _customer(customer),
         "orders": [
             {
@@ -107,26 +189,53 @@ async def export_customer(
             }
             for answer in answers
         ],
-        "suppressions": [
-            {"email": row.email, "reason": row.reason, "created_at": _time(row.created_at)}
-            for row in data["suppressions"]
+        # Opens and clicks of their mail, as recorded (a click names the link it followed).
+        "tracking": [
+            {
+                "message_id": event.message_id,
+                "kind": event.kind,
+                "at": _time(event.occurred_at),
+                "class": event.class_,
+                "reason": event.reason,
+                "url": url,
+                "user_agent": event.user_agent,
+                "network": event.ip,
+            }
+            for event, url in data["tracking"]
         ],
+        "coupons": [
+            {
+                "message_id": coupon.message_id,
+                "pool": coupon.pool,
+                "code": coupon.code,
+                "assigned_at": _time(coupon.assigned_at),
+                "expires_at": _time(coupon.expires_at),
+                "redeemed_at": _time(coupon.redeemed_at),
+            }
+            for coupon in data["coupons"]
+        ],
+        "suppressions": [_suppression(row) for row in data["suppressions"]],
         "consent_changes": [
             {"change": row.change, "source": row.source, "at": _time(row.at)}
             for row in await repository.consent_changes(session, customer.id)
         ],
         # Bounces and complaints reported about their mail (docs/deliverability.md).
-        "mail_feedback": [
-            {
-                "message_id": event.message_id,
-                "provider": event.provider,
-                "kind": event.kind,
-                "recipient": event.recipient,
-                "detail": event.detail,
-                "received_at": _time(event.received_at),
-            }
-            for event in data["mail_feedback"]
-        ],
+        "mail_feedback": [_feedback(event) for event in data["mail_feedback"]],
+    }
+
+
+def _suppression(row: Suppression) -> dict[str, Any]:
+    return {"email": row.email, "reason": row.reason, "created_at": _time(row.created_at)}
+
+
+def _feedback(event: MailFeedbackEvent) -> dict[str, Any]:
+    return {
+        "message_id": event.message_id,
+        "provider": event.provider,
+        "kind": event.kind,
+        "recipient": event.recipient,
+        "detail": event.detail,
+        "received_at": _time(event.received_at),
     }
 
 
@@ -146,6 +255,7 @@ async def erase_shop(session: AsyncSession, *, shop: str, now: datetime) -> int:
     for customer_id in await repository.shop_customer_ids(session, shop=shop):
         cancelled += await erase_customer(session, customer_id=customer_id, now=now)
     await repository.erase_shop_deliveries(session, shop=shop)
+    await repository.erase_shop_requests(session, shop=shop)
     return cancelled
 
 

@@ -8,6 +8,7 @@ stores the delivery raw and ingests it (`webhooks.take`).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import datetime
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import RuntimeDep, SessionDep
 from app.config import Settings, normalize_host, secrets_for_host
-from app.customers.service import erase_shop
+from app.customers.service import answer_data_request, erase_shop
 from app.intake import products, service
 from app.intake.payloads import (
     build,
@@ -122,8 +123,8 @@ async def receive_shopify_webhook(
 async def _record_only(
     session: AsyncSession, runtime: Runtime, *, delivery: service.Delivery
 ) -> IntakeResult:
-    """Keep the delivery (once); `shop/redact` also erases the shop's data. (A
-    `customers/data_request` is answered from GET /api/v1/customers/{id}/export.)"""
+    """Keep the delivery (once); `shop/redact` also erases the shop's data; a
+    `customers/data_request` gets its export made now, listed at /api/v1/privacy/requests."""
     body = delivery.body
     stored = await repository.record_delivery(
         session,
@@ -142,7 +143,25 @@ async def _record_only(
         result.messages_cancelled = await erase_shop(
             session, shop=delivery.shop, now=runtime.clock.now()
         )
+    elif delivery.topic == "customers/data_request":
+        customer = obj(obj(_json(body)).get("customer"))
+        email = customer.get("email")
+        await answer_data_request(
+            session,
+            platform=SOURCE,
+            shop=delivery.shop,
+            customer_ref=text(customer.get("id")),
+            email=email.strip() if isinstance(email, str) and "@" in email else None,
+            now=runtime.clock.now(),
+        )
     return result
+
+
+def _json(body: bytes | str) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None  # kept and answered 200 all the same: Shopify asks once
 
 
 def triggered_at(header: str | None, fallback: datetime) -> datetime:

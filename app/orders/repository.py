@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, null, or_, select, update
 from sqlalchemy import insert as core_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
@@ -24,6 +24,7 @@ from app.models import (
     Order,
     OrderItem,
     OrderStatus,
+    PrivacyRequest,
     Product,
     RepurchaseGap,
     Suppression,
@@ -387,7 +388,7 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
     messages and delivery history, the raw webhook bodies that carried it. Rows and counts
     stay (orders, totals, message statuses), so stats keep adding up."""
     customer = await get_customer(session, customer_id)
-    email = customer.email
+    email, external_id = customer.email, customer.external_id
     if customer.deleted_at is None:
         # Digests only, so that what arrives about them later stores nothing (app/erasures.py).
         await record_erasure(
@@ -438,6 +439,20 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
         user_agent=None,
         ip=None,
     )
+    # Exports produced for their data requests are all their data; the row stays (a request
+    # was received and answered), not what it said about them.
+    requested: ColumnElement[bool] = or_(
+        PrivacyRequest.customer_id == customer_id,
+        and_(PrivacyRequest.shop == customer.shop, PrivacyRequest.customer_ref == external_id),
+    )
+    if email:
+        requested = or_(
+            requested,
+            and_(
+                PrivacyRequest.shop == customer.shop, PrivacyRequest.subject == email_digest(email)
+            ),
+        )
+    await _update(session, PrivacyRequest, requested, export=null(), customer_ref=None)
     # What the customer changed themselves stays (counts, times), not the address.
     await _update(session, ConsentChange, ConsentChange.customer_id == customer_id, email=None)
     # Bounces and complaints: counts and kinds stay; the address and the report text (which
