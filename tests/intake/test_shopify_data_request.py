@@ -78,3 +78,17 @@ async def test_a_request_by_address_only_and_one_about_nobody(
         f"/api/v1/privacy/requests?limit=1&cursor={newest['id']}", headers=api.headers
     )
     assert [row["id"] for row in rest.json()["items"]] == [first["id"]]
+
+
+async def test_shop_redact_clears_the_stored_exports(client: AsyncClient, api: Api) -> None:
+    await shopify.post_shopify(client, "orders/create", shopify.payload("order_create"))
+    request = shopify.payload("customers_data_request")
+    await shopify.post_shopify(client, "customers/data_request", request)
+    [listed] = (await client.get("/api/v1/privacy/requests", headers=api.headers)).json()["items"]
+    assert listed["export"]["customers"]
+    # The shop uninstalled us: every export it asked for goes with its data; the record
+    # that a request came in stays.
+    redact = {"shop_id": request["shop_id"], "shop_domain": shopify.SHOP}
+    assert (await shopify.post_shopify(client, "shop/redact", redact)).is_success
+    [after] = (await client.get("/api/v1/privacy/requests", headers=api.headers)).json()["items"]
+    assert (after["id"], after["export"], after["customer_ref"]) == (listed["id"], None, None)
