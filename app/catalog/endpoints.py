@@ -9,7 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 
-from app.api.deps import API_KEY_RESPONSES, ApiKeyDep, RuntimeDep, SessionDep
+from app.api.deps import (
+    API_KEY_RESPONSES,
+    JSON_BODY_RESPONSES,
+    ApiKeyDep,
+    RuntimeDep,
+    SessionDep,
+)
 from app.catalog import repository, service
 from app.catalog.schemas import ProductsIn, UnknownSku, UnknownSkus, UpsertCounts, shop_name
 from app.orders.late import ProductKeys, facts_before, match_late_items
@@ -21,7 +27,10 @@ router = APIRouter(tags=["catalog"], dependencies=[ApiKeyDep], responses=API_KEY
     "/api/v1/products",
     response_model=UpsertCounts,
     summary="Add or replace products of the catalog (at most 1000 a request)",
-    responses={422: {"description": "A product is invalid: `loc` names its field"}},
+    responses={
+        422: {"description": "A product is invalid: `loc` names its field"},
+        **JSON_BODY_RESPONSES,
+    },
 )
 async def put_products(body: ProductsIn, runtime: RuntimeDep, session: SessionDep) -> UpsertCounts:
     """Each product is stored as a whole (a product sent again replaces what the catalog
