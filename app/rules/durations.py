@@ -104,7 +104,7 @@ def parse_range(text: str) -> DurationRange:
         # range must not turn round for some customers.
         raise ValueError(
             f"bad range {text!r}: the first duration exceeds the second when counted from "
-            f"{reversed_from[0]:%d %B}; write both in months or both in days"
+            f"{reversed_from[0].day} {reversed_from[0]:%B}; write both in months or both in days"
         )
     return DurationRange(low=low, high=high)
 
