@@ -10,8 +10,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-_PART = re.compile(r"(\d+)(mo|y|w|d|h|m)")
-_WHOLE = re.compile(r"^[+-]?(?:\d+(?:mo|y|w|d|h|m))+$")
+# ASCII digits only: `٣d` would parse with `\d`, and no editor's schema pattern agrees on it.
+_PART = re.compile(r"([0-9]+)(mo|y|w|d|h|m)")
+_WHOLE = re.compile(r"^[+-]?(?:[0-9]+(?:mo|y|w|d|h|m))+$")
+
+# What `parse_duration` accepts, as a JSON Schema pattern for editors: the text is stripped
+# and its spaces are dropped before matching, so a space may follow any character of it.
+_SPACES = " *"
+_UNITS = f"(?:m{_SPACES}o|y|w|d|h|m)"
+_DURATION_BODY = f"[+-]?{_SPACES}(?:[0-9](?:{_SPACES}[0-9])*{_SPACES}{_UNITS}{_SPACES})+"
+DURATION_PATTERN = rf"^\s*{_DURATION_BODY}\s*$"
+# What `parse_range` accepts: one duration, or two joined by `..` (each stripped on its own).
+RANGE_PATTERN = rf"^\s*{_DURATION_BODY}\s*(?:\.\.\s*{_DURATION_BODY}\s*)?$"
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,30 @@ def parse_range(text: str) -> DurationRange:
     if not separator:
         return DurationRange(low=low, high=low)
     high = parse_duration(high_text)
-    reference = datetime(2001, 1, 1)
-    if high.add_to(reference) < low.add_to(reference):
+    if high.months >= low.months and high.seconds >= low.seconds:
+        return DurationRange(low=low, high=high)
+    reversed_from = [day for day in _REFERENCE_DAYS if high.add_to(day) < low.add_to(day)]
+    if len(reversed_from) == len(_REFERENCE_DAYS):
         raise ValueError(f"bad range {text!r}: the first duration must not exceed the second")
+    if reversed_from:
+        # `30d..1mo` holds in January but not from 1 February: months vary in length, and a
+        # range must not turn round for some customers.
+        raise ValueError(
+            f"bad range {text!r}: the first duration exceeds the second when counted from "
+            f"{reversed_from[0].day} {reversed_from[0]:%B}; write both in months or both in days"
+        )
     return DurationRange(low=low, high=high)
+
+
+def _reference_days() -> tuple[datetime, ...]:
+    # The first and last days of every month over four years (one leap year) meet every
+    # month length a span of months can cover.
+    days = []
+    for year in range(2001, 2005):
+        for month in range(1, 13):
+            first = datetime(year, month, 1)
+            days += [first, add_months(first, 1) - timedelta(days=1)]
+    return tuple(days)
+
+
+_REFERENCE_DAYS = _reference_days()

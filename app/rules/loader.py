@@ -152,6 +152,17 @@ def _parse_file(path: Path, text: str, result: ParsedRules, *, bounds: Bounds) -
         problem = getattr(exc, "problem", None) or str(exc)
         result.errors.append(RuleError(path, where.line, where.column, f"invalid YAML: {problem}"))
         return
+    for duplicate in positions.duplicate_keys():
+        # safe_load kept only the last value: one of two `send:` keys would vanish unseen.
+        result.errors.append(
+            RuleError(
+                path,
+                duplicate.again.line,
+                duplicate.again.column,
+                f"duplicate key {duplicate.key!r} (first at line {duplicate.first.line}); "
+                "only one may be given",
+            )
+        )
     if raw is None:
         return
     if not isinstance(raw, dict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import math
 import re
 from decimal import Decimal
 from functools import cached_property
@@ -21,7 +22,14 @@ from pydantic import (
 )
 
 from app.rules.categories import category_path, label, under
-from app.rules.durations import Duration, DurationRange, parse_duration, parse_range
+from app.rules.durations import (
+    DURATION_PATTERN,
+    RANGE_PATTERN,
+    Duration,
+    DurationRange,
+    parse_duration,
+    parse_range,
+)
 from app.rules.facts import CustomerFacts, ItemFacts
 from app.rules.windows import SendWindow, parse_send_window
 
@@ -39,9 +47,24 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Durations are text checked by `parse_duration`/`parse_range`; the pattern is only for
+# editors, which then flag `2 weeks` or `1.5d` as they are typed.
+DurationText = Annotated[str, WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN})]
+DurationRangeText = Annotated[str, WithJsonSchema({"type": "string", "pattern": RANGE_PATTERN})]
+
+
 class NumberRange(_Strict):
     min: Decimal | None = Field(default=None, description="inclusive lower bound")
     max: Decimal | None = Field(default=None, description="inclusive upper bound")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> NumberRange:
+        # `{}` filters nothing and `{min: 100, max: 10}` matches nothing: both are slips.
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both, e.g. {min: 10, max: 100}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"empty range: min {self.min} is above max {self.max}")
+        return self
 
     def contains(self, value: Decimal | int | None) -> bool:
         if value is None:
@@ -74,7 +97,24 @@ class ItemFilter(_Strict):
         default_factory=list, description="item or product tags, exactly, e.g. organic"
     )
     price: NumberRange | None = Field(default=None, description="unit price range")
-    quantity: NumberRange | None = Field(default=None, description="quantity range")
+    quantity: NumberRange | None = Field(
+        default=None, description="range of the item's quantity (whole numbers)"
+    )
+
+    @field_validator("quantity")
+    @classmethod
+    def _whole_quantity(cls, value: NumberRange | None) -> NumberRange | None:
+        # Quantities are whole numbers: {min: 2.5, max: 2.9} would never match an item.
+        if (
+            value is not None
+            and value.min is not None
+            and value.max is not None
+            and math.ceil(value.min) > math.floor(value.max)
+        ):
+            raise ValueError(
+                f"empty range: no whole quantity lies between {value.min} and {value.max}"
+            )
+        return value
 
     @field_validator("category")
     @classmethod
@@ -154,10 +194,15 @@ class CustomerFilter(_Strict):
 
 
 class When(_Strict):
-    event: EventType
-    items: ItemFilter | None = None
-    order: OrderFilter | None = None
-    customer: CustomerFilter | None = None
+    event: EventType = Field(
+        description="what starts the rule: an order placed, fulfilled (shipped) or delivered, "
+        "or a customer's birthday"
+    )
+    items: ItemFilter | None = Field(
+        default=None, description="only orders with a matching item; its items are the mail's"
+    )
+    order: OrderFilter | None = Field(default=None, description="only orders that match")
+    customer: CustomerFilter | None = Field(default=None, description="only customers who match")
     first_order: bool | None = Field(
         default=None, description="true: only a customer's first order; false: only repeats"
     )
@@ -176,8 +221,10 @@ class When(_Strict):
 class Supply(_Strict):
     """Quantity-aware replenishment: quantity × days_per_unit, less a lead time."""
 
-    days_per_unit: float = Field(gt=0, le=3650)
-    lead: str = Field(default="0d", description="how long before running out, e.g. 7d")
+    days_per_unit: float = Field(
+        gt=0, le=3650, description="how many days one unit lasts, e.g. 75 (decimals allowed)"
+    )
+    lead: DurationText = Field(default="0d", description="how long before running out, e.g. 7d")
 
     @field_validator("lead")
     @classmethod
@@ -192,8 +239,16 @@ class SendWindowSpec(_Strict):
     Example: `{days: mon-sat, hours: "09:00-20:00"}`; hours may cross midnight.
     """
 
-    days: str | list[str] | None = Field(default=None, examples=["mon-sat", ["sat", "sun"]])
-    hours: str | None = Field(default=None, examples=["09:00-20:00", "22:00-06:00"])
+    days: str | list[str] | None = Field(
+        default=None,
+        description="allowed local days: mon-fri, sat,sun or a list; every day when left out",
+        examples=["mon-sat", ["sat", "sun"]],
+    )
+    hours: str | None = Field(
+        default=None,
+        description="allowed local hours, HH:MM-HH:MM (may cross midnight); all day when left out",
+        examples=["09:00-20:00", "22:00-06:00"],
+    )
 
     @model_validator(mode="after")
     def _parses(self) -> SendWindowSpec:
@@ -206,7 +261,7 @@ class SendWindowSpec(_Strict):
 
 
 class Fallback(_Strict):
-    after: str = Field(
+    after: DurationRangeText = Field(
         description="with an anchor: the delay after the event when no anchor date is known; "
         "on order.delivered: the delay after fulfilment when no delivery is reported"
     )
@@ -221,11 +276,11 @@ class Fallback(_Strict):
 class Learned(_Strict):
     """Time a reminder from observed repurchase gaps (see docs/rules.md, "Learned intervals")."""
 
-    fallback: str = Field(
+    fallback: DurationRangeText = Field(
         description="the delay while nothing is known yet, placed by quantity like `after`",
         examples=["4w..5w"],
     )
-    lead: str = Field(
+    lead: DurationText = Field(
         default="7d", description="how long before the expected repurchase to send, e.g. 7d"
     )
 
@@ -257,16 +312,18 @@ class Send(_Strict):
         description="timing when the anchor has no date, e.g. {after: 5y}; on order.delivered, "
         "timing from fulfilment when no delivery is reported, e.g. {after: 7d}",
     )
-    after: str | None = Field(
+    after: DurationRangeText | None = Field(
         default=None,
         description="delay after the event: 0m, 3d, or a range 1w..2w placed by quantity",
         examples=["0m", "3d", "1w..2w", "2mo..3mo"],
     )
-    supply: Supply | None = None
+    supply: Supply | None = Field(
+        default=None, description="timing by quantity × days_per_unit, less a lead time"
+    )
     learned: Learned | None = Field(
         default=None, description="from this customer's and this product's repurchase gaps"
     )
-    at: str | None = Field(
+    at: DurationText | None = Field(
         default=None,
         description="for date events: offset from the date, e.g. -3d (three days before)",
         examples=["-3d", "0d", "+1w"],
@@ -277,7 +334,7 @@ class Send(_Strict):
         description="local time of day to send, in the customer's time zone",
         examples=["10:00"],
     )
-    expires: str | None = Field(
+    expires: DurationText | None = Field(
         default=None, description="not sent when later than send time plus this, e.g. 5d"
     )
 
@@ -327,7 +384,7 @@ class Limit(_Strict):
     """At most `max` messages in any `per` span, per customer."""
 
     max: int = Field(ge=1, le=1000, description="messages allowed in the span")
-    per: str = Field(description="the span, e.g. 7d or 1mo", examples=["7d", "30d"])
+    per: DurationText = Field(description="the span, e.g. 7d or 1mo", examples=["7d", "30d"])
 
     @field_validator("per")
     @classmethod
@@ -379,7 +436,7 @@ class Recommend(_Strict):
 
 
 class Variant(_Strict):
-    template: str
+    template: str = Field(description="the template folder under templates/email")
     weight: int = Field(default=1, ge=0, le=1_000_000, description="relative share")
     name: str | None = Field(default=None, description="shown in stats; the template by default")
 
@@ -415,11 +472,20 @@ SkipReason = Literal[
 
 
 class Rule(_Strict):
-    id: str
-    name: str | None = None
-    kind: Literal["marketing", "transactional"] = "marketing"
-    when: When
-    send: Send = Field(default_factory=Send)
+    id: str = Field(
+        description="unique across all files; lower-case letters, digits, '-' and '_'",
+        examples=["diapers-restock"],
+    )
+    name: str | None = Field(default=None, description="a title for people, shown in stats")
+    kind: Literal["marketing", "transactional"] = Field(
+        default="marketing",
+        description="marketing needs consent and gets an unsubscribe link; transactional is "
+        "about the order itself; inherits `defaults.kind`",
+    )
+    when: When = Field(description="the event that starts the rule and the filters it must pass")
+    send: Send = Field(
+        default_factory=Send, description="when to send: a delay, supply, learned timing or date"
+    )
     send_window: SendWindowSpec | None = Field(
         default=None, description="null sends at any hour; inherits `defaults.send_window`"
     )
@@ -569,16 +635,22 @@ class Rule(_Strict):
 
 
 class Defaults(_Strict):
-    kind: Literal["marketing", "transactional"] | None = None
-    send_window: SendWindowSpec | None = None
+    kind: Literal["marketing", "transactional"] | None = Field(
+        default=None, description="the kind of every rule in this file that gives none"
+    )
+    send_window: SendWindowSpec | None = Field(
+        default=None, description="the send window of every rule in this file that gives none"
+    )
 
 
 Kind = Literal["marketing", "transactional"]
 
 
 class RuleFile(_Strict):
-    defaults: Defaults = Field(default_factory=Defaults)
-    rules: list[Rule] = Field(default_factory=list)
+    defaults: Defaults = Field(
+        default_factory=Defaults, description="values for every rule in this file"
+    )
+    rules: list[Rule] = Field(default_factory=list, description="the rules of this file")
     limits: dict[Kind, Limit] = Field(
         default_factory=dict,
         description="per customer, across all rules of a kind, e.g. marketing: {max: 2, per: 7d}",

@@ -4,15 +4,17 @@ The rule linter reports `file:line:col: message`, but pydantic only knows the pa
 loaded data. We compose the same YAML text into a node tree (which keeps source marks) and
 walk that tree with the path. Composition never constructs Python objects, so it is as safe
 as `yaml.safe_load` and tolerates tags such as `!!python/object` that `safe_load` rejects later.
+The same tree shows duplicate keys, which `safe_load` drops silently (the last one wins).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 
 import yaml
-from yaml.error import Mark
+from yaml.constructor import SafeConstructor
+from yaml.error import Mark, YAMLError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 # Pydantic appends this step when a dict *key* (not its value) failed validation.
@@ -32,6 +34,15 @@ class Position:
 
 
 _START = Position(1, 1)
+
+
+@dataclass(frozen=True)
+class DuplicateKey:
+    """A key written again in the same mapping: `safe_load` keeps only the last value."""
+
+    key: str
+    first: Position
+    again: Position
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,26 @@ class YamlPositions:
         if reached.complete and reached.key is not None:
             return _position(reached.key)
         return _position(reached.node)
+
+    def duplicate_keys(self) -> list[DuplicateKey]:
+        """Every key repeated within one mapping, anywhere in the document, in text order.
+
+        Keys are compared as `safe_load` builds them, so `1` and `1.0`, or `yes` and `true`,
+        are the same key; merged keys (`<<: *anchor`) may be overridden and are not counted.
+        """
+        if self._root is None:
+            return []
+        found: list[DuplicateKey] = []
+        for mapping in _mappings(self._root):
+            seen: dict[Hashable, Node] = {}
+            for key, _ in _mapping_pairs(mapping):
+                if key.tag == _MERGE_TAG or not isinstance(key, ScalarNode):
+                    continue
+                identity = _key_identity(key)
+                first = seen.setdefault(identity, key)
+                if first is not key:
+                    found.append(DuplicateKey(str(key.value), _position(first), _position(key)))
+        return sorted(found, key=lambda duplicate: (duplicate.again.line, duplicate.again.column))
 
 
 def yaml_error_position(error: yaml.YAMLError) -> Position | None:
@@ -143,6 +174,36 @@ def _merged_entry(merges: list[Node], step: str | int) -> tuple[Node, Node] | No
                 if entry is not None:
                     return entry
     return None
+
+
+def _mappings(root: Node) -> Iterator[MappingNode]:
+    """Every mapping in the tree once, aliases included (an alias is the same node object)."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            yield node
+            for key, value in _mapping_pairs(node):
+                stack.extend((key, value))
+        elif isinstance(node, SequenceNode):
+            stack.extend(_sequence_items(node))
+
+
+def _key_identity(key: ScalarNode) -> Hashable:
+    """The key as `safe_load` would build it; the raw text when it would refuse to."""
+    try:
+        # A scalar only: SafeConstructor builds plain values and refuses Python tags.
+        value = SafeConstructor().construct_object(key, deep=True)
+        hash(value)
+    except (YAMLError, TypeError):
+        return (key.tag, key.value)
+    # safe_load keys compare like dict keys: `1`, `1.0` and `true` are one key.
+    identity: Hashable = value
+    return identity
 
 
 def _mapping_pairs(node: MappingNode) -> list[tuple[Node, Node]]:

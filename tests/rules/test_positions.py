@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from app.rules.positions import Position, YamlPositions, yaml_error_position
+from app.rules.positions import DuplicateKey, Position, YamlPositions, yaml_error_position
 
 RULES = """\
 rules:
@@ -97,6 +97,29 @@ def test_dict_key_error_points_at_key() -> None:
 def test_duplicate_keys_last_one_wins_like_safe_load() -> None:
     positions = YamlPositions.from_text("after: 1d\nafter: 2d\n")
     assert positions.locate(("after",)) == Position(2, 8)
+
+
+def test_duplicate_keys_are_listed_where_written_again() -> None:
+    text = "after: 1d\nsend: {at: 1d, at: 2d}\nafter: 2d\nafter: 3d\n"
+    assert YamlPositions.from_text(text).duplicate_keys() == [
+        DuplicateKey("at", first=Position(2, 8), again=Position(2, 16)),
+        DuplicateKey("after", first=Position(1, 1), again=Position(3, 1)),
+        DuplicateKey("after", first=Position(1, 1), again=Position(4, 1)),
+    ]
+
+
+def test_duplicate_keys_in_sequences_and_distinct_keys() -> None:
+    text = "- {a: 1, b: 2}\n- {a: 1, '1': x, 1: y}\n- [{c: 1, c: 2}]\n"
+    # '1' (a string) and 1 (an int) are different keys to safe_load.
+    assert YamlPositions.from_text(text).duplicate_keys() == [
+        DuplicateKey("c", first=Position(3, 5), again=Position(3, 11))
+    ]
+
+
+def test_duplicate_keys_survive_python_tags_and_recursive_aliases() -> None:
+    text = "a: &x {b: *x}\n!!python/name:os.system k: 1\n!!python/name:os.system k: 2\n"
+    duplicates = YamlPositions.from_text(text).duplicate_keys()
+    assert duplicates == [DuplicateKey("k", first=Position(2, 1), again=Position(3, 1))]
 
 
 def test_merge_keys_are_followed() -> None:
