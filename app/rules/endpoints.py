@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app.api.deps import API_KEY_RESPONSES, ApiKeyDep, RuntimeDep
-from app.jobs.removed_rules import cancel_removed_rules
+from app.jobs.missing_rules import reconcile_missing_rules
 from app.rules.source import RulesSource
 
 router = APIRouter(
@@ -82,6 +82,6 @@ async def loaded_rules(runtime: RuntimeDep) -> RulesOut:
 async def reload_rules(runtime: RuntimeDep) -> JSONResponse:
     applied = await asyncio.to_thread(runtime.rules.reload)
     if applied:
-        await cancel_removed_rules(runtime)
+        await reconcile_missing_rules(runtime)
     body = _rules_out(runtime.rules).model_dump(mode="json")
     return JSONResponse(body, status_code=200 if applied else 422)
