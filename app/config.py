@@ -516,7 +516,9 @@ class Settings(BaseSettings):
     @field_validator("rule_grace", mode="before")
     @classmethod
     def _parse_rule_grace(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip().isdigit():
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)  # seconds
+        if isinstance(value, str):
             duration = parse_duration(value)
             if duration.months:
                 # A month is no fixed span: say it in days or weeks.
