@@ -8,6 +8,7 @@ import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -21,6 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.catalog.links import check_reorder_template, parse_shop_urls, web_url
 from app.mail.addresses import ascii_domain as wire_domain
+from app.rules.durations import parse_duration
 from app.rules.loader import Bounds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -397,6 +399,10 @@ class Settings(BaseSettings):
     default_locale: str = "en"
 
     rules_poll_interval: float = Field(default=2.0, gt=0)
+    # How long messages whose rule is missing from the loaded rules wait (`paused`) for it
+    # to come back before they are cancelled (`rule_removed`): a duration as rules write it
+    # (`7d`, `36h`, `2w`) or seconds.
+    rule_grace: timedelta = Field(default=timedelta(days=7), gt=timedelta(0))
     dispatch_interval: float = Field(default=5.0, gt=0)
     dispatch_batch_size: int = Field(default=100, ge=1, le=10_000)
     # Messages of a batch prepared at once (checks, render, links) while others wait on the
@@ -505,6 +511,19 @@ class Settings(BaseSettings):
     def _split_comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("rule_grace", mode="before")
+    @classmethod
+    def _parse_rule_grace(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)  # seconds
+        if isinstance(value, str):
+            duration = parse_duration(value)
+            if duration.months:
+                # A month is no fixed span: say it in days or weeks.
+                raise ValueError(f"{value!r}: give the grace in m, h, d or w, not mo or y")
+            return timedelta(seconds=duration.seconds)
         return value
 
     @field_validator("tracking_apple_proxy_networks")

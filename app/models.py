@@ -198,6 +198,9 @@ class MessageStatus(enum.StrEnum):
     EXPIRED = "expired"
     # In the rule's control group: planned so stats can compare, never sent.
     HELD_OUT = "held_out"
+    # Waiting, not claimable: its rule is missing from the loaded rules (`rule_missing`).
+    # Scheduled again when the rule comes back, cancelled after RULE_GRACE.
+    PAUSED = "paused"
 
 
 class MessageKind(enum.StrEnum):
@@ -239,6 +242,9 @@ class Message(TimestampMixin, Base):
     # Indexed: bounces and provider webhooks that return only our Message-ID find it here.
     smtp_message_id: Mapped[str | None] = mapped_column(String(255), index=True)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When it was last paused: RULE_GRACE counts from here (not updated_at, which other
+    # writes such as erasure or a rename also move).
+    paused_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class MessageAttempt(Base):

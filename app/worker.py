@@ -18,8 +18,8 @@ from sqlalchemy import text
 from app.feedback.imap import poll_mailbox
 from app.jobs.anchors import plan_anchor_messages
 from app.jobs.birthdays import plan_birthday_messages
+from app.jobs.missing_rules import reconcile_missing_rules
 from app.jobs.raw_retention import expire_raw_payloads
-from app.jobs.removed_rules import cancel_removed_rules
 from app.mail.capture import MailCapture
 from app.mail.sender import MailSender, SmtpPool
 from app.mail.templates import TemplateRenderer
@@ -124,11 +124,11 @@ class Worker:
             next_run_time=self.runtime.clock.now(),  # send what fell due while we were down
         )
         self.scheduler.add_job(
-            cancel_removed_rules,
+            reconcile_missing_rules,
             "interval",
             seconds=self.runtime.settings.rules_poll_interval,
             args=[self.runtime],
-            id="cancel-removed-rules",
+            id="reconcile-missing-rules",
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,

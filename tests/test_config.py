@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from pydantic import ValidationError
 
@@ -158,3 +160,29 @@ def test_singular_platform_secret_names_still_work(
     assert getattr(production(**{field: ["shpss_byn4m3byn4m3byn4m3"]}), field) == [
         "shpss_byn4m3byn4m3byn4m3"
     ]
+
+
+@pytest.mark.parametrize(
+    ("given", "grace"),
+    [
+        ("7d", timedelta(days=7)),
+        ("36h", timedelta(hours=36)),
+        ("2w", timedelta(weeks=2)),
+        ("600", timedelta(seconds=600)),
+        (3600, timedelta(hours=1)),
+    ],
+)
+def test_rule_grace_reads_durations_or_seconds(
+    monkeypatch: pytest.MonkeyPatch, given: str | int, grace: timedelta
+) -> None:
+    monkeypatch.setenv("AFTERSALE_RULE_GRACE", str(given))
+    assert Settings().rule_grace == grace
+
+
+@pytest.mark.parametrize("given", ["1mo", "soon", "0", "-1d"])
+def test_rule_grace_refuses_months_nonsense_and_none(
+    monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    monkeypatch.setenv("AFTERSALE_RULE_GRACE", given)
+    with pytest.raises(ValidationError, match="rule_grace"):
+        Settings()

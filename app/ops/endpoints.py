@@ -13,6 +13,7 @@ from app.api.deps import RuntimeDep
 from app.ops.metrics import CONTENT_TYPE, exposition
 from app.ops.repository import OutboxSnapshot, outbox_snapshot, sender_pauses
 from app.ops.security import MetricsAccess
+from app.outbox.missing_rules import waiting_for_missing
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,12 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", summary="The database answers and rules are loaded (503 otherwise)")
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     checks: dict[str, Any] = {}
+    waiting: dict[str, int] | None = None
     try:
         async with runtime.session_factory() as session:
             await session.execute(text("SELECT 1"))
             paused = await sender_pauses(session, now=runtime.clock.now())
+            waiting = await waiting_for_missing(session)
         checks["database"] = "ok"
         # Informational: intake stays ready while sending is paused; the messages wait.
         checks["sending"] = (
@@ -59,6 +62,9 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     )
     if rules.loaded and rules.errors:
         checks["rules"]["pending_errors"] = list(rules.errors)
+    if waiting is not None:
+        # Informational: held messages wait for their rule to come back (RULE_GRACE).
+        checks["rules"]["waiting_for_missing_rules"] = sum(waiting.values())
     ready = checks["database"] == "ok" and rules.loaded
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},

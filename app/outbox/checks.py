@@ -10,6 +10,10 @@ from app.models import MessageKind, MessageStatus, OrderStatus
 from app.rules.categories import category_path, same_need
 from app.rules.facts import ItemFacts
 
+# Why a message waits (`paused`), and why it ends (`cancelled`) when its rule stays away.
+RULE_MISSING = "rule_missing"
+RULE_REMOVED = "rule_removed"
+
 
 @dataclass(frozen=True)
 class Purchase:
@@ -41,7 +45,7 @@ class SendFacts:
     marketing_consent: bool
     suppressed: bool
     order_status: str | None
-    # The rule as loaded now; rule_missing when a loaded rule set no longer has it.
+    # The rule as loaded now; rule_missing when a loaded rule set does not have it.
     rule_missing: bool = False
     skip_if: tuple[str, ...] = ()
     # What the message is about, and what the customer bought after it was planned.
@@ -53,9 +57,11 @@ def send_blocker(facts: SendFacts, *, now: datetime) -> tuple[MessageStatus, str
     """The final state and reason that stop this message, or None when it should be sent.
 
     Checked at send time because consent, suppression, orders and rules change after planning.
+    A missing rule holds the message (`paused`, not final): the rule may come back, and only
+    RULE_GRACE later is it cancelled (app/jobs/missing_rules.py).
     """
     if facts.rule_missing:
-        return MessageStatus.CANCELLED, "rule_removed"
+        return MessageStatus.PAUSED, RULE_MISSING
     if facts.customer_deleted:
         return MessageStatus.SKIPPED, "customer_deleted"
     if not facts.email:

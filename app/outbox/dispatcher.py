@@ -260,6 +260,14 @@ class Dispatcher:
             rule_missing=source.loaded and rule is None,
         )
         blocker = send_blocker(facts, now=now)
+        if blocker is not None and blocker[0] == MessageStatus.PAUSED:
+            # Held until its rule comes back; due again at once then (it is due now).
+            await self._writes.run(
+                lambda session: repository.pause_message(
+                    session, message_id=message.id, worker_id=self.worker_id, now=now
+                )
+            )
+            return "paused"
         if blocker is not None:
             status, reason = blocker
             await self._finish(message.id, status, now=now, reason=reason)

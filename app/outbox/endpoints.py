@@ -35,7 +35,7 @@ def _out(message: Message, email: str | None, order_id: str | None) -> MessageOu
         send_at=message.send_at,
         expires_at=message.expires_at,
         next_attempt_at=message.next_attempt_at
-        if message.status in (MessageStatus.SCHEDULED, MessageStatus.SENDING)
+        if message.status in (MessageStatus.SCHEDULED, MessageStatus.SENDING, MessageStatus.PAUSED)
         else None,
         attempts=message.attempts,
         last_error=message.last_error,

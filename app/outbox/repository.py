@@ -38,6 +38,7 @@ from app.models import (
     Suppression,
     with_products,
 )
+from app.outbox.checks import RULE_MISSING
 from app.privacy import email_digest
 from app.rules.facts import ProductFacts, item_facts
 
@@ -380,6 +381,28 @@ async def defer_message(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def pause_message(
+    session: AsyncSession, *, message_id: int, worker_id: str, now: datetime
+) -> bool:
+    """Hold a claimed message whose rule is missing (`paused`, `rule_missing`), no attempt
+    used. It was due now, so it is due at once when the rule comes back."""
+    result = await session.execute(
+        update(_MESSAGES)
+        .where(*_OWNED)
+        .values(
+            status=MessageStatus.PAUSED,
+            status_reason=RULE_MISSING,
+            next_attempt_at=now,
+            attempts=_MESSAGES.c.attempts - 1,
+            claimed_by=None,
+            paused_at=now,
+            updated_at=now,
+        ),
+        _owner(message_id, worker_id),
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class CapEntry:
     """Another message of the customer that may count against a frequency cap."""
@@ -424,19 +447,6 @@ async def cap_usage(
     for customer_id, id_, rule_id, kind, status, sent_at in rows:
         usage.setdefault(customer_id, []).append(CapEntry(id_, rule_id, kind, status, sent_at))
     return usage
-
-
-async def cancel_rules(session: AsyncSession, *, rule_ids: Sequence[str], now: datetime) -> int:
-    """Cancel what removed rules still had waiting (not what a worker holds right now)."""
-    if not rule_ids:
-        return 0
-    result = await session.execute(
-        update(Message)
-        .where(Message.status == MessageStatus.SCHEDULED, Message.rule_id.in_(rule_ids))
-        .values(status=MessageStatus.CANCELLED, status_reason="rule_removed", updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def record_sender_pause(

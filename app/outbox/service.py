@@ -29,9 +29,9 @@ class MessageConflict(Exception):
 async def end_message(
     session: AsyncSession, *, message_id: int, action: OperatorAction, now: datetime
 ) -> tuple[Message, str | None, str | None]:
-    """Cancel or fail a message: a `scheduled` one (cancel only), or a `sending` one whose
-    lease has expired, i.e. whose worker died or got stuck (say, on a template that never
-    finished rendering) and which would otherwise be taken and tried again. A message a
+    """Cancel or fail a message: a `scheduled` or `paused` one (cancel only), or a `sending`
+    one whose lease has expired, i.e. whose worker died or got stuck (say, on a template that
+    never finished rendering) and which would otherwise be taken and tried again. A message a
     worker holds a live lease on is refused: it may be on the wire right now.
 
     Returns the message with its address and order id, as `repository.get_message`."""
@@ -42,7 +42,8 @@ async def end_message(
     status, reason = _ENDS[action]
     if message.status == status and (action == "cancel" or message.status_reason == reason):
         return found  # done already: a repeated request changes nothing
-    if message.status == MessageStatus.SCHEDULED and action == "cancel":
+    waiting = (MessageStatus.SCHEDULED, MessageStatus.PAUSED)
+    if message.status in waiting and action == "cancel":
         message.status = status
         message.status_reason = reason
         message.updated_at = now
@@ -68,7 +69,7 @@ async def end_message(
         await session.refresh(message)
         return found
     allowed = (
-        "scheduled, or sending with an expired lease"
+        "scheduled, paused, or sending with an expired lease"
         if action == "cancel"
         else ("sending with an expired lease")
     )

@@ -6,10 +6,11 @@ import asyncio
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from app.api.deps import API_KEY_RESPONSES, ApiKeyDep, RuntimeDep
-from app.jobs.removed_rules import cancel_removed_rules
+from app.api.deps import API_KEY_RESPONSES, ApiKeyDep, RuntimeDep, SessionDep
+from app.jobs.missing_rules import reconcile_missing_rules
+from app.outbox.missing_rules import waiting_for_missing
 from app.rules.source import RulesSource
 
 router = APIRouter(
@@ -40,9 +41,17 @@ class RulesOut(BaseModel):
     errors: list[str]
     rules: list[RuleOut]
     limits: dict[str, LimitOut]
+    missing: dict[str, int] = Field(
+        default_factory=dict,
+        description=(
+            "rule ids missing from the loaded rules -> messages held for them (`paused`, "
+            "`rule_missing`) until they come back or RULE_GRACE passes"
+        ),
+        examples=[{"restock-diapers": 12}],
+    )
 
 
-def _rules_out(source: RulesSource) -> RulesOut:
+def _rules_out(source: RulesSource, missing: dict[str, int]) -> RulesOut:
     return RulesOut(
         version=source.current.version,
         loaded=source.loaded,
@@ -65,12 +74,13 @@ def _rules_out(source: RulesSource) -> RulesOut:
             kind: LimitOut(max=limit.max, per=limit.per)
             for kind, limit in source.current.limits.items()
         },
+        missing=missing,
     )
 
 
 @router.get("", response_model=RulesOut, summary="Loaded rules, their version and errors")
-async def loaded_rules(runtime: RuntimeDep) -> RulesOut:
-    return _rules_out(runtime.rules)
+async def loaded_rules(runtime: RuntimeDep, session: SessionDep) -> RulesOut:
+    return _rules_out(runtime.rules, await waiting_for_missing(session))
 
 
 @router.post(
@@ -79,9 +89,10 @@ async def loaded_rules(runtime: RuntimeDep) -> RulesOut:
     summary="Reload rules from RULES_DIR in this process",
     responses={422: {"description": "Errors found; the last good rules stay in use"}},
 )
-async def reload_rules(runtime: RuntimeDep) -> JSONResponse:
+async def reload_rules(runtime: RuntimeDep, session: SessionDep) -> JSONResponse:
     applied = await asyncio.to_thread(runtime.rules.reload)
     if applied:
-        await cancel_removed_rules(runtime)
-    body = _rules_out(runtime.rules).model_dump(mode="json")
+        await reconcile_missing_rules(runtime)
+    missing = await waiting_for_missing(session)
+    body = _rules_out(runtime.rules, missing).model_dump(mode="json")
     return JSONResponse(body, status_code=200 if applied else 422)

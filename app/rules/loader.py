@@ -139,7 +139,27 @@ def parse_rule_files(rules_dir: Path, *, bounds: Bounds = DEFAULT_BOUNDS) -> Par
                 )
             )
         first_seen.setdefault(rule.id, path)
+    _check_renames(result, first_seen)
     return result
+
+
+def _check_renames(result: ParsedRules, live: Mapping[str, Path]) -> None:
+    """An old id is taken over by one rule, and only when no rule has that id now (else
+    its messages would have two owners)."""
+    claimed: dict[str, str] = {}
+    for rule, path, positions, index in result.rules:
+        for number, old in enumerate(rule.renamed_from):
+            where = positions.locate(("rules", index, "renamed_from", number))
+            problem = None
+            if old in live:
+                problem = (
+                    f"renamed_from {old!r}: a rule has this id now ({live[old].name}); "
+                    "remove it from renamed_from, or rename that rule"
+                )
+            elif claimed.setdefault(old, rule.id) != rule.id:
+                problem = f"renamed_from {old!r}: rule {claimed[old]!r} takes it over already"
+            if problem is not None:
+                result.errors.append(RuleError(path, where.line, where.column, problem))
 
 
 def _parse_file(path: Path, text: str, result: ParsedRules, *, bounds: Bounds) -> None:

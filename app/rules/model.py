@@ -543,6 +543,15 @@ class Rule(_Strict):
         ),
         examples=[{"category": "/collections/school-desks"}],
     )
+    renamed_from: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description=(
+            "ids this rule had before: their waiting (scheduled or paused) messages become "
+            "this rule's instead of waiting for a rule that is gone"
+        ),
+        examples=[["restock-diapers"]],
+    )
 
     @field_validator("links")
     @classmethod

@@ -36,8 +36,8 @@ class RulesSource:
         self.current = RuleSet(rules=(), version="")
         self.errors: tuple[str, ...] = ()
         self.loaded = False
-        # Rules dropped by a reload whose waiting messages are still to be cancelled.
-        self.removed: set[str] = set()
+        # The version the queue was last brought in step with (app/jobs/missing_rules.py).
+        self.queue_version: str | None = None
         self._attempted: _Fingerprint | None = None
 
     def fingerprint(self) -> _Fingerprint:
@@ -76,10 +76,6 @@ class RulesSource:
             for error in candidate.errors:
                 log.error("rules not loaded: %s", error)
             return False
-        if self.loaded:
-            kept = {rule.id for rule in candidate.rules}
-            dropped = {rule.id for rule in self.current.rules} - kept
-            self.removed = (self.removed | dropped) - kept
         self.current = candidate
         self.loaded = True
         log.info("rules loaded: %d rules, version %s", len(candidate.rules), candidate.version)

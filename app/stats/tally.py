@@ -45,10 +45,12 @@ COUNTERS = (
     "held_out_conversions",
 )
 
-# Message status -> the counter it is in. `sending` is still waiting, like `scheduled`.
+# Message status -> the counter it is in. `sending` and `paused` (its rule is missing for
+# now) are still waiting, like `scheduled`.
 _STATUS_COUNTERS = {
     "scheduled": "scheduled",
     "sending": "scheduled",
+    "paused": "scheduled",
     "sent": "sent",
     "failed": "failed",
     "skipped": "skipped",
@@ -56,7 +58,7 @@ _STATUS_COUNTERS = {
     "expired": "expired",
     "held_out": "held_out",
 }
-PENDING_STATUSES = ("scheduled", "sending")
+PENDING_STATUSES = ("scheduled", "sending", "paused")
 HELD_OUT = "held_out"
 
 # A message's own total of each kind and class of event -> the unique counter it makes.

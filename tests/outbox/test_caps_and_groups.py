@@ -8,7 +8,7 @@ from pathlib import Path
 from httpx import AsyncClient
 from sqlalchemy import select
 
-from app.jobs.removed_rules import cancel_removed_rules
+from app.jobs.missing_rules import Reconciled, reconcile_missing_rules
 from app.models import Message
 from app.outbox.dispatcher import Dispatcher
 from app.planner.assign import assign
@@ -155,7 +155,7 @@ async def test_holdout_is_planned_never_sent_and_variants_are_recorded(
     }
 
 
-async def test_a_removed_rule_cancels_its_waiting_messages_at_once(
+async def test_a_removed_rule_holds_its_waiting_messages_at_once(
     client: AsyncClient, runtime: Runtime, api: Api, tmp_path: Path
 ) -> None:
     two = (
@@ -170,11 +170,11 @@ async def test_a_removed_rule_cancels_its_waiting_messages_at_once(
     assert response.status_code == 200
     messages = await by_rule(runtime)
     assert (messages["drop"].status, messages["drop"].status_reason) == (
-        "cancelled",
-        "rule_removed",
+        "paused",
+        "rule_missing",
     )
     assert messages["keep"].status == "scheduled"
-    assert await cancel_removed_rules(runtime) == 0  # nothing left to do
+    assert await reconcile_missing_rules(runtime) == Reconciled()  # nothing left to do
 
 
 async def test_a_broken_or_first_load_never_cancels(
@@ -189,5 +189,5 @@ async def test_a_broken_or_first_load_never_cancels(
     await post_event(client, order_created())
     (tmp_path / "rules.yaml").write_text("rules: [oops\n")
     assert not runtime.rules.reload()
-    assert await cancel_removed_rules(runtime) == 0
+    assert await reconcile_missing_rules(runtime) == Reconciled()
     assert (await by_rule(runtime))["keep"].status == "scheduled"

@@ -90,7 +90,7 @@ async def test_reminder_goes_out_when_nothing_was_rebought(
     assert len(smtp_sink.received) == 1
 
 
-async def test_removed_rule_cancels_pending_but_a_broken_reload_does_not(
+async def test_removed_rule_holds_pending_but_a_broken_reload_does_not(
     client: AsyncClient,
     runtime: Runtime,
     dispatcher: Dispatcher,
@@ -106,8 +106,9 @@ async def test_removed_rule_cancels_pending_but_a_broken_reload_does_not(
     (tmp_path / "rules.yaml").write_text("rules: []\n")
     clock.current = datetime(2026, 11, 28, 10, tzinfo=UTC)
     assert runtime.rules.reload()
-    assert (await dispatcher.run_once()).outcomes == {"cancelled": 2}
-    assert await statuses(runtime) == [("cancelled", "rule_removed")] * 2
+    # Held, not cancelled: the rule may come back (tests/jobs/test_missing_rules.py).
+    assert (await dispatcher.run_once()).outcomes == {"paused": 2}
+    assert await statuses(runtime) == [("paused", "rule_missing")] * 2
     assert smtp_sink.received == []
 
 
@@ -127,7 +128,7 @@ BASE = SendFacts(
     ("changes", "expected"),
     [
         ({}, None),
-        ({"rule_missing": True}, ("cancelled", "rule_removed")),
+        ({"rule_missing": True}, ("paused", "rule_missing")),
         ({"customer_deleted": True}, ("skipped", "customer_deleted")),
         ({"email": None}, ("skipped", "no_address")),
         ({"order_status": "cancelled"}, ("cancelled", "order_cancelled")),

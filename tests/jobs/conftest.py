@@ -1,0 +1,3 @@
+from tests.outbox.conftest import dispatcher
+
+__all__ = ["dispatcher"]
