@@ -20,7 +20,7 @@ from app.customers.service import erase_customer
 from app.erasures import erased_at
 from app.models import Customer, MessageStatus, Order, OrderItem, OrderStatus
 from app.orders import repository
-from app.orders.refunds import all_refunded, remaining_quantities
+from app.orders.refunds import fully_refunded, refunded_rule_ids, without_refunded
 from app.orders.schemas import (
     CustomerDeleted,
     CustomerIn,
@@ -255,7 +255,7 @@ async def _order_placed(
             [_item_row(item, match) for item, match in zip(incoming.items, found, strict=True)],
             [match.product if match else None for match in found],
         )
-        if order.refunds and not any(remaining_quantities(incoming.items, order.refunds)):
+        if order.refunds and fully_refunded(incoming.items, order.refunds):
             # Refunds that came first took every item: the order stands refunded.
             order.status = OrderStatus.REFUNDED
             order.refunded_at = max(datetime.fromisoformat(r["at"]) for r in order.refunds)
@@ -374,10 +374,9 @@ async def _order_closed(
         at = event.occurred_at.isoformat()
         order.refunds = [*order.refunds, *({**item.model_dump(), "at": at} for item in event.items)]
         items = await repository.order_items(session, order.id)
-        left = remaining_quantities(items, order.refunds)
-        if not items or any(left):
+        if not fully_refunded(items, order.refunds):
             await session.flush()
-            return await _cancel_refunded(session, order=order, items=items, left=left, rules=rules)
+            return await _cancel_refunded(session, order=order, items=items, rules=rules)
         # Nothing of the order is left: a full refund.
     if event.type == "order.cancelled":
         order.status = OrderStatus.CANCELLED
@@ -394,17 +393,17 @@ async def _cancel_refunded(
     *,
     order: Order,
     items: Sequence[OrderItem],
-    left: Sequence[int],
     rules: RuleSet,
 ) -> int:
     """Cancel the waiting messages whose items were all refunded; the rest still stand."""
-    facts = [item.facts() for item in items]
-    moot = []
-    for message_id, rule_id in await outbox.pending_messages(session, order_id=order.id):
-        rule = rules.by_id(rule_id)
-        # A rule that is gone is cancelled at send time as rule_removed.
-        if rule is not None and all_refunded(rule, facts, left):
-            moot.append(message_id)
+    pending = await outbox.pending_messages(session, order_id=order.id)
+    moot_rules = refunded_rule_ids(
+        (rule_id for _, rule_id in pending),
+        rules=rules,
+        items=[item.facts() for item in items],
+        refunds=order.refunds,
+    )
+    moot = [message_id for message_id, rule_id in pending if rule_id in moot_rules]
     return await outbox.cancel_pending(session, ids=moot, reason="order_refunded")
 
 
@@ -482,18 +481,8 @@ async def _plan(
         customer=customer_facts,
         history=history,
     )
-    if order.refunds:
-        # Planned from the order as placed, as it would have been before the refund came:
-        # the same messages and times whatever order the events arrive in.
-        left = remaining_quantities(facts.items, order.refunds)
-        planned = [
-            replace(plan, status=MessageStatus.CANCELLED, reason="order_refunded")
-            if plan.status == MessageStatus.SCHEDULED
-            and (rule := rules.by_id(plan.rule_id)) is not None
-            and all_refunded(rule, facts.items, left)
-            else plan
-            for plan in planned
-        ]
+    # Planned from the order as placed, as it would have been before the refund came.
+    planned = without_refunded(planned, rules=rules, items=facts.items, refunds=order.refunds)
     planned = await _checked_now(
         session,
         planned,

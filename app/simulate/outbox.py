@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
+from app.orders.refunds import items_left
 from app.outbox.checks import Purchase, SendFacts
 from app.planner.limits import Capped, Defer, Skip, cap_decision, free_slot, span_start
 from app.rules.model import Limit
@@ -24,10 +25,10 @@ def send_facts(message: Pending, *, skip_if: tuple[str, ...], rebuy: bool) -> Se
     # that history for those alone).
     if rebuy and order is not None:
         item_filter = rule.when.items
+        # Less what was refunded, as the dispatcher's matched_items.
+        items = items_left(order.items, order.refunds) if order.refunds else order.items
         purchased = [
-            Purchase.of(item)
-            for item in order.items
-            if item_filter is None or item_filter.matches(item)
+            Purchase.of(item) for item in items if item_filter is None or item_filter.matches(item)
         ]
         placed = order.placed_at
         if placed is not None:

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from app.catalog.memory import MemoryCatalog
 from app.models import MessageKind, MessageStatus, OrderStatus
+from app.orders.refunds import fully_refunded, refunded_rule_ids, without_refunded
 from app.orders.schemas import (
     CustomerDeleted,
     CustomerIn,
@@ -259,6 +260,9 @@ class _Replay:
                 order.items = self._items(event.order.items)
                 if self.recommendations is not None:
                     self.recommendations.record(order)
+                if order.refunds and fully_refunded(order.items, order.refunds):
+                    # Refunds that came first took every item: the order stands refunded.
+                    order.status = OrderStatus.REFUNDED
             self._plan("order.created", at, order, customer)
             # A fulfilment or delivery that came first waited for the order: its messages now.
             if order.fulfilled_at is not None:
@@ -288,12 +292,7 @@ class _Replay:
                     when = order.delivered_at if event_type == "order.delivered" else None
                     self._plan(event_type, when or order.fulfilled_at or at, order, planned_for)
         elif isinstance(event, OrderClosed):
-            order = world.order(event.order.id)
-            closed = (
-                OrderStatus.CANCELLED if event.type == "order.cancelled" else OrderStatus.REFUNDED
-            )
-            order.status = closed
-            self._stop(order.pending.values(), MessageStatus.CANCELLED, f"order_{closed}")
+            self._order_closed(event)
         elif isinstance(event, CustomerUpdated):
             self._upsert(event.customer, at)
         elif isinstance(event, CustomerDeleted):
@@ -301,6 +300,28 @@ class _Replay:
             if known is not None:
                 self._stop(known.pending.values(), MessageStatus.CANCELLED, "customer_deleted")
                 world.erase_customer(known)
+
+    def _order_closed(self, event: OrderClosed) -> None:
+        """As service._order_closed: a refund of some items cancels only the messages about
+        them, unless nothing of the order is left."""
+        order = self.world.order(event.order.id)
+        if event.type == "order.refunded" and event.items:
+            order.refunds.extend(item.model_dump() for item in event.items)
+            if not fully_refunded(order.items, order.refunds):
+                waiting = order.pending.values()
+                moot = refunded_rule_ids(
+                    {message.rule.id for message in waiting},
+                    rules=self.rules,
+                    items=order.items,
+                    refunds=order.refunds,
+                )
+                moot_messages = [message for message in waiting if message.rule.id in moot]
+                self._stop(moot_messages, MessageStatus.CANCELLED, "order_refunded")
+                return
+            # Nothing of the order is left: a full refund.
+        closed = OrderStatus.CANCELLED if event.type == "order.cancelled" else OrderStatus.REFUNDED
+        order.status = closed
+        self._stop(order.pending.values(), MessageStatus.CANCELLED, f"order_{closed}")
 
     def _upsert(self, incoming: CustomerIn, at: datetime) -> Customer:
         customer, applied, changed = self.world.upsert_customer(incoming, as_of=at)
@@ -342,6 +363,10 @@ class _Replay:
             tz=customer.tz,
             customer=customer.facts,
             history=history,
+        )
+        # Planned from the order as placed, as it would have been before the refund came.
+        planned = without_refunded(
+            planned, rules=self.rules, items=order.items, refunds=order.refunds
         )
         planned = checked_now(
             planned,

@@ -65,6 +65,8 @@ class Order:
     items: tuple[ItemFacts, ...] = ()
     total: Decimal | None = None
     currency: str | None = None
+    # Partial refunds by SKU, as `orders.refunds` holds them ({"sku", "quantity"}).
+    refunds: list[dict[str, object]] = field(default_factory=list)
     pending: dict[int, Pending] = field(default_factory=dict)
 
     @property
