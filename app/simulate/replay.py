@@ -364,10 +364,11 @@ class _Replay:
             customer=customer.facts,
             history=history,
         )
-        # Planned from the order as placed, as it would have been before the refund came.
-        planned = without_refunded(
-            planned, rules=self.rules, items=order.items, refunds=order.refunds
-        )
+        if order.refunds:  # rare: most orders plan with no refund to look at
+            # Planned from the order as placed, as it would have been before the refund came.
+            planned = without_refunded(
+                planned, rules=self.rules, items=order.items, refunds=order.refunds
+            )
         planned = checked_now(
             planned,
             rules=self.rules,

@@ -230,6 +230,21 @@ def corpus() -> list[dict[str, Any]]:
         _about_order(
             "order.refunded", "820982911946154601", day=2, items=[{"sku": "COFFEE-ETH-250"}]
         ),
+        # Refunds by SKU that come before their order: of the first, only the coffee; of the
+        # second, every item (the order stands refunded).
+        _about_order(
+            "order.refunded", "820982911946154615", day=3, items=[{"sku": "COFFEE-ETH-250"}]
+        ),
+        _order(
+            "820982911946154615", "c-1017", "olga@example.org", day=3.01, items=[DIAPERS, COFFEE]
+        ),
+        _about_order(
+            "order.refunded",
+            "820982911946154616",
+            day=3,
+            items=[{"sku": "DIAPER-M-60", "quantity": 2}],
+        ),
+        _order("820982911946154616", "c-1016", "pavel@example.org", day=3.02, items=[DIAPERS]),
         # A full refund cancels everything still waiting for the order.
         _order("820982911946154602", "c-1002", "boris@example.org", day=0.1, items=[DIAPERS]),
         _about_order("order.refunded", "820982911946154602", day=1),
@@ -480,5 +495,12 @@ async def test_simulate_decides_every_message_as_the_service_does(
     care = service["820982911946154610", "care-tips"][0]
     assert review[0] == care[0] == PLANNED
     assert care[2] == review[2] + timedelta(days=7)
+    # Refunds before the order: the coffee's message alone, or (all refunded) every one.
+    assert service["820982911946154615", "diapers-restock"][0][0] == PLANNED
+    assert service["820982911946154615", "coffee-next-variety"][0][:2] == (
+        "cancelled",
+        "order_refunded",
+    )
+    assert service["820982911946154616", "diapers-restock"][0][:2] != (PLANNED, None)
     # The partial refund of issue 17: Anna's diapers restock still goes.
     assert service["820982911946154601", "diapers-restock"][0][0] == PLANNED
