@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from operator import attrgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from app.models import OrderStatus
@@ -125,6 +125,7 @@ class World:
                 del self.customers[customer.external_id]
                 customer.external_id = incoming.id
                 self.customers[incoming.id] = customer
+        created = customer is None
         if customer is None:
             customer = Customer(
                 id=len(self.customers) + 1,
@@ -135,21 +136,29 @@ class World:
             self.customers[incoming.id] = customer
         elif customer.updated_at > as_of:
             return Upserted(customer, applied=False, changed=False)
-        before = (customer.deleted, customer.birthday, customer.time_zone, customer.facts)
+        # As the service stores it (`_upsert_customer`): only the fields the event carries,
+        # so an update without consent, locale or time zone keeps what an earlier one said.
+        given = incoming.model_fields_set
+
+        def new(name: str, current: Any) -> Any:
+            return getattr(incoming, name) if created or name in given else current
+
+        facts = customer.facts
+        before = (customer.deleted, customer.birthday, customer.time_zone, facts)
         customer.updated_at = as_of
         customer.deleted = False
         customer.email = str(incoming.email).lower()
         self._by_email.setdefault(customer.email, customer)
-        customer.marketing_consent = incoming.marketing_consent
-        customer.time_zone = incoming.time_zone
-        customer.birthday = incoming.birthday
-        customer.tz = self.zone(incoming.time_zone)
+        customer.marketing_consent = new("marketing_consent", customer.marketing_consent)
+        customer.time_zone = new("time_zone", customer.time_zone)
+        customer.birthday = new("birthday", customer.birthday)
+        customer.tz = self.zone(customer.time_zone)
         customer.facts = CustomerFacts(
-            birthday=incoming.birthday,
-            attributes=incoming.attributes,
-            locale=incoming.locale,
-            country=incoming.country,
-            tags=tuple(incoming.tags),
+            birthday=customer.birthday,
+            attributes=new("attributes", facts.attributes),
+            locale=new("locale", facts.locale),
+            country=new("country", facts.country),
+            tags=tuple(new("tags", facts.tags)),
             key=f"{SHOP}:{customer.external_id}",
         )
         changed = before != (

@@ -223,6 +223,15 @@ def corpus() -> list[dict[str, Any]]:
         "customer": {**elena["customer"], "marketing_consent": False},
     }
     karl = _order("820982911946154611", "c-1011", "karl@example.org", day=0.2, items=[DIAPERS])
+    mira = _order("820982911946154620", "c-1020", "mira@example.org", day=0.9, items=[DIAPERS])
+    # Most platform customer updates name a few fields: what they leave out (consent, locale,
+    # time zone) stays as an earlier event said.
+    mira_renames = {
+        "id": "evt-c-1020-updated",
+        "type": "customer.updated",
+        "occurred_at": _at(2),
+        "customer": {"id": "c-1020", "email": "mira@example.org", "first_name": "Mira"},
+    }
     return [
         # New customer; a partial refund (the coffee only): the diapers restock still goes.
         anna,
@@ -257,6 +266,9 @@ def corpus() -> list[dict[str, Any]]:
         # Consent withdrawn before the marketing mail.
         elena,
         elena_withdraws,
+        # An update that does not mention consent: the marketing mail still goes.
+        mira,
+        mira_renames,
         # Learned timing: a coffee regular's second order plans from the gap she showed.
         _order("820982911946154607", "c-1007", "galina@example.org", day=0.4, items=[COFFEE]),
         _order("820982911946154617", "c-1007", "galina@example.org", day=21, items=[COFFEE]),
