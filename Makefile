@@ -35,10 +35,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check app tests migrations
 	$(BIN)/ruff check app tests migrations
 	$(BIN)/mypy app
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format app tests migrations
 	$(BIN)/ruff check --fix app tests migrations
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

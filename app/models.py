@@ -28,6 +28,12 @@ from sqlalchemy.orm import Mapped, MappedColumn, joinedload, mapped_column, rela
 from app.db import Base, BigIntPK, UtcDateTime, utcnow
 from app.rules.facts import ItemFacts, ProductFacts, item_facts
 
+# The stored values live in a module without SQLAlchemy, so pure decisions can name them.
+from app.statuses import FeedbackKind as FeedbackKind
+from app.statuses import MessageKind as MessageKind
+from app.statuses import MessageStatus as MessageStatus
+from app.statuses import OrderStatus as OrderStatus
+
 Money = Numeric(18, 4)
 
 
@@ -60,13 +66,6 @@ class Customer(TimestampMixin, Base):
     # occurred_at of the event that last wrote this row: an older event arriving late loses.
     source_updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-
-class OrderStatus(enum.StrEnum):
-    OPEN = "open"
-    FULFILLED = "fulfilled"
-    CANCELLED = "cancelled"
-    REFUNDED = "refunded"
 
 
 class Order(TimestampMixin, Base):
@@ -186,26 +185,6 @@ class WebhookDelivery(Base):
     customer_id: Mapped[int | None] = mapped_column(
         ForeignKey("customers.id", ondelete="SET NULL"), index=True
     )
-
-
-class MessageStatus(enum.StrEnum):
-    SCHEDULED = "scheduled"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    SKIPPED = "skipped"
-    EXPIRED = "expired"
-    # In the rule's control group: planned so stats can compare, never sent.
-    HELD_OUT = "held_out"
-    # Waiting, not claimable: its rule is missing from the loaded rules (`rule_missing`).
-    # Scheduled again when the rule comes back, cancelled after RULE_GRACE.
-    PAUSED = "paused"
-
-
-class MessageKind(enum.StrEnum):
-    MARKETING = "marketing"
-    TRANSACTIONAL = "transactional"
 
 
 class Message(TimestampMixin, Base):
@@ -391,12 +370,6 @@ class ConsentChangeKind(enum.StrEnum):
     MARKETING_ON = "marketing_on"
     ALL_OFF = "all_off"
     ALL_ON = "all_on"
-
-
-class FeedbackKind(enum.StrEnum):
-    HARD_BOUNCE = "hard_bounce"
-    SOFT_BOUNCE = "soft_bounce"
-    COMPLAINT = "complaint"
 
 
 class MailFeedbackEvent(Base):

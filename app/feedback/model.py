@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from app.models import FeedbackKind
+from app.statuses import FeedbackKind
 
 # Where a report came from: the `provider` of mail_feedback_events.
 MAIL = "mail"  # DSN or ARF mail, by the inbound SMTP listener or the IMAP mailbox

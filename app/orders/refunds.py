@@ -7,11 +7,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
-from app.models import MessageStatus
 from app.planner.planner import PlannedMessage
 from app.rules.facts import ItemFacts
 from app.rules.loader import RuleSet
 from app.rules.model import Rule
+from app.statuses import MessageStatus
 
 
 class _Item(Protocol):

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from app.models import MessageKind, MessageStatus, OrderStatus
 from app.rules.categories import category_path, same_need
 from app.rules.facts import ItemFacts
+from app.statuses import MessageKind, MessageStatus, OrderStatus
 
 # Why a message waits (`paused`), and why it ends (`cancelled`) when its rule stays away.
 RULE_MISSING = "rule_missing"

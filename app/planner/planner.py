@@ -7,7 +7,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from app.models import MessageStatus, OrderStatus
 from app.planner.assign import assign
 from app.planner.learned import GapStats, PastOrder, learned_due, log_gaps, purchases
 from app.rules.anchors import anchor_dates
@@ -21,6 +20,7 @@ from app.rules.timing import (
     range_position,
     send_time,
 )
+from app.statuses import MessageStatus, OrderStatus
 
 UTC_ZONE = ZoneInfo("UTC")
 # Marks the dedupe key of a message planned from an anchor date (one per date).
