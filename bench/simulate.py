@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from app.config import ROOT
+from app.intake.jsonl import parse_lines
 from app.rules.loader import load_rules
-from app.simulate.bodies import parse_lines
 from app.simulate.command import paused_gc
 from app.simulate.replay import simulate
 from app.simulate.report import json_lines

@@ -22,8 +22,8 @@ from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.db import create_engine, create_session_factory, transaction
 from app.orders.late import ProductKeys, facts_before, match_late_items
+from app.progress import ProgressBar
 from app.rules.loader import RuleSet, load_rules
-from app.simulate.progress import ProgressBar
 
 FORMATS = ("jsonl", "shopify-csv")
 # Products per transaction: a few hundred commits for a large catalog, not one per product.

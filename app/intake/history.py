@@ -26,12 +26,12 @@ from app.config import Settings, normalize_host
 from app.db import create_engine, create_session_factory, transaction
 from app.intake import shopify_csv
 from app.intake.aftersale import DEFAULT_SHOP
+from app.intake.jsonl import BadLine, parse_line
 from app.intake.payloads import PayloadError, describe
 from app.orders import service
 from app.orders.schemas import Envelope
+from app.progress import ProgressBar
 from app.rules.loader import RuleSet, load_rules
-from app.simulate.bodies import BadLine, parse_line
-from app.simulate.progress import ProgressBar
 
 SOURCE = "import"
 FORMATS = ("jsonl", "shopify-csv")

@@ -13,9 +13,9 @@ from typing import TextIO
 from app.catalog.command import read_jsonl
 from app.catalog.memory import MemoryCatalog
 from app.catalog.recommendations import Weighting
+from app.intake.jsonl import parse_lines
+from app.progress import ProgressBar
 from app.rules.loader import load_rules
-from app.simulate.bodies import parse_lines
-from app.simulate.progress import ProgressBar
 from app.simulate.recommend import Catalog, Recommendations
 from app.simulate.replay import simulate
 from app.simulate.report import json_lines, table

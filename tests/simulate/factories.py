@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from app.intake.jsonl import parse_line
 from app.orders.schemas import Envelope
 from app.rules.loader import RuleSet, load_rules
-from app.simulate.bodies import parse_line
 from app.simulate.replay import Outcome, SimulationResult, simulate
 
 PLACED = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # a Friday

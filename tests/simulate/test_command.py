@@ -13,11 +13,11 @@ from pydantic import ValidationError
 
 from app.cli import main
 from app.config import ROOT
+from app.intake.jsonl import parse_line
 from app.orders.schemas import BODY_MODELS, EXAMPLE_BODY, Envelope
+from app.progress import ProgressBar
 from app.rules.loader import load_rules
-from app.simulate.bodies import parse_line
 from app.simulate.options import parse_instant
-from app.simulate.progress import ProgressBar
 from tests.catalog import shop_history as shop
 from tests.simulate.factories import PLACED, created, customer, item, rules_in
 
