@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +21,7 @@ from app.catalog.schemas import DEFAULT_SHOP, Platform, ProductIn, shop_name
 from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.db import create_engine, create_session_factory, transaction
+from app.file_import import BadLine, ImportFileError, Progress
 from app.orders.late import ProductKeys, facts_before, match_late_items
 from app.progress import ProgressBar
 from app.rules.loader import RuleSet, load_rules
@@ -28,18 +29,6 @@ from app.rules.loader import RuleSet, load_rules
 FORMATS = ("jsonl", "shopify-csv")
 # Products per transaction: a few hundred commits for a large catalog, not one per product.
 BATCH = 200
-
-Progress = Callable[[str, int, int], None]
-
-
-class ImportFileError(ValueError):
-    """A file that cannot be imported at all; the message is worded for the user."""
-
-
-@dataclass(frozen=True)
-class BadLine:
-    line: int
-    message: str
 
 
 @dataclass

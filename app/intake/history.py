@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.clock import Clock, SystemClock
 from app.config import Settings, normalize_host
 from app.db import create_engine, create_session_factory, transaction
+from app.file_import import BadLine, ImportFileError, Progress
 from app.intake import shopify_csv
 from app.intake.aftersale import DEFAULT_SHOP
-from app.intake.jsonl import BadLine, parse_line
+from app.intake.jsonl import parse_line
 from app.intake.payloads import PayloadError, describe
 from app.orders import service
 from app.orders.schemas import Envelope
@@ -37,12 +38,6 @@ SOURCE = "import"
 FORMATS = ("jsonl", "shopify-csv")
 # Records per transaction: a few hundred commits instead of one per order.
 BATCH = 200
-
-Progress = Callable[[str, int, int], None]
-
-
-class ImportFileError(ValueError):
-    """A file that cannot be imported at all; the message is worded for the user."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated
 
@@ -17,6 +16,7 @@ from pydantic import GetPydanticSchema, ValidationError
 from pydantic.networks import validate_email
 from pydantic_core import ErrorDetails, core_schema
 
+from app.file_import import BadLine
 from app.orders.schemas import (
     BODY_MODELS,
     CustomerIn,
@@ -78,12 +78,6 @@ MODELS: dict[str, type[Envelope]] = {
 # Where the body says its type: a guess that picks the model to try first (the top-level
 # `type` decides; a wrong guess only costs a second validation).
 _TYPE = re.compile(rb'"type"\s*:\s*"([a-z.]+)"')
-
-
-@dataclass(frozen=True)
-class BadLine:
-    line: int
-    message: str
 
 
 def parse_line(raw: bytes) -> Envelope:
