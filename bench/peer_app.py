@@ -60,9 +60,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.config import DEV_WEBHOOK_SECRET
 from app.db import create_engine
+from app.events import OrderPlaced, parse_body
 from app.intake import signature
 from app.models import MessageStatus, OrderStatus
-from app.orders.schemas import OrderPlaced, parse_body
 from app.planner.learned import PastOrder
 from app.planner.planner import History, plan_order_event
 from app.rules.facts import CustomerFacts, ItemFacts, OrderFacts

@@ -11,9 +11,9 @@ from typing import Any
 from httpx import AsyncClient, Response
 
 from app.db import transaction
+from app.events import EXAMPLE_BODY
 from app.intake.signature import sign
 from app.models import Customer, Message
-from app.orders.schemas import EXAMPLE_BODY
 from app.runtime import Runtime
 from tests.conftest import TEST_WEBHOOK_SECRET
 

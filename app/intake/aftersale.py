@@ -20,10 +20,10 @@ from fastapi import APIRouter, Header, HTTPException, Request, status
 from app.api.deps import RuntimeDep, SessionDep
 from app.api.errors import validation_error_response
 from app.config import Settings
+from app.events import EXAMPLE_BODY, Envelope, IntakeResult, parse_body
 from app.intake import service, signature
 from app.intake.platform import Platform
 from app.intake.webhooks import read_limited_body
-from app.orders.schemas import EXAMPLE_BODY, Envelope, IntakeResult, parse_body
 
 SOURCE = "aftersale"
 PATH = "/webhooks/orders"

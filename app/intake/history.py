@@ -24,13 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.clock import Clock, SystemClock
 from app.config import Settings, normalize_host
 from app.db import create_engine, create_session_factory, transaction
+from app.events import Envelope
 from app.file_import import BadLine, ImportFileError, Progress
 from app.intake import shopify_csv
 from app.intake.aftersale import DEFAULT_SHOP
 from app.intake.jsonl import parse_line
 from app.intake.payloads import PayloadError, describe
 from app.orders import service
-from app.orders.schemas import Envelope
 from app.progress import ProgressBar
 from app.rules.loader import RuleSet, load_rules
 

@@ -16,8 +16,7 @@ from pydantic import GetPydanticSchema, ValidationError
 from pydantic.networks import validate_email
 from pydantic_core import ErrorDetails, core_schema
 
-from app.file_import import BadLine
-from app.orders.schemas import (
+from app.events import (
     BODY_MODELS,
     CustomerIn,
     CustomerUpdated,
@@ -26,6 +25,7 @@ from app.orders.schemas import (
     OrderIn,
     OrderPlaced,
 )
+from app.file_import import BadLine
 
 
 @lru_cache(maxsize=1 << 17)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic import ValidationError
 
-from app.orders.schemas import GUEST_PREFIX, Envelope, mended, needs_mending
+from app.events import GUEST_PREFIX, Envelope, mended, needs_mending
 
 if TYPE_CHECKING:
     from app.intake.platform import MapContext, Mapper

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.config import Settings
-from app.orders.schemas import Envelope
+from app.events import Envelope
 
 
 @dataclass(frozen=True)

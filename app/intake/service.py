@@ -20,13 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.erasures import names_the_erased
+from app.events import Envelope, IntakeResult
 from app.intake import repository
 from app.intake.payloads import PayloadError, decode_json, describe, run_mapper
 from app.intake.platform import MapContext, Platform
 from app.models import IntakeFailure
 from app.orders import repository as orders_repository
 from app.orders import service as orders
-from app.orders.schemas import Envelope, IntakeResult
 from app.rules.loader import RuleSet
 from app.stats.service import attribution_policy
 

@@ -21,6 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api.deps import RuntimeDep, SessionDep
 from app.config import Settings, normalize_host, secrets_for_host
 from app.customers.service import answer_data_request, erase_shop
+from app.events import (
+    CustomerDeleted,
+    CustomerUpdated,
+    Envelope,
+    IntakeResult,
+    OrderClosed,
+    OrderFulfilled,
+    OrderPlaced,
+)
 from app.intake import products, service
 from app.intake.payloads import (
     build,
@@ -42,15 +51,6 @@ from app.intake.webhooks import (
     verify_base64,
 )
 from app.orders import repository
-from app.orders.schemas import (
-    CustomerDeleted,
-    CustomerUpdated,
-    Envelope,
-    IntakeResult,
-    OrderClosed,
-    OrderFulfilled,
-    OrderPlaced,
-)
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from app.events import Envelope, OrderClosed, OrderFulfilled, OrderPlaced
 from app.intake.payloads import PayloadError, build, guest_customer_id, without_none
-from app.orders.schemas import Envelope, OrderClosed, OrderFulfilled, OrderPlaced
 
 REQUIRED_COLUMNS = ("Name", "Email", "Created at", "Currency", "Total", "Lineitem name")
 # Not in Shopify's own export; some export apps add one, and then it keys the customer.

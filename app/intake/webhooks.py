@@ -18,10 +18,10 @@ from fastapi import HTTPException, Request, status
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.events import IntakeResult
 from app.intake import service, signature
 from app.intake.payloads import text
 from app.intake.platform import Platform
-from app.orders.schemas import IntakeResult
 from app.runtime import Runtime
 
 MAX_BODY_BYTES = 1024 * 1024

@@ -19,6 +19,14 @@ from fastapi import APIRouter, Header, Request
 
 from app.api.deps import RuntimeDep, SessionDep
 from app.config import Settings, normalize_host, secrets_for_host
+from app.events import (
+    CustomerDeleted,
+    CustomerUpdated,
+    Envelope,
+    OrderClosed,
+    OrderFulfilled,
+    OrderPlaced,
+)
 from app.intake import products, service
 from app.intake.aftersale import DEFAULT_SHOP
 from app.intake.payloads import (
@@ -39,14 +47,6 @@ from app.intake.webhooks import (
     read_limited_body,
     take,
     verify_base64,
-)
-from app.orders.schemas import (
-    CustomerDeleted,
-    CustomerUpdated,
-    Envelope,
-    OrderClosed,
-    OrderFulfilled,
-    OrderPlaced,
 )
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.db import dialect_insert, utcnow
 from app.erasures import record_erasure
+from app.events import GUEST_PREFIX
 from app.models import (
     ConsentChange,
     Customer,
@@ -34,7 +35,6 @@ from app.models import (
     WebhookDelivery,
     with_products,
 )
-from app.orders.schemas import GUEST_PREFIX
 from app.outbox import planned as outbox
 from app.planner.learned import GapStats, PastOrder
 from app.privacy import email_digest

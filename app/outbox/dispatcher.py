@@ -25,6 +25,17 @@ from app.catalog.recommender import Recommender, RecommendRequest, item_refs
 from app.coupons.service import take_coupon
 from app.db import transaction
 from app.feedback.headers import envelope_sender, feedback_headers
+from app.lifecycle.checks import Purchase, SendFacts
+from app.lifecycle.due import (
+    CapFacts,
+    Sent,
+    Stop,
+    Waiting,
+    bought_after,
+    cap_limits,
+    decide_due,
+)
+from app.lifecycle.refunds import remaining_quantities
 from app.mail.breaker import Pause, SenderBreaker
 from app.mail.compose import compose_message, message_bytes
 from app.mail.context import build_context
@@ -41,13 +52,11 @@ from app.mail.templates import RenderTimeout, TemplateError, TemplateRenderer
 from app.mail.unsubscribe import marketing_unsubscribe_mailto, marketing_unsubscribe_url
 from app.models import Message, MessageStatus, OrderItem, SuppressionReason
 from app.ops.metrics import observe_send, observe_sender_pause
-from app.orders.refunds import remaining_quantities
 from app.outbox import repository
 from app.outbox.backoff import retry_delay
-from app.outbox.checks import Purchase, SendFacts, send_blocker
 from app.outbox.group_commit import GroupCommit
 from app.outbox.repository import CapEntry, PlacedItem, SendContext
-from app.planner.limits import Capped, Defer, Skip, cap_decision, free_slot, span_start
+from app.planner.limits import Defer, span_start
 from app.rules.loader import RuleSet
 from app.rules.model import Limit, Rule
 from app.runtime import Runtime
@@ -60,8 +69,6 @@ log = logging.getLogger(__name__)
 # A wait for a domain's sending rate up to this is waited in the batch; a longer one in the
 # outbox, so that one busy domain does not hold mail to the others.
 INLINE_PACE_SECONDS = 1.0
-# How soon a message that gave way to a higher-priority one looks again.
-CAP_RECHECK = timedelta(minutes=1)
 
 
 @dataclass
@@ -249,18 +256,25 @@ class Dispatcher:
             )
             return "released"
         source = self.runtime.rules
-        rule = source.current.by_id(message.rule_id)
+        rules = source.current
+        rule = rules.by_id(message.rule_id)
         matched = matched_items(context, rule)
-        facts = self._send_facts(
-            context,
-            history,
-            matched=matched,
-            skip_if=tuple(rule.skip_if) if rule else (),
-            # Only a rule set that loaded can say a rule is gone; never cancel on a bad load.
-            rule_missing=source.loaded and rule is None,
+        decision = decide_due(
+            self._send_facts(
+                context,
+                history,
+                matched=matched,
+                skip_if=tuple(rule.skip_if) if rule else (),
+                # Only a rule set that loaded can say a rule is gone; never cancel on a bad load.
+                rule_missing=source.loaded and rule is None,
+            ),
+            rule=rule,
+            limits=rules.limits,
+            caps=_cap_facts(context, rule, usage, rules),
+            tz=ZoneInfo(customer.time_zone or self.runtime.settings.default_time_zone),
+            now=now,
         )
-        blocker = send_blocker(facts, now=now)
-        if blocker is not None and blocker[0] == MessageStatus.PAUSED:
+        if isinstance(decision, Stop) and decision.status == MessageStatus.PAUSED:
             # Held until its rule comes back; due again at once then (it is due now).
             await self._writes.run(
                 lambda session: repository.pause_message(
@@ -268,16 +282,11 @@ class Dispatcher:
                 )
             )
             return "paused"
-        if blocker is not None:
-            status, reason = blocker
-            await self._finish(message.id, status, now=now, reason=reason)
-            return status.value
-        capped = self._frequency_cap(context, rule, usage, now=now)
-        if isinstance(capped, Skip):
-            await self._finish(message.id, MessageStatus.SKIPPED, now=now, reason=capped.reason)
-            return "skipped"
-        if isinstance(capped, Defer):
-            await self._defer(message.id, until=capped.until, now=now, reason="frequency_cap")
+        if isinstance(decision, Stop):
+            await self._finish(message.id, decision.status, now=now, reason=decision.reason)
+            return decision.status.value
+        if isinstance(decision, Defer):
+            await self._defer(message.id, until=decision.until, now=now, reason="frequency_cap")
             return "deferred"
         if not self.breaker.allows(now):
             # Another send of this batch paused sending: wait with the rest, no attempt used.
@@ -500,71 +509,6 @@ class Dispatcher:
 
         return store
 
-    def _frequency_cap(
-        self, context: SendContext, rule: Rule | None, usage: Sequence[CapEntry], *, now: datetime
-    ) -> Defer | Skip | None:
-        """Whether per-rule and per-kind limits leave room for this message now.
-
-        `usage` is the customer's other messages as the batch began (`repository.cap_usage`);
-        messages claimed in the same batch show there as in flight, so of two for one
-        customer the higher-ranked goes and the other looks again a minute later.
-        """
-        message = context.message
-        rules = self.runtime.rules.current
-        rule_limit = rule.limit if rule else None
-        kind_limit = rules.limits.get(message.kind)
-        limits = [limit for limit in (rule_limit, kind_limit) if limit is not None]
-        if not limits:
-            return None
-        since = span_start(now, limits)
-        usage = [
-            entry
-            for entry in usage
-            if entry.id != message.id
-            and (entry.status != MessageStatus.SENT or (entry.sent_at or now) > since)
-        ]
-        rank = (rule.priority if rule else 0, -message.id)
-
-        def caps(*, with_pending: bool) -> list[Capped]:
-            # Sent messages hold their slot from when they went; due messages of higher rank
-            # (priority, then age) hold one now, so they win whichever worker looks first.
-            def taken(entries: Sequence[CapEntry]) -> list[datetime]:
-                times = []
-                for entry in entries:
-                    if entry.status == MessageStatus.SENT and entry.sent_at is not None:
-                        times.append(entry.sent_at)
-                    elif with_pending and _rank(entry, rules) > rank:
-                        times.append(now)
-                return times
-
-            found = []
-            if rule_limit is not None:
-                same_rule = [entry for entry in usage if entry.rule_id == message.rule_id]
-                found.append(Capped(rule_limit, taken(same_rule)))
-            if kind_limit is not None:
-                same_kind = [entry for entry in usage if entry.kind == message.kind]
-                found.append(Capped(kind_limit, taken(same_kind)))
-            return found
-
-        customer = context.customer
-        decision = cap_decision(
-            now=now,
-            caps=caps(with_pending=False),
-            expires_at=message.expires_at,
-            window=rule.send_window.window if rule and rule.send_window else None,
-            tz=ZoneInfo(customer.time_zone or self.runtime.settings.default_time_zone),
-        )
-        if decision is not None:
-            return decision
-        if free_slot(now, caps(with_pending=True)) == now:
-            return None
-        # A higher-priority message due now takes the slot; once it is sent (or skipped)
-        # this one sees the real next free slot.
-        recheck = now + CAP_RECHECK
-        if message.expires_at is not None and recheck > message.expires_at:
-            return Skip()
-        return Defer(recheck)
-
     async def _fail(self, message: Message, reason: str, exc: Exception, *, now: datetime) -> str:
         # The error text can hold the address: it goes to the message row (erased with the
         # customer), the log gets only its kind.
@@ -590,14 +534,14 @@ class Dispatcher:
     ) -> SendFacts:
         message, customer, order = context.message, context.customer, context.order
         purchased = [Purchase.of(item.facts()) for item in matched]
-        bought_since = [
-            Purchase(sku=item.sku, category=item.category, categories=item.categories)
-            for item in history
-            if order is not None
-            and order.placed_at is not None
-            and item.order_id != order.id
-            and item.placed_at > order.placed_at
-        ]
+        bought_since = bought_after(
+            order.placed_at if order is not None else None,
+            (
+                (item.placed_at, Purchase(item.sku, item.category, item.categories))
+                for item in history
+                if order is not None and item.order_id != order.id
+            ),
+        )
         return SendFacts(
             kind=message.kind,
             expires_at=message.expires_at,
@@ -759,9 +703,28 @@ class Dispatcher:
             )
 
 
-def _rank(entry: CapEntry, rules: RuleSet) -> tuple[int, int]:
-    rule = rules.by_id(entry.rule_id)
-    return (rule.priority if rule else 0, -entry.id)
+def _cap_facts(
+    context: SendContext, rule: Rule | None, usage: Sequence[CapEntry], rules: RuleSet
+) -> CapFacts:
+    """The customer's other messages as the batch began (`repository.cap_usage`): those sent
+    hold their slot from when they went; those due or in flight (claimed in the same batch)
+    hold one now if they rank higher."""
+    message = context.message
+    rank = (rule.priority if rule else 0, -message.id)
+    if not usage:
+        return CapFacts(rank=rank)
+    sent, waiting = [], []
+    for entry in usage:
+        if entry.id == message.id:
+            continue
+        if entry.status == MessageStatus.SENT:
+            if entry.sent_at is not None:
+                sent.append(Sent(entry.sent_at, entry.rule_id, entry.kind))
+        else:
+            other = rules.by_id(entry.rule_id)
+            priority = other.priority if other else 0
+            waiting.append(Waiting(entry.rule_id, entry.kind, (priority, -entry.id)))
+    return CapFacts(rank=rank, sent=sent, waiting=waiting)
 
 
 def matched_items(context: SendContext, rule: Rule | None) -> list[OrderItem]:
@@ -783,9 +746,7 @@ def _shop(context: SendContext) -> str:
 
 def _cap_limits(context: SendContext, rules: RuleSet) -> list[Limit]:
     """The frequency caps a message is under: its rule's and its kind's."""
-    rule = rules.by_id(context.message.rule_id)
-    found = (rule.limit if rule else None, rules.limits.get(context.message.kind))
-    return [limit for limit in found if limit is not None]
+    return cap_limits(rules.by_id(context.message.rule_id), context.message.kind, rules.limits)
 
 
 def _needs_history(context: SendContext, rules: RuleSet) -> bool:

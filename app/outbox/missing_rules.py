@@ -15,8 +15,8 @@ from typing import cast
 from sqlalchemy import String, Table, exists, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.lifecycle.checks import RULE_MISSING, RULE_REMOVED
 from app.models import Message, MessageStatus
-from app.outbox.checks import RULE_MISSING, RULE_REMOVED
 
 _MESSAGES = cast(Table, Message.__table__)
 WAITING = (MessageStatus.SCHEDULED, MessageStatus.PAUSED)

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog.links import CatalogItem, ItemKey
 from app.db import dialect_insert
 from app.erasures import stored_address
+from app.lifecycle.checks import RULE_MISSING
 from app.models import (
     Customer,
     Message,
@@ -38,7 +39,6 @@ from app.models import (
     Suppression,
     with_products,
 )
-from app.outbox.checks import RULE_MISSING
 from app.privacy import email_digest
 from app.rules.facts import ProductFacts, item_facts
 

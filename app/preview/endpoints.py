@@ -17,9 +17,9 @@ from app.api.deps import API_KEY_RESPONSES, JSON_BODY_RESPONSES, ApiKeyDep, Runt
 from app.catalog.item_links import catalog_for_items
 from app.catalog.recommender import Recommender
 from app.config import Settings
+from app.events import EXAMPLE_BODY, OrderPlaced
 from app.intake.aftersale import DEFAULT_SHOP
 from app.mail.templates import TemplateError, TemplateRenderer
-from app.orders.schemas import EXAMPLE_BODY, OrderPlaced
 from app.preview.service import compose_preview, preview_recommendations, rule_template
 
 router = APIRouter(

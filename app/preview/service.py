@@ -25,6 +25,7 @@ from app.catalog.links import CatalogItem, ItemKey
 from app.catalog.recommender import Recommender, RecommendRequest, item_refs
 from app.config import Settings
 from app.coupons.codes import sample_coupon
+from app.events import ItemIn, OrderIn, OrderPlaced
 from app.mail.compose import ComposedMessage, compose_message, message_bytes
 from app.mail.context import build_context
 from app.mail.templates import TemplateRenderer
@@ -35,7 +36,6 @@ from app.mail.unsubscribe import (
 )
 from app.models import MessageKind
 from app.orders.repository import customer_id_for
-from app.orders.schemas import ItemIn, OrderIn, OrderPlaced
 from app.rules.facts import ItemFacts, item_facts
 from app.rules.lint import SAMPLE_CONTEXT
 from app.rules.model import Rule

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +34,12 @@ class RuleSet:
 
     def for_event(self, event: str) -> list[Rule]:
         return [rule for rule in self.rules if rule.when.event == event]
+
+    @cached_property
+    def anchored(self) -> RuleSet:
+        """The rules with a date anchor (the anchor job re-plans these alone)."""
+        anchored = tuple(rule for rule in self.rules if rule.send.anchor is not None)
+        return RuleSet(rules=anchored, version=self.version)
 
     @property
     def marketing_rule_ids(self) -> list[str]:

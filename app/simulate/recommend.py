@@ -25,9 +25,9 @@ from app.catalog.recommendations import (
 )
 from app.catalog.recommender import BEST_SELLER_SAMPLE, BEST_SELLERS_KEPT, BUYERS_PER_SEED
 from app.catalog.schemas import ProductIn
+from app.lifecycle.memory import Customer, Order
 from app.rules.facts import ItemFacts
 from app.rules.model import Rule
-from app.simulate.state import Customer, Order
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 

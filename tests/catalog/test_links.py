@@ -20,8 +20,8 @@ from app.catalog.links import (
     template_reorder_url,
 )
 from app.config import Settings
+from app.events import ItemIn
 from app.models import OrderItem, Product, ProductVariant
-from app.orders.schemas import ItemIn
 
 SHOPIFY = "greenleaf-kids.myshopify.com"
 WOO = "kinderzimmer-shop.de"

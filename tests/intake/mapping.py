@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from app.config import Settings
+from app.events import Envelope
 from app.intake.payloads import run_mapper
 from app.intake.platform import MapContext, Platform
-from app.orders.schemas import Envelope
 
 
 def map_events(

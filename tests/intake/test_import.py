@@ -17,11 +17,11 @@ from sqlalchemy import select
 
 from app.cli import main
 from app.config import Settings
+from app.events import OrderPlaced
 from app.intake.history import import_command, read_shopify_csv
 from app.intake.payloads import guest_customer_id
 from app.intake.shopify_csv import order_events
 from app.models import Customer, Message, Order, OrderItem, RepurchaseGap, WebhookDelivery
-from app.orders.schemas import OrderPlaced
 from app.runtime import Runtime
 from tests.factories import order_created, post_event
 from tests.intake.test_shopify import NEW_SECRET, PAYLOADS, SHOP, count, payload, post_shopify

@@ -17,9 +17,9 @@ from httpx import AsyncClient
 from sqlalchemy import select
 
 from app.db import transaction
+from app.events import EXAMPLE_BODY
 from app.intake.replay import replay_failure
 from app.models import Customer, IntakeFailure, Order
-from app.orders.schemas import EXAMPLE_BODY
 from app.runtime import Runtime
 from tests.intake.test_body_limits import Signer, route  # noqa: F401 (the fixture)
 

@@ -15,17 +15,17 @@ from httpx import AsyncClient, Response
 from sqlalchemy import func, select
 
 from app.config import Settings
-from app.intake import woocommerce
-from app.intake.payloads import PayloadError, guest_customer_id
-from app.intake.signature import sign_body_base64
-from app.models import Customer, IntakeFailure, Message, Order, OrderItem, WebhookDelivery
-from app.orders.schemas import (
+from app.events import (
     CustomerDeleted,
     CustomerUpdated,
     OrderClosed,
     OrderFulfilled,
     OrderPlaced,
 )
+from app.intake import woocommerce
+from app.intake.payloads import PayloadError, guest_customer_id
+from app.intake.signature import sign_body_base64
+from app.models import Customer, IntakeFailure, Message, Order, OrderItem, WebhookDelivery
 from app.runtime import Runtime
 from tests.intake.mapping import map_event, map_events
 

@@ -25,10 +25,10 @@ import pytest
 
 from app.catalog.links import CatalogItem, ItemKey
 from app.config import ROOT, Settings
+from app.events import OrderPlaced
 from app.mail.compose import compose_message, message_bytes
 from app.mail.templates import RenderedEmail, TemplateRenderer
 from app.mail.unsubscribe import SAMPLE_CUSTOMER_ID, marketing_unsubscribe_url
-from app.orders.schemas import OrderPlaced
 from app.preview.service import compose_preview
 from app.rules.loader import load_rules
 from app.rules.model import Rule

@@ -14,8 +14,8 @@ from httpx import AsyncClient
 
 from app.cli import main
 from app.config import ROOT, Settings
+from app.events import EXAMPLE_BODY
 from app.mail.unsubscribe import SAMPLE_CUSTOMER_ID, CustomerToken, read_token
-from app.orders.schemas import EXAMPLE_BODY
 from app.preview.endpoints import PREVIEW_CSP
 from app.runtime import Runtime
 from tests.catalog import shop_history

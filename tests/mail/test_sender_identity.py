@@ -46,8 +46,8 @@ def test_send_test_has_a_message_id_at_the_sender_domain(
 async def test_preview_has_a_message_id_at_the_sender_domain(
     client: AsyncClient, runtime: Runtime
 ) -> None:
+    from app.events import OrderPlaced
     from app.mail.templates import TemplateRenderer
-    from app.orders.schemas import OrderPlaced
     from app.preview.service import compose_preview
 
     settings = runtime.settings.model_copy(update={"mail_from": SENDER})

@@ -10,10 +10,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 from httpx import ASGITransport, AsyncClient
 
+from app.events import EXAMPLE_BODY
 from app.mail.unsubscribe import make_token
 from app.ops.ratelimit import ClientRateLimiter
 from app.ops.security import HTML_CSP, SecurityHeadersMiddleware
-from app.orders.schemas import EXAMPLE_BODY
 from app.preview.endpoints import PREVIEW_CSP
 from app.runtime import Runtime
 from tests.conftest import Api

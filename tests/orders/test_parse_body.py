@@ -9,7 +9,7 @@ import pytest
 from httpx import AsyncClient
 from pydantic import ValidationError
 
-from app.orders.schemas import CustomerUpdated, OrderPlaced, parse_body
+from app.events import CustomerUpdated, OrderPlaced, parse_body
 from tests.factories import order_created, post_event
 
 

@@ -9,8 +9,8 @@ from typing import Any
 from httpx import AsyncClient
 from sqlalchemy import select
 
+from app.lifecycle.refunds import remaining_quantities
 from app.models import Message, Order
-from app.orders.refunds import remaining_quantities
 from app.runtime import Runtime
 from tests.factories import order_created, post_event
 from tests.outbox.conftest import use_rules

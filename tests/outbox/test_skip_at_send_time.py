@@ -9,8 +9,8 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy import select
 
+from app.lifecycle.checks import Purchase, SendFacts, rebought_reason, send_blocker
 from app.models import Message
-from app.outbox.checks import Purchase, SendFacts, rebought_reason, send_blocker
 from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
 from tests.conftest import FrozenClock

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from app.events import Envelope
 from app.intake.jsonl import parse_line
-from app.orders.schemas import Envelope
 from app.rules.loader import RuleSet, load_rules
 from app.simulate.replay import Outcome, SimulationResult, simulate
 

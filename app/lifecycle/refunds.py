@@ -1,5 +1,5 @@
 """What is left of an order after partial refunds, and what that cancels. Pure: the
-service (app/orders/service.py) and `aftersale simulate` both decide refunds here."""
+lifecycle flows (app/lifecycle/flows.py) decide refunds here, for the service and simulate."""
 
 from __future__ import annotations
 
