@@ -1,29 +1,39 @@
-"""Settings, read from the environment (prefix AFTERSALE_) and an optional .env file."""
+"""Settings, read from the environment (prefix AFTERSALE_) and an optional .env file.
+
+The fields are flat (each is one environment variable) and grouped by section below. What
+parses a setting lives beside the code that uses it, in a pure module that imports nothing
+of ours back (app/mail/smtp_url.py, app/mail/dkim_key.py, app/shops.py, ...), so this
+module is in no import cycle.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import email.utils
 import ipaddress
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
-from dkim.crypto import parse_pem_private_key
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.catalog.links import check_reorder_template, parse_shop_urls, web_url
-from app.mail.addresses import ascii_domain as wire_domain
-from app.rules.durations import parse_duration
-from app.rules.loader import Bounds
+from app.mail.addresses import bounce_address, dns_domain, is_reserved_domain
+from app.mail.dkim_key import DkimConfig, dkim_config, dkim_selector
+from app.mail.smtp_url import SmtpConfig, checked_rate, parse_domain_rates, parse_smtp_url
+from app.rules.bounds import Bounds
+from app.rules.durations import parse_fixed_span
+from app.shops import (
+    check_reorder_template,
+    check_secret_entries,
+    parse_shop_urls,
+    split_secret_entry,
+    web_url,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,183 +90,6 @@ class ConfigError(ValueError):
     """Raised when settings cannot run the service; the message names the setting."""
 
 
-@dataclass(frozen=True)
-class SmtpConfig:
-    host: str
-    port: int
-    username: str | None
-    password: str | None
-    implicit_tls: bool
-    # None: STARTTLS when the server offers it; True: required; False: never.
-    starttls: bool | None
-    pool_size: int
-    timeout: float
-    # Sending pace of one process; 0 is unlimited. Domains are lower-case ASCII (IDNA).
-    rate_per_second: float = 0
-    domain_rate_per_minute: float = 0
-    domain_rates_per_minute: Mapping[str, float] = dataclasses.field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class DkimConfig:
-    """The key that signs outgoing mail, published at `{selector}._domainkey.{domain}`."""
-
-    selector: str
-    domain: str
-    private_key: bytes = dataclasses.field(repr=False)
-
-
-def parse_smtp_url(url: str) -> SmtpConfig:
-    """Parse `smtp[s]://user:pass@host:port?starttls=auto|require|off&pool_size=N&timeout=S`."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("smtp", "smtps"):
-        raise ConfigError(f"AFTERSALE_SMTP_URL: scheme must be smtp or smtps, not {parts.scheme!r}")
-    if not parts.hostname:
-        raise ConfigError("AFTERSALE_SMTP_URL: a host is required")
-    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    unknown = set(query) - {"starttls", "pool_size", "timeout"}
-    if unknown:
-        raise ConfigError(f"AFTERSALE_SMTP_URL: unknown option(s) {', '.join(sorted(unknown))}")
-    starttls_option = query.get("starttls", "auto")
-    starttls_values: dict[str, bool | None] = {"auto": None, "require": True, "off": False}
-    if starttls_option not in starttls_values:
-        raise ConfigError("AFTERSALE_SMTP_URL: starttls must be auto, require or off")
-    implicit_tls = parts.scheme == "smtps"
-    try:
-        pool_size = int(query.get("pool_size", "4"))
-        timeout = float(query.get("timeout", "30"))
-        port = parts.port or (465 if implicit_tls else 25)
-    except ValueError as exc:
-        raise ConfigError(f"AFTERSALE_SMTP_URL: {exc}") from exc
-    if not 1 <= pool_size <= 100:
-        raise ConfigError("AFTERSALE_SMTP_URL: pool_size must be between 1 and 100")
-    if timeout <= 0:
-        raise ConfigError("AFTERSALE_SMTP_URL: timeout must be positive")
-    return SmtpConfig(
-        host=parts.hostname,
-        port=port,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-        implicit_tls=implicit_tls,
-        starttls=False if implicit_tls else starttls_values[starttls_option],
-        pool_size=pool_size,
-        timeout=timeout,
-    )
-
-
-_DNS_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_DNS_NAME = re.compile(rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*")
-# RFC 8301: verifiers ignore signatures made with shorter RSA keys.
-_MIN_DKIM_KEY_BITS = 1024
-
-
-def _ascii_domain(value: str) -> str:
-    """A domain as it goes on the wire: lower-case, IDNA-encoded; ValueError if it is none."""
-    try:
-        # The same IDNA as the envelope and headers (app/mail/addresses.py).
-        domain = wire_domain(value.strip().rstrip(".")).lower()
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not a domain name") from exc
-    if len(domain) > 253 or not _DNS_NAME.fullmatch(domain):
-        raise ValueError(f"{value!r} is not a domain name")
-    return domain
-
-
-# Names no real sender owns (RFC 2606, RFC 6761): mail from them fails SPF/DMARC everywhere.
-_RESERVED_NAMES = {"example.com", "example.org", "example.net", "localhost"}
-_RESERVED_SUFFIXES = (".test", ".invalid", ".localhost", ".example")
-
-
-def is_reserved_domain(domain: str) -> bool:
-    """Whether `domain` (or a parent of it) is reserved for documentation and testing."""
-    domain = domain.strip().rstrip(".").lower()
-    return (
-        domain in _RESERVED_NAMES
-        or any(domain.endswith("." + name) for name in _RESERVED_NAMES)
-        or domain.endswith(_RESERVED_SUFFIXES)
-        or domain in {suffix[1:] for suffix in _RESERVED_SUFFIXES}
-    )
-
-
-def parse_domain_rates(value: str) -> dict[str, float]:
-    """`gmail.com=60,yahoo.com=30` -> {"gmail.com": 60.0, "yahoo.com": 30.0}."""
-    rates: dict[str, float] = {}
-    for entry in filter(None, (part.strip() for part in value.split(","))):
-        domain, separator, rate = entry.partition("=")
-        if not separator:
-            raise ValueError(f"{entry!r}: use domain=messages_per_minute, e.g. gmail.com=60")
-        try:
-            number = float(rate)
-        except ValueError as exc:
-            raise ValueError(f"{entry!r}: {rate.strip()!r} is not a number") from exc
-        if not number >= 0 or number == float("inf"):
-            raise ValueError(f"{entry!r}: the rate must be a number >= 0 (0 is unlimited)")
-        rates[_ascii_domain(domain)] = number
-    return rates
-
-
-def _read_dkim_key(*, path: Path | None, text: SecretStr | None) -> bytes:
-    if path is not None and text is not None:
-        raise ConfigError(
-            "set AFTERSALE_DKIM_PRIVATE_KEY_PATH or AFTERSALE_DKIM_PRIVATE_KEY, not both"
-        )
-    if path is not None:
-        try:
-            pem = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"AFTERSALE_DKIM_PRIVATE_KEY_PATH: cannot read {path}: {exc.strerror or exc}"
-            ) from exc
-        name = "AFTERSALE_DKIM_PRIVATE_KEY_PATH"
-    else:
-        assert text is not None
-        raw = text.get_secret_value()
-        # A PEM put into one environment variable often arrives with "\n" for newlines.
-        pem = (raw.replace("\\n", "\n") if "\n" not in raw else raw).encode()
-        name = "AFTERSALE_DKIM_PRIVATE_KEY"
-    pem = pem.replace(b"\r\n", b"\n").strip() + b"\n"
-    try:
-        key = parse_pem_private_key(pem)
-    except Exception as exc:  # a third-party parser of arbitrary bytes: any failure counts
-        raise ConfigError(f"{name}: not a PEM RSA private key ({exc})") from exc
-    bits = int(key["modulus"]).bit_length()
-    if bits < _MIN_DKIM_KEY_BITS:
-        raise ConfigError(
-            f"{name}: the RSA key has {bits} bits; receivers ignore DKIM keys shorter than "
-            f"{_MIN_DKIM_KEY_BITS} (use 2048)"
-        )
-    return pem
-
-
-# A shop's host name: what `host=secret` entries are keyed by (a bare secret has no host).
-_HOST = re.compile(r"^(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+)$")
-
-
-def normalize_host(value: str | None) -> str | None:
-    """The lower-cased host name, or None when `value` is not one."""
-    host = (value or "").strip().lower()
-    return host if _HOST.match(host) else None
-
-
-def split_secret_entry(entry: str) -> tuple[str | None, str]:
-    """`host=secret` -> (host, secret); a bare secret, even one with `=` in it -> (None, secret)."""
-    host, separator, secret = entry.partition("=")
-    if separator and normalize_host(host) is not None:
-        return normalize_host(host), secret.strip()
-    return None, entry.strip()
-
-
-def secrets_for_host(entries: Sequence[str], host: str | None) -> list[str]:
-    """The secrets that may sign a delivery from `host`: its own and the ones for every shop."""
-    wanted = normalize_host(host)
-    secrets = []
-    for entry in entries:
-        entry_host, secret = split_secret_entry(entry)
-        if entry_host is None or entry_host == wanted:
-            secrets.append(secret)
-    return secrets
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AFTERSALE_",
@@ -265,30 +98,22 @@ class Settings(BaseSettings):
         populate_by_name=True,
     )
 
+    # --- The service: environment, database, API and dashboard access -------------------------
     env: Literal["development", "production"] = "development"
     database_url: str = f"sqlite+aiosqlite:///{ROOT / 'var' / 'aftersale.db'}"
-    smtp_url: str | None = None
-    # Built-in SMTP capture for development when no SMTP_URL is given.
-    dev_smtp_host: str = "127.0.0.1"
-    dev_smtp_port: int = 2525
-    dev_outbox_dir: Path = ROOT / "var" / "outbox"
-
     public_url: str = "http://127.0.0.1:8000"
     secret_key: str = DEV_SECRET_KEY
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [DEV_API_KEY])
     # Comma-separated keys answered 403 "API key revoked", also while still in API_KEYS: a
     # leaked key is cut off at once, and its user is told why.
     revoked_api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    webhook_secret: str = DEV_WEBHOOK_SECRET
     # Signs the dashboard's login cookie (docs/stats.md, Dashboard). Changing it logs
     # everyone out.
     session_secret: str = DEV_SESSION_SECRET
-    # Sign the one-click unsubscribe links of marketing mail (RFC 8058). Comma-separated: new
-    # links are signed with the first, links signed with any of them keep working, so a key
-    # is rotated by putting a new one first. Dropping a secret breaks the links it signed.
-    unsubscribe_secrets: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: [DEV_UNSUBSCRIBE_SECRET], min_length=1
-    )
+
+    # --- Intake (app/intake/): our JSON's webhook; platforms' secrets (app/shops.py) ----------
+    # Signs POST /webhooks/orders (our own JSON).
+    webhook_secret: str = DEV_WEBHOOK_SECRET
     # Shopify and WooCommerce webhooks. Comma-separated `secret` (any shop) or `host=secret`
     # (the Shopify shop domain, or the host of WooCommerce's X-WC-Webhook-Source); several per
     # shop while one is rotated. Empty: that platform's deliveries are refused (development
@@ -320,6 +145,13 @@ class Settings(BaseSettings):
     # of rules that now match it (docs/catalog.md, Late products).
     catalog_late_days: int = Field(default=2, ge=0, le=60)
 
+    # --- Signed links in mail: unsubscribe, tracking, survey ----------------------------------
+    # Sign the one-click unsubscribe links of marketing mail (RFC 8058). Comma-separated: new
+    # links are signed with the first, links signed with any of them keep working, so a key
+    # is rotated by putting a new one first. Dropping a secret breaks the links it signed.
+    unsubscribe_secrets: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [DEV_UNSUBSCRIBE_SECRET], min_length=1
+    )
     # Engagement tracking (docs/tracking.md): the open pixel and click redirects in HTML
     # mail. A rule can opt out with `track: false`.
     tracking_enabled: bool = True
@@ -354,6 +186,7 @@ class Settings(BaseSettings):
     # Days after sending that survey links take answers; later they answer 404.
     survey_link_days: int = Field(default=365, ge=1, le=3650)
 
+    # --- Stats (app/stats/) -------------------------------------------------------------------
     # Stats (docs/stats.md). An order this many days after a human click (or open, with
     # `click_or_open`) on a message converts for it. The retention is kept above the longest
     # window, so a purge never takes an event attribution still needs.
@@ -364,6 +197,7 @@ class Settings(BaseSettings):
     # Seconds between runs of the job that folds new events into the stats.
     stats_rollup_interval: float = Field(default=60.0, gt=0)
 
+    # --- Catalog: recommendations, links that sell (app/shops.py) -----------------------------
     # Recommendations (docs/rules.md, "Recommendations"): purchases older than the lookback
     # do not count, and a purchase counts half after each half-life. Each worker keeps what
     # it read for a shop this many seconds, so a batch costs no query for products seen.
@@ -381,11 +215,19 @@ class Settings(BaseSettings):
     shop_address: str | None = None
     reorder_url: str | None = None
 
+    # --- Rules and templates ------------------------------------------------------------------
     rules_dir: Path = ROOT / "rules"
     # A rules folder above either is refused, and the last good set kept (docs/rules.md).
     rules_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     rules_max_count: int = Field(default=2_000, ge=1)
+    rules_poll_interval: float = Field(default=2.0, gt=0)
+    # How long messages whose rule is missing from the loaded rules wait (`paused`) for it
+    # to come back before they are cancelled (`rule_removed`): a duration as rules write it
+    # (`7d`, `36h`, `2w`) or seconds.
+    rule_grace: timedelta = Field(default=timedelta(days=7), gt=timedelta(0))
     templates_dir: Path = ROOT / "templates" / "email"
+
+    # --- The sender and the reader's defaults (app/mail/addresses.py) -------------------------
     mail_from: str = Field(
         default="Aftersale Shop <shop@example.com>",
         validation_alias="AFTERSALE_FROM",
@@ -398,11 +240,13 @@ class Settings(BaseSettings):
     default_time_zone: str = "UTC"
     default_locale: str = "en"
 
-    rules_poll_interval: float = Field(default=2.0, gt=0)
-    # How long messages whose rule is missing from the loaded rules wait (`paused`) for it
-    # to come back before they are cancelled (`rule_removed`): a duration as rules write it
-    # (`7d`, `36h`, `2w`) or seconds.
-    rule_grace: timedelta = Field(default=timedelta(days=7), gt=timedelta(0))
+    # --- Sending: dispatcher, retries, SMTP server and pace (app/mail/smtp_url.py) ------------
+    smtp_url: str | None = None
+    # Built-in SMTP capture for development when no SMTP_URL is given.
+    dev_smtp_host: str = "127.0.0.1"
+    dev_smtp_port: int = 2525
+    dev_outbox_dir: Path = ROOT / "var" / "outbox"
+
     dispatch_interval: float = Field(default=5.0, gt=0)
     dispatch_batch_size: int = Field(default=100, ge=1, le=10_000)
     # Messages of a batch prepared at once (checks, render, links) while others wait on the
@@ -430,6 +274,7 @@ class Settings(BaseSettings):
     smtp_domain_rate_per_minute: float = Field(default=0, ge=0, allow_inf_nan=False)
     smtp_domain_rates: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
 
+    # --- DKIM (app/mail/dkim_key.py) ----------------------------------------------------------
     # DKIM: with a selector and a key (a PEM file, or the PEM itself), every message is
     # signed for DKIM_DOMAIN (default: the domain of FROM). See docs/deployment.md.
     dkim_selector: str | None = None
@@ -437,6 +282,7 @@ class Settings(BaseSettings):
     dkim_private_key: SecretStr | None = None
     dkim_domain: str | None = None
 
+    # --- Operations ---------------------------------------------------------------------------
     # Operations (docs/deployment.md, Monitoring). Log lines: `text`, or `json` (one object a
     # line; the default in production).
     log_format: Literal["text", "json"] = "text"
@@ -459,6 +305,7 @@ class Settings(BaseSettings):
     public_rate_per_minute: float = Field(default=600, ge=0, allow_inf_nan=False)
     public_rate_burst: int = Field(default=60, ge=1)
 
+    # --- Mail feedback (app/feedback/) --------------------------------------------------------
     # Mail feedback: bounces and complaints (docs/deliverability.md). With BOUNCE_ADDRESS
     # (e.g. bounces@mail.example.com) every message's envelope sender is
     # `bounces+<reference>@mail.example.com` (VERP), so a bounce names its message; unset, the
@@ -516,15 +363,7 @@ class Settings(BaseSettings):
     @field_validator("rule_grace", mode="before")
     @classmethod
     def _parse_rule_grace(cls, value: object) -> object:
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value)  # seconds
-        if isinstance(value, str):
-            duration = parse_duration(value)
-            if duration.months:
-                # A month is no fixed span: say it in days or weeks.
-                raise ValueError(f"{value!r}: give the grace in m, h, d or w, not mo or y")
-            return timedelta(seconds=duration.seconds)
-        return value
+        return parse_fixed_span(value) if isinstance(value, str) else value
 
     @field_validator("tracking_apple_proxy_networks")
     @classmethod
@@ -547,16 +386,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return parse_domain_rates(value)
         if isinstance(value, Mapping):
-            return {_ascii_domain(str(domain)): rate for domain, rate in value.items()}
+            return {dns_domain(str(domain)): rate for domain, rate in value.items()}
         return value
 
     @field_validator("smtp_domain_rates")
     @classmethod
     def _domain_rates_not_negative(cls, rates: dict[str, float]) -> dict[str, float]:
-        for domain, rate in rates.items():
-            if not 0 <= rate < float("inf"):
-                raise ValueError(f"{domain}: the rate must be a number >= 0 (0 is unlimited)")
-        return rates
+        return {domain: checked_rate(domain, rate) for domain, rate in rates.items()}
 
     @field_validator("shop_url", "shop_address", "reorder_url", mode="before")
     @classmethod
@@ -601,14 +437,12 @@ class Settings(BaseSettings):
     @field_validator("dkim_selector")
     @classmethod
     def _dkim_selector_is_a_dns_name(cls, value: str | None) -> str | None:
-        if value is not None and not _DNS_NAME.fullmatch(value):
-            raise ValueError(f"{value!r} is not a DNS label (letters, digits, '-', '.')")
-        return value
+        return None if value is None else dkim_selector(value)
 
     @field_validator("dkim_domain", "inbound_domain")
     @classmethod
     def _is_a_domain(cls, value: str | None) -> str | None:
-        return None if value is None or not value.strip() else _ascii_domain(value)
+        return None if value is None or not value.strip() else dns_domain(value)
 
     @model_validator(mode="after")
     def _dkim_is_complete(self) -> Settings:
@@ -631,14 +465,7 @@ class Settings(BaseSettings):
     @field_validator("bounce_address")
     @classmethod
     def _bounce_address(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        local, at, domain = value.strip().rpartition("@")
-        if not at or not local or "+" in local or not _DNS_NAME.fullmatch(domain):
-            raise ValueError(
-                f"{value!r}: one plain address without '+', e.g. bounces@mail.example.com"
-            )
-        return f"{local}@{_ascii_domain(domain)}"
+        return None if value is None else bounce_address(value)
 
     @model_validator(mode="after")
     def _inbound_domain_from_bounce_address(self) -> Settings:
@@ -650,11 +477,7 @@ class Settings(BaseSettings):
     @field_validator("shopify_secrets", "woocommerce_secrets")
     @classmethod
     def _secret_entries(cls, entries: list[str]) -> list[str]:
-        for entry in entries:
-            host, secret = split_secret_entry(entry)
-            if not secret:
-                raise ValueError(f"no secret after {host}=")
-        return entries
+        return check_secret_entries(entries)
 
     @model_validator(mode="after")
     def _development_platform_secrets(self) -> Settings:
@@ -782,30 +605,14 @@ class Settings(BaseSettings):
         return self._dkim_config()
 
     def _dkim_config(self) -> DkimConfig | None:
-        has_key = self.dkim_private_key_path is not None or self.dkim_private_key is not None
-        if self.dkim_selector is None and not has_key:
-            return None
-        if self.dkim_selector is None:
-            raise ConfigError(
-                "a DKIM key is set but AFTERSALE_DKIM_SELECTOR is not: set the selector its "
-                "public key is published under (the s= of {selector}._domainkey.{domain})"
-            )
-        if not has_key:
-            raise ConfigError(
-                f"AFTERSALE_DKIM_SELECTOR is {self.dkim_selector!r} but there is no key: set "
-                "AFTERSALE_DKIM_PRIVATE_KEY_PATH (a PEM file) or AFTERSALE_DKIM_PRIVATE_KEY "
-                "(the PEM text), or unset the selector to send unsigned"
-            )
-        key = _read_dkim_key(path=self.dkim_private_key_path, text=self.dkim_private_key)
-        domain = self.dkim_domain
-        if domain is None:
-            try:
-                domain = _ascii_domain(self.from_address[1].rpartition("@")[2])
-            except ValueError as exc:
-                raise ConfigError(
-                    f"AFTERSALE_DKIM_DOMAIN: unset, and AFTERSALE_FROM has no usable domain ({exc})"
-                ) from exc
-        return DkimConfig(selector=self.dkim_selector, domain=domain, private_key=key)
+        key_text = self.dkim_private_key
+        return dkim_config(
+            selector=self.dkim_selector,
+            key_path=self.dkim_private_key_path,
+            key_text=None if key_text is None else key_text.get_secret_value(),
+            domain=self.dkim_domain,
+            from_address=self.from_address[1],
+        )
 
     @property
     def uses_dev_smtp_capture(self) -> bool:
@@ -825,7 +632,7 @@ class Settings(BaseSettings):
         """The domain of FROM as it goes on the wire (IDNA): Message-IDs end in it, so they
         align with the sender the receiving side checks (DKIM, DMARC)."""
         try:
-            return _ascii_domain(self.from_address[1].rpartition("@")[2])
+            return dns_domain(self.from_address[1].rpartition("@")[2])
         except ValueError:
             return "localhost"
 

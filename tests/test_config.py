@@ -5,7 +5,8 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from app.config import Settings, parse_smtp_url
+from app.config import Settings
+from app.mail.smtp_url import parse_smtp_url
 
 STRONG = "s" * 32
 

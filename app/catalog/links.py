@@ -30,61 +30,10 @@ Platform = Literal["shopify", "woocommerce", "custom"]
 # The shop our own JSON's orders are filed under (app/intake/aftersale.py).
 OWN_JSON_SHOP = "default"
 _SHOPIFY_HOST = ".myshopify.com"
-REORDER_PLACEHOLDERS = ("sku", "quantity", "product_id", "variant_id")
 # Shopify variant ids and WooCommerce product ids are numbers; anything else would make a
 # link that only looks right.
 _NUMERIC_ID = re.compile(r"^[1-9][0-9]{0,19}$")
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
-
-
-# --- settings ---------------------------------------------------------------------------------
-
-
-def web_url(value: str, *, setting: str) -> str:
-    """`value` if it is an absolute http(s) URL with a host, without a trailing slash."""
-    url = value.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{setting}: {value!r} is not an absolute http:// or https:// URL")
-    if parts.query or parts.fragment:
-        raise ValueError(f"{setting}: {value!r}: the shop's base URL takes no ?query or #part")
-    return url.rstrip("/")
-
-
-def parse_shop_urls(value: str) -> dict[str, str]:
-    """`shop=url,shop=url` -> {shop: url}; a shop as intake names it: the Shopify shop
-    domain, the WooCommerce site's host, or `default` for our own JSON."""
-    found: dict[str, str] = {}
-    for entry in value.split(","):
-        if not entry.strip():
-            continue
-        shop, separator, url = entry.partition("=")
-        shop = shop.strip().lower()
-        if not separator or not shop:
-            raise ValueError(
-                f"SHOP_URLS: {entry.strip()!r} is not shop=url, "
-                "e.g. my-shop.myshopify.com=https://shop.example"
-            )
-        found[shop] = web_url(url, setting=f"SHOP_URLS ({shop})")
-    return found
-
-
-def check_reorder_template(value: str) -> str:
-    """`REORDER_URL`: an absolute http(s) URL whose `{...}` are only the known placeholders."""
-    try:
-        names = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
-    except ValueError as exc:
-        raise ValueError(f"REORDER_URL: {exc} in {value!r}") from None
-    unknown = sorted({name for name in names if name not in REORDER_PLACEHOLDERS})
-    if unknown:
-        raise ValueError(
-            f"REORDER_URL: unknown placeholder {{{unknown[0]}}}; use "
-            + ", ".join(f"{{{name}}}" for name in REORDER_PLACEHOLDERS)
-        )
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc or "{" in parts.netloc:
-        raise ValueError(f"REORDER_URL: {value!r} is not an absolute http:// or https:// URL")
-    return value.strip()
 
 
 # --- the shop ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.config import normalize_host
+from app.shops import normalize_host
 
 Platform = Literal["shopify", "woocommerce", "custom"]
 PLATFORMS: tuple[Platform, ...] = ("shopify", "woocommerce", "custom")

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import TextIO
 
 from app.clock import Clock, SystemClock
-from app.config import Settings, normalize_host
+from app.config import Settings
 from app.coupons import service
 from app.coupons.codes import CodeLine, pool_problem, read_codes
 from app.coupons.repository import PoolCounts
 from app.db import create_engine, create_session_factory, transaction
 from app.intake.aftersale import DEFAULT_SHOP
+from app.shops import normalize_host
 
 EXIT_OK = 0
 EXIT_NOTHING = 1  # import: no valid code in the file; status: no such pool

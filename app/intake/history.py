@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import Clock, SystemClock
-from app.config import Settings, normalize_host
+from app.config import Settings
 from app.db import create_engine, create_session_factory, transaction
 from app.events import Envelope
 from app.file_import import BadLine, ImportFileError, Progress
@@ -33,6 +33,7 @@ from app.intake.payloads import PayloadError, describe
 from app.orders import service
 from app.progress import ProgressBar
 from app.rules.loader import RuleSet, load_rules
+from app.shops import normalize_host
 
 SOURCE = "import"
 FORMATS = ("jsonl", "shopify-csv")

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Header, HTTPException, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import RuntimeDep, SessionDep
-from app.config import Settings, normalize_host, secrets_for_host
+from app.config import Settings
 from app.customers.service import answer_data_request, erase_shop
 from app.events import (
     CustomerDeleted,
@@ -52,6 +52,7 @@ from app.intake.webhooks import (
 )
 from app.orders import repository
 from app.runtime import Runtime
+from app.shops import normalize_host, secrets_for_host
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Header, Request
 
 from app.api.deps import RuntimeDep, SessionDep
-from app.config import Settings, normalize_host, secrets_for_host
+from app.config import Settings
 from app.events import (
     CustomerDeleted,
     CustomerUpdated,
@@ -48,6 +48,7 @@ from app.intake.webhooks import (
     take,
     verify_base64,
 )
+from app.shops import normalize_host, secrets_for_host
 
 log = logging.getLogger(__name__)
 

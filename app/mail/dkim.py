@@ -12,7 +12,7 @@ from email.policy import compat32
 
 import dkim
 
-from app.config import DkimConfig
+from app.mail.dkim_key import DkimConfig
 
 # Signed when present, in this order. Each is listed once more than it occurs
 # ("oversigned"), so adding a second From or Subject after signing breaks the signature.

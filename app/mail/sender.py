@@ -20,10 +20,10 @@ from typing import Protocol
 
 import aiosmtplib
 
-from app.config import SmtpConfig
 from app.mail.addresses import ascii_domain
 from app.mail.ratelimit import Clock, SendRateLimiter, Sleep
 from app.mail.replies import Stage, Verdict, judge_reply
+from app.mail.smtp_url import SmtpConfig
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,13 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.catalog.recommender import Recommender
-from app.config import Settings, SmtpConfig
+from app.config import Settings
 from app.db import create_engine, create_session_factory
 from app.events import OrderPlaced
 from app.intake.aftersale import DEFAULT_SHOP
 from app.mail.dkim import dkim_sign
 from app.mail.sender import Delivered, SendOutcome, SmtpPool
+from app.mail.smtp_url import SmtpConfig
 from app.mail.templates import TemplateError, TemplateRenderer
 from app.preview.service import compose_preview, compose_test_send, preview_recommendations
 from app.rules.loader import RuleSet, load_rules

@@ -62,6 +62,17 @@ def parse_duration(text: str) -> Duration:
     return Duration(months=sign * months, seconds=sign * seconds)
 
 
+def parse_fixed_span(text: str) -> timedelta:
+    """A span of fixed length: seconds (`3600`) or a duration in m, h, d or w (`7d`), as
+    RULE_GRACE takes it. A month is no fixed span, so `mo` and `y` are refused."""
+    if text.strip().isdigit():
+        return timedelta(seconds=int(text))
+    duration = parse_duration(text)
+    if duration.months:
+        raise ValueError(f"{text!r}: give the grace in m, h, d or w, not mo or y")
+    return timedelta(seconds=duration.seconds)
+
+
 def add_months(moment: datetime, months: int) -> datetime:
     """Add calendar months, clamping to the month's last day (31 Jan + 1mo = 28/29 Feb)."""
     month_index = moment.month - 1 + months

@@ -17,7 +17,8 @@ from typing import Any
 from app.catalog.links import NamedLinks
 from app.coupons.codes import sample_coupon
 from app.mail.templates import RenderTimeout, TemplateError, TemplateRenderer
-from app.rules.loader import DEFAULT_BOUNDS, Bounds, ParsedRules, RuleError, parse_rule_files
+from app.rules.bounds import DEFAULT_BOUNDS, Bounds
+from app.rules.loader import ParsedRules, RuleError, parse_rule_files
 from app.rules.model import ORDER_EVENTS, Rule
 from app.survey.links import sample_survey_context
 from app.tracking.rewrite import html_hrefs, link_scheme

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from app.rules.bounds import DEFAULT_BOUNDS, Bounds
 from app.rules.model import Defaults, Kind, Limit, Rule, RuleFile
 from app.rules.positions import Position, YamlPositions, yaml_error_position
 
@@ -47,21 +48,6 @@ class RuleSet:
 
 
 _Model = TypeVar("_Model", bound=BaseModel)
-
-# The defaults of RULES_MAX_BYTES and RULES_MAX_COUNT: far above any shop's rules (the shipped
-# set is a few kilobytes), far below what would stall a process (a 5 MB file of 42k rules
-# took 55 s and ~1 GB to load, in every process).
-MAX_BYTES = 2 * 1024 * 1024
-MAX_COUNT = 2_000
-
-
-@dataclass(frozen=True)
-class Bounds:
-    max_bytes: int = MAX_BYTES
-    max_count: int = MAX_COUNT
-
-
-DEFAULT_BOUNDS = Bounds()
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,9 @@ import asyncio
 import logging
 from pathlib import Path
 
+from app.rules.bounds import DEFAULT_BOUNDS, Bounds
 from app.rules.lint import TemplateCheck
 from app.rules.loader import (
-    DEFAULT_BOUNDS,
-    Bounds,
     RuleSet,
     parse_rule_files,
     rule_files,

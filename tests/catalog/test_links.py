@@ -11,8 +11,6 @@ from pydantic import ValidationError
 from app.catalog.links import (
     CatalogItem,
     NamedLinks,
-    check_reorder_template,
-    parse_shop_urls,
     reorder_url,
     shop_links,
     shop_platform,
@@ -22,6 +20,7 @@ from app.catalog.links import (
 from app.config import Settings
 from app.events import ItemIn
 from app.models import OrderItem, Product, ProductVariant
+from app.shops import check_reorder_template, parse_shop_urls
 
 SHOPIFY = "greenleaf-kids.myshopify.com"
 WOO = "kinderzimmer-shop.de"

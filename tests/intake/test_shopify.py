@@ -16,7 +16,7 @@ import pytest
 from httpx import AsyncClient, Response
 from sqlalchemy import func, select
 
-from app.config import Settings, secrets_for_host
+from app.config import Settings
 from app.events import (
     CustomerDeleted,
     CustomerUpdated,
@@ -29,6 +29,7 @@ from app.intake.payloads import PayloadError, guest_customer_id
 from app.intake.signature import sign_body_base64
 from app.models import Customer, IntakeFailure, Message, Order, OrderItem, WebhookDelivery
 from app.runtime import Runtime
+from app.shops import secrets_for_host
 from tests.intake.mapping import map_event
 from tests.outbox.conftest import make_dispatcher
 from tests.smtp_sink import SmtpSink

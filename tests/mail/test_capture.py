@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from app.config import parse_smtp_url
 from app.mail.capture import MailCapture, list_captured, read_captured
 from app.mail.compose import compose_message, message_bytes
 from app.mail.sender import Delivered, SmtpPool
+from app.mail.smtp_url import parse_smtp_url
 from app.mail.templates import RenderedEmail
 
 

@@ -15,9 +15,10 @@ import pytest
 from httpx import AsyncClient
 from pydantic import ValidationError
 
-from app.config import DkimConfig, Settings
+from app.config import Settings
 from app.mail.compose import compose_message, message_bytes
 from app.mail.dkim import dkim_sign
+from app.mail.dkim_key import DkimConfig
 from app.mail.templates import RenderedEmail
 from app.outbox.dispatcher import Dispatcher
 from app.preview.command import send_test_command

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.config import Settings, parse_smtp_url
+from app.config import Settings
 from app.mail.ratelimit import SendRateLimiter, TokenBucket
 from app.mail.sender import Delivered, SmtpPool
+from app.mail.smtp_url import parse_smtp_url
 from tests.smtp_sink import SmtpSink
 
 MESSAGE = b"From: shop@example.com\r\nTo: x@example.org\r\nSubject: Hi\r\n\r\nHello\r\n"

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from app.config import SmtpConfig, parse_smtp_url
 from app.mail.replies import Stage, Verdict
 from app.mail.sender import (
     Delivered,
@@ -19,6 +18,7 @@ from app.mail.sender import (
     SmtpPool,
     TemporaryFailure,
 )
+from app.mail.smtp_url import SmtpConfig, parse_smtp_url
 
 MESSAGE = b"From: shop@example.com\r\nTo: anna@example.org\r\nSubject: Hi\r\n\r\nHello\r\n"
 

@@ -8,7 +8,8 @@ import tracemalloc
 from pathlib import Path
 
 from app.config import ROOT, Settings
-from app.rules.loader import Bounds, load_rules
+from app.rules.bounds import Bounds
+from app.rules.loader import load_rules
 from app.rules.source import RulesSource
 
 RULE = """  - id: r{n}
