@@ -22,7 +22,7 @@ from app.dev.endpoints import router as dev_router
 from app.feedback.endpoints import router as feedback_router
 from app.feedback.inbound import inbound_listener
 from app.intake.endpoints import router as intake_router
-from app.intake.registry import webhook_router
+from app.intake.registry import webhook_router, webhook_sources
 from app.ops.endpoints import router as ops_router
 from app.ops.middleware import add_operations
 from app.ops.security import RATE_LIMITED, PublicRateLimit
@@ -101,5 +101,5 @@ def create_app(
     app.include_router(survey_router, dependencies=[PublicRateLimit], responses=RATE_LIMITED)
     if settings.is_development:
         app.include_router(dev_router)
-    add_operations(app, settings)
+    add_operations(app, settings, webhook_sources=webhook_sources())
     return app
