@@ -28,6 +28,7 @@ from app.ops.middleware import add_operations
 from app.ops.security import RATE_LIMITED, PublicRateLimit
 from app.outbox.endpoints import router as outbox_router
 from app.preview.endpoints import router as preview_router
+from app.preview.lint import TemplateCheck
 from app.rules.endpoints import router as rules_router
 from app.runtime import Runtime
 from app.stats.endpoints import router as stats_router
@@ -50,7 +51,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app_runtime = runtime or Runtime.create(settings)
+        app_runtime = runtime or Runtime.create(
+            settings, templates=TemplateCheck.for_settings(settings)
+        )
         app.state.runtime = app_runtime
         worker = Worker(app_runtime) if role == "all" else None
         if worker is not None:
