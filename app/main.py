@@ -29,7 +29,7 @@ from app.ops.security import RATE_LIMITED, PublicRateLimit
 from app.outbox.endpoints import router as outbox_router
 from app.preview.endpoints import router as preview_router
 from app.preview.lint import TemplateCheck
-from app.rules.endpoints import router as rules_router
+from app.rules_api.endpoints import router as rules_router
 from app.runtime import Runtime
 from app.stats.endpoints import router as stats_router
 from app.suppressions.endpoints import router as suppressions_router
