@@ -152,7 +152,7 @@ def load_settings() -> Settings | None:
 def check_rules_command(
     settings: Settings, *, rules_dir: Path | None, templates_dir: Path | None
 ) -> int:
-    from app.rules.lint import check_rules
+    from app.preview.lint import check_rules
 
     folder = rules_dir or settings.rules_dir
     errors = check_rules(
@@ -647,11 +647,12 @@ def serve_http(settings: Settings, *, role: str, host: str, port: int) -> None:
 
 async def run_worker(settings: Settings) -> None:
     from app.ops.metrics import start_worker_metrics_server
+    from app.preview.lint import TemplateCheck
     from app.runtime import Runtime
     from app.worker import Worker
 
     start_worker_metrics_server(settings)
-    runtime = Runtime.create(settings)
+    runtime = Runtime.create(settings, templates=TemplateCheck.for_settings(settings))
     worker = Worker(runtime)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -671,9 +672,10 @@ async def run_worker(settings: Settings) -> None:
 async def run_inbound(settings: Settings) -> int:
     """`serve --role inbound`: the SMTP listener for DSN and ARF mail, until SIGTERM."""
     from app.feedback.inbound import inbound_listener
+    from app.preview.lint import TemplateCheck
     from app.runtime import Runtime
 
-    runtime = Runtime.create(settings)
+    runtime = Runtime.create(settings, templates=TemplateCheck.for_settings(settings))
     listener = inbound_listener(runtime)
     if listener is None:
         print("aftersale: --role inbound needs AFTERSALE_INBOUND_SMTP_PORT", file=sys.stderr)

@@ -22,13 +22,14 @@ from app.dev.endpoints import router as dev_router
 from app.feedback.endpoints import router as feedback_router
 from app.feedback.inbound import inbound_listener
 from app.intake.endpoints import router as intake_router
-from app.intake.registry import webhook_router
+from app.intake.registry import webhook_router, webhook_sources
 from app.ops.endpoints import router as ops_router
 from app.ops.middleware import add_operations
 from app.ops.security import RATE_LIMITED, PublicRateLimit
 from app.outbox.endpoints import router as outbox_router
 from app.preview.endpoints import router as preview_router
-from app.rules.endpoints import router as rules_router
+from app.preview.lint import TemplateCheck
+from app.rules_api.endpoints import router as rules_router
 from app.runtime import Runtime
 from app.stats.endpoints import router as stats_router
 from app.suppressions.endpoints import router as suppressions_router
@@ -50,7 +51,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app_runtime = runtime or Runtime.create(settings)
+        app_runtime = runtime or Runtime.create(
+            settings, templates=TemplateCheck.for_settings(settings)
+        )
         app.state.runtime = app_runtime
         worker = Worker(app_runtime) if role == "all" else None
         if worker is not None:
@@ -101,5 +104,5 @@ def create_app(
     app.include_router(survey_router, dependencies=[PublicRateLimit], responses=RATE_LIMITED)
     if settings.is_development:
         app.include_router(dev_router)
-    add_operations(app, settings)
+    add_operations(app, settings, webhook_sources=webhook_sources())
     return app

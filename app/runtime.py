@@ -9,8 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.clock import Clock, SystemClock
 from app.config import ConfigError, Settings
 from app.db import create_engine, create_session_factory
-from app.rules.lint import TemplateCheck
-from app.rules.source import RulesSource
+from app.rules.source import RulesSource, TemplatesCheck
 
 
 @dataclass
@@ -22,16 +21,14 @@ class Runtime:
     clock: Clock
 
     @classmethod
-    def create(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
-        rules = RulesSource(
-            settings.rules_dir,
-            templates=TemplateCheck(
-                settings.templates_dir,
-                default_locale=settings.default_locale,
-                time_limit=settings.render_timeout,
-            ),
-            bounds=settings.rules_bounds,
-        )
+    def create(
+        cls, settings: Settings, *, templates: TemplatesCheck | None, clock: Clock | None = None
+    ) -> Runtime:
+        """`templates`: what every reload renders, `TemplateCheck.for_settings(settings)`
+        (app/preview/lint.py) in every process. The caller gives it because this module,
+        imported by every router, must not import what rendering needs (package cycles);
+        None checks rule files only."""
+        rules = RulesSource(settings.rules_dir, templates=templates, bounds=settings.rules_bounds)
         rules.reload()
         # Where rules are loaded at startup: some need settings (a marketing rule, the
         # shop's postal address in production), and the service refuses to start without.

@@ -40,3 +40,15 @@ class FeedbackKind(enum.StrEnum):
     HARD_BOUNCE = "hard_bounce"
     SOFT_BOUNCE = "soft_bounce"
     COMPLAINT = "complaint"
+
+
+class EventKind(enum.StrEnum):
+    OPEN = "open"
+    CLICK = "click"
+    ANSWER = "answer"  # a one-click survey answer (app/survey/)
+
+
+class EventClass(enum.StrEnum):
+    HUMAN = "human"
+    MACHINE = "machine"
+    UNKNOWN = "unknown"

@@ -46,6 +46,7 @@ from app.config import ROOT, Settings
 from app.db import create_engine, create_session_factory, transaction
 from app.models import Customer, Message, MessageStatus
 from app.outbox import repository
+from app.preview.lint import TemplateCheck
 from app.rules.loader import RuleSet
 from app.rules.source import RulesSource
 from app.runtime import Runtime
@@ -252,7 +253,7 @@ async def run_worker(schema: str | None) -> None:
 def store(settings: Settings, schema: str | None) -> Runtime:
     """A runtime on `schema` of the PostgreSQL database, or on the database as it is."""
     if schema is None:
-        return Runtime.create(settings)
+        return Runtime.create(settings, templates=TemplateCheck.for_settings(settings))
     engine = create_engine(
         settings.database_url, connect_args={"server_settings": {"search_path": schema}}
     )

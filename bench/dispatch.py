@@ -43,6 +43,7 @@ from app.mail.templates import TemplateRenderer
 from app.models import Message, MessageStatus
 from app.outbox import repository
 from app.outbox.dispatcher import Dispatcher, DispatchReport, matched_items
+from app.preview.lint import TemplateCheck
 from app.runtime import Runtime
 from app.tracking.repository import NewLink
 
@@ -232,7 +233,7 @@ async def main() -> None:
                 rules_dir=ROOT / "rules",
                 _env_file=None,  # type: ignore[call-arg]
             )
-            runtime = Runtime.create(settings)
+            runtime = Runtime.create(settings, templates=TemplateCheck.for_settings(settings))
             try:
                 await bench(runtime, sink, args)
             finally:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.config import ROOT
 from app.mail.templates import RenderedEmail, TemplateRenderer
-from app.rules.lint import ORDER_SAMPLES
+from app.preview.lint import ORDER_SAMPLES
 
 TEMPLATES = ["thank-you", "diapers-restock", "coffee-next-variety"]
 LOCALES = ["en", "ru"]

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from app.catalog.schemas import DEFAULT_SHOP
 from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.coupons import service
 from app.coupons.codes import CodeLine, pool_problem, read_codes
 from app.coupons.repository import PoolCounts
 from app.db import create_engine, create_session_factory, transaction
-from app.intake.aftersale import DEFAULT_SHOP
 from app.shops import normalize_host
 
 EXIT_OK = 0

@@ -32,7 +32,7 @@ from app.config import Settings
 from app.mail.sender import PermanentFailure, SendOutcome, TemporaryFailure
 from app.models import MessageStatus
 from app.ops.repository import OutboxSnapshot
-from app.tracking.classify import EventClass, EventKind
+from app.statuses import EventClass, EventKind
 
 log = logging.getLogger(__name__)
 

@@ -36,8 +36,8 @@ from app.mail.unsubscribe import (
 )
 from app.models import MessageKind
 from app.orders.repository import customer_id_for
+from app.preview.lint import SAMPLE_CONTEXT
 from app.rules.facts import ItemFacts, item_facts
-from app.rules.lint import SAMPLE_CONTEXT
 from app.rules.model import Rule
 from app.survey.links import sample_survey_context
 

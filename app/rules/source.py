@@ -1,15 +1,18 @@
 """The rule set a process is running with. Reloading swaps it whole, and only for a good set:
-good rule files, and (given a `TemplateCheck`) templates that render in time."""
+good rule files, and (given a `TemplatesCheck`, such as `app.preview.lint.TemplateCheck`)
+templates that render in time."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from pathlib import Path
+from typing import Protocol
 
 from app.rules.bounds import DEFAULT_BOUNDS, Bounds
-from app.rules.lint import TemplateCheck
 from app.rules.loader import (
+    ParsedRules,
+    RuleError,
     RuleSet,
     parse_rule_files,
     rule_files,
@@ -21,12 +24,25 @@ log = logging.getLogger(__name__)
 _Fingerprint = tuple[tuple[tuple[str, int, int], ...], tuple[tuple[str, int, int], ...]]
 
 
+class TemplatesCheck(Protocol):
+    """Whether the templates that parsed rules use render (`app.preview.lint.TemplateCheck`).
+
+    Given, not imported: rendering needs mail, coupons, survey and tracking, which import
+    the rules."""
+
+    def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        """Changes whenever a template file does: part of `RulesSource.fingerprint`."""
+        ...
+
+    def errors(self, parsed: ParsedRules) -> list[RuleError]: ...
+
+
 class RulesSource:
     def __init__(
         self,
         rules_dir: Path,
         *,
-        templates: TemplateCheck | None = None,
+        templates: TemplatesCheck | None = None,
         bounds: Bounds = DEFAULT_BOUNDS,
     ) -> None:
         self.rules_dir = rules_dir

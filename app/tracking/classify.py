@@ -19,24 +19,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+# Stored in tracking_events; defined with the other stored values (app/statuses.py).
+from app.statuses import EventClass as EventClass
+from app.statuses import EventKind as EventKind
+
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Apple's proxy sends this bare string and nothing else; no browser or mail client does.
 _APPLE_PROXY_AGENT = re.compile(r"Mozilla/5\.0")
 # What browsers and desktop mail clients send: "Mozilla/5.0 (platform) ..." or Outlook's own.
 _BROWSER_AGENT = re.compile(r"Mozilla/\d+\.\d+ \(|Microsoft Office/|Outlook")
-
-
-class EventKind(enum.StrEnum):
-    OPEN = "open"
-    CLICK = "click"
-    ANSWER = "answer"  # a one-click survey answer (app/survey/)
-
-
-class EventClass(enum.StrEnum):
-    HUMAN = "human"
-    MACHINE = "machine"
-    UNKNOWN = "unknown"
 
 
 class Reason(enum.StrEnum):

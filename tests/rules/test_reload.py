@@ -8,7 +8,7 @@ from pathlib import Path
 
 from httpx import AsyncClient
 
-from app.rules.lint import TemplateCheck
+from app.preview.lint import TemplateCheck
 from app.rules.source import RulesSource
 from app.runtime import Runtime
 from tests.conftest import Api

@@ -10,6 +10,7 @@ import pytest
 
 from app.cli import main
 from app.config import ROOT, ConfigError
+from app.preview.lint import TemplateCheck
 from app.runtime import Runtime
 from tests.test_config import STRONG, production
 
@@ -27,7 +28,7 @@ async def test_production_refuses_marketing_rules_without_the_address(tmp_path: 
     database = f"sqlite+aiosqlite:///{tmp_path / 'a.db'}"
     settings = production(rules_dir=folder, database_url=database)
     with pytest.raises(ConfigError) as refused:
-        Runtime.create(settings)
+        Runtime.create(settings, templates=TemplateCheck.for_settings(settings))
     message = str(refused.value)
     assert "AFTERSALE_SHOP_ADDRESS" in message
     assert "birthday, diapers-restock" in message and "thank-you" not in message
@@ -41,7 +42,7 @@ async def test_production_refuses_marketing_rules_without_the_address(tmp_path: 
         production(rules_dir=rules_folder(tmp_path / "t", "thank-you"), database_url=database),
         settings.model_copy(update={"env": "development"}),
     ):
-        runtime = Runtime.create(fine)
+        runtime = Runtime.create(fine, templates=TemplateCheck.for_settings(fine))
         assert runtime.rules.loaded
         await runtime.close()
 

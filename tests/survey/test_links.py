@@ -10,7 +10,7 @@ import pytest
 
 from app.config import ROOT
 from app.mail.templates import TemplateError, TemplateRenderer
-from app.rules.lint import check_rules
+from app.preview.lint import check_rules
 from app.survey.links import sample_survey_context, survey_context
 from app.survey.tokens import make_survey_token, read_survey_token
 

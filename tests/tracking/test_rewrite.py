@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from app.rules.lint import check_rules
+from app.preview.lint import check_rules
 from app.tracking.rewrite import (
     HONEYPOT_HTML,
     PIXEL_HTML,

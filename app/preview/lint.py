@@ -4,7 +4,11 @@ Besides the file format, it renders each rule's template in every locale it has,
 several sample contexts (non-ASCII and missing names, no items, a long order) and the
 render time limit, so a missing template, an undefined variable or a template too slow to
 send is found before a customer would have been mailed. Every reload runs the same check
-(`TemplateCheck`, used by `app.rules.source.RulesSource`).
+(`TemplateCheck`, given to `app.rules.source.RulesSource` by `Runtime.create`).
+
+It lives beside the previews, which render with the same sample data, rather than in
+app/rules: rendering needs mail, coupons, survey, tracking and catalog, and those import the
+rules, so the rules must not import them (no package cycles).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from app.catalog.links import NamedLinks
+from app.config import Settings
 from app.coupons.codes import sample_coupon
 from app.mail.templates import RenderTimeout, TemplateError, TemplateRenderer
 from app.rules.bounds import DEFAULT_BOUNDS, Bounds
@@ -202,6 +207,16 @@ class TemplateCheck:
         self.time_limit = time_limit
         self._seen: tuple[tuple[str, int, int], ...] | None = None
         self._problems: dict[tuple[str, str | None, str, bool], str | None] = {}
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> TemplateCheck:
+        """The check every process runs on reload: TEMPLATES_DIR, DEFAULT_LOCALE and
+        RENDER_TIMEOUT as configured."""
+        return cls(
+            settings.templates_dir,
+            default_locale=settings.default_locale,
+            time_limit=settings.render_timeout,
+        )
 
     def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
         """Every file under the templates folder: name, size, modification time."""
