@@ -28,6 +28,7 @@ from app.events import Envelope
 from app.file_import import BadLine, ImportFileError, Progress
 from app.intake import shopify_csv
 from app.intake.aftersale import DEFAULT_SHOP
+from app.intake.effects import intake_effects
 from app.intake.jsonl import parse_line
 from app.intake.payloads import PayloadError, describe
 from app.orders import service
@@ -141,7 +142,7 @@ async def import_records(
                             default_time_zone=default_time_zone,
                             plan_messages=False,
                             # The past was not brought by our mail: no conversions.
-                            attribution=None,
+                            effects=intake_effects(attribution=None),
                         )
                     ).status
                     for event in record.events

@@ -22,6 +22,7 @@ from app.config import Settings
 from app.erasures import names_the_erased
 from app.events import Envelope, IntakeResult
 from app.intake import repository
+from app.intake.effects import intake_effects
 from app.intake.payloads import PayloadError, decode_json, describe, run_mapper
 from app.intake.platform import MapContext, Platform
 from app.models import IntakeFailure
@@ -211,7 +212,7 @@ async def map_and_ingest(
             rules=rules,
             now=now,
             default_time_zone=settings.default_time_zone,
-            attribution=attribution_policy(settings),
+            effects=intake_effects(attribution=attribution_policy(settings)),
         )
         result.messages_planned += applied.messages_planned
         result.messages_cancelled += applied.messages_cancelled

@@ -16,9 +16,9 @@ from app.events import CustomerDeleted, Envelope, IntakeResult, OrderPlaced
 from app.lifecycle import flows
 from app.models import Order
 from app.orders import repository
+from app.orders.effects import IntakeEffects
 from app.orders.store import SqlStore
 from app.rules.loader import RuleSet
-from app.stats.attribution import AttributionPolicy
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ async def ingest_event(
     now: datetime,
     default_time_zone: str = "UTC",
     plan_messages: bool = True,
-    attribution: AttributionPolicy | None,
+    effects: IntakeEffects,
 ) -> IntakeResult:
     """Record the delivery once, then apply its event (a repeat is answered `duplicate`).
 
@@ -61,7 +61,7 @@ async def ingest_event(
         now=now,
         default_time_zone=default_time_zone,
         plan_messages=plan_messages,
-        attribution=attribution,
+        effects=effects,
     )
 
 
@@ -75,21 +75,19 @@ async def apply_event(
     now: datetime,
     default_time_zone: str = "UTC",
     plan_messages: bool = True,
-    attribution: AttributionPolicy | None,
+    effects: IntakeEffects,
 ) -> IntakeResult:
     """Apply the event of a delivery already recorded (row id `delivery`).
 
-    `attribution`: how orders are credited to the mail before them (docs/stats.md); None
-    records no conversions.
+    `effects`: what else orders and erasures mean (coupons, conversions, erasure), as
+    intake wires them (app/intake/effects.py).
     """
     if await _about_the_erased(session, shop=shop, event=event):
         # Erasure stays done: nothing of it is stored (its raw body neither), nothing planned.
         await repository.blank_delivery(session, delivery=delivery)
         log.info("%s %s is about an erased customer: ignored", event.type, event.id)
         return IntakeResult(status="ignored", event_id=event.id)
-    store = SqlStore(
-        session, shop=shop, default_time_zone=default_time_zone, attribution=attribution
-    )
+    store = SqlStore(session, shop=shop, default_time_zone=default_time_zone, effects=effects)
     applied = await flows.apply_event(
         store, event, rules=rules, now=now, plan_messages=plan_messages
     )

@@ -12,18 +12,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.service import ProductMatch, find_products_for_items
-from app.coupons.service import redeem_order_codes
-from app.customers.service import erase_customer
 from app.events import CustomerIn, CustomerRef, ItemIn, OrderIn
 from app.lifecycle.store import CustomerState, OrderState, Upserted
 from app.models import Customer, Order
 from app.orders import repository
+from app.orders.effects import IntakeEffects, StoredOrder
 from app.outbox import planned as outbox
 from app.planner.learned import GapStats, PastOrder
 from app.planner.planner import PlannedMessage
 from app.rules.facts import CustomerFacts, ItemFacts
-from app.stats.attribution import AttributionPolicy
-from app.stats.service import record_conversion
 
 
 class SqlStore:
@@ -33,12 +30,13 @@ class SqlStore:
         *,
         shop: str,
         default_time_zone: str = "UTC",
-        attribution: AttributionPolicy | None = None,
+        effects: IntakeEffects | None = None,
     ) -> None:
         self.session = session
         self.shop = shop
         self._default_zone = default_time_zone
-        self._attribution = attribution
+        # None where no event can need them (re-planning an order or its anchors).
+        self._effects = effects
         self._customers: dict[int, Customer] = {}
         self._orders: dict[int, Order] = {}
         # Created by this delivery: no other order of theirs exists yet.
@@ -99,9 +97,11 @@ class SqlStore:
                     self.session, shop=self.shop, email=incoming.email
                 )
             )
+        if self._effects is None:
+            raise RuntimeError("this store was wired without an eraser")
         cancelled = 0
         for erased in sorted(ids):
-            cancelled += await erase_customer(self.session, customer_id=erased, now=now)
+            cancelled += await self._effects.erase_customer(self.session, erased, now)
         if incoming.email:
             # Also when nobody was found: the request's own body, and any other, names them.
             await repository.blank_bodies_naming(self.session, shop=self.shop, email=incoming.email)
@@ -223,18 +223,11 @@ class SqlStore:
     async def order_stored(
         self, order: OrderState, incoming: OrderIn, *, new_order: bool, new_customer: bool
     ) -> None:
-        stored = self._orders[order.id]
-        # Codes our mail carried that this order used are linked to it (coupon attribution).
-        await redeem_order_codes(self.session, order=stored, codes=incoming.discount_codes)
-        if self._attribution is not None:
-            # Stats: credit the order to the mail that brought it, if any (once per order).
-            await record_conversion(
-                self.session,
-                order=stored,
-                policy=self._attribution,
-                new_order=new_order,
-                new_customer=new_customer,
-            )
+        if self._effects is None:
+            return
+        stored = StoredOrder(self._orders[order.id], incoming, new_order, new_customer)
+        for effect in self._effects.order_stored:
+            await effect(self.session, stored)
 
     # -- learned timing ------------------------------------------------------------------------
 
