@@ -8,13 +8,13 @@ shop (`find_products_for_items`, one or two statements) for any it could not res
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import repository
 from app.catalog.links import CatalogItem, ItemKey, LinkedItem, ShopLinks, item_key, shop_links
 from app.catalog.service import find_products_for_items
-from app.config import Settings
 
 # {shop: {item key: catalog item}}
 ShopCatalogs = Mapping[str, Mapping[ItemKey, CatalogItem]]
@@ -63,8 +63,21 @@ async def catalog_for_items(
     return found
 
 
+class LinkSettings(Protocol):
+    """The settings links are built from (app.config.Settings has them)."""
+
+    @property
+    def shop_url(self) -> str | None: ...
+    @property
+    def shop_urls(self) -> Mapping[str, str]: ...
+    @property
+    def shop_address(self) -> str | None: ...
+    @property
+    def reorder_url(self) -> str | None: ...
+
+
 def links_for_shop(
-    settings: Settings, shop: str, catalog: Mapping[ItemKey, CatalogItem] | None = None
+    settings: LinkSettings, shop: str, catalog: Mapping[ItemKey, CatalogItem] | None = None
 ) -> ShopLinks:
     """The links a message of `shop` gets, from the settings and what the catalog knows."""
     return shop_links(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +28,6 @@ from app.catalog.recommendations import (
     top,
 )
 from app.catalog.service import find_products_for_items
-from app.config import Settings
 from app.rules.model import Recommend
 
 # The latest buyers of a seed whose purchases are counted: enough for stable neighbours,
@@ -89,6 +88,17 @@ def item_refs(items: Iterable[Any]) -> list[tuple[str | None, str | None, str | 
     ]
 
 
+class RecommendSettings(Protocol):
+    """The settings recommendations are tuned by (app.config.Settings has them)."""
+
+    @property
+    def recommend_half_life_days(self) -> float: ...
+    @property
+    def recommend_lookback_days(self) -> int: ...
+    @property
+    def recommend_cache_seconds(self) -> float: ...
+
+
 class Recommender:
     def __init__(self, *, weighting: Weighting, cache_seconds: float) -> None:
         self.weighting = weighting
@@ -100,7 +110,7 @@ class Recommender:
         self._cards: _Cache[ProductCard] = _Cache(ttl)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Recommender:
+    def from_settings(cls, settings: RecommendSettings) -> Recommender:
         return cls(
             weighting=Weighting(
                 half_life_days=settings.recommend_half_life_days,
