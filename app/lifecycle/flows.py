@@ -236,9 +236,10 @@ async def plan_event(
     """Learn the repurchase gap the order closes, then plan the event's messages from the
     order and customer as they are and store them (unless `plan_messages` is off)."""
     facts = await order_facts(store, order, customer)
+    # Only these rules' match decides what history to read (the others' would change nothing).
     matching = [
         rule
-        for rule in event_rules(event_type, order=facts, rules=rules)
+        for rule in event_rules(event_type, order=facts, rules=rules.reading_history)
         if matching_items(rule, facts, customer.facts) is not None
     ]
     learned = [rule for rule in matching if rule.send.learned is not None]

@@ -42,6 +42,13 @@ class RuleSet:
         anchored = tuple(rule for rule in self.rules if rule.send.anchor is not None)
         return RuleSet(rules=anchored, version=self.version)
 
+    @cached_property
+    def reading_history(self) -> RuleSet:
+        """The rules whose match makes planning read the customer's past orders: learned
+        timing, and skipping on a rebuy."""
+        found = tuple(rule for rule in self.rules if rule.send.learned or rule.checks_rebuy)
+        return RuleSet(rules=found, version=self.version)
+
     @property
     def marketing_rule_ids(self) -> list[str]:
         return [rule.id for rule in self.rules if rule.kind == "marketing"]
