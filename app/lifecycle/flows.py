@@ -236,6 +236,10 @@ async def plan_event(
     """Learn the repurchase gap the order closes, then plan the event's messages from the
     order and customer as they are and store them (unless `plan_messages` is off)."""
     facts = await order_facts(store, order, customer)
+    if event_type in rules.reading_totals:
+        # Some rule matches on the customer's order count or spending: read them (once).
+        count, spent = await store.customer_totals(customer)
+        customer = replace(customer, facts=replace(customer.facts, orders=count, spent=spent))
     # Only these rules' match decides what history to read (the others' would change nothing).
     matching = [
         rule
@@ -244,7 +248,10 @@ async def plan_event(
     ]
     learned = [rule for rule in matching if rule.send.learned is not None]
     history = NO_HISTORY
-    if learned or (plan_messages and any(rule.checks_rebuy for rule in matching)):
+    if learned or (
+        plan_messages
+        and any(rule.checks_rebuy or rule.when.first_in_category is not None for rule in matching)
+    ):
         history = History(
             orders=await store.past_orders(order, customer),
             product_gaps=await store.product_gaps([rule.id for rule in learned]),

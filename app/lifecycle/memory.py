@@ -504,6 +504,14 @@ class MemoryStore:
     async def past_orders(self, order: OrderState, customer: CustomerState) -> list[PastOrder]:
         return past_orders(self._order(order), self.world.by_id[customer.id])
 
+    async def customer_totals(self, customer: CustomerState) -> tuple[int, dict[str, Decimal]]:
+        standing = standing_orders(self.world.by_id[customer.id])
+        spent: dict[str, Decimal] = {}
+        for order in standing:
+            if order.currency is not None and order.total is not None:
+                spent[order.currency] = spent.get(order.currency, Decimal(0)) + order.total
+        return len(standing), spent
+
     async def standing_orders(self, customer: CustomerState) -> list[OrderState]:
         return [self.order_state(o) for o in standing_orders(self.world.by_id[customer.id])]
 

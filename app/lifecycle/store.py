@@ -107,6 +107,10 @@ class LifecycleStore(Protocol):
         """The customer's latest standing orders other than this one, newest first."""
         ...
 
+    async def customer_totals(self, customer: CustomerState) -> tuple[int, dict[str, Decimal]]:
+        """How many standing orders the customer has, and their totals per currency."""
+        ...
+
     async def standing_orders(self, customer: CustomerState) -> list[OrderState]:
         """Placed and not cancelled or refunded, oldest first."""
         ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from functools import cache, lru_cache
 from typing import Any, cast
 
@@ -556,6 +557,28 @@ async def record_gap(
 async def is_suppressed(session: AsyncSession, email: str) -> bool:
     keys = {"address": email.lower(), "digest": email_digest(email)}
     return (await session.execute(_SUPPRESSED, keys)).first() is not None
+
+
+async def customer_totals(
+    session: AsyncSession, *, customer_id: int
+) -> tuple[int, dict[str, Decimal]]:
+    """The customer's standing orders (placed, not cancelled or refunded): how many, and
+    their totals per currency. One statement."""
+    rows = await session.execute(
+        select(Order.currency, func.count(), func.sum(Order.total))
+        .where(
+            Order.customer_id == customer_id,
+            Order.placed_at.is_not(None),
+            Order.status.not_in([OrderStatus.CANCELLED, OrderStatus.REFUNDED]),
+        )
+        .group_by(Order.currency)
+    )
+    count, spent = 0, {}
+    for currency, orders, total in rows:
+        count += int(orders)
+        if currency is not None and total is not None:
+            spent[currency] = Decimal(str(total))
+    return count, spent
 
 
 async def standing_orders(session: AsyncSession, *, customer_id: int) -> Sequence[Order]:

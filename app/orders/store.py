@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -215,6 +216,9 @@ class SqlStore:
         return await repository.past_orders(
             self.session, customer_id=customer.id, before_order_id=order.id
         )
+
+    async def customer_totals(self, customer: CustomerState) -> tuple[int, dict[str, Decimal]]:
+        return await repository.customer_totals(self.session, customer_id=customer.id)
 
     async def standing_orders(self, customer: CustomerState) -> list[OrderState]:
         rows = await repository.standing_orders(self.session, customer_id=customer.id)

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from app.planner.assign import assign
 from app.planner.learned import GapStats, PastOrder, learned_due, log_gaps, purchases
 from app.rules.anchors import anchor_dates
+from app.rules.categories import same_need
 from app.rules.facts import CustomerFacts, ItemFacts, OrderFacts
 from app.rules.loader import RuleSet
 from app.rules.model import DELIVERED, Rule
@@ -78,6 +79,10 @@ def plan_order_event(
     planned = []
     for rule in event_rules(event, order=order, rules=rules):
         items = matching_items(rule, order, customer)
+        if items is not None and rule.when.first_in_category is not None:
+            items = _by_category_news(
+                items, rule.when.first_in_category, history=history, before=anchor
+            )
         if items is None:
             continue
         key = order_dedupe_key(rule.id, order_id=order.id, customer_id=customer_id)
@@ -106,6 +111,27 @@ def plan_order_event(
                 )
             planned.append(message)
     return planned
+
+
+def _by_category_news(
+    items: list[ItemFacts], new: bool, *, history: History, before: datetime
+) -> list[ItemFacts] | None:
+    """The items of a category the customer has not bought before (`new`), or of one they
+    have; None when none is left. "coffee/beans" bought before makes "coffee/beans/arabica"
+    no news, and the other way round; "coffee" and "tea" are different needs."""
+    bought = {
+        path
+        for past in history.orders
+        if past.placed_at < before
+        for earlier in past.items
+        for path in earlier.categories
+    }
+    kept = [
+        item
+        for item in items
+        if any(same_need(path, old) for path in item.categories for old in bought) is not new
+    ]
+    return kept or None
 
 
 def event_rules(event: str, *, order: OrderFacts, rules: RuleSet) -> list[Rule]:

@@ -106,6 +106,10 @@ class CustomerFacts:
     # Stable across processes and replays (shop + the shop's customer id): variants and
     # holdout groups are drawn from it.
     key: str = ""
+    # Filled only when a rule asks (`customer: {orders, spent}`): standing orders, this one
+    # included, and what they came to per currency.
+    orders: int | None = None
+    spent: Mapping[str, Decimal] | None = None
 
 
 @dataclass(frozen=True)

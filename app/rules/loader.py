@@ -45,9 +45,22 @@ class RuleSet:
     @cached_property
     def reading_history(self) -> RuleSet:
         """The rules whose match makes planning read the customer's past orders: learned
-        timing, and skipping on a rebuy."""
-        found = tuple(rule for rule in self.rules if rule.send.learned or rule.checks_rebuy)
+        timing, skipping on a rebuy, and the first purchase in a category."""
+        found = tuple(
+            rule
+            for rule in self.rules
+            if rule.send.learned or rule.checks_rebuy or rule.when.first_in_category is not None
+        )
         return RuleSet(rules=found, version=self.version)
+
+    @cached_property
+    def reading_totals(self) -> frozenset[str]:
+        """The events whose rules match on the customer's order count or spending."""
+        return frozenset(
+            rule.when.event
+            for rule in self.rules
+            if rule.when.customer is not None and rule.when.customer.needs_totals
+        )
 
     @property
     def marketing_rule_ids(self) -> list[str]:

@@ -172,16 +172,44 @@ class OrderFilter(_Strict):
         return not self.currency or currency in self.currency
 
 
+class SpentRange(NumberRange):
+    currency: str = Field(
+        pattern=r"^[A-Z]{3}$",
+        description="the ISO code of the totals, e.g. EUR; orders in other currencies do not count",
+    )
+
+
 class CustomerFilter(_Strict):
-    """Every given list must match (any one value within a list)."""
+    """Every given list must match (any one value within a list), and each given range."""
 
     locale: list[str] = Field(default_factory=list, description="e.g. [ru] matches ru and ru-RU")
     country: list[str] = Field(default_factory=list, description="ISO codes, e.g. [DE, AT]")
     tags: list[str] = Field(default_factory=list, description="customer tags, e.g. [vip]")
+    orders: NumberRange | None = Field(
+        default=None,
+        description="how many orders the customer has placed, this one included (cancelled "
+        "and refunded ones do not count), e.g. {min: 3}",
+    )
+    spent: SpentRange | None = Field(
+        default=None,
+        description="what the customer has spent in all, this order included (cancelled and "
+        "refunded orders do not count), in one currency, e.g. {currency: EUR, min: 500}",
+    )
+
+    @property
+    def needs_totals(self) -> bool:
+        """Whether matching needs the customer's order count and spending."""
+        return self.orders is not None or self.spent is not None
 
     def matches(self, customer: CustomerFacts | None) -> bool:
         if customer is None:
-            return not (self.locale or self.country or self.tags)
+            return not (self.locale or self.country or self.tags or self.needs_totals)
+        if self.orders is not None and not self.orders.contains(customer.orders):
+            return False
+        if self.spent is not None and not self.spent.contains(
+            None if customer.spent is None else customer.spent.get(self.spent.currency, 0)
+        ):
+            return False
         language = (customer.locale or "").replace("_", "-").lower()
         if self.locale and not any(
             language == wanted.lower() or language.startswith(wanted.lower() + "-")
@@ -206,15 +234,26 @@ class When(_Strict):
     first_order: bool | None = Field(
         default=None, description="true: only a customer's first order; false: only repeats"
     )
+    first_in_category: bool | None = Field(
+        default=None,
+        description="true: only items of a category the customer has not bought before (their "
+        "first diapers, not their first order); false: only items of a category bought before",
+    )
 
     @model_validator(mode="after")
     def _filters_fit_the_event(self) -> When:
         if self.event not in ORDER_EVENTS and (
-            self.items is not None or self.order is not None or self.first_order is not None
+            self.items is not None
+            or self.order is not None
+            or self.first_order is not None
+            or self.first_in_category is not None
         ):
             raise ValueError(
-                f"items, order and first_order apply to order events, not {self.event}"
+                "items, order, first_order and first_in_category apply to order events, "
+                f"not {self.event}"
             )
+        if self.event not in ORDER_EVENTS and self.customer and self.customer.needs_totals:
+            raise ValueError(f"customer orders and spent apply to order events, not {self.event}")
         return self
 
 
