@@ -86,12 +86,14 @@ def plan_order_event(
         if items is None:
             continue
         key = order_dedupe_key(rule.id, order_id=order.id, customer_id=customer_id)
+        # A variant may have its own delay (an A/B test of timing).
+        timed = rule.timed_for(assign(rule, customer_key).variant) if rule.variants else rule
         if rule.when.event == DELIVERED and event != DELIVERED:
             # No delivery reported (yet): its fallback, from the fulfilment.
             times = [(fallback_send_time(rule, anchor=anchor, items=items, tz=tz), key)]
         else:
             times = _send_times(
-                rule,
+                timed,
                 anchor=anchor,
                 items=items,
                 tz=tz,

@@ -478,6 +478,19 @@ class Variant(_Strict):
     template: str = Field(description="the template folder under templates/email")
     weight: int = Field(default=1, ge=0, le=1_000_000, description="relative share")
     name: str | None = Field(default=None, description="shown in stats; the template by default")
+    after: DurationRangeText | None = Field(
+        default=None,
+        description="this variant's own delay instead of the rule's `send.after`, to test "
+        "timing: e.g. 10d against 14d",
+        examples=["10d", "1w..2w"],
+    )
+
+    @field_validator("after")
+    @classmethod
+    def _range(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_range(value)
+        return value
 
     @field_validator("template", "name")
     @classmethod
@@ -648,6 +661,13 @@ class Rule(_Strict):
                 raise ValueError("variants need distinct templates or names")
             if sum(variant.weight for variant in self.variants) == 0:
                 raise ValueError("at least one variant needs a weight above 0")
+            send = self.send
+            timed = any(variant.after is not None for variant in self.variants)
+            if timed and (send.supply or send.learned or send.at or send.anchor):
+                raise ValueError(
+                    "a variant's 'after' replaces the rule's 'send.after': it does not go "
+                    "with 'supply', 'learned', 'at' or 'anchor'"
+                )
         if self.holdout and self.kind == "transactional":
             raise ValueError("'holdout' applies to marketing rules; transactional mail is owed")
         if self.coupon is not None and self.kind == "transactional":
@@ -659,6 +679,20 @@ class Rule(_Strict):
     def checks_rebuy(self) -> bool:
         """Whether a later purchase can stop this rule's message (any `rebought_*`)."""
         return any(reason.startswith("rebought") for reason in self.skip_if)
+
+    def timed_for(self, variant: str | None) -> Rule:
+        """The rule as its variant times it: with the variant's `after`, if it has one."""
+        return self._variant_timings.get(variant, self) if variant is not None else self
+
+    @cached_property
+    def _variant_timings(self) -> dict[str, Rule]:
+        return {
+            variant.label: self.model_copy(
+                update={"send": self.send.model_copy(update={"after": variant.after})}
+            )
+            for variant in self.variants or ()
+            if variant.after is not None
+        }
 
     @property
     def templates(self) -> list[str]:
