@@ -19,8 +19,8 @@ from tests.conftest import FrozenClock
 from tests.simulate.test_parity import (
     DIAPERS,
     START,
-    _order,
     _instant,
+    _order,
     through_simulate,
     through_the_service,
 )
