@@ -17,7 +17,6 @@ from app.planner.planner import History, plan_order_event
 from app.rules.facts import CustomerFacts, ItemFacts, OrderFacts
 from app.rules.loader import RuleSet
 from app.rules.model import Rule
-from app.rules.source import RulesSource
 from app.runtime import Runtime
 from app.simulate.replay import PLANNED
 from tests.conftest import FrozenClock
@@ -27,8 +26,7 @@ from tests.simulate.test_parity import (
     START,
     _about_order,
     _order,
-    through_simulate,
-    through_the_service,
+    both_ways,
 )
 from tests.smtp_sink import SmtpSink
 
@@ -87,16 +85,16 @@ async def test_rules_on_history_match_alike_in_the_service_and_simulate(
     tmp_path: Path,
     capsys: Any,
 ) -> None:
-    rules_dir = tmp_path / "history-rules"
-    rules_dir.mkdir()
-    (rules_dir / "rules.yaml").write_text(RULES)
-    runtime.rules = RulesSource(rules_dir)
-    assert runtime.rules.reload(), runtime.rules.errors
-    clock.current = START
     bodies = corpus()
-
-    service = await through_the_service(client, runtime, clock, bodies)
-    simulated = through_simulate(bodies, rules_dir, tmp_path, capsys)
+    service, simulated = await both_ways(
+        RULES,
+        bodies,
+        client=client,
+        runtime=runtime,
+        clock=clock,
+        tmp_path=tmp_path,
+        capsys=capsys,
+    )
 
     assert simulated == service
     sent = {key for key, seen in service.items() if all(s[0] == PLANNED for s in seen)}

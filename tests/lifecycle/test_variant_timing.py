@@ -12,17 +12,14 @@ from httpx import AsyncClient
 from pydantic import ValidationError
 
 from app.rules.model import Rule
-from app.rules.source import RulesSource
 from app.runtime import Runtime
 from app.simulate.replay import PLANNED
 from tests.conftest import FrozenClock
 from tests.simulate.test_parity import (
     DIAPERS,
-    START,
     _instant,
     _order,
-    through_simulate,
-    through_the_service,
+    both_ways,
 )
 from tests.smtp_sink import SmtpSink
 
@@ -46,12 +43,6 @@ async def test_each_variant_sends_after_its_own_delay(
     tmp_path: Path,
     capsys: Any,
 ) -> None:
-    rules_dir = tmp_path / "variant-rules"
-    rules_dir.mkdir()
-    (rules_dir / "rules.yaml").write_text(RULES)
-    runtime.rules = RulesSource(rules_dir)
-    assert runtime.rules.reload(), runtime.rules.errors
-    clock.current = START
     bodies = [
         _order(
             f"82098291194615{6000 + n}",
@@ -64,9 +55,15 @@ async def test_each_variant_sends_after_its_own_delay(
         for n in range(12)
     ]
     placed = {body["order"]["id"]: _instant(body["order"]["created_at"]) for body in bodies}
-
-    service = await through_the_service(client, runtime, clock, bodies)
-    simulated = through_simulate(bodies, rules_dir, tmp_path, capsys)
+    service, simulated = await both_ways(
+        RULES,
+        bodies,
+        client=client,
+        runtime=runtime,
+        clock=clock,
+        tmp_path=tmp_path,
+        capsys=capsys,
+    )
 
     assert simulated == service
     delays = {"early": timedelta(days=3), "usual": timedelta(days=5)}

@@ -448,6 +448,28 @@ def _sorted(found: Found) -> Found:
     return {key: sorted(seen, key=lambda one: (one[2], one[0])) for key, seen in found.items()}
 
 
+async def both_ways(
+    rules: str,
+    bodies: Sequence[dict[str, Any]],
+    *,
+    client: AsyncClient,
+    runtime: Runtime,
+    clock: FrozenClock,
+    tmp_path: Path,
+    capsys: Any,
+) -> tuple[Found, Found]:
+    """What the service and what `simulate` make of these bodies under these rules, from
+    START to UNTIL: (service, simulated)."""
+    rules_dir = tmp_path / "parity-rules"
+    rules_dir.mkdir()
+    (rules_dir / "rules.yaml").write_text(rules)
+    runtime.rules = RulesSource(rules_dir)
+    assert runtime.rules.reload(), runtime.rules.errors
+    clock.current = START
+    service = await through_the_service(client, runtime, clock, bodies)
+    return service, through_simulate(bodies, rules_dir, tmp_path, capsys)
+
+
 async def test_simulate_decides_every_message_as_the_service_does(
     client: AsyncClient,
     runtime: Runtime,
@@ -456,16 +478,16 @@ async def test_simulate_decides_every_message_as_the_service_does(
     tmp_path: Path,
     capsys: Any,
 ) -> None:
-    rules_dir = tmp_path / "parity-rules"
-    rules_dir.mkdir()
-    (rules_dir / "rules.yaml").write_text(RULES)
-    runtime.rules = RulesSource(rules_dir)
-    assert runtime.rules.reload(), runtime.rules.errors
-    clock.current = START
     bodies = corpus()
-
-    service = await through_the_service(client, runtime, clock, bodies)
-    simulated = through_simulate(bodies, rules_dir, tmp_path, capsys)
+    service, simulated = await both_ways(
+        RULES,
+        bodies,
+        client=client,
+        runtime=runtime,
+        clock=clock,
+        tmp_path=tmp_path,
+        capsys=capsys,
+    )
 
     assert simulated == service
     # The sink got exactly the mails both call sent.
