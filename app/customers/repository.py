@@ -1,4 +1,5 @@
-"""SQL for privacy requests: everything held about a customer, and whole-shop erasure."""
+"""SQL for privacy requests: everything held about a customer, and erasure of a customer or
+a whole shop."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, null, or_, select, update
+from sqlalchemy import and_, func, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.erasures import record_erasure
 from app.models import (
     ConsentChange,
     CouponCode,
@@ -21,11 +23,14 @@ from app.models import (
     OrderItem,
     PrivacyRequest,
     Suppression,
+    SurveyAnswer,
     TrackedLink,
     TrackingEvent,
     WebhookDelivery,
 )
+from app.outbox import planned as outbox
 from app.privacy import email_digest
+from app.suppressions.repository import forget_removed_address
 
 
 async def find_customer(session: AsyncSession, *, shop: str, external_id: str) -> Customer | None:
@@ -35,6 +40,135 @@ async def find_customer(session: AsyncSession, *, shop: str, external_id: str) -
 
 async def shop_customer_ids(session: AsyncSession, *, shop: str) -> Sequence[int]:
     return (await session.execute(select(Customer.id).where(Customer.shop == shop))).scalars().all()
+
+
+async def customer_ids_by_email(session: AsyncSession, *, shop: str, email: str) -> list[int]:
+    statement = select(Customer.id).where(Customer.shop == shop, Customer.email == email.lower())
+    return list((await session.execute(statement)).scalars())
+
+
+async def erase_customer(session: AsyncSession, *, customer_id: int, now: datetime) -> None:
+    """Remove personal data wherever it lives: the customer, their orders and items, their
+    messages and delivery history, the raw webhook bodies that carried it. Rows and counts
+    stay (orders, totals, message statuses), so stats keep adding up."""
+    statement = select(Customer).where(Customer.id == customer_id)
+    customer = (await session.execute(statement)).scalar_one()
+    email, external_id = customer.email, customer.external_id
+    if customer.deleted_at is None:
+        # Digests only, so that what arrives about them later stores nothing (app/erasures.py).
+        await record_erasure(
+            session, shop=customer.shop, external_id=customer.external_id, email=email, at=now
+        )
+    await session.execute(
+        update(Customer)
+        .where(Customer.id == customer_id)
+        .values(
+            # The shop's id for them is theirs too; freed, so that a new order after the
+            # erasure makes a new customer (docs/privacy.md).
+            external_id=f"erased:{customer_id}",
+            email=None,
+            first_name=None,
+            last_name=None,
+            birthday=None,
+            attributes={},
+            tags=[],
+            locale=None,
+            time_zone=None,
+            country=None,
+            marketing_consent=False,
+            deleted_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    orders = select(Order.id).where(Order.customer_id == customer_id).scalar_subquery()
+    # Order attributes can hold personal text too (a gift message).
+    await _update(session, Order, Order.customer_id == customer_id, email=None, attributes={})
+    # Item attributes can hold personal text (an engraving, a child's name).
+    await _update(session, OrderItem, OrderItem.order_id.in_(orders), attributes={})
+    await outbox.erase_recipient(session, customer_id=customer_id)
+    messages = select(Message.id).where(Message.customer_id == customer_id).scalar_subquery()
+    await _update(session, WebhookDelivery, WebhookDelivery.customer_id == customer_id, body="")
+    # Tracking keeps its counts (class, reason, time), not who and where: links can carry
+    # personal query strings, user agents and network prefixes identify people.
+    await _update(session, TrackedLink, TrackedLink.message_id.in_(messages), url=None)
+    await _update(
+        session, TrackingEvent, TrackingEvent.message_id.in_(messages), user_agent=None, ip=None
+    )
+    # Survey answers keep their score (NPS adds up); the comment is the customer's own words.
+    await _update(
+        session,
+        SurveyAnswer,
+        SurveyAnswer.message_id.in_(messages),
+        comment=None,
+        commented_at=None,
+        user_agent=None,
+        ip=None,
+    )
+    # Exports produced for their data requests are all their data; the row stays (a request
+    # was received and answered), not what it said about them.
+    requested: ColumnElement[bool] = or_(
+        PrivacyRequest.customer_id == customer_id,
+        and_(PrivacyRequest.shop == customer.shop, PrivacyRequest.customer_ref == external_id),
+    )
+    if email:
+        requested = or_(
+            requested,
+            and_(
+                PrivacyRequest.shop == customer.shop, PrivacyRequest.subject == email_digest(email)
+            ),
+        )
+    await _update(session, PrivacyRequest, requested, export=null(), customer_ref=None)
+    # What the customer changed themselves stays (counts, times), not the address.
+    await _update(session, ConsentChange, ConsentChange.customer_id == customer_id, email=None)
+    # Bounces and complaints: counts and kinds stay; the address and the report text (which
+    # quotes it) go, for the customer's messages and for reports that named only the address.
+    about_customer: ColumnElement[bool] = MailFeedbackEvent.message_id.in_(messages)
+    if email:
+        about_customer = or_(about_customer, MailFeedbackEvent.recipient == email.lower())
+    await _update(session, MailFeedbackEvent, about_customer, recipient=None, detail=None)
+    if email:
+        await _forget_suppressed_address(session, email)
+        await forget_removed_address(session, email)
+        await blank_bodies_naming(session, shop=customer.shop, email=email)
+
+
+async def blank_bodies_naming(session: AsyncSession, *, shop: str, email: str) -> None:
+    """Raw bodies of the shop that name the address but were never linked to its customer:
+    the erasure request's own, data requests, deliveries ignored or failed before a customer
+    was known. A scan of the shop's retained bodies: erasures are rare."""
+    await _update(
+        session,
+        WebhookDelivery,
+        WebhookDelivery.shop == shop,
+        WebhookDelivery.body != "",
+        func.lower(WebhookDelivery.body).contains(email.strip().lower(), autoescape=True),
+        body="",
+    )
+
+
+async def _forget_suppressed_address(session: AsyncSession, email: str) -> None:
+    """Keep the suppression working, without the address: swap it for its digest."""
+    digest = email_digest(email)
+    existing = (
+        await session.execute(select(Suppression).where(Suppression.email == email.lower()))
+    ).scalar_one_or_none()
+    if existing is None:
+        return
+    already = (
+        await session.execute(select(Suppression.id).where(Suppression.email == digest))
+    ).first()
+    if already:
+        await session.delete(existing)
+    else:
+        existing.email = digest
+        existing.detail = None
+    await session.flush()
+
+
+async def _update(session: AsyncSession, table: Any, *where: Any, **values: Any) -> None:
+    await session.execute(
+        update(table).where(*where).values(**values).execution_options(synchronize_session=False)
+    )
 
 
 async def erase_shop_deliveries(session: AsyncSession, *, shop: str) -> None:
@@ -191,43 +325,3 @@ async def list_privacy_requests(
 
 async def get_privacy_request(session: AsyncSession, request_id: int) -> PrivacyRequest | None:
     return await session.get(PrivacyRequest, request_id)
-
-
-# -- marketing consent changed by the customer (app/customers/consent.py) -------------------
-
-
-async def customers_at(
-    session: AsyncSession, *, emails: Sequence[str], shop: str | None
-) -> list[Customer]:
-    """The customers (not erased) at these addresses, of `shop` or of every shop."""
-    statement = select(Customer).where(
-        Customer.email.in_([email.lower() for email in emails]), Customer.deleted_at.is_(None)
-    )
-    if shop is not None:
-        statement = statement.where(Customer.shop == shop)
-    return list((await session.execute(statement.order_by(Customer.id))).scalars())
-
-
-async def set_marketing(
-    session: AsyncSession, ids: Sequence[int], *, consent: bool, opt_out_at: datetime | None
-) -> None:
-    await session.execute(
-        update(Customer)
-        .where(Customer.id.in_(ids))
-        .values(marketing_consent=consent, marketing_opt_out_at=opt_out_at)
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def add_consent_changes(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(ConsentChange), list(rows))
-
-
-async def consent_changes(session: AsyncSession, customer_id: int) -> list[ConsentChange]:
-    statement = (
-        select(ConsentChange)
-        .where(ConsentChange.customer_id == customer_id)
-        .order_by(ConsentChange.id)
-    )
-    return list((await session.execute(statement)).scalars())

@@ -8,9 +8,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import consent
 from app.customers import repository
+from app.events import CustomerRef
 from app.models import Customer, MailFeedbackEvent, PrivacyRequest, Suppression
-from app.orders import repository as orders
 from app.outbox import planned as outbox
 from app.privacy import email_digest
 from app.survey.repository import answers_of_messages as survey_answers
@@ -31,7 +32,7 @@ async def export_address(
 ) -> dict[str, Any] | None:
     """Everything held about the person at this address, in `shop` or in every shop: one
     document per customer row, and what is kept by address alone. None if nothing is."""
-    customers = await repository.customers_at(session, emails=[email], shop=shop)
+    customers = await consent.customers_at(session, emails=[email], shop=shop)
     return await _person_document(session, customers=customers, email=email, shop=shop, now=now)
 
 
@@ -53,7 +54,7 @@ async def answer_data_request(
             customer = None  # erased already: nothing of theirs is held
     customers = [customer] if customer else []
     if not customers and email:
-        customers = await repository.customers_at(session, emails=[email], shop=shop)
+        customers = await consent.customers_at(session, emails=[email], shop=shop)
     address = customers[0].email if customers and customers[0].email else email
     export = await _person_document(session, customers=customers, email=address, shop=shop, now=now)
     request = PrivacyRequest(
@@ -217,7 +218,7 @@ async def _customer_document(session: AsyncSession, customer: Customer) -> dict[
         "suppressions": [_suppression(row) for row in data["suppressions"]],
         "consent_changes": [
             {"change": row.change, "source": row.source, "at": _time(row.at)}
-            for row in await repository.consent_changes(session, customer.id)
+            for row in await consent.consent_changes(session, customer.id)
         ],
         # Bounces and complaints reported about their mail (docs/deliverability.md).
         "mail_feedback": [_feedback(event) for event in data["mail_feedback"]],
@@ -245,7 +246,28 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
     cancelled = await outbox.cancel_pending(
         session, customer_id=customer_id, reason="customer_deleted"
     )
-    await orders.erase_customer(session, customer_id=customer_id, now=now)
+    await repository.erase_customer(session, customer_id=customer_id, now=now)
+    return cancelled
+
+
+async def erase_person(
+    session: AsyncSession, *, shop: str, customer: CustomerRef, now: datetime
+) -> int:
+    """A shop's `customer.deleted`: erase its customer with this id and every one of its
+    customers at this address (guest checkouts are customers of their own), and the raw
+    bodies that name the address. Returns how many messages were cancelled."""
+    ids = set()
+    found = await repository.find_customer(session, shop=shop, external_id=customer.id)
+    if found is not None:
+        ids.add(found.id)
+    if customer.email:
+        ids.update(await repository.customer_ids_by_email(session, shop=shop, email=customer.email))
+    cancelled = 0
+    for erased in sorted(ids):
+        cancelled += await erase_customer(session, customer_id=erased, now=now)
+    if customer.email:
+        # Also when nobody was found: the request's own body, and any other, names them.
+        await repository.blank_bodies_naming(session, shop=shop, email=customer.email)
     return cancelled
 
 

@@ -25,7 +25,7 @@ from app.feedback import repository
 from app.feedback.model import Feedback
 from app.feedback.references import read_reference
 from app.models import FeedbackKind, SuppressionReason
-from app.outbox.repository import suppress
+from app.suppressions.repository import suppress
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.coupons.service import redeem_order_codes
-from app.customers.service import erase_customer
+from app.customers.service import erase_person
+from app.events import CustomerRef
 from app.orders.effects import IntakeEffects, OrderEffect, StoredOrder
 from app.stats.attribution import AttributionPolicy
 from app.stats.service import record_conversion
@@ -38,5 +39,5 @@ async def _redeem_codes(session: AsyncSession, stored: StoredOrder) -> None:
     await redeem_order_codes(session, order=stored.order, codes=stored.incoming.discount_codes)
 
 
-async def _erase(session: AsyncSession, customer_id: int, now: datetime) -> int:
-    return await erase_customer(session, customer_id=customer_id, now=now)
+async def _erase(session: AsyncSession, shop: str, customer: CustomerRef, now: datetime) -> int:
+    return await erase_person(session, shop=shop, customer=customer, now=now)

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.events import OrderIn
+from app.events import CustomerRef, OrderIn
 from app.models import Order
 
 
@@ -29,8 +29,9 @@ class StoredOrder:
 # Called once an order placed is stored with its items (e.g. redeem coupon codes, credit a
 # conversion to the mail that brought it).
 OrderEffect = Callable[[AsyncSession, StoredOrder], Awaitable[None]]
-# Erase one customer everywhere (app/customers/service.py); returns messages cancelled.
-Eraser = Callable[[AsyncSession, int, datetime], Awaitable[int]]
+# Erase the shop's person a `customer.deleted` names, by id and by address, everywhere
+# (app/customers/service.py); returns messages cancelled.
+Eraser = Callable[[AsyncSession, str, CustomerRef, datetime], Awaitable[int]]
 
 
 @dataclass(frozen=True)

@@ -9,37 +9,26 @@ from decimal import Decimal
 from functools import cache, lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, func, null, or_, select, update
+from sqlalchemy import Table, bindparam, case, func, select, update
 from sqlalchemy import insert as core_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
-from sqlalchemy.sql.elements import ColumnElement
 
 from app.db import dialect_insert, utcnow
-from app.erasures import record_erasure
 from app.events import GUEST_PREFIX
 from app.models import (
-    ConsentChange,
     Customer,
-    MailFeedbackEvent,
-    Message,
     Order,
     OrderItem,
     OrderStatus,
-    PrivacyRequest,
     Product,
     RepurchaseGap,
     Suppression,
-    SurveyAnswer,
-    TrackedLink,
-    TrackingEvent,
     WebhookDelivery,
     with_products,
 )
-from app.outbox import planned as outbox
 from app.planner.learned import GapStats, PastOrder
 from app.privacy import email_digest
-from app.suppressions.repository import forget_removed_address
 
 # Learned timing follows the product's recent behaviour: its latest observations only.
 GAPS_PER_RULE = 1000
@@ -384,129 +373,6 @@ async def count_earlier_orders(
     return int((await session.execute(_EARLIER_ORDERS, params)).scalar_one())
 
 
-async def erase_customer(session: AsyncSession, *, customer_id: int, now: datetime) -> None:
-    """Remove personal data wherever it lives: the customer, their orders and items, their
-    messages and delivery history, the raw webhook bodies that carried it. Rows and counts
-    stay (orders, totals, message statuses), so stats keep adding up."""
-    customer = await get_customer(session, customer_id)
-    email, external_id = customer.email, customer.external_id
-    if customer.deleted_at is None:
-        # Digests only, so that what arrives about them later stores nothing (app/erasures.py).
-        await record_erasure(
-            session, shop=customer.shop, external_id=customer.external_id, email=email, at=now
-        )
-    await session.execute(
-        update(Customer)
-        .where(Customer.id == customer_id)
-        .values(
-            # The shop's id for them is theirs too; freed, so that a new order after the
-            # erasure makes a new customer (docs/privacy.md).
-            external_id=f"erased:{customer_id}",
-            email=None,
-            first_name=None,
-            last_name=None,
-            birthday=None,
-            attributes={},
-            tags=[],
-            locale=None,
-            time_zone=None,
-            country=None,
-            marketing_consent=False,
-            deleted_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    orders = select(Order.id).where(Order.customer_id == customer_id).scalar_subquery()
-    # Order attributes can hold personal text too (a gift message).
-    await _update(session, Order, Order.customer_id == customer_id, email=None, attributes={})
-    # Item attributes can hold personal text (an engraving, a child's name).
-    await _update(session, OrderItem, OrderItem.order_id.in_(orders), attributes={})
-    await outbox.erase_recipient(session, customer_id=customer_id)
-    messages = select(Message.id).where(Message.customer_id == customer_id).scalar_subquery()
-    await _update(session, WebhookDelivery, WebhookDelivery.customer_id == customer_id, body="")
-    # Tracking keeps its counts (class, reason, time), not who and where: links can carry
-    # personal query strings, user agents and network prefixes identify people.
-    await _update(session, TrackedLink, TrackedLink.message_id.in_(messages), url=None)
-    await _update(
-        session, TrackingEvent, TrackingEvent.message_id.in_(messages), user_agent=None, ip=None
-    )
-    # Survey answers keep their score (NPS adds up); the comment is the customer's own words.
-    await _update(
-        session,
-        SurveyAnswer,
-        SurveyAnswer.message_id.in_(messages),
-        comment=None,
-        commented_at=None,
-        user_agent=None,
-        ip=None,
-    )
-    # Exports produced for their data requests are all their data; the row stays (a request
-    # was received and answered), not what it said about them.
-    requested: ColumnElement[bool] = or_(
-        PrivacyRequest.customer_id == customer_id,
-        and_(PrivacyRequest.shop == customer.shop, PrivacyRequest.customer_ref == external_id),
-    )
-    if email:
-        requested = or_(
-            requested,
-            and_(
-                PrivacyRequest.shop == customer.shop, PrivacyRequest.subject == email_digest(email)
-            ),
-        )
-    await _update(session, PrivacyRequest, requested, export=null(), customer_ref=None)
-    # What the customer changed themselves stays (counts, times), not the address.
-    await _update(session, ConsentChange, ConsentChange.customer_id == customer_id, email=None)
-    # Bounces and complaints: counts and kinds stay; the address and the report text (which
-    # quotes it) go, for the customer's messages and for reports that named only the address.
-    about_customer: ColumnElement[bool] = MailFeedbackEvent.message_id.in_(messages)
-    if email:
-        about_customer = or_(about_customer, MailFeedbackEvent.recipient == email.lower())
-    await _update(session, MailFeedbackEvent, about_customer, recipient=None, detail=None)
-    if email:
-        await _forget_suppressed_address(session, email)
-        await forget_removed_address(session, email)
-        await blank_bodies_naming(session, shop=customer.shop, email=email)
-
-
-async def blank_bodies_naming(session: AsyncSession, *, shop: str, email: str) -> None:
-    """Raw bodies of the shop that name the address but were never linked to its customer:
-    the erasure request's own, data requests, deliveries ignored or failed before a customer
-    was known. A scan of the shop's retained bodies: erasures are rare."""
-    await _update(
-        session,
-        WebhookDelivery,
-        WebhookDelivery.shop == shop,
-        WebhookDelivery.body != "",
-        func.lower(WebhookDelivery.body).contains(email.strip().lower(), autoescape=True),
-        body="",
-    )
-
-
-async def _forget_suppressed_address(session: AsyncSession, email: str) -> None:
-    """Keep the suppression working, without the address: swap it for its digest."""
-    digest = email_digest(email)
-    existing = (
-        await session.execute(select(Suppression).where(Suppression.email == email.lower()))
-    ).scalar_one_or_none()
-    if existing is None:
-        return
-    already = (
-        await session.execute(select(Suppression.id).where(Suppression.email == digest))
-    ).first()
-    if already:
-        await session.delete(existing)
-    else:
-        existing.email = digest
-        existing.detail = None
-    await session.flush()
-
-
-async def _update(session: AsyncSession, table: Any, *where: Any, **values: Any) -> None:
-    await session.execute(
-        update(table).where(*where).values(**values).execution_options(synchronize_session=False)
-    )
-
-
 async def past_orders(
     session: AsyncSession, *, customer_id: int, before_order_id: int
 ) -> list[PastOrder]:
@@ -615,12 +481,12 @@ async def order_of_erased_customer(session: AsyncSession, *, shop: str, external
 
 async def blank_delivery(session: AsyncSession, *, delivery: int) -> None:
     """Keep a delivery's id (dedupe needs it), not its body."""
-    await _update(session, WebhookDelivery, WebhookDelivery.id == delivery, body="")
-
-
-async def customer_ids_by_email(session: AsyncSession, *, shop: str, email: str) -> list[int]:
-    statement = select(Customer.id).where(Customer.shop == shop, Customer.email == email.lower())
-    return list((await session.execute(statement)).scalars())
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery)
+        .values(body="")
+        .execution_options(synchronize_session=False)
+    )
 
 
 @dataclass(frozen=True)

@@ -86,27 +86,9 @@ class SqlStore:
         return self._customer_state(known)
 
     async def erase_customer(self, incoming: CustomerRef, *, now: datetime) -> int:
-        ids = set()
-        found = await repository.customer_id_for(
-            self.session, shop=self.shop, external_id=incoming.id
-        )
-        if found is not None:
-            ids.add(found)
-        if incoming.email:
-            ids.update(
-                await repository.customer_ids_by_email(
-                    self.session, shop=self.shop, email=incoming.email
-                )
-            )
         if self._effects is None:
             raise RuntimeError("this store was wired without an eraser")
-        cancelled = 0
-        for erased in sorted(ids):
-            cancelled += await self._effects.erase_customer(self.session, erased, now)
-        if incoming.email:
-            # Also when nobody was found: the request's own body, and any other, names them.
-            await repository.blank_bodies_naming(self.session, shop=self.shop, email=incoming.email)
-        return cancelled
+        return await self._effects.erase_customer(self.session, self.shop, incoming, now)
 
     # -- orders ---------------------------------------------------------------------------------
 

@@ -60,6 +60,7 @@ from app.planner.limits import Defer, span_start
 from app.rules.loader import RuleSet
 from app.rules.model import Limit, Rule
 from app.runtime import Runtime
+from app.suppressions import repository as suppressions
 from app.survey.links import message_survey_context
 from app.tracking.repository import NewLink, add_links
 from app.tracking.service import StoreLinks, track_message
@@ -407,7 +408,7 @@ class Dispatcher:
                     error=bounce.detail,
                     attempt=attempt,
                 )
-                await repository.suppress(
+                await suppressions.suppress(
                     session,
                     email=email_address,
                     reason=SuppressionReason.HARD_BOUNCE,

@@ -14,7 +14,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
-    func,
     insert,
     or_,
     select,
@@ -23,8 +22,6 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.links import CatalogItem, ItemKey
-from app.db import dialect_insert
-from app.erasures import stored_address
 from app.lifecycle.checks import RULE_MISSING
 from app.models import (
     Customer,
@@ -474,22 +471,6 @@ async def record_sender_pause(
 
 async def clear_sender_pause(session: AsyncSession, *, worker_id: str) -> None:
     await session.execute(delete(SenderPause).where(SenderPause.worker_id == worker_id))
-
-
-async def suppress(session: AsyncSession, *, email: str, reason: str, detail: str | None) -> None:
-    insert = dialect_insert(session)
-    address = await stored_address(session, email)
-    await session.execute(
-        insert(Suppression)
-        .values(
-            email=address,
-            reason=reason,
-            # A bounce's text quotes the address: not kept for someone erased.
-            detail=None if address != email.lower() else detail,
-            created_at=func.now(),
-        )
-        .on_conflict_do_nothing(index_elements=["email"])
-    )
 
 
 async def list_messages(

@@ -40,6 +40,25 @@ async def add_suppression(
     return suppression, created
 
 
+async def suppress(session: AsyncSession, *, email: str, reason: str, detail: str | None) -> None:
+    """Suppress the address (a bounce, a complaint); one already suppressed keeps its first
+    reason. Unlike `add_suppression`, loads nothing: the dispatcher and bounce intake need
+    no row back."""
+    insert = dialect_insert(session)
+    address = await stored_address(session, email)
+    await session.execute(
+        insert(Suppression)
+        .values(
+            email=address,
+            reason=reason,
+            # A bounce's text quotes the address: not kept for someone erased.
+            detail=None if address != email.lower() else detail,
+            created_at=func.now(),
+        )
+        .on_conflict_do_nothing(index_elements=["email"])
+    )
+
+
 async def get_suppression(session: AsyncSession, email: str) -> Suppression | None:
     stored = email if email.startswith(DIGEST_PREFIX) else email.lower()
     return (

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.customers.consent import ConsentSource, withdraw_marketing
+from app.consent import ConsentSource, withdraw_marketing
 from app.models import SuppressionReason
 from app.suppressions import repository
 from app.suppressions.repository import Removed

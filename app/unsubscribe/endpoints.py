@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse
 
 from app.api.deps import RuntimeDep, SessionDep
-from app.customers.consent import ConsentSource
+from app.consent import ConsentSource
 from app.mail.languages import accepted_languages
 from app.mail.unsubscribe import read_token
 from app.runtime import Runtime

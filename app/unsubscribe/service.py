@@ -1,6 +1,6 @@
 """What the unsubscribe link, page and mailto: address do. Unsubscribing means marketing
 only; "stop all email" is a suppression; each can be undone by the customer; all recorded
-(app/customers/consent.py, app/suppressions/service.py)."""
+(app/consent.py, app/suppressions/service.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.customers.consent import (
+from app.consent import (
     ConsentSource,
     record_all_mail,
     restore_marketing,

@@ -5,6 +5,9 @@ Unsubscribing means marketing only: the customer's `marketing_consent` goes off 
 marketing back on; only the customer's own resubscribe does. Transactional mail goes on.
 "Stop all email" is a suppression (`unsubscribe_all`), which stops every kind. Each change is
 a `consent_changes` row: when, which customer, what, and through what.
+
+Low in the import graph (models and the database only), so that unsubscribe, suppressions and
+privacy requests can all use it without importing one another.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.customers import repository
-from app.models import ConsentChangeKind, Customer
+from app.models import ConsentChange, ConsentChangeKind, Customer
 
 
 class ConsentSource(enum.StrEnum):
@@ -37,9 +41,9 @@ async def withdraw_marketing(
 ) -> int:
     """Marketing off for the customers at `emails` (of `shop`, or every shop); how many
     changed. A customer already opted out is left as is: a repeated click records nothing."""
-    customers = await repository.customers_at(session, emails=emails, shop=shop)
+    customers = await customers_at(session, emails=emails, shop=shop)
     changed = [customer for customer in customers if customer.marketing_opt_out_at is None]
-    await repository.set_marketing(
+    await _set_marketing(
         session, [customer.id for customer in changed], consent=False, opt_out_at=now
     )
     await _record(session, changed, ConsentChangeKind.MARKETING_OFF, source=source, now=now)
@@ -50,13 +54,13 @@ async def restore_marketing(
     session: AsyncSession, *, email: str, shop: str, source: ConsentSource, now: datetime
 ) -> int:
     """The customer's undo of an unsubscribe: marketing on again; how many changed."""
-    customers = await repository.customers_at(session, emails=[email], shop=shop)
+    customers = await customers_at(session, emails=[email], shop=shop)
     changed = [
         customer
         for customer in customers
         if customer.marketing_opt_out_at is not None or not customer.marketing_consent
     ]
-    await repository.set_marketing(
+    await _set_marketing(
         session, [customer.id for customer in changed], consent=True, opt_out_at=None
     )
     await _record(session, changed, ConsentChangeKind.MARKETING_ON, source=source, now=now)
@@ -74,7 +78,7 @@ async def record_all_mail(
 ) -> None:
     """Record "stop all email" (or its undo) for the shop's customers at the address; the
     suppression itself is the caller's."""
-    customers = await repository.customers_at(session, emails=[email], shop=shop)
+    customers = await customers_at(session, emails=[email], shop=shop)
     kind = ConsentChangeKind.ALL_OFF if stopped else ConsentChangeKind.ALL_ON
     await _record(session, customers, kind, source=source, now=now)
 
@@ -87,7 +91,7 @@ async def _record(
     source: ConsentSource,
     now: datetime,
 ) -> None:
-    await repository.add_consent_changes(
+    await _add_consent_changes(
         session,
         [
             {
@@ -101,3 +105,43 @@ async def _record(
             for customer in customers
         ],
     )
+
+
+# -- SQL --------------------------------------------------------------------------------------
+
+
+async def customers_at(
+    session: AsyncSession, *, emails: Sequence[str], shop: str | None
+) -> list[Customer]:
+    """The customers (not erased) at these addresses, of `shop` or of every shop."""
+    statement = select(Customer).where(
+        Customer.email.in_([email.lower() for email in emails]), Customer.deleted_at.is_(None)
+    )
+    if shop is not None:
+        statement = statement.where(Customer.shop == shop)
+    return list((await session.execute(statement.order_by(Customer.id))).scalars())
+
+
+async def _set_marketing(
+    session: AsyncSession, ids: Sequence[int], *, consent: bool, opt_out_at: datetime | None
+) -> None:
+    await session.execute(
+        update(Customer)
+        .where(Customer.id.in_(ids))
+        .values(marketing_consent=consent, marketing_opt_out_at=opt_out_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _add_consent_changes(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(ConsentChange), list(rows))
+
+
+async def consent_changes(session: AsyncSession, customer_id: int) -> list[ConsentChange]:
+    statement = (
+        select(ConsentChange)
+        .where(ConsentChange.customer_id == customer_id)
+        .order_by(ConsentChange.id)
+    )
+    return list((await session.execute(statement)).scalars())
