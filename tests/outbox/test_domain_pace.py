@@ -72,7 +72,11 @@ async def test_a_limited_domain_does_not_hold_the_others(
     sent_limited = received & set(LIMITED)
     # The slots that came while the drain ran (one a second), the first one or two inline.
     assert 1 <= len(sent_limited) <= 2 + elapsed, (len(sent_limited), elapsed)
-    assert report.outcomes == {"sent": 100 + len(sent_limited), "deferred": 100 - len(sent_limited)}
+    assert set(report.outcomes) == {"sent", "deferred"}
+    assert report.outcomes["sent"] == 100 + len(sent_limited)  # each once
+    # Every gmail.com message still waiting was put aside once; on a slow machine a slot can
+    # come while the drain still runs, and the message put aside for it goes in that drain.
+    assert 100 - len(sent_limited) <= report.outcomes["deferred"] <= 99
 
     # The rest wait in the outbox, each for its own slot, one a second (60 a minute).
     async with runtime.session_factory() as session:
