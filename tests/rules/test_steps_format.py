@@ -78,7 +78,8 @@ def test_a_rule_without_steps_is_a_sequence_of_one(tmp_path: Path) -> None:
             "'same_category'",
         ),
         (
-            "    steps:\n      - {after: 5d, template: nudge, if: {opened: true, not_opened: true}}\n",
+            "    steps:\n      - {after: 5d, template: nudge,"
+            " if: {opened: true, not_opened: true}}\n",
             "7:42: rules.0.steps.0.if: Value error, 'opened' and 'not_opened' can never both",
         ),
         (
