@@ -224,6 +224,12 @@ class Message(TimestampMixin, Base):
     # When it was last paused: RULE_GRACE counts from here (not updated_at, which other
     # writes such as erasure or a rename also move).
     paused_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Its place in the rule's sequence: 1 is the rule's own message, 2... its `steps`, each
+    # planned when the one before is decided (app/lifecycle/steps.py).
+    step: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # When the sequence's event happened (order placed, fulfilled, ...): `from: event` counts
+    # from here, and `exit: {purchased}` looks at purchases since.
+    event_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class MessageAttempt(Base):

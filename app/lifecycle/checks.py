@@ -8,6 +8,7 @@ from datetime import datetime
 
 from app.rules.categories import category_path, same_need
 from app.rules.facts import ItemFacts
+from app.rules.model import Exit, StepIf
 from app.statuses import MessageKind, MessageStatus, OrderStatus
 
 # Why a message waits (`paused`), and why it ends (`cancelled`) when its rule stays away.
@@ -37,6 +38,69 @@ class Purchase:
 
 
 @dataclass(frozen=True)
+class SequenceFacts:
+    """What a step of a sequence is decided on: its `if:` (about the previous step) and the
+    rule's `exit:`, and what happened since. Opens and clicks are a person's only."""
+
+    step: int
+    condition: StepIf | None = None
+    exit: Exit | None = None
+    # The previous step's mail: opened, clicked, its survey answered.
+    opened: bool = False
+    clicked: bool = False
+    answered: bool = False
+    # What the sequence is about (its items), and what was bought since the previous step
+    # and since the sequence's event.
+    purchased: Sequence[Purchase] = field(default=())
+    bought_since_previous: Sequence[Purchase] = field(default=())
+    bought_since_event: Sequence[Purchase] = field(default=())
+
+
+# A step skipped by its own `if:` has a reason starting so; the sequence goes on after it.
+IF_REASON = "if_"
+
+
+def exit_reason(facts: SequenceFacts, *, marketing_consent: bool) -> str | None:
+    """Why the sequence ends here (`exit:`), or None."""
+    rule_exit = facts.exit
+    if rule_exit is None:
+        return None
+    if rule_exit.purchased is not None and bought(
+        rule_exit.purchased, facts.purchased, facts.bought_since_event
+    ):
+        return "exit_purchased"
+    if rule_exit.unsubscribed and not marketing_consent:
+        return "exit_unsubscribed"
+    return None
+
+
+def unmet_condition(facts: SequenceFacts) -> str | None:
+    """The first condition of the step's `if:` that does not hold (`if_<key>`), or None."""
+    condition = facts.condition
+    if condition is None:
+        return None
+    since = facts.bought_since_previous
+    checks = (
+        ("opened", condition.opened, facts.opened),
+        ("not_opened", condition.not_opened, not facts.opened),
+        ("clicked", condition.clicked, facts.clicked),
+        ("not_clicked", condition.not_clicked, not facts.clicked),
+        ("answered", condition.answered, facts.answered),
+        ("not_answered", condition.not_answered, not facts.answered),
+    )
+    for key, wanted, holds in checks:
+        if wanted and not holds:
+            return IF_REASON + key
+    if condition.purchased is not None and not bought(condition.purchased, facts.purchased, since):
+        return IF_REASON + "purchased"
+    if condition.not_purchased is not None and bought(
+        condition.not_purchased, facts.purchased, since
+    ):
+        return IF_REASON + "not_purchased"
+    return None
+
+
+@dataclass(frozen=True)
 class SendFacts:
     kind: str
     expires_at: datetime | None
@@ -51,6 +115,8 @@ class SendFacts:
     # What the message is about, and what the customer bought after it was planned.
     purchased: Sequence[Purchase] = field(default=())
     bought_since: Sequence[Purchase] = field(default=())
+    # For a rule with `steps` or `exit`: what its `if:` and `exit:` decide on.
+    sequence: SequenceFacts | None = None
 
 
 def send_blocker(facts: SendFacts, *, now: datetime) -> tuple[MessageStatus, str] | None:
@@ -70,6 +136,11 @@ def send_blocker(facts: SendFacts, *, now: datetime) -> tuple[MessageStatus, str
         return MessageStatus.CANCELLED, f"order_{facts.order_status}"
     if facts.expires_at is not None and now > facts.expires_at:
         return MessageStatus.EXPIRED, "past_expiry"
+    sequence = facts.sequence
+    if sequence is not None:
+        ended = exit_reason(sequence, marketing_consent=facts.marketing_consent)
+        if ended is not None:
+            return MessageStatus.SKIPPED, ended
     if facts.suppressed:
         return MessageStatus.SKIPPED, "suppressed"
     if facts.kind == MessageKind.MARKETING and not facts.marketing_consent:
@@ -77,6 +148,10 @@ def send_blocker(facts: SendFacts, *, now: datetime) -> tuple[MessageStatus, str
     rebought = rebought_reason(facts.skip_if, facts.purchased, facts.bought_since)
     if rebought is not None:
         return MessageStatus.SKIPPED, rebought
+    # Last: a step skipped by its own `if:` lets the sequence go on (app/lifecycle/steps.py).
+    unmet = unmet_condition(sequence) if sequence is not None else None
+    if unmet is not None:
+        return MessageStatus.SKIPPED, unmet
     return None
 
 
@@ -86,20 +161,27 @@ def rebought_reason(
     """Why a replenishment is moot: the customer already bought again."""
     if not bought_since:
         return None
-    if "rebought_any" in skip_if:
-        return "rebought_any"
-    if "rebought_same_sku" in skip_if:
-        skus = {item.sku for item in purchased if item.sku}
-        if any(item.sku in skus for item in bought_since):
-            return "rebought_same_sku"
-    if "rebought_same_category" in skip_if:
-        # "coffee/beans/arabica" and "coffee/beans" are the same need; "coffee" vs "tea" is not.
-        categories = {path for item in purchased for path in item.paths}
-        if any(
-            same_need(path, category)
-            for item in bought_since
-            for path in item.paths
-            for category in categories
-        ):
-            return "rebought_same_category"
+    for scope in ("any", "same_sku", "same_category"):
+        if f"rebought_{scope}" in skip_if and bought(scope, purchased, bought_since):
+            return f"rebought_{scope}"
     return None
+
+
+def bought(scope: str, purchased: Sequence[Purchase], bought_since: Sequence[Purchase]) -> bool:
+    """Whether `bought_since` holds a purchase of `scope` (any, same_sku, same_category) as
+    the message's items (`purchased`)."""
+    if not bought_since:
+        return False
+    if scope == "any":
+        return True
+    if scope == "same_sku":
+        skus = {item.sku for item in purchased if item.sku}
+        return any(item.sku in skus for item in bought_since)
+    # "coffee/beans/arabica" and "coffee/beans" are the same need; "coffee" vs "tea" is not.
+    categories = {path for item in purchased for path in item.paths}
+    return any(
+        same_need(path, category)
+        for item in bought_since
+        for path in item.paths
+        for category in categories
+    )

@@ -23,11 +23,12 @@ from app.events import GUEST_PREFIX, CustomerIn, CustomerRef, ItemIn, OrderIn
 from app.lifecycle.checks import Purchase, SendFacts
 from app.lifecycle.due import CapFacts, Sent, Waiting, bought_after, cap_limits
 from app.lifecycle.refunds import items_left
+from app.lifecycle.steps import next_step, sequence_facts
 from app.lifecycle.store import CustomerState, OrderState
 from app.lifecycle.store import Upserted as StoreUpserted
 from app.planner.learned import GapStats, PastOrder
 from app.planner.limits import span_start
-from app.planner.planner import PlannedMessage
+from app.planner.planner import PlannedMessage, first_step_key, step_dedupe_key
 from app.rules.facts import CustomerFacts, ItemFacts, OrderFacts, ProductFacts
 from app.rules.facts import item_facts as build_item_facts
 from app.rules.loader import RuleSet
@@ -381,6 +382,9 @@ class MemoryStore:
         self._waiting: dict[int, Pending] = {}
         self._waiting_by_key: dict[str, Pending] = {}
         self._catalog = catalog
+        # When each step of a sequence was sent (or due, when skipped): what the next step's
+        # `if:` counts purchases from. By dedupe key.
+        self._step_at: dict[str, datetime] = {}
         self._customer_changed = customer_changed
         self._items_stored = items_stored
         # Sends older than every span can never count again: they are forgotten.
@@ -617,9 +621,10 @@ class MemoryStore:
         plan, customer, order, rule = message.plan, message.customer, message.order, message.rule
         purchased: list[Purchase] = []
         bought_since: list[Purchase] = []
-        # Only a rule that skips on a rebuy looks at what was bought since (the dispatcher
-        # loads that history for those alone).
-        if rule.checks_rebuy and order is not None:
+        others: list[tuple[datetime, Purchase]] = []
+        # Only a rule that a later purchase can stop looks at what was bought since (the
+        # dispatcher loads that history for those alone).
+        if rule.reads_purchases and order is not None:
             item_filter = rule.when.items
             # Less what was refunded, as the dispatcher's matched_items.
             items = items_left(order.items, order.refunds) if order.refunds else order.items
@@ -628,15 +633,28 @@ class MemoryStore:
                 for item in items
                 if item_filter is None or item_filter.matches(item)
             ]
-            bought_since = bought_after(
-                order.placed_at,
-                (
-                    (other.placed_at, Purchase.of(item))
-                    for other in customer.orders
-                    if other is not order and other.stands and other.placed_at is not None
-                    for item in other.items
-                ),
-            )
+            others = [
+                (other.placed_at, Purchase.of(item))
+                for other in customer.orders
+                if other is not order and other.stands and other.placed_at is not None
+                for item in other.items
+            ]
+            if rule.checks_rebuy:
+                bought_since = bought_after(order.placed_at, others)
+        previous = (
+            self._step_at.get(step_dedupe_key(first_step_key(plan.dedupe_key), plan.step - 1))
+            if plan.step > 1
+            else None
+        )
+        # Offline there are no opens, clicks or answers: no engagement is assumed.
+        sequence = sequence_facts(
+            rule,
+            step=plan.step,
+            purchased=purchased,
+            purchases=others,
+            previous_at=previous,
+            event_at=plan.event_at or (order.placed_at if order is not None else None),
+        )
         return SendFacts(
             kind=plan.kind,
             expires_at=plan.expires_at,
@@ -648,6 +666,7 @@ class MemoryStore:
             skip_if=tuple(rule.skip_if),
             purchased=purchased,
             bought_since=bought_since,
+            sequence=sequence,
         )
 
     def cap_facts(self, message: Pending, *, now: datetime) -> CapFacts:
@@ -684,6 +703,34 @@ class MemoryStore:
                 customer.sent = [entry for entry in customer.sent if entry.at > since]
             customer.sent.append(Sent(at, message.rule.id, message.plan.kind))
         self._record(message.plan, customer, order, at, status, reason, recommendations)
+        if message.rule.steps:
+            self._next_step(message, at, status, reason)
+
+    def _next_step(self, message: Pending, at: datetime, status: str, reason: str | None) -> None:
+        """Plan the sequence's next step once this one is decided, as the dispatcher does."""
+        plan = message.plan
+        self._step_at[plan.dedupe_key] = at if status == PLANNED else plan.send_at
+        following = next_step(
+            message.rule,
+            step=plan.step,
+            dedupe_key=plan.dedupe_key,
+            variant=plan.variant,
+            event_at=plan.event_at,
+            send_at=plan.send_at,
+            status=MessageStatus.SENT if status == PLANNED else status,
+            reason=reason,
+            decided_at=at,
+            tz=message.customer.tz,
+        )
+        if following is not None:
+            order = message.order
+            run_sync(
+                self.insert_planned(
+                    [following],
+                    customer_id=message.customer.id,
+                    order_id=order.id if order is not None else None,
+                )
+            )
 
     def _stop(self, waiting: Iterable[Pending], status: str, reason: str) -> int:
         stopped = list(waiting)

@@ -12,7 +12,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +36,7 @@ from app.lifecycle.due import (
     decide_due,
 )
 from app.lifecycle.refunds import remaining_quantities
+from app.lifecycle.steps import next_step, sequence_facts
 from app.mail.breaker import Pause, SenderBreaker
 from app.mail.compose import compose_message, message_bytes
 from app.mail.context import build_context
@@ -55,8 +56,10 @@ from app.ops.metrics import observe_send, observe_sender_pause
 from app.outbox import repository
 from app.outbox.backoff import retry_delay
 from app.outbox.group_commit import GroupCommit
-from app.outbox.repository import CapEntry, PlacedItem, SendContext
+from app.outbox.planned import insert_planned
+from app.outbox.repository import CapEntry, PlacedItem, PreviousStep, SendContext
 from app.planner.limits import Defer, span_start
+from app.planner.planner import first_step_key, step_dedupe_key
 from app.rules.loader import RuleSet
 from app.rules.model import Limit, Rule
 from app.runtime import Runtime
@@ -194,6 +197,10 @@ class Dispatcher:
             recommended = await self.recommender.pick(
                 session, _recommend_requests(contexts, rules), now=now
             )
+            # What the later steps of sequences decide on about the step before: one query.
+            previous = await repository.load_previous_steps(
+                session, {key for context in contexts if (key := _previous_key(context))}
+            )
         gate = asyncio.Semaphore(self._concurrency)
 
         async def process(context: SendContext) -> None:
@@ -205,6 +212,7 @@ class Dispatcher:
                             history.get(context.customer.id, []),
                             usage.get(context.customer.id, []),
                             recommended.get(context.message.id),
+                            previous.get(_previous_key(context) or ""),
                         )
                     )
                 except Exception:
@@ -246,6 +254,7 @@ class Dispatcher:
         history: Sequence[PlacedItem],
         usage: Sequence[CapEntry],
         recommendations: Sequence[Mapping[str, Any]] | None = None,
+        previous: PreviousStep | None = None,
     ) -> str:
         message, customer = context.message, context.customer
         now = self.runtime.clock.now()
@@ -265,7 +274,8 @@ class Dispatcher:
                 context,
                 history,
                 matched=matched,
-                skip_if=tuple(rule.skip_if) if rule else (),
+                rule=rule,
+                previous=previous,
                 # Only a rule set that loaded can say a rule is gone; never cancel on a bad load.
                 rule_missing=source.loaded and rule is None,
             ),
@@ -284,7 +294,13 @@ class Dispatcher:
             )
             return "paused"
         if isinstance(decision, Stop):
-            await self._finish(message.id, decision.status, now=now, reason=decision.reason)
+            await self._finish(
+                message.id,
+                decision.status,
+                now=now,
+                reason=decision.reason,
+                following=self._following(context, rule, decision.status, decision.reason, now),
+            )
             return decision.status.value
         if isinstance(decision, Defer):
             await self._defer(message.id, until=decision.until, now=now, reason="frequency_cap")
@@ -377,6 +393,7 @@ class Dispatcher:
                 smtp_message_id=message_id,
                 attempt=attempt,
                 smtp_code=250,
+                following=self._following(context, rule, MessageStatus.SENT, None, now),
             )
             return "sent"
         if verdict == Verdict.REJECTED:
@@ -524,24 +541,70 @@ class Dispatcher:
         )
         return "failed"
 
+    def _following(
+        self,
+        context: SendContext,
+        rule: Rule | None,
+        status: MessageStatus,
+        reason: str | None,
+        now: datetime,
+    ) -> Callable[[AsyncSession], Awaitable[int]] | None:
+        """The write that plans the sequence's next step, run with this one's outcome; None
+        when the sequence ends here."""
+        message = context.message
+        if rule is None or not rule.steps:
+            return None
+        following = next_step(
+            rule,
+            step=message.step,
+            dedupe_key=message.dedupe_key,
+            variant=message.variant,
+            event_at=message.event_at,
+            send_at=message.send_at,
+            status=status,
+            reason=reason,
+            decided_at=now,
+            tz=ZoneInfo(context.customer.time_zone or self.runtime.settings.default_time_zone),
+        )
+        if following is None:
+            return None
+        plans = [following]
+        return lambda session: insert_planned(
+            session, plans, customer_id=message.customer_id, order_id=message.order_id
+        )
+
     @staticmethod
     def _send_facts(
         context: SendContext,
         history: Sequence[PlacedItem],
         *,
         matched: Sequence[OrderItem],
-        skip_if: tuple[str, ...],
+        rule: Rule | None,
+        previous: PreviousStep | None,
         rule_missing: bool,
     ) -> SendFacts:
         message, customer, order = context.message, context.customer, context.order
         purchased = [Purchase.of(item.facts()) for item in matched]
-        bought_since = bought_after(
-            order.placed_at if order is not None else None,
-            (
-                (item.placed_at, Purchase(item.sku, item.category, item.categories))
-                for item in history
-                if order is not None and item.order_id != order.id
-            ),
+        others = [
+            (item.placed_at, Purchase(item.sku, item.category, item.categories))
+            for item in history
+            if order is not None and item.order_id != order.id
+        ]
+        placed_at = order.placed_at if order is not None else None
+        sequence = (
+            sequence_facts(
+                rule,
+                step=message.step,
+                purchased=purchased,
+                purchases=others,
+                previous_at=previous.at if previous is not None else None,
+                event_at=message.event_at or placed_at,
+                opened=previous is not None and previous.opened,
+                clicked=previous is not None and previous.clicked,
+                answered=previous is not None and previous.answered,
+            )
+            if rule is not None
+            else None
         )
         return SendFacts(
             kind=message.kind,
@@ -552,9 +615,10 @@ class Dispatcher:
             suppressed=context.suppressed,
             order_status=order.status if order else None,
             rule_missing=rule_missing,
-            skip_if=skip_if,
+            skip_if=tuple(rule.skip_if) if rule else (),
             purchased=purchased,
-            bought_since=bought_since,
+            bought_since=bought_after(placed_at, others),
+            sequence=sequence,
         )
 
     async def _defer(self, message_id: int, *, until: datetime, now: datetime, reason: str) -> None:
@@ -682,9 +746,10 @@ class Dispatcher:
         smtp_code: int | None = None,
         error: str | None = None,
         attempt: int | None = None,
+        following: Callable[[AsyncSession], Awaitable[int]] | None = None,
     ) -> None:
-        owned = await self._writes.run(
-            lambda session: repository.finish_message(
+        async def finish(session: AsyncSession) -> bool:
+            owned = await repository.finish_message(
                 session,
                 message_id=message_id,
                 worker_id=self.worker_id,
@@ -697,7 +762,13 @@ class Dispatcher:
                 error=error,
                 attempt=attempt,
             )
-        )
+            if owned and following is not None:
+                # The sequence's next step, in the same write: never a step decided and its
+                # follow-up lost.
+                await following(session)
+            return owned
+
+        owned = await self._writes.run(finish)
         if not owned:
             log.warning(
                 "message %s was taken over by another worker before it was recorded", message_id
@@ -752,7 +823,15 @@ def _cap_limits(context: SendContext, rules: RuleSet) -> list[Limit]:
 
 def _needs_history(context: SendContext, rules: RuleSet) -> bool:
     rule = rules.by_id(context.message.rule_id)
-    return rule is not None and rule.checks_rebuy
+    return rule is not None and rule.reads_purchases
+
+
+def _previous_key(context: SendContext) -> str | None:
+    """The dedupe key of the step before this message, for a later step of a sequence."""
+    message = context.message
+    if message.step <= 1:
+        return None
+    return step_dedupe_key(first_step_key(message.dedupe_key), message.step - 1)
 
 
 def _recommend_requests(contexts: Sequence[SendContext], rules: RuleSet) -> list[RecommendRequest]:

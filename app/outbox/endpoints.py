@@ -26,6 +26,7 @@ def _out(message: Message, email: str | None, order_id: str | None) -> MessageOu
         rule=message.rule_id,
         rule_version=message.rule_version,
         template=message.template,
+        step=message.step,
         variant=message.variant,
         kind=message.kind,
         status=message.status,

@@ -52,6 +52,8 @@ async def insert_planned(
             "expires_at": plan.expires_at,
             "next_attempt_at": plan.send_at,
             "attempts": 0,
+            "step": plan.step,
+            "event_at": plan.event_at,
         }
         for plan in planned
     ]

@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import cast
 
 from sqlalchemy import (
+    ColumnElement,
     Table,
     Update,
     and_,
@@ -34,10 +35,13 @@ from app.models import (
     Product,
     SenderPause,
     Suppression,
+    SurveyAnswer,
+    TrackingEvent,
     with_products,
 )
 from app.privacy import email_digest
 from app.rules.facts import ProductFacts, item_facts
+from app.statuses import EventClass, EventKind
 
 
 async def claim_due_messages(
@@ -582,3 +586,58 @@ async def load_order_history(
             )
         )
     return history
+
+
+@dataclass(frozen=True)
+class PreviousStep:
+    """What a sequence's next step is decided on about the step before it."""
+
+    # When it went, or when it was due when it was skipped.
+    at: datetime
+    opened: bool
+    clicked: bool
+    answered: bool
+
+
+async def load_previous_steps(
+    session: AsyncSession, dedupe_keys: Collection[str]
+) -> dict[str, PreviousStep]:
+    """The previous steps of a batch's sequence messages, by dedupe key, in one query: when
+    each was sent (or due), and whether a person opened it, clicked in it or answered its
+    survey (a mail scanner's opens and clicks, and machine answers, do not count)."""
+    if not dedupe_keys:
+        return {}
+
+    def human(kind: EventKind) -> ColumnElement[bool]:
+        return (
+            select(TrackingEvent.id)
+            .where(
+                TrackingEvent.message_id == Message.id,
+                TrackingEvent.kind == kind.value,
+                TrackingEvent.class_ == EventClass.HUMAN.value,
+            )
+            .exists()
+        )
+
+    answered = (
+        select(SurveyAnswer.id)
+        .where(
+            SurveyAnswer.message_id == Message.id,
+            SurveyAnswer.class_ != EventClass.MACHINE.value,
+        )
+        .exists()
+    )
+    rows = await session.execute(
+        select(
+            Message.dedupe_key,
+            Message.sent_at,
+            Message.send_at,
+            human(EventKind.OPEN),
+            human(EventKind.CLICK),
+            answered,
+        ).where(Message.dedupe_key.in_(dedupe_keys))
+    )
+    return {
+        key: PreviousStep(at=sent_at or send_at, opened=opened, clicked=clicked, answered=answered_)
+        for key, sent_at, send_at, opened, clicked, answered_ in rows
+    }

@@ -13,6 +13,8 @@ class MessageOut(BaseModel):
     rule_version: str
     template: str
     variant: str | None
+    # Its place in the rule's sequence: 1 is the rule's own message, 2... its `steps`.
+    step: int = 1
     kind: str
     status: str
     reason: str | None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from app.planner.planner import PlannedMessage, planned_message
+from app.planner.planner import PlannedMessage, held_out_steps, planned_message
 from app.rules.facts import CustomerFacts
 from app.rules.loader import RuleSet
 from app.rules.timing import dated_send_time
@@ -44,14 +44,14 @@ def plan_birthdays(
             send_at = dated_send_time(rule, day=birthday_in(birthday, year), tz=tz)
             if not now - LATE_GRACE <= send_at <= now + horizon:
                 continue
-            planned.append(
-                planned_message(
-                    rule,
-                    send_at=send_at,
-                    dedupe_key=f"{rule.id}:birthday:{year}:customer:{customer_id}",
-                    customer_key=customer.key if customer and customer.key else str(customer_id),
-                )
+            message = planned_message(
+                rule,
+                send_at=send_at,
+                dedupe_key=f"{rule.id}:birthday:{year}:customer:{customer_id}",
+                customer_key=customer.key if customer and customer.key else str(customer_id),
+                event_at=send_at,
             )
+            planned += [message, *held_out_steps(rule, message, tz=tz)]
     return planned
 
 

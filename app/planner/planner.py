@@ -21,6 +21,7 @@ from app.rules.timing import (
     range_position,
     send_time,
 )
+from app.rules.windows import next_send_time
 from app.statuses import MessageStatus, OrderStatus
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -29,6 +30,8 @@ ANCHOR_KEY = ":anchor:"
 # Ends the dedupe key of an order.delivered rule's message planned from the delivery; the
 # key without it is its fallback's, planned from the fulfilment.
 DELIVERED_KEY = ":delivered"
+# Step k >= 2 of a sequence: the first step's dedupe key, then this and k.
+STEP_KEY = ":step:"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,10 @@ class PlannedMessage:
     reason: str | None
     variant: str | None = None
     priority: int = 50
+    # Its place in the rule's sequence (1: the rule's own message; 2...: its `steps`), and
+    # when the sequence's event happened (what `from: event` and `exit` count from).
+    step: int = 1
+    event_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,11 @@ def plan_order_event(
             )
         for send_at, dedupe_key in times:
             message = planned_message(
-                rule, send_at=send_at, dedupe_key=dedupe_key, customer_key=customer_key
+                rule,
+                send_at=send_at,
+                dedupe_key=dedupe_key,
+                customer_key=customer_key,
+                event_at=anchor,
             )
             # A cancellation can arrive before the order itself: plan, but never send.
             if order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
@@ -112,6 +123,7 @@ def plan_order_event(
                     message, status=MessageStatus.CANCELLED, reason=f"order_{order.status}"
                 )
             planned.append(message)
+            planned += held_out_steps(rule, message, tz=tz)
     return planned
 
 
@@ -231,7 +243,12 @@ def _learned_send_time(
 
 
 def planned_message(
-    rule: Rule, *, send_at: datetime, dedupe_key: str, customer_key: str
+    rule: Rule,
+    *,
+    send_at: datetime,
+    dedupe_key: str,
+    customer_key: str,
+    event_at: datetime | None = None,
 ) -> PlannedMessage:
     """A scheduled message for `rule` at `send_at`, expiring as the rule says; a customer in
     the rule's holdout group gets it `held_out`: planned for the record, never sent."""
@@ -249,6 +266,7 @@ def planned_message(
         reason="holdout" if assignment.held_out else None,
         variant=assignment.variant,
         priority=rule.priority,
+        event_at=event_at,
     )
 
 
@@ -273,3 +291,82 @@ def matching_items(
         return list(order.items)
     matched = [item for item in order.items if when.items.matches(item)]
     return matched or None
+
+
+def step_dedupe_key(first_key: str, step: int) -> str:
+    """The dedupe key of step `step` of the sequence whose first message has `first_key`."""
+    return first_key if step == 1 else f"{first_key}{STEP_KEY}{step}"
+
+
+def first_step_key(dedupe_key: str) -> str:
+    """The first step's dedupe key, from any step's."""
+    head, marker, tail = dedupe_key.rpartition(STEP_KEY)
+    return head if marker and tail.isdigit() else dedupe_key
+
+
+def follow_up(
+    rule: Rule,
+    *,
+    step: int,
+    dedupe_key: str,
+    variant: str | None,
+    event_at: datetime | None,
+    since: datetime,
+    tz: ZoneInfo,
+    held_out: bool = False,
+) -> PlannedMessage | None:
+    """Step `step + 1` of the rule's sequence, planned once step `step` (`dedupe_key`) was
+    decided at `since`; None after the last step (or when the rule has no steps).
+
+    Its delay counts from `since`, or with `from: event` from the sequence's event (from
+    `since` when the event time is unknown); then the rule's send window, in the customer's
+    zone, places it, and its expiry counts from there as any message's."""
+    number = step + 1
+    spec = rule.step(number)
+    if spec is None:
+        return None
+    base = event_at if spec.from_ == "event" and event_at is not None else since
+    due = spec.delay.add_to(base)
+    if due < since:
+        due = since  # `from: event` with a delay already past: as soon as it may go
+    window = rule.send_window.window if rule.send_window else None
+    send_at = next_send_time(due, window=window, tz=tz)
+    expiry = rule.send.expiry
+    return PlannedMessage(
+        rule_id=rule.id,
+        rule_version=rule.version,
+        template=spec.template,
+        kind=rule.kind,
+        send_at=send_at,
+        expires_at=expiry.add_to(send_at) if expiry else None,
+        dedupe_key=step_dedupe_key(first_step_key(dedupe_key), number),
+        status=MessageStatus.HELD_OUT if held_out else MessageStatus.SCHEDULED,
+        reason="holdout" if held_out else None,
+        variant=variant,
+        priority=rule.priority,
+        step=number,
+        event_at=event_at,
+    )
+
+
+def held_out_steps(rule: Rule, first: PlannedMessage, *, tz: ZoneInfo) -> list[PlannedMessage]:
+    """A held-out first message's later steps, held out too and planned with it (nothing is
+    decided for them later): the control group is recorded the whole sequence along."""
+    if first.status != MessageStatus.HELD_OUT or not rule.steps:
+        return []
+    found = []
+    previous: PlannedMessage | None = first
+    while previous is not None:
+        previous = follow_up(
+            rule,
+            step=previous.step,
+            dedupe_key=previous.dedupe_key,
+            variant=previous.variant,
+            event_at=previous.event_at,
+            since=previous.send_at,
+            tz=tz,
+            held_out=True,
+        )
+        if previous is not None:
+            found.append(previous)
+    return found

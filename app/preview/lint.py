@@ -251,7 +251,10 @@ class TemplateCheck:
                     problem = problem or self._problems[key]
                 if problem is not None:
                     place: tuple[str | int, ...] = ("rules", index, "template")
-                    if rule.variants is not None:
+                    first = len(rule.first_templates)
+                    if number >= first:  # a step's own template
+                        place = ("rules", index, "steps", number - first, "template")
+                    elif rule.variants is not None:
                         place = ("rules", index, "variants", number, "template")
                     where = positions.locate(place)
                     errors.append(RuleError(path, where.line, where.column, problem))

@@ -514,6 +514,116 @@ def _percent(value: object) -> object:
     return value
 
 
+PurchaseScope = Literal["any", "same_sku", "same_category"]
+PURCHASE_SCOPE_HELP = (
+    "any: any order; same_sku: one of the sequence's items again; same_category: an item "
+    "of the same category"
+)
+
+
+class StepIf(_Strict):
+    """What must have happened since the previous step for this one to go (all given must
+    hold); otherwise the step is skipped (reason `if_<key>`) and the next one is planned.
+    Opens and clicks count only a person's (never a mail scanner's)."""
+
+    opened: Literal[True] | None = Field(
+        default=None, description="true: the previous step's mail was opened"
+    )
+    not_opened: Literal[True] | None = Field(
+        default=None, description="true: the previous step's mail was not opened"
+    )
+    clicked: Literal[True] | None = Field(
+        default=None, description="true: a link in the previous step's mail was clicked"
+    )
+    not_clicked: Literal[True] | None = Field(
+        default=None, description="true: no link in the previous step's mail was clicked"
+    )
+    purchased: PurchaseScope | None = Field(
+        default=None, description="bought since the previous step; " + PURCHASE_SCOPE_HELP
+    )
+    not_purchased: PurchaseScope | None = Field(
+        default=None, description="not bought since the previous step; " + PURCHASE_SCOPE_HELP
+    )
+    answered: Literal[True] | None = Field(
+        default=None, description="true: the previous step's survey was answered"
+    )
+    not_answered: Literal[True] | None = Field(
+        default=None, description="true: the previous step's survey was not answered"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StepIf:
+        given = self.model_dump(exclude_none=True)
+        if not given:
+            raise ValueError("give a condition, e.g. {not_opened: true}, or leave 'if' out")
+        for key in ("opened", "clicked", "purchased", "answered"):
+            if key in given and f"not_{key}" in given:
+                raise ValueError(f"'{key}' and 'not_{key}' can never both hold")
+        return self
+
+
+class Step(_Strict):
+    """A follow-up of the rule's first message (docs/rules.md, "Sequences")."""
+
+    after: DurationText = Field(
+        description="delay from the previous step (when it was sent, or due when it was "
+        "skipped by its 'if'), or from the event with from: event, e.g. 5d",
+        examples=["5d", "2w"],
+    )
+    from_: Literal["previous", "event"] = Field(
+        default="previous",
+        alias="from",
+        description="previous: count from the previous step; event: from the rule's event",
+    )
+    template: str = Field(description="the template folder under templates/email")
+    if_: StepIf | None = Field(
+        default=None,
+        alias="if",
+        description="only when this happened since the previous step, e.g. "
+        "{not_opened: true, not_purchased: same_category}",
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("after")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        span = parse_duration(value)
+        if span.months < 0 or span.seconds < 0:
+            raise ValueError("a step comes after, not before: e.g. 5d")
+        return value
+
+    @field_validator("template")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("use lower-case letters, digits, '-' and '_' (max 128)")
+        return value
+
+    @property
+    def delay(self) -> Duration:
+        return parse_duration(self.after)
+
+
+class Exit(_Strict):
+    """What ends a sequence for the customer, checked as each step falls due."""
+
+    purchased: PurchaseScope | None = Field(
+        default=None,
+        description="bought since the rule's event (reason exit_purchased); " + PURCHASE_SCOPE_HELP,
+    )
+    unsubscribed: Literal[True] | None = Field(
+        default=None,
+        description="true: marketing consent withdrawn (reason exit_unsubscribed)",
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Exit:
+        if self.purchased is None and self.unsubscribed is None:
+            raise ValueError("give purchased, unsubscribed or both, or leave 'exit' out")
+        return self
+
+
 SkipReason = Literal[
     "rebought_same_sku",
     "rebought_same_category",
@@ -594,6 +704,18 @@ class Rule(_Strict):
             "(SHOP_URL), or a whole https:// URL"
         ),
         examples=[{"category": "/collections/school-desks"}],
+    )
+    steps: list[Step] = Field(
+        default_factory=list,
+        max_length=10,
+        description="follow-ups of the first message, in order (steps 2, 3, ...), each "
+        "planned when the one before is decided",
+        examples=[[{"after": "5d", "template": "nudge", "if": {"not_opened": True}}]],
+    )
+    exit: Exit | None = Field(
+        default=None,
+        description="what ends the sequence when a step falls due, e.g. "
+        "{purchased: same_category, unsubscribed: true}",
     )
     renamed_from: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list,
@@ -694,13 +816,36 @@ class Rule(_Strict):
             if variant.after is not None
         }
 
+    @cached_property
+    def reads_purchases(self) -> bool:
+        """Whether a later purchase can stop one of its messages: a rebuy check, a step's
+        `if: {purchased/not_purchased}` or `exit: {purchased}`."""
+        return (
+            self.checks_rebuy
+            or (self.exit is not None and self.exit.purchased is not None)
+            or any(
+                step.if_ is not None
+                and (step.if_.purchased is not None or step.if_.not_purchased is not None)
+                for step in self.steps
+            )
+        )
+
     @property
-    def templates(self) -> list[str]:
-        """Every template this rule may send."""
+    def first_templates(self) -> list[str]:
+        """The templates the first message may use."""
         if self.variants is not None:
             return [variant.template for variant in self.variants]
         assert self.template is not None
         return [self.template]
+
+    @property
+    def templates(self) -> list[str]:
+        """Every template this rule may send: the first message's, then each step's."""
+        return [*self.first_templates, *(step.template for step in self.steps)]
+
+    def step(self, number: int) -> Step | None:
+        """Step `number` (2, 3, ...) of the sequence; None for 1 or past the last."""
+        return self.steps[number - 2] if 2 <= number <= len(self.steps) + 1 else None
 
     @field_validator("id", "template")
     @classmethod

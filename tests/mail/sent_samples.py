@@ -271,12 +271,16 @@ RECOMMENDED: dict[str, list[dict[str, object]]] = {
     ],
 }
 
+# A sequence's later step is about the same order as its first.
+ORDERS["diapers-restock-nudge"] = ORDERS["diapers-restock"]
+
 # Templates whose body lists the items the rule is about; the others mention none.
 LISTS_ITEMS = frozenset(
     {
         "thank-you",
         "delivery-follow-up",
         "diapers-restock",
+        "diapers-restock-nudge",
         "cartridges-restock",
         "coffee-next-variety",
         "kids-furniture-care",

@@ -28,7 +28,7 @@ from tests.mail.sent_samples import (
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 SAMPLES = shipped_samples()
 STOREFRONT = "https://shop.example.com"
-RESTOCK = {"diapers-restock", "cartridges-restock"}
+RESTOCK = {"diapers-restock", "diapers-restock-nudge", "cartridges-restock"}
 
 
 class Links(HTMLParser):

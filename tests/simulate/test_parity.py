@@ -47,6 +47,11 @@ rules:
     send_window: {days: mon-sat, hours: "09:00-20:00"}
     skip_if: [rebought_same_category, order_cancelled, order_refunded]
     template: diapers-restock
+    steps:                         # a sequence: each step decided alike in both
+      - after: 5d
+        template: diapers-restock-nudge
+        if: {not_opened: true, not_purchased: same_category}
+    exit: {unsubscribed: true}     # (a purchase: skip_if says it, below)
     priority: 70
   - id: coffee-next-variety
     kind: marketing
@@ -536,5 +541,12 @@ async def test_simulate_decides_every_message_as_the_service_does(
         "order_refunded",
     )
     assert service["820982911946154616", "diapers-restock"][0][:2] != (PLANNED, None)
+    # The sequence: Anna's reminder went, and then its nudge (nothing opens offline).
+    assert [one[:2] for one in service["820982911946154601", "diapers-restock"]] == [
+        (PLANNED, None),
+        (PLANNED, None),
+    ]
+    # Dmitri's first reminder was skipped for his rebuy: that ends the sequence, no nudge.
+    assert len(service["820982911946154604", "diapers-restock"]) == 1
     # The partial refund of issue 17: Anna's diapers restock still goes.
     assert service["820982911946154601", "diapers-restock"][0][0] == PLANNED
