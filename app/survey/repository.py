@@ -24,6 +24,9 @@ class AnswerTarget:
     sent_at: datetime | None
     locale: str | None
     customer_erased: bool
+    rule_id: str
+    customer_id: int
+    order_id: int | None
 
 
 async def answer_target(
@@ -36,7 +39,15 @@ async def answer_target(
     of parallel scanner requests sees itself.
     """
     statement = (
-        select(Message.id, Message.sent_at, Customer.locale, Customer.deleted_at.is_not(None))
+        select(
+            Message.id,
+            Message.sent_at,
+            Customer.locale,
+            Customer.deleted_at.is_not(None),
+            Message.rule_id,
+            Message.customer_id,
+            Message.order_id,
+        )
         .join(Customer, Customer.id == Message.customer_id)
         .where(Message.id == message_id)
     )
@@ -51,6 +62,7 @@ async def add_answer(
     *,
     message_id: int,
     score: int,
+    kind: str,
     event_class: EventClass,
     reason: Reason,
     answered_at: datetime,
@@ -60,6 +72,7 @@ async def add_answer(
     answer = SurveyAnswer(
         message_id=message_id,
         score=score,
+        kind=kind,
         class_=event_class.value,
         reason=reason.value,
         answered_at=answered_at,
@@ -125,9 +138,10 @@ async def set_comment(
     )
 
 
-# What NPS can be grouped by: a column of the message, its UTC day or month, or the
-# categories of its order's items (one row per distinct category; null for none).
-NpsGroup = Literal["rule", "variant", "template", "day", "month", "category"]
+# What NPS can be grouped by: a column of the message, its UTC day or month, the
+# categories of its order's items (one row per distinct category; null for none), or the
+# answer's survey kind.
+NpsGroup = Literal["rule", "variant", "template", "day", "month", "category", "kind"]
 
 
 async def standing_scores(
@@ -137,9 +151,12 @@ async def standing_scores(
     end: datetime,
     group_by: Sequence[NpsGroup],
     rule_id: str | None = None,
+    kinds: Sequence[str] = ("nps",),
 ) -> list[tuple[tuple[Any, ...], int, int]]:
     """(group values, score, messages) for the messages of [start, end) (sent in it, or due
     if never sent), each counted once with its standing answer: its latest counted one.
+    Only answers of `kinds` (NPS by default: a CSAT 5 is no promoter); group by "kind" to
+    tell them apart.
 
     An answer comes after its message, so `answered_at >= start` bounds the read by the
     answers index; the latest answer is picked and the rows are counted in SQL, so what
@@ -149,6 +166,7 @@ async def standing_scores(
         select(
             SurveyAnswer.message_id,
             SurveyAnswer.score,
+            SurveyAnswer.kind,
             func.row_number()
             .over(
                 partition_by=SurveyAnswer.message_id,
@@ -156,7 +174,11 @@ async def standing_scores(
             )
             .label("rank"),
         )
-        .where(SurveyAnswer.answered_at >= start, SurveyAnswer.class_.in_(COUNTED_CLASSES))
+        .where(
+            SurveyAnswer.answered_at >= start,
+            SurveyAnswer.class_.in_(COUNTED_CLASSES),
+            SurveyAnswer.kind.in_(kinds),
+        )
         .subquery()
     )
     counted_at = func.coalesce(Message.sent_at, Message.send_at)
@@ -169,7 +191,9 @@ async def standing_scores(
     )
     columns: list[Any] = []
     for group in group_by:
-        if group == "category":
+        if group == "kind":
+            columns.append(ranked.c.kind)
+        elif group == "category":
             categories = (
                 select(OrderItem.order_id, OrderItem.category)
                 .where(OrderItem.category.is_not(None))

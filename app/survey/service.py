@@ -15,12 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.ops.metrics import count_tracking_event
+from app.rules.loader import RuleSet
 from app.survey import repository
 from app.survey.nps import NpsTally, is_score
 from app.survey.repository import AnswerTarget, NpsGroup
+from app.survey.rewards import cancel_reward, plan_reward
+from app.survey.scales import scale_of
 from app.survey.schemas import NpsBy, NpsRow, NpsStats
-from app.survey.tokens import read_survey_token
-from app.tracking.classify import EventFacts, EventKind, classify, is_click_burst
+from app.survey.tokens import SurveyClaims, read_survey_token
+from app.tracking.classify import EventClass, EventFacts, EventKind, classify, is_click_burst
 from app.tracking.service import (
     MAX_USER_AGENT,
     Visit,
@@ -40,8 +43,9 @@ async def find_target(
     settings: Settings,
     now: datetime,
     lock: bool = False,
-) -> tuple[AnswerTarget, datetime] | None:
-    """The message a token answers for and the token's issue time; None if it names none."""
+) -> tuple[AnswerTarget, SurveyClaims] | None:
+    """The message a token answers for and the token's claims (issue time, survey kind);
+    None if it names none."""
     claims = read_survey_token(
         token,
         secrets=settings.survey_secrets,
@@ -51,7 +55,7 @@ async def find_target(
     if claims is None:
         return None
     target = await repository.answer_target(session, claims.message_id, lock=lock)
-    return None if target is None else (target, claims.issued_at)
+    return None if target is None else (target, claims)
 
 
 async def record_answer(
@@ -62,23 +66,26 @@ async def record_answer(
     visit: Visit,
     settings: Settings,
     now: datetime,
+    rules: RuleSet | None = None,
 ) -> AnswerTarget | None:
-    """Store one answer with its class and reason; None (nothing stored) for a bad token
-    or score.
+    """Store one answer with its kind, class and reason; None (nothing stored) for a bad
+    token or a score off the token's scale.
 
     A burst is looked for after the insert, as with clicks: by then answers to the same
     message wait for each other, so even parallel scanner requests see one another.
+    Given `rules`, a person's first answer plans the rule's survey reward (rewards.py); a
+    burst cancels it while it waits.
     """
     if not is_score(score):
         return None
     found = await find_target(session, token=token, settings=settings, now=now, lock=True)
-    if found is None:
+    if found is None or not scale_of(found[1].kind).fits(score):
         return None
-    target, issued_at = found
+    target, claims = found
     if target.customer_erased:
         return target  # thanked, but nothing about an erased customer is stored again
     # Not recorded as sent yet: the send is in flight, and the token was made just before.
-    sent = target.sent_at or issued_at
+    sent = target.sent_at or claims.issued_at
     facts = EventFacts(
         kind=EventKind.ANSWER,
         method=visit.method.upper(),
@@ -92,6 +99,7 @@ async def record_answer(
         session,
         message_id=target.message_id,
         score=score,
+        kind=claims.kind,
         event_class=event_class,
         reason=reason,
         answered_at=now,
@@ -104,6 +112,16 @@ async def record_answer(
     )
     if is_click_burst(others, thresholds):
         await repository.mark_survey_burst(session, message_id=target.message_id, since=since)
+        await cancel_reward(session, target=target)
+    elif rules is not None and event_class == EventClass.HUMAN:
+        # A person, as far as can be told yet; held for the burst window in case not.
+        await plan_reward(
+            session,
+            target=target,
+            rules=rules,
+            now=now,
+            hold=timedelta(seconds=thresholds.burst_seconds),
+        )
     count_tracking_event(EventKind.ANSWER.value, event_class.value)
     return target
 

@@ -68,7 +68,7 @@ def test_defaults_are_nps_and_half_a_negative(tmp_path: Path) -> None:
         ),
         (
             "    survey: {silent_weight: 1.5}\n",
-            "rules.yaml:6:29: rules.0.survey.silent_weight: Input should be less than or equal"
+            "rules.yaml:6:29: rules.0.survey.silent_weight: Input should be less than or equal",
         ),
         (
             "    survey:\n      kind: nps\n      reward: {coupon: {}}\n",
