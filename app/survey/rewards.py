@@ -2,7 +2,8 @@
 
 Planned once per surveyed message (its dedupe key), on the first answer a person gave, and
 held for the burst window: a scanner that goes on to click other scores within it is
-caught by the burst check (app/survey/service.py), which cancels the reward before it goes.
+caught by the burst check (app/survey/service.py), which cancels the reward before it goes;
+a person answering later schedules it again. Never sent twice: one row per message.
 The mail goes under the derived `<rule>.reward` rule (app/rules/model.py), so the dispatcher
 takes its code from the reward's pool and, with `when_empty: skip`, skips it when the pool
 is empty, exactly as for a rule's own coupon. Functions flush; the caller commits.
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.outbox.planned import cancel_pending, insert_planned
+from app.outbox.planned import cancel_pending, insert_planned, restore_cancelled
 from app.planner.planner import planned_message
 from app.rules.loader import RuleSet
 from app.rules.model import REWARD_SUFFIX, reward_rule
@@ -51,7 +52,13 @@ async def plan_reward(
     added = await insert_planned(
         session, [plan], customer_id=target.customer_id, order_id=target.order_id
     )
-    return added > 0
+    if added:
+        return True
+    # Planned before: if a scanner's burst cancelled it, this person has earned it now.
+    restored = await restore_cancelled(
+        session, dedupe_key=plan.dedupe_key, reason=CANCEL_REASON, send_at=plan.send_at
+    )
+    return restored > 0
 
 
 async def cancel_reward(session: AsyncSession, *, target: AnswerTarget) -> int:
