@@ -82,6 +82,11 @@ class LoyaltyTally:
     ces_total: int = 0
 
     @property
+    def shows(self) -> bool:
+        """Whether there is anything to show: a survey reached, or a CSAT or CES answer."""
+        return bool(self.reached or self.csat_responses or self.ces_responses)
+
+    @property
     def silent(self) -> int:
         return max(0, self.reached - self.answered)
 

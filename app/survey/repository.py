@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Customer, Message, OrderItem, SurveyAnswer
+from app.models import Customer, Message, MessageStatus, OrderItem, StatsMessage, SurveyAnswer
 from app.survey.nps import COUNTED_CLASSES
 from app.tracking.classify import EventClass, Reason
 
@@ -189,10 +189,27 @@ async def standing_scores(
         .join(Message, Message.id == ranked.c.message_id)
         .where(ranked.c.rank == 1, counted_at >= start, counted_at < end)
     )
+    statement, columns = _grouped_by(
+        statement, group_by, moment=counted_at, dialect=dialect, kind=ranked.c.kind
+    )
+    if rule_id is not None:
+        statement = statement.where(Message.rule_id == rule_id)
+    statement = statement.add_columns(*columns, ranked.c.score, func.count()).group_by(
+        *columns, ranked.c.score
+    )
+    rows = await session.execute(statement)
+    width = len(columns)
+    return [(tuple(row[:width]), int(row[width]), int(row[width + 1])) for row in rows]
+
+
+def _grouped_by(
+    statement: Select[Any], group_by: Sequence[NpsGroup], *, moment: Any, dialect: str, kind: Any
+) -> tuple[Select[Any], list[Any]]:
+    """The statement joined to what `group_by` needs, and the columns to group by."""
     columns: list[Any] = []
     for group in group_by:
         if group == "kind":
-            columns.append(ranked.c.kind)
+            columns.append(kind)
         elif group == "category":
             categories = (
                 select(OrderItem.order_id, OrderItem.category)
@@ -203,19 +220,47 @@ async def standing_scores(
             statement = statement.outerjoin(categories, categories.c.order_id == Message.order_id)
             columns.append(categories.c.category)
         elif group in ("day", "month"):
-            columns.append(_utc_date_text(counted_at, dialect, 10 if group == "day" else 7))
+            columns.append(_utc_date_text(moment, dialect, 10 if group == "day" else 7))
         else:
             columns.append(
                 {"rule": Message.rule_id, "variant": Message.variant}.get(group, Message.template)
             )
-    if rule_id is not None:
-        statement = statement.where(Message.rule_id == rule_id)
-    statement = statement.add_columns(*columns, ranked.c.score, func.count()).group_by(
-        *columns, ranked.c.score
+    return statement, columns
+
+
+async def reached_surveys(
+    session: AsyncSession,
+    *,
+    start: datetime,
+    end: datetime,
+    group_by: Sequence[NpsGroup],
+    rule_ids: Collection[str],
+) -> list[tuple[tuple[Any, ...], int]]:
+    """(group values, messages) of the surveys that reached their customer in [start, end):
+    the rules' messages sent then, less those whose hard bounce came back later."""
+    if not rule_ids:
+        return []
+    dialect = session.get_bind().dialect.name
+    statement = (
+        select()
+        .select_from(Message)
+        .outerjoin(StatsMessage, StatsMessage.message_id == Message.id)
+        .where(
+            Message.rule_id.in_(list(rule_ids)),
+            Message.status == MessageStatus.SENT,
+            Message.sent_at >= start,
+            Message.sent_at < end,
+            func.coalesce(StatsMessage.bounced_async, false()).is_(false()),
+        )
     )
-    rows = await session.execute(statement)
+    statement, columns = _grouped_by(
+        statement, group_by, moment=Message.sent_at, dialect=dialect, kind=None
+    )
+    rows = await session.execute(
+        statement.add_columns(*columns, func.count(func.distinct(Message.id))).group_by(*columns)
+    )
     width = len(columns)
-    return [(tuple(row[:width]), int(row[width]), int(row[width + 1])) for row in rows]
+    return [(tuple(row[:width]), int(row[width])) for row in rows]
 
 
 def _utc_date_text(moment: Any, dialect: str, length: int) -> Any:

@@ -9,6 +9,7 @@ import enum
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,10 +18,11 @@ from app.config import Settings
 from app.ops.metrics import count_tracking_event
 from app.rules.loader import RuleSet
 from app.survey import repository
+from app.survey.loyalty import LoyaltyTally, answers_tally, rule_tally
 from app.survey.nps import NpsTally, is_score
 from app.survey.repository import AnswerTarget, NpsGroup
 from app.survey.rewards import cancel_reward, plan_reward
-from app.survey.scales import scale_of
+from app.survey.scales import SurveyKind, scale_of
 from app.survey.schemas import NpsBy, NpsRow, NpsStats
 from app.survey.tokens import SurveyClaims, read_survey_token
 from app.tracking.classify import EventClass, EventFacts, EventKind, classify, is_click_burst
@@ -189,20 +191,101 @@ async def nps_tallies(
     return dict(tallies)
 
 
-async def nps_report(session: AsyncSession, *, first: date, last: date, by: NpsBy) -> NpsStats:
-    """NPS of the messages of [first, last] by rule, product category or month (UTC)."""
+async def loyalty_tallies(
+    session: AsyncSession,
+    *,
+    first: date,
+    last: date,
+    group_by: Sequence[NpsGroup],
+    rules: RuleSet,
+) -> dict[tuple[Any, ...], LoyaltyTally]:
+    """Loyalty tallies (ELI, response rate, CSAT, CES) of the messages of [first, last] by
+    the values of `group_by`. Each rule's silent are weighted by its current `silent_weight`:
+    a coefficient of the analysis, so a changed weight applies to the past too."""
+    weights = {
+        rule.id: Decimal(str(rule.survey.silent_weight))
+        for rule in rules.rules
+        if rule.survey is not None
+    }
+    start, end = day_start(first), day_start(last + timedelta(days=1))
+    by_rule: tuple[NpsGroup, ...] = (*group_by, *(() if "rule" in group_by else ("rule",)))
+    rule_at = by_rule.index("rule")
+    answers = await repository.standing_scores(
+        session,
+        start=start,
+        end=end,
+        group_by=(*by_rule, "kind"),
+        kinds=[kind.value for kind in SurveyKind],
+    )
+    reached = await repository.reached_surveys(
+        session, start=start, end=end, group_by=by_rule, rule_ids=weights
+    )
+    parts: defaultdict[tuple[Any, ...], tuple[int, list[tuple[str, int, int]]]] = defaultdict(
+        lambda: (0, [])
+    )
+    for values, count in reached:
+        parts[values] = (count, parts[values][1])
+    for grouped, score, count in answers:
+        parts[grouped[:-1]][1].append((grouped[-1], score, count))
+    tallies: defaultdict[tuple[Any, ...], LoyaltyTally] = defaultdict(LoyaltyTally)
+    for values, (count, scored) in parts.items():
+        rule_id = values[rule_at]
+        if rule_id in weights:
+            part = rule_tally(reached=count, answers=scored, silent_weight=weights[rule_id])
+        else:  # no declared survey: its CSAT and CES answers count, but not towards ELI
+            part = sum(
+                (answers_tally(k, s, times=n, in_survey=False) for k, s, n in scored),
+                LoyaltyTally(),
+            )
+        key = tuple(value for index, value in enumerate(values) if by_rule[index] in group_by)
+        tallies[key] = tallies[key] + part
+    return dict(tallies)
+
+
+async def nps_report(
+    session: AsyncSession,
+    *,
+    first: date,
+    last: date,
+    by: NpsBy,
+    rules: RuleSet | None = None,
+) -> NpsStats:
+    """NPS and the loyalty figures of the messages of [first, last] by rule, product
+    category or month (UTC). Without `rules`, no rule declares a survey: no ELI."""
     tallies = await nps_tallies(session, first=first, last=last, group_by=(by,))
-    rows = [
-        NpsRow(
-            key=key,
-            responses=tally.responses,
-            promoters=tally.promoters,
-            passives=tally.passives,
-            detractors=tally.detractors,
-            nps=tally.nps,
+    loyalty = await loyalty_tallies(
+        session,
+        first=first,
+        last=last,
+        group_by=(by,),
+        rules=rules or RuleSet(rules=(), version=""),
+    )
+    rows = []
+    for key in sorted(
+        {*tallies, *(key for key, tally in loyalty.items() if tally.shows)},
+        key=lambda item: (item[0] is None, item[0] or ""),
+    ):
+        tally, extra = tallies.get(key, NpsTally()), loyalty.get(key, LoyaltyTally())
+        rows.append(
+            NpsRow(
+                key=key[0],
+                responses=tally.responses,
+                promoters=tally.promoters,
+                passives=tally.passives,
+                detractors=tally.detractors,
+                nps=tally.nps,
+                surveys=extra.reached,
+                answered=extra.answered,
+                response_rate=extra.response_rate,
+                positive=extra.positive,
+                neutral=extra.neutral,
+                negative=extra.negative,
+                silent=extra.silent,
+                eli=extra.eli,
+                csat=extra.csat,
+                csat_responses=extra.csat_responses,
+                ces=extra.ces,
+                ces_responses=extra.ces_responses,
+            )
         )
-        for (key,), tally in sorted(
-            tallies.items(), key=lambda item: (item[0][0] is None, item[0][0] or "")
-        )
-    ]
     return NpsStats.model_validate({"from": first, "to": last, "by": by, "rows": rows})

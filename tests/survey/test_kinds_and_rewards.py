@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,10 @@ from app.config import Settings
 from app.models import Message
 from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
-from app.survey.tokens import make_survey_token, read_survey_token
 from tests.conftest import FrozenClock
 from tests.coupons.conftest import add_pool
 from tests.smtp_sink import SmtpSink
-from tests.survey.conftest import (
-    COFFEE,
-    SurveyMail,
-    answer,
-    path,
-    send_order,
-    stored_answers,
-)
+from tests.survey.conftest import COFFEE, answer, send_order, stored_answers, token_for
 
 RULES = """
 rules:
@@ -47,19 +38,6 @@ rules:
 def settings(settings: Settings, tmp_path: Path) -> Settings:
     (settings.rules_dir / "rules.yaml").write_text(RULES)
     return settings
-
-
-def token_for(runtime: Runtime, mail: SurveyMail, kind: str) -> str:
-    """A `kind` survey link's token for the message `mail` is (as its rule's mail carries)."""
-    settings, now = runtime.settings, runtime.clock.now()
-    token = path(mail.urls[0]).split("/")[2]
-    claims = read_survey_token(
-        token, secrets=settings.survey_secrets, now=now, max_age=timedelta(days=1)
-    )
-    assert claims is not None and claims.kind == "nps"
-    return make_survey_token(
-        message_id=claims.message_id, issued_at=now, secrets=settings.survey_secrets, kind=kind
-    )
 
 
 async def messages(runtime: Runtime) -> list[tuple[str, str, str | None]]:
