@@ -208,7 +208,7 @@ async def get_timeseries(
     "the span, each message's latest counted answer; read from the answers themselves, so "
     "there is no rollup lag. A category row counts an answer once for each distinct "
     "category of its order. The loyalty index and the response rate count the rules that "
-    "declare a `survey` (docs/stats.md, \"Surveys\").",
+    'declare a `survey` (docs/stats.md, "Surveys").',
     responses=_responses(NpsRow.model_validate(EXAMPLE_ROW)),
 )
 async def get_nps(

@@ -11,22 +11,24 @@ the link is good: HTTP calls it safe, and no person answers with it.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 
-from app.api.deps import RuntimeDep, SessionDep
+from app.api.deps import API_KEY_RESPONSES, MAX_ROW_ID, ApiKeyDep, RuntimeDep, SessionDep
 from app.mail.languages import accepted_languages
 from app.survey.pages import Page, page_language, render_page
-from app.survey.repository import AnswerTarget
+from app.survey.repository import AnswerFilter, AnswerTarget
 from app.survey.scales import scale_of
+from app.survey.schemas import AnswerPage
 from app.survey.service import (
     MAX_COMMENT,
     CommentOutcome,
     CommentProblem,
     add_comment,
+    answers_page,
     comment_problem,
     find_target,
     record_answer,
@@ -35,6 +37,13 @@ from app.survey.tokens import SAMPLE_TOKENS
 from app.tracking.service import Visit
 
 router = APIRouter(prefix="/s", tags=["survey"])
+# The answers for the shop: API-key protected, unlike the links above.
+api_router = APIRouter(
+    prefix="/api/v1/survey",
+    tags=["survey"],
+    dependencies=[ApiKeyDep],
+    responses=API_KEY_RESPONSES,
+)
 
 _SCORE = re.compile(r"10|[0-9]")
 # A form-encoded comment of MAX_COMMENT characters takes at most 12 bytes each (a 4-byte
@@ -233,3 +242,45 @@ async def _comment_field(request: Request) -> tuple[str, bool]:
     values = fields.get("comment") or [""]
     # Browsers send a textarea's line breaks as CRLF; its maxlength counts them as one.
     return values[0].replace("\r\n", "\n").replace("\r", "\n"), True
+
+
+Score = Annotated[int | None, Query(ge=0, le=10)]
+
+
+@api_router.get(
+    "/answers",
+    response_model=AnswerPage,
+    response_model_by_alias=True,
+    summary="Survey answers and their comments, newest first",
+    description="Counted answers (a person's, or an unclassified client's) unless "
+    "`counted=false`; filter by kind, rule, score range and whether they carry a comment. "
+    "Comments are personal data: erased with their customer.",
+    responses={422: {"description": "min_score above max_score, or a bad parameter"}},
+)
+async def list_answers(
+    session: SessionDep,
+    kind: Annotated[Literal["nps", "csat", "ces"] | None, Query()] = None,
+    rule: Annotated[str | None, Query(max_length=128)] = None,
+    min_score: Score = None,
+    max_score: Score = None,
+    commented: Annotated[
+        bool | None, Query(description="true: only with a comment; false: only without")
+    ] = None,
+    counted: Annotated[bool, Query(description="false: machine answers too")] = True,
+    cursor: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_ROW_ID, description="next_cursor of the previous page"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> AnswerPage:
+    if min_score is not None and max_score is not None and min_score > max_score:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "min_score is above max_score")
+    where = AnswerFilter(
+        kind=kind,
+        rule_id=rule,
+        min_score=min_score,
+        max_score=max_score,
+        counted_only=counted,
+        commented=commented,
+    )
+    return await answers_page(session, where=where, cursor=cursor, limit=limit)

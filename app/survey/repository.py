@@ -273,6 +273,45 @@ def _utc_date_text(moment: Any, dialect: str, length: int) -> Any:
     return func.to_char(utc, "YYYY-MM-DD" if length == 10 else "YYYY-MM")
 
 
+@dataclass(frozen=True)
+class AnswerFilter:
+    """Which answers `list_answers` reads; None is no condition."""
+
+    kind: str | None = None
+    rule_id: str | None = None
+    min_score: int | None = None
+    max_score: int | None = None
+    counted_only: bool = True
+    commented: bool | None = None
+
+
+async def list_answers(
+    session: AsyncSession, *, where: AnswerFilter, before_id: int | None, limit: int
+) -> list[tuple[SurveyAnswer, str, str | None]]:
+    """(answer, rule id, variant), newest first, `limit` at most, ids below `before_id`."""
+    statement = (
+        select(SurveyAnswer, Message.rule_id, Message.variant)
+        .join(Message, Message.id == SurveyAnswer.message_id)
+        .order_by(SurveyAnswer.id.desc())
+        .limit(limit)
+    )
+    conditions = [
+        (where.kind is not None, SurveyAnswer.kind == where.kind),
+        (where.rule_id is not None, Message.rule_id == where.rule_id),
+        (where.min_score is not None, SurveyAnswer.score >= (where.min_score or 0)),
+        (where.max_score is not None, SurveyAnswer.score <= (where.max_score or 0)),
+        (where.counted_only, SurveyAnswer.class_.in_(COUNTED_CLASSES)),
+        (where.commented is True, SurveyAnswer.comment.is_not(None)),
+        (where.commented is False, SurveyAnswer.comment.is_(None)),
+        (before_id is not None, SurveyAnswer.id < (before_id or 0)),
+    ]
+    for applies, condition in conditions:
+        if applies:
+            statement = statement.where(condition)
+    rows = await session.execute(statement)
+    return [(answer, rule_id, variant) for answer, rule_id, variant in rows]
+
+
 async def answers_of_messages(
     session: AsyncSession, message_ids: Sequence[int]
 ) -> list[SurveyAnswer]:

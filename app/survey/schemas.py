@@ -3,7 +3,7 @@ the response rate); docs/stats.md explains each figure."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -97,3 +97,33 @@ class NpsStats(BaseModel):
     to: date = Field(description="last day (UTC), inclusive")
     by: NpsBy
     rows: list[NpsRow] = Field(description="one row per key, in key order (null last)")
+
+
+class AnswerOut(BaseModel):
+    """One survey answer as it came (`GET /api/v1/survey/answers`)."""
+
+    id: int = Field(description="the answer's id, newest first; `cursor` pages by it")
+    message_id: int = Field(description="the surveyed message (`GET /api/v1/messages`)")
+    rule: str
+    variant: str | None
+    kind: Literal["nps", "csat", "ces"]
+    score: int = Field(description="on the kind's scale: NPS 0-10, CSAT 1-5, CES 1-7")
+    side: Literal["positive", "neutral", "negative"] = Field(
+        description="the score's side of its scale, as the loyalty index counts it"
+    )
+    class_: str = Field(
+        alias="class", description="human, unknown (both counted), or machine (never counted)"
+    )
+    reason: str = Field(description="why it was classified so (docs/tracking.md)")
+    answered_at: datetime
+    comment: str | None = Field(description="what the customer wrote on the thank-you page")
+    commented_at: datetime | None
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class AnswerPage(BaseModel):
+    items: list[AnswerOut]
+    next_cursor: int | None = Field(
+        description="pass as `cursor` for the next (older) page; null on the last page"
+    )

@@ -20,10 +20,10 @@ from app.rules.loader import RuleSet
 from app.survey import repository
 from app.survey.loyalty import LoyaltyTally, answers_tally, rule_tally
 from app.survey.nps import NpsTally, is_score
-from app.survey.repository import AnswerTarget, NpsGroup
+from app.survey.repository import AnswerFilter, AnswerTarget, NpsGroup
 from app.survey.rewards import cancel_reward, plan_reward
 from app.survey.scales import SurveyKind, scale_of
-from app.survey.schemas import NpsBy, NpsRow, NpsStats
+from app.survey.schemas import AnswerOut, AnswerPage, NpsBy, NpsRow, NpsStats
 from app.survey.tokens import SurveyClaims, read_survey_token
 from app.tracking.classify import EventClass, EventFacts, EventKind, classify, is_click_burst
 from app.tracking.service import (
@@ -289,3 +289,30 @@ async def nps_report(
             )
         )
     return NpsStats.model_validate({"from": first, "to": last, "by": by, "rows": rows})
+
+
+async def answers_page(
+    session: AsyncSession, *, where: AnswerFilter, cursor: int | None, limit: int
+) -> AnswerPage:
+    """A page of answers, newest first, with their comments (`GET /api/v1/survey/answers`)."""
+    rows = await repository.list_answers(session, where=where, before_id=cursor, limit=limit)
+    items = [
+        AnswerOut.model_validate(
+            {
+                "id": answer.id,
+                "message_id": answer.message_id,
+                "rule": rule_id,
+                "variant": variant,
+                "kind": answer.kind,
+                "score": answer.score,
+                "side": scale_of(answer.kind).side(answer.score).value,
+                "class": answer.class_,
+                "reason": answer.reason,
+                "answered_at": answer.answered_at,
+                "comment": answer.comment,
+                "commented_at": answer.commented_at,
+            }
+        )
+        for answer, rule_id, variant in rows
+    ]
+    return AnswerPage(items=items, next_cursor=items[-1].id if len(items) == limit else None)
