@@ -12,8 +12,9 @@ from app.config import Settings
 from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
 from tests.conftest import Api, FrozenClock
+from tests.dashboard.conftest import sign_in
 from tests.smtp_sink import SmtpSink
-from tests.survey.conftest import COFFEE, answer, comment, send_order, token_for
+from tests.survey.conftest import COFFEE, answer, comment, fold, send_order, token_for
 
 RULES = """
 rules:
@@ -120,3 +121,15 @@ async def test_it_needs_an_api_key_and_a_sane_range(client: AsyncClient, api: Ap
     assert bad.status_code == 422
     off = await client.get("/api/v1/survey/answers", params={"kind": "x"}, headers=api.headers)
     assert off.status_code == 422
+
+
+async def test_the_dashboard_shows_the_latest_comments(
+    answered: None, client: AsyncClient, runtime: Runtime
+) -> None:
+    await fold(runtime)  # the page shows figures once the rollup has run
+    await sign_in(client)
+    html = (await client.get("/dashboard")).text
+    comments = html.split('<ul class="comments">')[1].split("</ul>")[0]
+    assert comments.index("Good beans, slow delivery.") < comments.index("The box arrived")
+    assert "<strong>CSAT 4</strong> · coffee-survey" in comments
+    assert "<strong>NPS 2</strong> · furniture-survey" in comments

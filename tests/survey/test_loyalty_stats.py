@@ -16,8 +16,9 @@ from app.config import Settings
 from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
 from tests.conftest import Api, FrozenClock
+from tests.dashboard.conftest import sign_in
 from tests.smtp_sink import SmtpSink
-from tests.survey.conftest import COFFEE, answer, send_order, token_for
+from tests.survey.conftest import COFFEE, answer, fold, send_order, token_for
 
 RULES = """
 rules:
@@ -133,3 +134,22 @@ async def test_the_csv_has_the_same_figures(answered: None, client: AsyncClient,
     assert parsed["coffee-survey"]["response_rate"] == "0.6667"
     assert parsed["coffee-survey"]["ces"] == ""
     assert set(parsed["coffee-survey"]) == set(expected["coffee-survey"])
+
+
+async def test_the_dashboard_shows_the_survey_figures(
+    answered: None, client: AsyncClient, runtime: Runtime, api: Api
+) -> None:
+    await fold(runtime)  # the page shows figures once the rollup has run
+    await sign_in(client)
+    page = await client.get("/dashboard", params=AUTUMN)
+    assert page.status_code == 200
+    html = page.text
+    assert "<script" not in html
+    rule_table = html.split('<table data-surveys="rule">')[1].split("</table>")[0]
+    furniture = rule_table.split('<tr data-key="furniture-survey">')[1].split("</tr>")[0]
+    assert '<td data-field="eli">-16.7</td>' in furniture
+    assert '<td data-field="response_rate">66.7 %</td>' in furniture
+    coffee = rule_table.split('<tr data-key="coffee-survey">')[1].split("</tr>")[0]
+    assert '<td data-field="csat">50.0</td>' in coffee and '<td data-field="ces">—</td>' in coffee
+    assert '<table data-surveys="category">' in html and '<tr data-key="2026-12">' in html
+    assert "No comments yet." in html
