@@ -33,6 +33,7 @@ from app.rules_api.endpoints import router as rules_router
 from app.runtime import Runtime
 from app.stats.endpoints import router as stats_router
 from app.suppressions.endpoints import router as suppressions_router
+from app.survey.endpoints import api_router as survey_api_router
 from app.survey.endpoints import router as survey_router
 from app.tracking.endpoints import router as tracking_router
 from app.unsubscribe.endpoints import router as unsubscribe_router
@@ -98,6 +99,7 @@ def create_app(
     app.include_router(coupons_router)
     app.include_router(catalog_router)
     app.include_router(feedback_router)
+    app.include_router(survey_api_router)
     # The public links: no credential but the token, so a per-client rate limit.
     app.include_router(unsubscribe_router, dependencies=[PublicRateLimit], responses=RATE_LIMITED)
     app.include_router(tracking_router, dependencies=[PublicRateLimit], responses=RATE_LIMITED)

@@ -480,7 +480,7 @@ class TrackingEvent(Base):
 
 
 class SurveyAnswer(Base):
-    """One answer to a message's "Would you recommend us?" (0-10), as it came.
+    """One answer to a message's survey (NPS 0-10, CSAT 1-5, CES 1-7), as it came.
 
     Every request that answered is kept with its class and reason, like tracking events;
     NPS takes each message's latest counted answer (app/survey/nps.py). `comment` is what
@@ -491,6 +491,12 @@ class SurveyAnswer(Base):
     __tablename__ = "survey_answers"
     __table_args__ = (
         CheckConstraint("score >= 0 AND score <= 10", name="score_range"),
+        # Each kind's scale (app/survey/scales.py); NPS is the range above.
+        CheckConstraint(
+            "kind = 'nps' OR (kind = 'csat' AND score BETWEEN 1 AND 5) "
+            "OR (kind = 'ces' AND score BETWEEN 1 AND 7)",
+            name="score_fits_kind",
+        ),
         # A message's answers in time order: the latest answer, bursts.
         Index("ix_survey_answers_message_time", "message_id", "answered_at"),
         # NPS of a span reads only answers given since its first day.
@@ -500,6 +506,8 @@ class SurveyAnswer(Base):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
     score: Mapped[int] = mapped_column(Integer)
+    # The survey's kind (nps, csat, ces), from the signed token: the scale of `score`.
+    kind: Mapped[str] = mapped_column(String(8), default="nps", server_default="nps")
     class_: Mapped[str] = mapped_column("class", String(16))
     reason: Mapped[str] = mapped_column(String(32))
     answered_at: Mapped[datetime] = mapped_column(UtcDateTime)

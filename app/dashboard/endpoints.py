@@ -91,7 +91,12 @@ async def dashboard_page(
     data = None
     if error is None:
         data = await dashboard(
-            db, span=Span(first, last), bucket=bucket, rule=rule, loaded_rules=loaded
+            db,
+            span=Span(first, last),
+            bucket=bucket,
+            rule=rule,
+            loaded_rules=loaded,
+            rule_set=runtime.rules.current,
         )
         if data is None:
             error, status_code = f"No rule named “{rule}”.", status.HTTP_404_NOT_FOUND

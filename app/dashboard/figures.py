@@ -43,3 +43,8 @@ def bucket_label(start: date, bucket: Bucket) -> str:
     """A chart's x label: "Nov 3" for a day, "wk Nov 3" for the week starting then."""
     day = f"{start:%b} {start.day}"
     return day if bucket == "day" else f"wk {day}"
+
+
+def mean(value: float | None) -> str:
+    """A mean answer (CES, 1-7) to two decimals; "—" when no one answered."""
+    return NONE if value is None else f"{value:.2f}"

@@ -19,7 +19,11 @@ _env = jinja2.Environment(
     lstrip_blocks=True,
 )
 _env.filters.update(
-    count=figures.count, rate=figures.rate, money=figures.money, score=figures.score
+    count=figures.count,
+    rate=figures.rate,
+    money=figures.money,
+    score=figures.score,
+    mean=figures.mean,
 )
 _env.globals["missing"] = figures.NONE
 

@@ -8,9 +8,16 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.dashboard.charts import Chart, line_chart
+from app.rules.loader import RuleSet
 from app.stats import service as stats
 from app.stats.schemas import Bucket, BucketRow, Overview, RulesStats
 from app.stats.service import Span
+from app.survey.repository import AnswerFilter
+from app.survey.schemas import AnswerPage, NpsStats
+from app.survey.service import answers_page, nps_report
+
+# The latest comments the page shows; the rest through GET /api/v1/survey/answers.
+COMMENTS_SHOWN = 10
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,9 @@ class Dashboard:
     table: RulesStats
     series: list[BucketRow]
     charts: list[Chart]
+    # NPS, loyalty index, CSAT, CES and response rate by rule, category and month.
+    surveys: dict[str, NpsStats]
+    comments: AnswerPage
 
     @property
     def empty(self) -> bool:
@@ -37,6 +47,7 @@ async def dashboard(
     bucket: Bucket,
     rule: str | None,
     loaded_rules: Collection[str],
+    rule_set: RuleSet | None = None,
 ) -> Dashboard | None:
     """The page's figures; None for a `rule` that is neither loaded nor in the stats."""
     if rule is None:
@@ -55,6 +66,13 @@ async def dashboard(
         series = found.rows
     overview = await stats.overview(session, span=span)
     table = await stats.by_rule(session, span=span)
+    surveys = {
+        by: await nps_report(session, first=span.first, last=span.last, by=by, rules=rule_set)
+        for by in ("rule", "category", "month")
+    }
+    comments = await answers_page(
+        session, where=AnswerFilter(commented=True), cursor=None, limit=COMMENTS_SHOWN
+    )
     return Dashboard(
         span=span,
         bucket=bucket,
@@ -64,6 +82,8 @@ async def dashboard(
         table=table,
         series=series,
         charts=charts(series, bucket=bucket),
+        surveys=surveys,
+        comments=comments,
     )
 
 

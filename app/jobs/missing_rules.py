@@ -36,7 +36,8 @@ async def reconcile_missing_rules(runtime: Runtime) -> Reconciled:
     if not source.loaded:
         return Reconciled()
     rules = source.current.rules
-    live = {rule.id for rule in rules}
+    # A survey's reward mail is sent under a rule derived from it: live while the rule is.
+    live = source.current.sending_rule_ids
     renames = {old: rule.id for rule in rules for old in rule.renamed_from}
     now = runtime.clock.now()
     version = source.current.version

@@ -64,7 +64,7 @@ from app.rules.loader import RuleSet
 from app.rules.model import Limit, Rule
 from app.runtime import Runtime
 from app.suppressions import repository as suppressions
-from app.survey.links import message_survey_context
+from app.survey.links import message_survey_context, survey_kind
 from app.tracking.repository import NewLink, add_links
 from app.tracking.service import StoreLinks, track_message
 
@@ -481,6 +481,7 @@ class Dispatcher:
                     public_url=settings.public_url,
                     secrets=settings.survey_secrets,
                     now=now,
+                    kind=survey_kind(rule),
                 ),
             ),
         )

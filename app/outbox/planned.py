@@ -5,6 +5,7 @@ Functions flush; the caller owns the transaction."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -90,6 +91,31 @@ async def cancel_pending(
     if dedupe_keys is not None:
         statement = statement.where(Message.dedupe_key.in_(dedupe_keys))
     result = await session.execute(statement.execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def restore_cancelled(
+    session: AsyncSession, *, dedupe_key: str, reason: str, send_at: datetime
+) -> int:
+    """Schedule again, at `send_at`, the message of `dedupe_key` if it was cancelled for
+    `reason` and nothing else (a survey reward cancelled for a scanner's burst, earned
+    later by the person)."""
+    result = await session.execute(
+        update(Message)
+        .where(
+            Message.dedupe_key == dedupe_key,
+            Message.status == MessageStatus.CANCELLED,
+            Message.status_reason == reason,
+        )
+        .values(
+            status=MessageStatus.SCHEDULED,
+            status_reason=None,
+            send_at=send_at,
+            next_attempt_at=send_at,
+            updated_at=func.now(),
+        )
+        .execution_options(synchronize_session=False)
+    )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -24,7 +24,7 @@ from app.coupons.codes import sample_coupon
 from app.mail.templates import RenderTimeout, TemplateError, TemplateRenderer
 from app.rules.bounds import DEFAULT_BOUNDS, Bounds
 from app.rules.loader import ParsedRules, RuleError, parse_rule_files
-from app.rules.model import ORDER_EVENTS, Rule
+from app.rules.model import ORDER_EVENTS, Rule, reward_rule
 from app.survey.links import sample_survey_context
 from app.tracking.rewrite import html_hrefs, link_scheme
 
@@ -242,21 +242,30 @@ class TemplateCheck:
         errors = []
         for rule, path, positions, index in parsed.rules:
             dated = rule.when.event not in ORDER_EVENTS
+            sends: list[tuple[tuple[str | int, ...], str]] = []
+            first = len(rule.first_templates)
             for number, template in enumerate(rule.templates):
+                if number >= first:  # a step's own template
+                    sends.append((("steps", number - first, "template"), template))
+                elif rule.variants is not None:
+                    sends.append((("variants", number, "template"), template))
+                else:
+                    sends.append((("template",), template))
+            reward = reward_rule(rule)
+            if reward is not None:
+                # The survey's reward mail: checked with the reward's coupon, like a rule's.
+                sends.append((("survey", "reward", "template"), reward.templates[0]))
+            for where_in_rule, template in sends:
+                sending = reward if where_in_rule[0] == "survey" else rule
+                assert sending is not None
                 problem = None
-                for coupon, case in _coupon_cases(rule):
+                for coupon, case in _coupon_cases(sending):
                     key = (template, coupon, case, dated)
                     if key not in self._problems:
                         self._problems[key] = self._problem(renderer, template, coupon, case, dated)
                     problem = problem or self._problems[key]
                 if problem is not None:
-                    place: tuple[str | int, ...] = ("rules", index, "template")
-                    first = len(rule.first_templates)
-                    if number >= first:  # a step's own template
-                        place = ("rules", index, "steps", number - first, "template")
-                    elif rule.variants is not None:
-                        place = ("rules", index, "variants", number, "template")
-                    where = positions.locate(place)
+                    where = positions.locate(("rules", index, *where_in_rule))
                     errors.append(RuleError(path, where.line, where.column, problem))
         return errors
 

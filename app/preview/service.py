@@ -39,7 +39,7 @@ from app.orders.repository import customer_id_for
 from app.preview.lint import SAMPLE_CONTEXT
 from app.rules.facts import ItemFacts, item_facts
 from app.rules.model import Rule
-from app.survey.links import sample_survey_context
+from app.survey.links import sample_survey_context, survey_kind
 
 TEST_SUBJECT_PREFIX = "[TEST] "
 
@@ -159,7 +159,7 @@ def compose_test_send(
     context: dict[str, Any] = copy.deepcopy(SAMPLE_CONTEXT)
     context["unsubscribe_url"] = unsubscribe_url
     context["coupon"] = _sample_coupon(rule)
-    context["survey"] = sample_survey_context(settings.public_url)
+    context["survey"] = sample_survey_context(settings.public_url, survey_kind(rule))
     if rule.recommend is None:
         context["recommendations"] = []  # what the rule's mail gets
     links = links_for_shop(settings, shop)
@@ -247,7 +247,7 @@ def _order_email(
         coupon=_sample_coupon(rule),
         recommendations=recommendations if rule is not None and rule.recommend else None,
         # Sample links: they show the thank-you page and record nothing.
-        survey=sample_survey_context(settings.public_url),
+        survey=sample_survey_context(settings.public_url, survey_kind(rule)),
         links=links_for_shop(settings, shop, catalog),
         rule_links=rule.links if rule is not None else None,
     )

@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from app.rules.bounds import DEFAULT_BOUNDS, Bounds
-from app.rules.model import Defaults, Kind, Limit, Rule, RuleFile
+from app.rules.model import Defaults, Kind, Limit, Rule, RuleFile, reward_rule
 from app.rules.positions import Position, YamlPositions, yaml_error_position
 
 
@@ -26,12 +26,21 @@ class RuleSet:
     limits: Mapping[str, Limit] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # Looked up per message at send time: index once, not a scan each time.
-        object.__setattr__(self, "_by_id", {rule.id: rule for rule in self.rules})
+        # Looked up per message at send time: index once, not a scan each time. A survey's
+        # reward mail is sent under a rule derived from it, found here and nowhere else (it
+        # matches no event).
+        rewards = [found for rule in self.rules if (found := reward_rule(rule)) is not None]
+        object.__setattr__(self, "_by_id", {rule.id: rule for rule in [*self.rules, *rewards]})
 
     def by_id(self, rule_id: str) -> Rule | None:
         by_id: dict[str, Rule] = self.__dict__["_by_id"]
         return by_id.get(rule_id)
+
+    @property
+    def sending_rule_ids(self) -> set[str]:
+        """Every rule id a waiting message may be sent under: the rules and their rewards."""
+        by_id: dict[str, Rule] = self.__dict__["_by_id"]
+        return set(by_id)
 
     def for_event(self, event: str) -> list[Rule]:
         return [rule for rule in self.rules if rule.when.event == event]

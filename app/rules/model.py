@@ -454,6 +454,49 @@ class Coupon(_Strict):
     )
 
 
+class SurveyReward(_Strict):
+    """A thank-you for an answer: once a person answers (first answer only), the customer is
+    sent `template` with a code from the coupon's pool (docs/rules.md, "Surveys")."""
+
+    coupon: Coupon = Field(
+        description="the pool of the thank-you codes; `when_empty` as for the rule's coupon",
+        examples=[{"pool": "THANKS"}],
+    )
+    template: str = Field(
+        default="survey-reward",
+        description="the thank-you mail, a template folder under templates/email",
+    )
+
+    @field_validator("template")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("use lower-case letters, digits, '-' and '_' (max 128)")
+        return value
+
+
+class Survey(_Strict):
+    """The survey the rule's mail carries (`{{ survey.links }}`): its kind and scale, how
+    its silent count in the loyalty index, and a reward (docs/rules.md, "Surveys")."""
+
+    kind: Literal["nps", "csat", "ces"] = Field(
+        default="nps",
+        description="nps: would you recommend us, 0-10; csat: how satisfied, 1-5; ces: how "
+        "easy, 1-7 (7 = very easy)",
+    )
+    silent_weight: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="how much each survey sent and not answered counts against the loyalty "
+        "index, as a share of a negative answer (0: not at all, 1: as a negative answer)",
+    )
+    reward: SurveyReward | None = Field(
+        default=None,
+        description="a coupon mailed once the survey is answered, e.g. {coupon: {pool: THANKS}}",
+    )
+
+
 class Recommend(_Strict):
     """Products from the catalog for the template's `recommendations`, picked at send time
     (docs/rules.md, "Recommendations")."""
@@ -691,6 +734,12 @@ class Rule(_Strict):
         description="a code from a pool for each message, e.g. {pool: BIRTHDAY}",
         examples=[{"pool": "BIRTHDAY", "when_empty": "send"}],
     )
+    survey: Survey | None = Field(
+        default=None,
+        description="the survey in this rule's mail: kind (nps, csat, ces), silent_weight, "
+        "reward; without it `{{ survey.links }}` is the 0-10 NPS question",
+        examples=[{"kind": "csat", "silent_weight": 0.5, "reward": {"coupon": {"pool": "THANKS"}}}],
+    )
     recommend: Recommend | None = Field(
         default=None,
         description="catalog products for `recommendations`, e.g. {count: 3, from: co_purchase}",
@@ -795,6 +844,15 @@ class Rule(_Strict):
         if self.coupon is not None and self.kind == "transactional":
             # An offer makes mail marketing, which needs consent: transactional mail has none.
             raise ValueError("'coupon' is an offer: use it on marketing rules")
+        if (
+            self.survey is not None
+            and self.survey.reward is not None
+            and len(self.id) + len(REWARD_SUFFIX) > 128
+        ):
+            raise ValueError(
+                f"a rule with a survey reward needs an id of at most {128 - len(REWARD_SUFFIX)} "
+                f"characters (its reward mail is counted under '<id>{REWARD_SUFFIX}')"
+            )
         return self
 
     @property
@@ -859,6 +917,41 @@ class Rule(_Strict):
         """A hash of the rule's own definition: editing another rule leaves it unchanged."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+# The reward mail of a survey rule goes under this rule id: not a valid rule id itself (no
+# dots), so it never names a rule of the files, and its stats stay apart from the survey's.
+REWARD_SUFFIX = ".reward"
+
+
+def reward_rule(rule: Rule) -> Rule | None:
+    """The rule the reward mail of `rule`'s survey is sent under: transactional (the customer
+    earned the code by answering), its template, the reward's coupon; None without a reward.
+
+    Built without validation on purpose: a coupon on a transactional rule is refused in rule
+    files (an offer needs consent), but this code was promised for the answer.
+    """
+    reward = rule.survey.reward if rule.survey is not None else None
+    if reward is None:
+        return None
+    derived = rule.model_copy(
+        update={
+            "id": rule.id + REWARD_SUFFIX,
+            "name": f"{rule.name or rule.id} (survey reward)",
+            "kind": "transactional",
+            "template": reward.template,
+            "variants": None,
+            "holdout": 0,
+            "skip_if": [],
+            "limit": None,
+            "coupon": reward.coupon,
+            "recommend": None,
+            "survey": None,
+            "renamed_from": [],
+        }
+    )
+    derived.__dict__.pop("version", None)  # the copied cache is the survey rule's
+    return derived
 
 
 class Defaults(_Strict):

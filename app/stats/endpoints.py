@@ -203,11 +203,12 @@ async def get_timeseries(
 @router.get(
     "/nps",
     response_model=NpsStats,
-    summary="Net promoter score by rule, product category or month",
+    summary="NPS, loyalty index, CSAT, CES and response rate by rule, category or month",
     description="From the survey answers (`{{ survey.links }}` in mail) to the messages of "
     "the span, each message's latest counted answer; read from the answers themselves, so "
     "there is no rollup lag. A category row counts an answer once for each distinct "
-    "category of its order.",
+    "category of its order. The loyalty index and the response rate count the rules that "
+    'declare a `survey` (docs/stats.md, "Surveys").',
     responses=_responses(NpsRow.model_validate(EXAMPLE_ROW)),
 )
 async def get_nps(
@@ -222,7 +223,9 @@ async def get_nps(
     format_: Format = "json",
 ) -> Any:
     span = _span(first, last, runtime)
-    result = await nps_report(session, first=span.first, last=span.last, by=by)
+    result = await nps_report(
+        session, first=span.first, last=span.last, by=by, rules=runtime.rules.current
+    )
     return _csv(list(result.rows), NpsRow) if format_ == "csv" else result
 
 

@@ -1,37 +1,49 @@
 """`/s/{token}/{score}`: the one-click survey answers in mail, and their comment form.
 
 Public, like the tracking and unsubscribe links: the signed token is the only credential.
-A bad token (tampered, unknown, expired) or a score outside 0-10 gets the same 404 page and
-records nothing. GET records an answer (scanners that follow links are classified, see
-docs/tracking.md); HEAD only says whether the link is good: HTTP calls it safe, and no
-person answers with it.
+A bad token (tampered, unknown, expired) or a score off the token's scale (NPS 0-10, CSAT
+1-5, CES 1-7: the kind is signed in the token) gets the same 404 page and records nothing.
+GET records an answer (scanners that follow links are classified, see docs/tracking.md)
+and, on a person's first answer, plans the rule's survey reward; HEAD only says whether
+the link is good: HTTP calls it safe, and no person answers with it.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 
-from app.api.deps import RuntimeDep, SessionDep
+from app.api.deps import API_KEY_RESPONSES, MAX_ROW_ID, ApiKeyDep, RuntimeDep, SessionDep
 from app.mail.languages import accepted_languages
 from app.survey.pages import Page, page_language, render_page
+from app.survey.repository import AnswerFilter, AnswerTarget
+from app.survey.scales import scale_of
+from app.survey.schemas import AnswerPage
 from app.survey.service import (
     MAX_COMMENT,
     CommentOutcome,
     CommentProblem,
     add_comment,
+    answers_page,
     comment_problem,
     find_target,
     record_answer,
 )
-from app.survey.tokens import SAMPLE_TOKEN
+from app.survey.tokens import SAMPLE_TOKENS
 from app.tracking.service import Visit
 
 router = APIRouter(prefix="/s", tags=["survey"])
+# The answers for the shop: API-key protected, unlike the links above.
+api_router = APIRouter(
+    prefix="/api/v1/survey",
+    tags=["survey"],
+    dependencies=[ApiKeyDep],
+    responses=API_KEY_RESPONSES,
+)
 
 _SCORE = re.compile(r"10|[0-9]")
 # A form-encoded comment of MAX_COMMENT characters takes at most 12 bytes each (a 4-byte
@@ -48,7 +60,7 @@ _PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/html": {}}, "description": "The thank-you page"},
     404: {
         "content": {"text/html": {}},
-        "description": "Not a valid token (tampered, unknown, expired), or a score not 0-10",
+        "description": "Not a valid token (tampered, unknown, expired), or a score off its scale",
     },
 }
 _COMMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -92,27 +104,28 @@ def _invalid(request: Request) -> HTMLResponse:
 @router.get(
     "/{token}",
     response_class=HTMLResponse,
-    summary="The eleven answers of a survey (`survey.url` in mail); records nothing",
+    summary="The answers of a survey (`survey.url` in mail); records nothing",
     responses=_PAGE_RESPONSES,
 )
 @router.head(
     "/{token}",
     response_class=HTMLResponse,
-    summary="The eleven answers of a survey; records nothing",
+    summary="The answers of a survey; records nothing",
     responses=_PAGE_RESPONSES,
     operation_id="survey_choices_head",
 )
 async def choices(
     token: str, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> HTMLResponse:
-    if token == SAMPLE_TOKEN:
-        return _page("choose", _browser_language(request), token=token, sample=True)
+    if token in SAMPLE_TOKENS:
+        kind = SAMPLE_TOKENS[token]
+        return _page("choose", _browser_language(request), token=token, sample=True, kind=kind)
     found = await find_target(
         session, token=token, settings=runtime.settings, now=runtime.clock.now()
     )
     if found is None:
         return _invalid(request)
-    return _page("choose", page_language(found[0].locale), token=token)
+    return _page("choose", page_language(found[0].locale), token=token, kind=found[1].kind)
 
 
 @router.get(
@@ -134,13 +147,20 @@ async def answer(
     if not _SCORE.fullmatch(score):
         return _invalid(request)
     value = int(score)
-    if token == SAMPLE_TOKEN:  # a preview's link: shows the page, records nothing
-        return _page("thanks", _browser_language(request), score=value, sample=True)
+    if token in SAMPLE_TOKENS:  # a preview's link: shows the page, records nothing
+        kind = SAMPLE_TOKENS[token]
+        if not scale_of(kind).fits(value):
+            return _invalid(request)
+        language = _browser_language(request)
+        return _page("thanks", language, score=value, sample=True, kind=kind)
     now = runtime.clock.now()
-    if request.method == "HEAD":
-        found = await find_target(session, token=token, settings=runtime.settings, now=now)
-        target = found[0] if found else None
-    else:
+    # The kind is signed in the token: the scale is read before anything is recorded.
+    found = await find_target(session, token=token, settings=runtime.settings, now=now)
+    if found is None or not scale_of(found[1].kind).fits(value):
+        return _invalid(request)
+    kind = found[1].kind
+    target: AnswerTarget | None = found[0]
+    if request.method != "HEAD":
         target = await record_answer(
             session,
             token=token,
@@ -148,10 +168,11 @@ async def answer(
             visit=_visit(request),
             settings=runtime.settings,
             now=now,
+            rules=runtime.rules.current,
         )
     if target is None:
         return _invalid(request)
-    return _page("thanks", page_language(target.locale), score=value)
+    return _page("thanks", page_language(target.locale), score=value, kind=kind)
 
 
 @router.post(
@@ -179,17 +200,17 @@ async def comment(
 ) -> HTMLResponse:
     text, complete = await _comment_field(request)
     problem: CommentProblem | None = "too_long" if not complete else comment_problem(text)
-    if token == SAMPLE_TOKEN:
+    if token in SAMPLE_TOKENS:
         language = _browser_language(request)
         if problem is not None:
-            return _refused(language, problem, text, sample=True)
+            return _refused(language, problem, text, sample=True, kind=SAMPLE_TOKENS[token])
         return _page("commented", language, sample=True)
     settings, now = runtime.settings, runtime.clock.now()
     if problem is not None:
         found = await find_target(session, token=token, settings=settings, now=now)
         if found is None:
             return _invalid(request)
-        return _refused(page_language(found[0].locale), problem, text)
+        return _refused(page_language(found[0].locale), problem, text, kind=found[1].kind)
     result = await add_comment(session, token=token, comment=text, settings=settings, now=now)
     if result is None or result[1] == CommentOutcome.NO_ANSWER:
         return _invalid(request)
@@ -197,7 +218,7 @@ async def comment(
 
 
 def _refused(
-    language: str, problem: CommentProblem, text: str, *, sample: bool = False
+    language: str, problem: CommentProblem, text: str, *, sample: bool = False, kind: str
 ) -> HTMLResponse:
     return _page(
         "thanks",
@@ -206,6 +227,7 @@ def _refused(
         problem=problem,
         comment=text[:MAX_COMMENT],
         sample=sample,
+        kind=kind,
     )
 
 
@@ -220,3 +242,45 @@ async def _comment_field(request: Request) -> tuple[str, bool]:
     values = fields.get("comment") or [""]
     # Browsers send a textarea's line breaks as CRLF; its maxlength counts them as one.
     return values[0].replace("\r\n", "\n").replace("\r", "\n"), True
+
+
+Score = Annotated[int | None, Query(ge=0, le=10)]
+
+
+@api_router.get(
+    "/answers",
+    response_model=AnswerPage,
+    response_model_by_alias=True,
+    summary="Survey answers and their comments, newest first",
+    description="Counted answers (a person's, or an unclassified client's) unless "
+    "`counted=false`; filter by kind, rule, score range and whether they carry a comment. "
+    "Comments are personal data: erased with their customer.",
+    responses={422: {"description": "min_score above max_score, or a bad parameter"}},
+)
+async def list_answers(
+    session: SessionDep,
+    kind: Annotated[Literal["nps", "csat", "ces"] | None, Query()] = None,
+    rule: Annotated[str | None, Query(max_length=128)] = None,
+    min_score: Score = None,
+    max_score: Score = None,
+    commented: Annotated[
+        bool | None, Query(description="true: only with a comment; false: only without")
+    ] = None,
+    counted: Annotated[bool, Query(description="false: machine answers too")] = True,
+    cursor: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_ROW_ID, description="next_cursor of the previous page"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> AnswerPage:
+    if min_score is not None and max_score is not None and min_score > max_score:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "min_score is above max_score")
+    where = AnswerFilter(
+        kind=kind,
+        rule_id=rule,
+        min_score=min_score,
+        max_score=max_score,
+        counted_only=counted,
+        commented=commented,
+    )
+    return await answers_page(session, where=where, cursor=cursor, limit=limit)

@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from app.mail.languages import pick_language
 from app.survey.links import survey_html, survey_texts
-from app.survey.nps import SCORES
+from app.survey.scales import SurveyKind, scale_of
 from app.survey.service import MAX_COMMENT, CommentProblem
 
 Page = Literal["choose", "thanks", "commented", "invalid"]
@@ -21,7 +21,7 @@ Page = Literal["choose", "thanks", "commented", "invalid"]
 _TEXTS: dict[str, dict[str, str]] = {
     "en": {
         "thanks_title": "Thank you!",
-        "thanks_text": "Your answer: {score} out of 10.",
+        "thanks_text": "Your answer: {score} out of {high}.",
         "commented_title": "Thank you for your comment!",
         "commented_text": "We read every comment.",
         "invalid_title": "Link not valid",
@@ -34,7 +34,7 @@ _TEXTS: dict[str, dict[str, str]] = {
     },
     "ru": {
         "thanks_title": "Спасибо!",
-        "thanks_text": "Ваша оценка: {score} из 10.",
+        "thanks_text": "Ваша оценка: {score} из {high}.",
         "commented_title": "Спасибо за отзыв!",
         "commented_text": "Мы читаем каждый отзыв.",
         "invalid_title": "Ссылка недействительна",
@@ -109,28 +109,36 @@ def render_page(
     comment: str = "",
     sample: bool = False,
     token: str = "",
+    kind: str = SurveyKind.NPS,
 ) -> str:
-    """`choose` (the eleven answers of `token`, for mail that links here), `thanks` after an
-    answer (or a refused comment, with `problem`), `commented` after a stored comment,
-    `invalid` for a link that names no message."""
+    """`choose` (every answer of `token`'s `kind` of survey, for mail that links here),
+    `thanks` after an answer (or a refused comment, with `problem`), `commented` after a
+    stored comment, `invalid` for a link that names no message."""
     language = language if language in _TEXTS else "en"
     texts = _TEXTS[language]
+    scale = scale_of(kind)
     choices = ""
     if page == "choose":
-        question = survey_texts(language)
+        question = survey_texts(language, kind)
         # Relative to /s/{token}: each button is that token's answer link.
-        links = tuple(f"{token}/{score}" for score in SCORES)
+        links = tuple(f"{token}/{score}" for score in scale.scores)
         # survey_html escapes every value it puts in.
-        choices = Markup(survey_html(links, {**question, "question": ""}))  # noqa: S704
+        choices = Markup(  # noqa: S704
+            survey_html(links, {**question, "question": ""}, scale.scores)
+        )
         text = ""
     elif page == "thanks":
-        text = texts["thanks_text"].format(score=score) if score is not None else ""
+        text = (
+            texts["thanks_text"].format(score=score, high=scale.high) if score is not None else ""
+        )
     else:
         text = texts[f"{page}_text"]
     error = texts[problem].format(limit=_LIMITS[language]) if problem else ""
     return _PAGE.render(
         lang=language,
-        title=survey_texts(language)["question"] if page == "choose" else texts[f"{page}_title"],
+        title=survey_texts(language, kind)["question"]
+        if page == "choose"
+        else texts[f"{page}_title"],
         text=text,
         choices=choices,
         form=page == "thanks",

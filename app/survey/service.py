@@ -9,18 +9,23 @@ import enum
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.ops.metrics import count_tracking_event
+from app.rules.loader import RuleSet
 from app.survey import repository
+from app.survey.loyalty import LoyaltyTally, answers_tally, rule_tally
 from app.survey.nps import NpsTally, is_score
-from app.survey.repository import AnswerTarget, NpsGroup
-from app.survey.schemas import NpsBy, NpsRow, NpsStats
-from app.survey.tokens import read_survey_token
-from app.tracking.classify import EventFacts, EventKind, classify, is_click_burst
+from app.survey.repository import AnswerFilter, AnswerTarget, NpsGroup
+from app.survey.rewards import cancel_reward, plan_reward
+from app.survey.scales import SurveyKind, scale_of
+from app.survey.schemas import AnswerOut, AnswerPage, NpsBy, NpsRow, NpsStats
+from app.survey.tokens import SurveyClaims, read_survey_token
+from app.tracking.classify import EventClass, EventFacts, EventKind, classify, is_click_burst
 from app.tracking.service import (
     MAX_USER_AGENT,
     Visit,
@@ -40,8 +45,9 @@ async def find_target(
     settings: Settings,
     now: datetime,
     lock: bool = False,
-) -> tuple[AnswerTarget, datetime] | None:
-    """The message a token answers for and the token's issue time; None if it names none."""
+) -> tuple[AnswerTarget, SurveyClaims] | None:
+    """The message a token answers for and the token's claims (issue time, survey kind);
+    None if it names none."""
     claims = read_survey_token(
         token,
         secrets=settings.survey_secrets,
@@ -51,7 +57,7 @@ async def find_target(
     if claims is None:
         return None
     target = await repository.answer_target(session, claims.message_id, lock=lock)
-    return None if target is None else (target, claims.issued_at)
+    return None if target is None else (target, claims)
 
 
 async def record_answer(
@@ -62,23 +68,26 @@ async def record_answer(
     visit: Visit,
     settings: Settings,
     now: datetime,
+    rules: RuleSet | None = None,
 ) -> AnswerTarget | None:
-    """Store one answer with its class and reason; None (nothing stored) for a bad token
-    or score.
+    """Store one answer with its kind, class and reason; None (nothing stored) for a bad
+    token or a score off the token's scale.
 
     A burst is looked for after the insert, as with clicks: by then answers to the same
     message wait for each other, so even parallel scanner requests see one another.
+    Given `rules`, a person's first answer plans the rule's survey reward (rewards.py); a
+    burst cancels it while it waits.
     """
     if not is_score(score):
         return None
     found = await find_target(session, token=token, settings=settings, now=now, lock=True)
-    if found is None:
+    if found is None or not scale_of(found[1].kind).fits(score):
         return None
-    target, issued_at = found
+    target, claims = found
     if target.customer_erased:
         return target  # thanked, but nothing about an erased customer is stored again
     # Not recorded as sent yet: the send is in flight, and the token was made just before.
-    sent = target.sent_at or issued_at
+    sent = target.sent_at or claims.issued_at
     facts = EventFacts(
         kind=EventKind.ANSWER,
         method=visit.method.upper(),
@@ -92,6 +101,7 @@ async def record_answer(
         session,
         message_id=target.message_id,
         score=score,
+        kind=claims.kind,
         event_class=event_class,
         reason=reason,
         answered_at=now,
@@ -104,6 +114,16 @@ async def record_answer(
     )
     if is_click_burst(others, thresholds):
         await repository.mark_survey_burst(session, message_id=target.message_id, since=since)
+        await cancel_reward(session, target=target)
+    elif rules is not None and event_class == EventClass.HUMAN:
+        # A person, as far as can be told yet; held for the burst window in case not.
+        await plan_reward(
+            session,
+            target=target,
+            rules=rules,
+            now=now,
+            hold=timedelta(seconds=thresholds.burst_seconds),
+        )
     count_tracking_event(EventKind.ANSWER.value, event_class.value)
     return target
 
@@ -171,20 +191,128 @@ async def nps_tallies(
     return dict(tallies)
 
 
-async def nps_report(session: AsyncSession, *, first: date, last: date, by: NpsBy) -> NpsStats:
-    """NPS of the messages of [first, last] by rule, product category or month (UTC)."""
+async def loyalty_tallies(
+    session: AsyncSession,
+    *,
+    first: date,
+    last: date,
+    group_by: Sequence[NpsGroup],
+    rules: RuleSet,
+) -> dict[tuple[Any, ...], LoyaltyTally]:
+    """Loyalty tallies (ELI, response rate, CSAT, CES) of the messages of [first, last] by
+    the values of `group_by`. Each rule's silent are weighted by its current `silent_weight`:
+    a coefficient of the analysis, so a changed weight applies to the past too."""
+    weights = {
+        rule.id: Decimal(str(rule.survey.silent_weight))
+        for rule in rules.rules
+        if rule.survey is not None
+    }
+    start, end = day_start(first), day_start(last + timedelta(days=1))
+    by_rule: tuple[NpsGroup, ...] = (*group_by, *(() if "rule" in group_by else ("rule",)))
+    rule_at = by_rule.index("rule")
+    answers = await repository.standing_scores(
+        session,
+        start=start,
+        end=end,
+        group_by=(*by_rule, "kind"),
+        kinds=[kind.value for kind in SurveyKind],
+    )
+    reached = await repository.reached_surveys(
+        session, start=start, end=end, group_by=by_rule, rule_ids=weights
+    )
+    parts: defaultdict[tuple[Any, ...], tuple[int, list[tuple[str, int, int]]]] = defaultdict(
+        lambda: (0, [])
+    )
+    for values, count in reached:
+        parts[values] = (count, parts[values][1])
+    for grouped, score, count in answers:
+        parts[grouped[:-1]][1].append((grouped[-1], score, count))
+    tallies: defaultdict[tuple[Any, ...], LoyaltyTally] = defaultdict(LoyaltyTally)
+    for values, (count, scored) in parts.items():
+        rule_id = values[rule_at]
+        if rule_id in weights:
+            part = rule_tally(reached=count, answers=scored, silent_weight=weights[rule_id])
+        else:  # no declared survey: its CSAT and CES answers count, but not towards ELI
+            part = sum(
+                (answers_tally(k, s, times=n, in_survey=False) for k, s, n in scored),
+                LoyaltyTally(),
+            )
+        key = tuple(value for index, value in enumerate(values) if by_rule[index] in group_by)
+        tallies[key] = tallies[key] + part
+    return dict(tallies)
+
+
+async def nps_report(
+    session: AsyncSession,
+    *,
+    first: date,
+    last: date,
+    by: NpsBy,
+    rules: RuleSet | None = None,
+) -> NpsStats:
+    """NPS and the loyalty figures of the messages of [first, last] by rule, product
+    category or month (UTC). Without `rules`, no rule declares a survey: no ELI."""
     tallies = await nps_tallies(session, first=first, last=last, group_by=(by,))
-    rows = [
-        NpsRow(
-            key=key,
-            responses=tally.responses,
-            promoters=tally.promoters,
-            passives=tally.passives,
-            detractors=tally.detractors,
-            nps=tally.nps,
+    loyalty = await loyalty_tallies(
+        session,
+        first=first,
+        last=last,
+        group_by=(by,),
+        rules=rules or RuleSet(rules=(), version=""),
+    )
+    rows = []
+    for key in sorted(
+        {*tallies, *(key for key, tally in loyalty.items() if tally.shows)},
+        key=lambda item: (item[0] is None, item[0] or ""),
+    ):
+        tally, extra = tallies.get(key, NpsTally()), loyalty.get(key, LoyaltyTally())
+        rows.append(
+            NpsRow(
+                key=key[0],
+                responses=tally.responses,
+                promoters=tally.promoters,
+                passives=tally.passives,
+                detractors=tally.detractors,
+                nps=tally.nps,
+                surveys=extra.reached,
+                answered=extra.answered,
+                response_rate=extra.response_rate,
+                positive=extra.positive,
+                neutral=extra.neutral,
+                negative=extra.negative,
+                silent=extra.silent,
+                eli=extra.eli,
+                csat=extra.csat,
+                csat_responses=extra.csat_responses,
+                ces=extra.ces,
+                ces_responses=extra.ces_responses,
+            )
         )
-        for (key,), tally in sorted(
-            tallies.items(), key=lambda item: (item[0][0] is None, item[0][0] or "")
-        )
-    ]
     return NpsStats.model_validate({"from": first, "to": last, "by": by, "rows": rows})
+
+
+async def answers_page(
+    session: AsyncSession, *, where: AnswerFilter, cursor: int | None, limit: int
+) -> AnswerPage:
+    """A page of answers, newest first, with their comments (`GET /api/v1/survey/answers`)."""
+    rows = await repository.list_answers(session, where=where, before_id=cursor, limit=limit)
+    items = [
+        AnswerOut.model_validate(
+            {
+                "id": answer.id,
+                "message_id": answer.message_id,
+                "rule": rule_id,
+                "variant": variant,
+                "kind": answer.kind,
+                "score": answer.score,
+                "side": scale_of(answer.kind).side(answer.score).value,
+                "class": answer.class_,
+                "reason": answer.reason,
+                "answered_at": answer.answered_at,
+                "comment": answer.comment,
+                "commented_at": answer.commented_at,
+            }
+        )
+        for answer, rule_id, variant in rows
+    ]
+    return AnswerPage(items=items, next_cursor=items[-1].id if len(items) == limit else None)

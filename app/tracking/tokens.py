@@ -48,6 +48,10 @@ class TokenUse(enum.StrEnum):
     # A survey token names a message, not a link, and its nonce is stored nowhere
     # (app/survey/tokens.py); it is signed with the survey secrets.
     SURVEY = "s"
+    # The other survey kinds (app/survey/scales.py): the kind is signed with the token, so
+    # a link's scale cannot be changed by editing it. "s" stays NPS, as it always was.
+    SURVEY_CSAT = "s-csat"
+    SURVEY_CES = "s-ces"
 
 
 @dataclass(frozen=True)

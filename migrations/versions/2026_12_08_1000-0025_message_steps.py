@@ -1,7 +1,7 @@
 """messages.step and messages.event_at: the steps of a rule's sequence
 
 Revision ID: 0025
-Revises: 0022
+Revises: 0024
 Create Date: 2026-12-08 10:00:00.000000+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0025"
-down_revision: str | None = "0022"
+down_revision: str | None = "0024"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

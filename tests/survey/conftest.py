@@ -21,6 +21,7 @@ from app.models import SurveyAnswer
 from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
 from app.stats.rollup import fold_stats
+from app.survey.tokens import make_survey_token, read_survey_token
 from tests.conftest import Visitor
 from tests.factories import order_created, post_event
 from tests.outbox.conftest import make_dispatcher
@@ -51,6 +52,23 @@ COFFEE = [
     {"sku": "COF-COL", "name": "Colombia beans", "category": "coffee/beans", "quantity": 1},
     {"sku": "DRIP-V60", "name": "Dripper", "category": "kitchen/coffee", "quantity": 1},
 ]
+# These rules declare no `survey`: no loyalty figures (see test_loyalty_stats.py).
+NO_DECLARED_SURVEY: dict[str, Any] = {
+    "surveys": 0,
+    "answered": 0,
+    "response_rate": None,
+    "positive": 0,
+    "neutral": 0,
+    "negative": 0,
+    "silent": 0,
+    "eli": None,
+    "csat": None,
+    "csat_responses": 0,
+    "ces": None,
+    "ces_responses": 0,
+}
+
+
 _SURVEY_URL = re.compile(r"https?://[^\s\"'<>]+/s/([A-Za-z0-9_-]+)/(\d+)")
 
 
@@ -159,6 +177,22 @@ async def stored_answers(runtime: Runtime) -> list[SurveyAnswer]:
 
 async def fold(runtime: Runtime) -> None:
     await fold_stats(runtime, settle=timedelta(0))
+
+
+def token_for(runtime: Runtime, mail: SurveyMail, kind: str) -> str:
+    """A `kind` survey link's token for the message `mail` is: the mail's own when its rule
+    asks that kind (the dispatcher signs its rule's kind), else one made for it."""
+    settings, now = runtime.settings, runtime.clock.now()
+    token = path(mail.urls[0]).split("/")[2]
+    claims = read_survey_token(
+        token, secrets=settings.survey_secrets, now=now, max_age=timedelta(days=1)
+    )
+    assert claims is not None
+    if claims.kind == kind:
+        return token
+    return make_survey_token(
+        message_id=claims.message_id, issued_at=now, secrets=settings.survey_secrets, kind=kind
+    )
 
 
 def tamper(url: str) -> str:

@@ -8,7 +8,7 @@ from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
 from tests.conftest import Api, FrozenClock
 from tests.smtp_sink import SmtpSink
-from tests.survey.conftest import answer, send_order, stored_answers
+from tests.survey.conftest import NO_DECLARED_SURVEY, answer, send_order, stored_answers
 
 SPAN = {"from": "2026-11-01", "to": "2026-11-30"}
 
@@ -48,6 +48,7 @@ async def test_a_scanner_clicking_every_score_counts_nothing(
             "passives": 1,
             "detractors": 0,
             "nps": 0.0,
+            **NO_DECLARED_SURVEY,
         }
     ]
 

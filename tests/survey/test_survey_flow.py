@@ -9,6 +9,7 @@ from app.runtime import Runtime
 from tests.conftest import Api, FrozenClock
 from tests.smtp_sink import SmtpSink
 from tests.survey.conftest import (
+    NO_DECLARED_SURVEY,
     answer,
     comment,
     send_order,
@@ -75,6 +76,7 @@ async def test_the_mail_carries_eleven_answers_and_an_answer_is_recorded(
         "passives": 0,
         "detractors": 1,
         "nps": -100.0,
+        **NO_DECLARED_SURVEY,
     }
 
     # The comment goes on the latest answer; a later one replaces it.

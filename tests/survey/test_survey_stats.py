@@ -17,7 +17,7 @@ from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
 from tests.conftest import Api, FrozenClock
 from tests.smtp_sink import SmtpSink
-from tests.survey.conftest import COFFEE, FURNITURE, answer, fold, send_order
+from tests.survey.conftest import COFFEE, FURNITURE, NO_DECLARED_SURVEY, answer, fold, send_order
 
 NOVEMBER = {"from": "2026-11-01", "to": "2026-11-30"}
 AUTUMN = {"from": "2026-11-01", "to": "2026-12-31"}
@@ -70,6 +70,7 @@ def row(
         "passives": passives,
         "detractors": detractors,
         "nps": nps,
+        **NO_DECLARED_SURVEY,
     }
 
 
@@ -134,7 +135,15 @@ async def test_csv_matches_json(answered: None, client: AsyncClient, api: Api, b
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
     parsed = list(csv.DictReader(io.StringIO(response.text)))
-    assert list(parsed[0]) == ["key", "responses", "promoters", "passives", "detractors", "nps"]
+    assert list(parsed[0]) == [
+        "key",
+        "responses",
+        "promoters",
+        "passives",
+        "detractors",
+        "nps",
+        *NO_DECLARED_SURVEY,
+    ]
     as_text = [
         {name: "" if value is None else str(value) for name, value in r.items()} for r in rows
     ]
