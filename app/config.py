@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     # Shopify and WooCommerce webhooks. Comma-separated `secret` (any shop) or `host=secret`
     # (the Shopify shop domain, or the host of WooCommerce's X-WC-Webhook-Source); several per
     # shop while one is rotated. Empty: that platform's deliveries are refused (development
-    # fills in a dev secret). WooCommerce has no consent field: an order meta entry with this
+    # fills in dev-shopify-secret and dev-woocommerce-secret). WooCommerce has no consent field: an order meta entry with this
     # key and a yes/1/true value gives marketing consent. SHOPIFY_SECRET and WOOCOMMERCE_SECRET
     # (singular, the names first documented) are read too when the plural is not set.
     shopify_secrets: Annotated[list[str], NoDecode] = Field(
@@ -301,8 +301,8 @@ class Settings(BaseSettings):
         default="INFO",
         validation_alias=AliasChoices("AFTERSALE_LOG_LEVEL", "LOG_LEVEL", "log_level"),
     )
-    # The interactive API reference at /docs and /redoc (served by the app, nothing from the
-    # internet). Default: on in development, off in production.
+    # The interactive API reference at /docs (served by the app, nothing from the internet).
+    # Default: on in development, off in production.
     api_docs: bool = True
     # Bearer token for GET /metrics from other hosts; loopback clients need none. Unset:
     # localhost only.
