@@ -126,9 +126,10 @@ class Settings(BaseSettings):
     # Shopify and WooCommerce webhooks. Comma-separated `secret` (any shop) or `host=secret`
     # (the Shopify shop domain, or the host of WooCommerce's X-WC-Webhook-Source); several per
     # shop while one is rotated. Empty: that platform's deliveries are refused (development
-    # fills in dev-shopify-secret and dev-woocommerce-secret). WooCommerce has no consent field: an order meta entry with this
-    # key and a yes/1/true value gives marketing consent. SHOPIFY_SECRET and WOOCOMMERCE_SECRET
-    # (singular, the names first documented) are read too when the plural is not set.
+    # fills in dev-shopify-secret and dev-woocommerce-secret). WooCommerce has no consent
+    # field: an order meta entry with this key and a yes/1/true value gives marketing
+    # consent. SHOPIFY_SECRET and WOOCOMMERCE_SECRET (singular, the names first documented)
+    # are read too when the plural is not set.
     shopify_secrets: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         validation_alias=AliasChoices(
