@@ -286,9 +286,9 @@ LISTS_ITEMS = frozenset(
         "cartridges-restock",
         "coffee-next-variety",
         "kids-furniture-care",
-        "product-review",
     }
 )
+# (product-review names only the products to rate: with `per: item`, one.)
 
 
 def catalog_item(item: Item, locale: str, currency: str) -> CatalogItem:
