@@ -32,6 +32,8 @@ from app.ops.security import RATE_LIMITED, PublicRateLimit
 from app.outbox.endpoints import router as outbox_router
 from app.preview.endpoints import router as preview_router
 from app.preview.lint import TemplateCheck
+from app.reviews.endpoints import api_router as reviews_api_router
+from app.reviews.endpoints import router as reviews_router
 from app.rules_api.endpoints import router as rules_router
 from app.runtime import Runtime
 from app.stats.endpoints import router as stats_router
@@ -110,10 +112,12 @@ def create_app(
     app.include_router(catalog_router)
     app.include_router(feedback_router)
     app.include_router(survey_api_router)
+    app.include_router(reviews_api_router)
     # The public links: no credential but the token, so a per-client rate limit.
     app.include_router(unsubscribe_router, dependencies=[PublicRateLimit], responses=RATE_LIMITED)
     app.include_router(tracking_router, dependencies=[PublicRateLimit], responses=RATE_LIMITED)
     app.include_router(survey_router, dependencies=[PublicRateLimit], responses=RATE_LIMITED)
+    app.include_router(reviews_router, dependencies=[PublicRateLimit], responses=RATE_LIMITED)
     if settings.is_development:
         app.include_router(dev_router)
     add_operations(app, settings, webhook_sources=webhook_sources())

@@ -517,6 +517,51 @@ class SurveyAnswer(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
 
 
+class ProductReview(Base):
+    """One product's review from a review request (`review.items` in mail): the stars a
+    one-click link gave, and the comment written after; one row per (message, item).
+
+    A later click on the same item replaces the stars, as a changed mind; clicks of other
+    stars within the burst window make the row a scanner's (class `machine`, never counted).
+    The product is copied from the order item, so stats and the reviews API need no join
+    and survive the item. `comment`, `user_agent` and `ip` are personal data, blanked with
+    the customer; the stars stay (docs/privacy.md).
+    """
+
+    __tablename__ = "product_reviews"
+    __table_args__ = (
+        CheckConstraint("stars >= 1 AND stars <= 5", name="stars_range"),
+        UniqueConstraint("message_id", "item_position"),
+        Index("ix_product_reviews_answered_at", "answered_at"),
+        Index("ix_product_reviews_product", "product_ref", "variant_ref"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
+    # The order item's position (order_items.position): which line the stars are for.
+    item_position: Mapped[int] = mapped_column(Integer)
+    product_ref: Mapped[str | None] = mapped_column(String(64))
+    variant_ref: Mapped[str | None] = mapped_column(String(64))
+    sku: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(500))
+    category: Mapped[str | None] = mapped_column(String(255))
+    catalog_product_id: Mapped[int | None] = mapped_column(
+        ForeignKey("products.id", ondelete="SET NULL"), index=True
+    )
+    stars: Mapped[int] = mapped_column(Integer)
+    class_: Mapped[str] = mapped_column("class", String(16))
+    reason: Mapped[str] = mapped_column(String(32))
+    answered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    comment: Mapped[str | None] = mapped_column(Text)
+    commented_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
 class IntakeFailure(Base):
     """An authentic delivery whose payload could not be mapped to one of our events.
 

@@ -22,6 +22,7 @@ from app.models import (
     Order,
     OrderItem,
     PrivacyRequest,
+    ProductReview,
     Suppression,
     SurveyAnswer,
     TrackedLink,
@@ -99,6 +100,16 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, now: dateti
         session,
         SurveyAnswer,
         SurveyAnswer.message_id.in_(messages),
+        comment=None,
+        commented_at=None,
+        user_agent=None,
+        ip=None,
+    )
+    # Product reviews keep their stars (product stats add up); the comment is their words.
+    await _update(
+        session,
+        ProductReview,
+        ProductReview.customer_id == customer_id,
         comment=None,
         commented_at=None,
         user_agent=None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from app.events import (
     CustomerDeleted,
@@ -38,11 +38,13 @@ from app.planner.planner import (
     matching_items,
     order_dedupe_key,
     plan_order_event,
+    planned_message,
     settle_delivery,
 )
 from app.rules.facts import ItemFacts, OrderFacts
 from app.rules.loader import RuleSet
-from app.rules.model import Rule
+from app.rules.model import REVIEW_ANSWERED, Rule
+from app.rules.timing import send_time
 from app.statuses import MessageStatus, OrderStatus
 
 CLOSED = (OrderStatus.CANCELLED, OrderStatus.REFUNDED)
@@ -446,3 +448,90 @@ def _may_match(rule: Rule, items: Sequence[ItemFacts]) -> bool:
     """False when no item can match the rule's item filter: a quick, exact no."""
     item_filter = rule.when.items
     return item_filter is None or any(item_filter.matches(item) for item in items)
+
+
+# -- review.answered: a product review came in (app/reviews) -----------------------------------
+
+
+@dataclass(frozen=True)
+class ReviewAnswered:
+    """A person's product review as it stands now (stars 1-5)."""
+
+    review_id: int
+    customer_id: int
+    order_id: int | None
+    stars: int
+    answered_at: datetime
+    # A person's (counted, plans follow-ups), or a machine's (cancels what it planned).
+    human: bool = True
+
+
+def review_key(rule_id: str, review_id: int) -> str:
+    """One message per review.answered rule and review, whatever repeats."""
+    return f"{rule_id}:review:{review_id}"
+
+
+async def review_answered(
+    store: LifecycleStore,
+    answer: ReviewAnswered,
+    *,
+    rules: RuleSet,
+    hold: timedelta = timedelta(0),
+) -> int:
+    """Plan the review.answered rules whose `if` the review meets (from the answer, but not
+    before `hold`, the burst window in which a scanner is still told apart), and cancel a
+    waiting one whose `if` it meets no more (the customer changed their stars)."""
+    found = rules.for_event(REVIEW_ANSWERED)
+    if not found:
+        return 0
+    customer = await store.customer(answer.customer_id)
+    if customer.deleted:
+        return 0
+    planned, moot = [], []
+    for rule in found:
+        key = review_key(rule.id, answer.review_id)
+        stars = rule.if_.stars if rule.if_ is not None else None
+        if (stars is not None and not stars.matches(answer.stars)) or (
+            rule.when.customer is not None and not rule.when.customer.matches(customer.facts)
+        ):
+            moot.append(key)
+            continue
+        due = send_time(rule, anchor=answer.answered_at, items=(), tz=customer.tz)
+        planned.append(
+            planned_message(
+                rule,
+                send_at=max(due, answer.answered_at + hold),
+                dedupe_key=key,
+                customer_key=customer.facts.key or str(customer.id),
+                event_at=answer.answered_at,
+            )
+        )
+    if moot:
+        await store.cancel_waiting(reason="review_changed", dedupe_keys=moot)
+    if not planned:
+        return 0
+    suppressed = customer.email is not None and await store.is_suppressed(customer.email)
+    checked = []
+    for plan in planned:
+        blocker = send_blocker(
+            SendFacts(
+                kind=plan.kind,
+                expires_at=None,
+                customer_deleted=customer.deleted,
+                email=customer.email,
+                marketing_consent=customer.marketing_consent,
+                suppressed=suppressed,
+                order_status=None,
+            ),
+            now=answer.answered_at,
+        )
+        checked.append(
+            plan if blocker is None else replace(plan, status=blocker[0], reason=blocker[1])
+        )
+    return await store.insert_planned(checked, customer_id=customer.id, order_id=answer.order_id)
+
+
+async def review_discarded(store: LifecycleStore, review_id: int, *, rules: RuleSet) -> int:
+    """The review was a scanner's after all: its waiting follow-ups do not go."""
+    keys = [review_key(rule.id, review_id) for rule in rules.for_event(REVIEW_ANSWERED)]
+    return await store.cancel_waiting(reason="survey_burst", dedupe_keys=keys) if keys else 0

@@ -86,6 +86,7 @@ def build_context(
     unsubscribe_url: str | None = None,
     coupon: Mapping[str, Any] | None = None,
     survey: Mapping[str, Any] | None = None,
+    review: Mapping[str, Any] | None = None,
     recommendations: Sequence[Mapping[str, Any]] | None = None,
     links: ShopLinks | None = None,
     rule_links: Mapping[str, str] | None = None,
@@ -124,6 +125,9 @@ def build_context(
         "coupon": dict(coupon) if coupon is not None else None,
         # `survey.links` (the 0-10 answer links) and `survey.urls`: app/survey/links.py.
         "survey": dict(survey) if survey is not None else None,
+        # A rule with `review`: `review.items`, each product with its star links
+        # (app/reviews/links.py); None otherwise (`{% if review %}`).
+        "review": dict(review) if review is not None else None,
         # Catalog products for a rule with `recommend` ({title, url, image_url, price,
         # currency, sku, product_id}, app/catalog/recommendations.py); empty otherwise.
         "recommendations": [dict(product) for product in recommendations or ()],

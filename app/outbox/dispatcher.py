@@ -59,7 +59,8 @@ from app.outbox.group_commit import GroupCommit
 from app.outbox.planned import insert_planned
 from app.outbox.repository import CapEntry, PlacedItem, PreviousStep, SendContext
 from app.planner.limits import Defer, span_start
-from app.planner.planner import first_step_key, step_dedupe_key
+from app.planner.planner import first_step_key, review_item_position, step_dedupe_key
+from app.reviews.links import distinct_items, message_review_context
 from app.rules.loader import RuleSet
 from app.rules.model import Limit, Rule
 from app.runtime import Runtime
@@ -483,6 +484,7 @@ class Dispatcher:
                     now=now,
                     kind=survey_kind(rule),
                 ),
+                review=self._review_context(context, rule, matched, now),
             ),
         )
         # Open pixel and click redirects, stored before the mail can be read.
@@ -510,6 +512,27 @@ class Dispatcher:
             ),
         )
         return dkim_sign(message_bytes(email), settings.dkim), message_id
+
+    def _review_context(
+        self, context: SendContext, rule: Rule | None, matched: Sequence[OrderItem], now: datetime
+    ) -> dict[str, Any] | None:
+        """`review` of a rule with `review`: the items to rate, links signed for each."""
+        if rule is None or rule.review is None:
+            return None
+        settings = self.runtime.settings
+        links = links_for_shop(settings, _shop(context), context.catalog)
+        chosen = distinct_items(
+            [(item.position, item) for item in matched],
+            position=review_item_position(context.message.dedupe_key),
+        )
+        return message_review_context(
+            [(position, item, links.item(item)) for position, item in chosen],
+            message_id=context.message.id,
+            public_url=settings.public_url,
+            secrets=settings.survey_secrets,
+            now=now,
+            per=rule.review.per,
+        )
 
     def _domain_slot(self, email: str | None) -> tuple[float, bool]:
         """The wait for the recipient's domain slot, now taken, and whether one was taken."""

@@ -30,6 +30,8 @@ ANCHOR_KEY = ":anchor:"
 # Ends the dedupe key of an order.delivered rule's message planned from the delivery; the
 # key without it is its fallback's, planned from the fulfilment.
 DELIVERED_KEY = ":delivered"
+# A per-item review request: the order's key, then this and the item's position.
+ITEM_KEY = ":item:"
 # Step k >= 2 of a sequence: the first step's dedupe key, then this and k.
 STEP_KEY = ":step:"
 
@@ -92,39 +94,98 @@ def plan_order_event(
             )
         if items is None:
             continue
-        key = order_dedupe_key(rule.id, order_id=order.id, customer_id=customer_id)
+        order_key = order_dedupe_key(rule.id, order_id=order.id, customer_id=customer_id)
         # A variant may have its own delay (an A/B test of timing).
         timed = rule.timed_for(assign(rule, customer_key).variant) if rule.variants else rule
-        if rule.when.event == DELIVERED and event != DELIVERED:
-            # No delivery reported (yet): its fallback, from the fulfilment.
-            times = [(fallback_send_time(rule, anchor=anchor, items=items, tz=tz), key)]
-        else:
-            times = _send_times(
+        for key in review_item_keys(rule, order_key, items=items, order=order):
+            planned += _plan_rule(
+                rule,
                 timed,
+                event=event,
                 anchor=anchor,
                 items=items,
                 tz=tz,
                 customer=customer,
-                key=key + DELIVERED_KEY if event == DELIVERED else key,
+                customer_key=customer_key,
+                key=key,
                 history=history,
                 order=order,
             )
-        for send_at, dedupe_key in times:
-            message = planned_message(
-                rule,
-                send_at=send_at,
-                dedupe_key=dedupe_key,
-                customer_key=customer_key,
-                event_at=anchor,
-            )
-            # A cancellation can arrive before the order itself: plan, but never send.
-            if order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
-                message = replace(
-                    message, status=MessageStatus.CANCELLED, reason=f"order_{order.status}"
-                )
-            planned.append(message)
-            planned += held_out_steps(rule, message, tz=tz)
     return planned
+
+
+def _plan_rule(
+    rule: Rule,
+    timed: Rule,
+    *,
+    event: str,
+    anchor: datetime,
+    items: list[ItemFacts],
+    tz: ZoneInfo,
+    customer: CustomerFacts | None,
+    customer_key: str,
+    key: str,
+    history: History,
+    order: OrderFacts,
+) -> list[PlannedMessage]:
+    """The messages of one rule (one item of a per-item review) for an order event."""
+    planned: list[PlannedMessage] = []
+    if rule.when.event == DELIVERED and event != DELIVERED:
+        # No delivery reported (yet): its fallback, from the fulfilment.
+        times = [(fallback_send_time(rule, anchor=anchor, items=items, tz=tz), key)]
+    else:
+        times = _send_times(
+            timed,
+            anchor=anchor,
+            items=items,
+            tz=tz,
+            customer=customer,
+            key=key + DELIVERED_KEY if event == DELIVERED else key,
+            history=history,
+            order=order,
+        )
+    for send_at, dedupe_key in times:
+        message = planned_message(
+            rule,
+            send_at=send_at,
+            dedupe_key=dedupe_key,
+            customer_key=customer_key,
+            event_at=anchor,
+        )
+        # A cancellation can arrive before the order itself: plan, but never send.
+        if order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
+            message = replace(
+                message, status=MessageStatus.CANCELLED, reason=f"order_{order.status}"
+            )
+        planned.append(message)
+        planned += held_out_steps(rule, message, tz=tz)
+    return planned
+
+
+def review_item_keys(
+    rule: Rule, key: str, *, items: Sequence[ItemFacts], order: OrderFacts
+) -> list[str]:
+    """The dedupe keys of a rule's messages for an order: its one key, or with
+    `review: {per: item}` one per distinct product (sku; a line without one is its own),
+    marked with the position of its first line in the order (`review_item_position`)."""
+    if rule.review is None or rule.review.per != "item":
+        return [key]
+    keys, seen = [], set()
+    for position, item in enumerate(order.items):
+        if not any(item is chosen for chosen in items):
+            continue
+        product = item.sku or f"#{position}"
+        if product not in seen:
+            seen.add(product)
+            keys.append(f"{key}{ITEM_KEY}{position}")
+    return keys
+
+
+def review_item_position(dedupe_key: str) -> int | None:
+    """The order position of the item a per-item review request is about; None for any
+    other message."""
+    _, marker, tail = first_step_key(dedupe_key).removesuffix(DELIVERED_KEY).rpartition(ITEM_KEY)
+    return int(tail) if marker and tail.isdigit() else None
 
 
 def _by_category_news(

@@ -22,6 +22,7 @@ from app.catalog.links import NamedLinks
 from app.config import Settings
 from app.coupons.codes import sample_coupon
 from app.mail.templates import RenderTimeout, TemplateError, TemplateRenderer
+from app.reviews.links import sample_review_context
 from app.rules.bounds import DEFAULT_BOUNDS, Bounds
 from app.rules.loader import ParsedRules, RuleError, parse_rule_files
 from app.rules.model import ORDER_EVENTS, Rule, reward_rule
@@ -108,6 +109,10 @@ SAMPLE_CONTEXT: dict[str, Any] = {
 
 
 SAMPLE_CONTEXT["order"]["items"] = SAMPLE_CONTEXT["items"]
+# A rule with `review` gets its items to rate (app/reviews/links.py); links record nothing.
+SAMPLE_CONTEXT["review"] = sample_review_context(
+    "https://aftersale.example", SAMPLE_CONTEXT["items"]
+)
 # What a link in mail may be: javascript:, data: and the like run or hide content, and a
 # relative link leads nowhere from a mailbox.
 _LINK_SCHEMES = frozenset({"http", "https", "mailto", "tel"})

@@ -37,6 +37,7 @@ from app.mail.unsubscribe import (
 from app.models import MessageKind
 from app.orders.repository import customer_id_for
 from app.preview.lint import SAMPLE_CONTEXT
+from app.reviews.links import sample_review_context
 from app.rules.facts import ItemFacts, item_facts
 from app.rules.model import Rule
 from app.survey.links import sample_survey_context, survey_kind
@@ -160,6 +161,11 @@ def compose_test_send(
     context["unsubscribe_url"] = unsubscribe_url
     context["coupon"] = _sample_coupon(rule)
     context["survey"] = sample_survey_context(settings.public_url, survey_kind(rule))
+    context["review"] = (
+        sample_review_context(settings.public_url, context["items"], rule.review.per)
+        if rule.review is not None
+        else None
+    )
     if rule.recommend is None:
         context["recommendations"] = []  # what the rule's mail gets
     links = links_for_shop(settings, shop)
@@ -248,6 +254,13 @@ def _order_email(
         recommendations=recommendations if rule is not None and rule.recommend else None,
         # Sample links: they show the thank-you page and record nothing.
         survey=sample_survey_context(settings.public_url, survey_kind(rule)),
+        review=sample_review_context(
+            settings.public_url,
+            [{"name": item.name, "sku": item.sku, "category": item.category} for item in matched],
+            rule.review.per,
+        )
+        if rule is not None and rule.review is not None
+        else None,
         links=links_for_shop(settings, shop, catalog),
         rule_links=rule.links if rule is not None else None,
     )

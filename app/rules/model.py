@@ -33,8 +33,14 @@ from app.rules.durations import (
 from app.rules.facts import CustomerFacts, ItemFacts
 from app.rules.windows import SendWindow, parse_send_window
 
-EventType = Literal["order.created", "order.fulfilled", "order.delivered", "birthday"]
+EventType = Literal[
+    "order.created", "order.fulfilled", "order.delivered", "birthday", "review.answered"
+]
 ORDER_EVENTS = ("order.created", "order.fulfilled", "order.delivered")
+# A product review that came in (app/reviews): timed with `after` from the answer.
+REVIEW_ANSWERED = "review.answered"
+# The events a `review` request goes out after: the order is in the customer's hands.
+REVIEW_EVENTS = ("order.fulfilled", "order.delivered")
 # Its `fallback` is the timing from fulfilment when no delivery is ever reported.
 DELIVERED = "order.delivered"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}$")
@@ -667,6 +673,40 @@ class Exit(_Strict):
         return self
 
 
+class Review(_Strict):
+    """A request to rate the order's products (docs/rules.md, "Review requests")."""
+
+    per: Literal["item", "order"] = Field(
+        description="item: one message per distinct product (variant) bought; order: one "
+        "message listing each item, each with its own star links"
+    )
+
+
+class StarsRange(_Strict):
+    min: int | None = Field(default=None, ge=1, le=5, description="inclusive, 1-5")
+    max: int | None = Field(default=None, ge=1, le=5, description="inclusive, 1-5")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StarsRange:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both, e.g. {max: 2}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min is above max")
+        return self
+
+    def matches(self, stars: int) -> bool:
+        return (self.min is None or stars >= self.min) and (self.max is None or stars <= self.max)
+
+
+class RuleIf(_Strict):
+    """What the event must carry for the rule to plan (all given must hold)."""
+
+    stars: StarsRange | None = Field(
+        default=None,
+        description="review.answered: the review's stars, e.g. {max: 2} for 1 or 2 stars",
+    )
+
+
 SkipReason = Literal[
     "rebought_same_sku",
     "rebought_same_category",
@@ -766,6 +806,17 @@ class Rule(_Strict):
         description="what ends the sequence when a step falls due, e.g. "
         "{purchased: same_category, unsubscribed: true}",
     )
+    review: Review | None = Field(
+        default=None,
+        description="order.delivered / order.fulfilled: ask for a 1-5 star review of each "
+        "product bought (`review.items` in the template), per item or per order",
+        examples=[{"per": "item"}],
+    )
+    if_: RuleIf | None = Field(
+        default=None,
+        alias="if",
+        description="what the event must carry, e.g. {stars: {max: 2}} on review.answered",
+    )
     renamed_from: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list,
         max_length=20,
@@ -792,8 +843,23 @@ class Rule(_Strict):
         return links
 
     @model_validator(mode="after")
+    def _review_fits_the_event(self) -> Rule:
+        if self.review is not None and self.when.event not in REVIEW_EVENTS:
+            raise ValueError(
+                f"'review' asks about what was received: use it on {' or '.join(REVIEW_EVENTS)}"
+            )
+        stars = self.if_.stars if self.if_ is not None else None
+        if stars is not None and self.when.event != REVIEW_ANSWERED:
+            raise ValueError(f"'if: {{stars}}' applies to {REVIEW_ANSWERED} rules")
+        if self.when.event == REVIEW_ANSWERED and (
+            self.send.supply is not None or self.send.learned is not None or self.steps
+        ):
+            raise ValueError(f"a {REVIEW_ANSWERED} rule is timed with 'after' alone, e.g. 1h")
+        return self
+
+    @model_validator(mode="after")
     def _timing_fits_the_event(self) -> Rule:
-        dated = self.when.event not in ORDER_EVENTS
+        dated = self.when.event not in (*ORDER_EVENTS, REVIEW_ANSWERED)
         if dated and (
             self.send.after is not None
             or self.send.supply is not None

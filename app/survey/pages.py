@@ -6,6 +6,7 @@ app/ops/security.py). Autoescaped: the comment comes back into the page when it 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 import jinja2
@@ -110,16 +111,18 @@ def render_page(
     sample: bool = False,
     token: str = "",
     kind: str = SurveyKind.NPS,
+    question: Mapping[str, str] | None = None,
 ) -> str:
     """`choose` (every answer of `token`'s `kind` of survey, for mail that links here),
     `thanks` after an answer (or a refused comment, with `problem`), `commented` after a
-    stored comment, `invalid` for a link that names no message."""
+    stored comment, `invalid` for a link that names no message. `question` (question, low,
+    high) replaces the kind's own: a product review asks about the product (app/reviews)."""
     language = language if language in _TEXTS else "en"
     texts = _TEXTS[language]
     scale = scale_of(kind)
     choices = ""
     if page == "choose":
-        question = survey_texts(language, kind)
+        question = question or survey_texts(language, kind)
         # Relative to /s/{token}: each button is that token's answer link.
         links = tuple(f"{token}/{score}" for score in scale.scores)
         # survey_html escapes every value it puts in.
@@ -136,7 +139,7 @@ def render_page(
     error = texts[problem].format(limit=_LIMITS[language]) if problem else ""
     return _PAGE.render(
         lang=language,
-        title=survey_texts(language, kind)["question"]
+        title=(question or survey_texts(language, kind))["question"]
         if page == "choose"
         else texts[f"{page}_title"],
         text=text,

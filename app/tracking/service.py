@@ -73,10 +73,11 @@ async def track_message(
 
 
 def own_link_prefixes(public_url: str) -> tuple[str, ...]:
-    """Our own links, never rewritten: unsubscribe, pixel, click, and survey answers (a
-    survey answer is recorded and classified at `/s/` itself, and must not count twice)."""
+    """Our own links, never rewritten: unsubscribe, pixel, click, survey answers and product
+    reviews (an answer is recorded and classified at `/s/` or `/r/` itself, and must not
+    count twice)."""
     base = public_url.rstrip("/")
-    return tuple(f"{base}/{path}/" for path in ("u", "o", "c", "s"))
+    return tuple(f"{base}/{path}/" for path in ("u", "o", "c", "s", "r"))
 
 
 async def add_tracking(

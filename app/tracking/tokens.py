@@ -52,6 +52,9 @@ class TokenUse(enum.StrEnum):
     # a link's scale cannot be changed by editing it. "s" stays NPS, as it always was.
     SURVEY_CSAT = "s-csat"
     SURVEY_CES = "s-ces"
+    # A product review link (app/reviews/tokens.py): one message's item, signed with the
+    # survey secrets; never a survey answer, nor the reverse.
+    REVIEW = "r"
 
 
 @dataclass(frozen=True)

@@ -273,6 +273,8 @@ RECOMMENDED: dict[str, list[dict[str, object]]] = {
 
 # A sequence's later step is about the same order as its first.
 ORDERS["diapers-restock-nudge"] = ORDERS["diapers-restock"]
+# The review request rates what the delivery follow-up asked about.
+ORDERS["product-review"] = ORDERS["delivery-follow-up"]
 
 # Templates whose body lists the items the rule is about; the others mention none.
 LISTS_ITEMS = frozenset(
@@ -286,6 +288,7 @@ LISTS_ITEMS = frozenset(
         "kids-furniture-care",
     }
 )
+# (product-review names only the products to rate: with `per: item`, one.)
 
 
 def catalog_item(item: Item, locale: str, currency: str) -> CatalogItem:
