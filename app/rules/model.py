@@ -33,8 +33,17 @@ from app.rules.durations import (
 from app.rules.facts import CustomerFacts, ItemFacts
 from app.rules.windows import SendWindow, parse_send_window
 
-EventType = Literal["order.created", "order.fulfilled", "order.delivered", "birthday"]
+EventType = Literal[
+    "order.created",
+    "order.fulfilled",
+    "order.delivered",
+    "birthday",
+    "customer.created",
+    "customer.lapsed",
+]
 ORDER_EVENTS = ("order.created", "order.fulfilled", "order.delivered")
+# About the customer, not an order: timed with `after` from the event, like order events.
+CUSTOMER_EVENTS = ("customer.created", "customer.lapsed")
 # Its `fallback` is the timing from fulfilment when no delivery is ever reported.
 DELIVERED = "order.delivered"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}$")
@@ -224,7 +233,8 @@ class CustomerFilter(_Strict):
 class When(_Strict):
     event: EventType = Field(
         description="what starts the rule: an order placed, fulfilled (shipped) or delivered, "
-        "or a customer's birthday"
+        "a customer's birthday, a new customer (customer.created) or a regular who went quiet "
+        "(customer.lapsed: no order for their usual interval)"
     )
     items: ItemFilter | None = Field(
         default=None, description="only orders with a matching item; its items are the mail's"
@@ -253,7 +263,14 @@ class When(_Strict):
                 f"not {self.event}"
             )
         if self.event not in ORDER_EVENTS and self.customer and self.customer.needs_totals:
-            raise ValueError(f"customer orders and spent apply to order events, not {self.event}")
+            hint = (
+                "; the rule's if: {orders: ...} counts them when the mail falls due"
+                if self.event in CUSTOMER_EVENTS
+                else ""
+            )
+            raise ValueError(
+                f"customer orders and spent apply to order events, not {self.event}{hint}"
+            )
         return self
 
 
@@ -667,6 +684,49 @@ class Exit(_Strict):
         return self
 
 
+class OrderCount(_Strict):
+    """A range of whole order counts: `{min: 1}`, `{max: 2}`, `{min: 2, max: 5}`."""
+
+    min: int | None = Field(default=None, ge=0, description="inclusive lower bound")
+    max: int | None = Field(default=None, ge=0, description="inclusive upper bound")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> OrderCount:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both, e.g. {min: 1}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"empty range: min {self.min} is above max {self.max}")
+        return self
+
+    def contains(self, value: int) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+class RuleIf(_Strict):
+    """What must hold when each of the rule's messages falls due (all given must); otherwise
+    it is skipped (reason `if_<key>`) and a sequence ends there."""
+
+    orders: Annotated[int, Field(ge=0, strict=True)] | OrderCount | None = Field(
+        default=None,
+        description="the customer's standing orders (placed, not cancelled or refunded) at "
+        "send time: a number, exactly (0: has not bought), or a range, e.g. {min: 1}",
+        examples=[0, {"min": 2}],
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> RuleIf:
+        if not self.model_dump(exclude_none=True):
+            raise ValueError("give a condition, e.g. {orders: 0}, or leave 'if' out")
+        return self
+
+    def orders_hold(self, count: int) -> bool:
+        """Whether `count` standing orders meet `orders` (true when it is not given)."""
+        wanted = self.orders
+        if wanted is None:
+            return True
+        return count == wanted if isinstance(wanted, int) else wanted.contains(count)
+
+
 SkipReason = Literal[
     "rebought_same_sku",
     "rebought_same_category",
@@ -677,6 +737,8 @@ SkipReason = Literal[
 
 
 class Rule(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     id: str = Field(
         description="unique across all files; lower-case letters, digits, '-' and '_'",
         examples=["diapers-restock"],
@@ -696,6 +758,13 @@ class Rule(_Strict):
     )
     skip_if: list[SkipReason] = Field(
         default_factory=list, description="checked when planning and again at send time"
+    )
+    if_: RuleIf | None = Field(
+        default=None,
+        alias="if",
+        description="checked when each message falls due, e.g. {orders: 0} (a welcome that "
+        "is moot once they bought); unmet: skipped, reason if_<key>",
+        examples=[{"orders": 0}],
     )
     template: str | None = Field(default=None, description="required unless `variants` is given")
     variants: list[Variant] | None = Field(
@@ -793,7 +862,21 @@ class Rule(_Strict):
 
     @model_validator(mode="after")
     def _timing_fits_the_event(self) -> Rule:
-        dated = self.when.event not in ORDER_EVENTS
+        event = self.when.event
+        if event in CUSTOMER_EVENTS:
+            send = self.send
+            other = [
+                key
+                for key in ("supply", "learned", "at", "anchor", "fallback")
+                if getattr(send, key) is not None
+            ]
+            if other:
+                raise ValueError(
+                    f"a {event} rule is timed with 'after' from the event (e.g. after: 1h), "
+                    f"not with {' or '.join(repr(key) for key in other)}"
+                )
+            return self
+        dated = event not in ORDER_EVENTS
         if dated and (
             self.send.after is not None
             or self.send.supply is not None
@@ -943,6 +1026,7 @@ def reward_rule(rule: Rule) -> Rule | None:
             "variants": None,
             "holdout": 0,
             "skip_if": [],
+            "if_": None,
             "limit": None,
             "coupon": reward.coupon,
             "recommend": None,
