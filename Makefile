@@ -2,7 +2,18 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# What running needs, and the test and lint tools on top: `make run` installs only the first.
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+
+# `make run PORT=8001` (or HOST=0.0.0.0): passed on only when given, since an empty PORT
+# would not parse. AFTERSALE_PORT and AFTERSALE_HOST in the environment work too.
+ifdef PORT
+export PORT
+endif
+ifdef HOST
+export HOST
+endif
 
 .PHONY: run test lint format db-upgrade clean bench soak
 
@@ -10,34 +21,39 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "aftersale needs Python 3.11+")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e .
 	touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(DEV_STAMP)
 
 db-upgrade: $(STAMP)
 	$(BIN)/aftersale db upgrade
 
+# Listens on HOST:PORT (default 127.0.0.1:8000); PUBLIC_URL and `aftersale health` follow.
 run: db-upgrade
-	$(BIN)/aftersale serve --role all --host 127.0.0.1 --port 8000
+	$(BIN)/aftersale serve --role all
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(BIN)/pytest
 
 # Every benchmark with its same-run baseline; one summary line each (docs/performance.md).
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 # Half the measured capacity for SOAK_MINUTES; memory growth and errors (bench/soak.py).
 SOAK_MINUTES ?= 30
-soak: $(STAMP)
+soak: $(DEV_STAMP)
 	$(BIN)/python bench/soak.py --minutes $(SOAK_MINUTES)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check app tests migrations
 	$(BIN)/ruff check app tests migrations
 	$(BIN)/mypy app
 	$(BIN)/lint-imports
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(BIN)/ruff format app tests migrations
 	$(BIN)/ruff check --fix app tests migrations
 

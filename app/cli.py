@@ -23,11 +23,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aftersale")
 
-DEFAULT_HEALTH_URL = "http://127.0.0.1:8000/healthz"
+# Exit code of a command that cannot start as configured (settings, a busy port).
+CANNOT_START = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from app import version
+
     parser = argparse.ArgumentParser(prog="aftersale", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"aftersale {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     db = commands.add_parser("db", help="database schema")
@@ -43,8 +47,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "inbound listener when INBOUND_SMTP_PORT is set); inbound: the SMTP listener for "
         "bounces and complaints only",
     )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--host", help="address to listen on (default: AFTERSALE_HOST or HOST, else 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        help="port to listen on (default: AFTERSALE_PORT or PORT, else 8000); PUBLIC_URL, "
+        "when not set, follows it",
+    )
 
     rules = commands.add_parser("rules", help="lifecycle rules")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True)
@@ -70,12 +81,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "health":
         return run_health(args)
-    settings = load_settings()
+    # The listener's flags are settings too, so that PUBLIC_URL's default follows them.
+    listener = (
+        {name: getattr(args, name) for name in ("host", "port") if getattr(args, name) is not None}
+        if args.command == "serve"
+        else {}
+    )
+    settings = load_settings(**listener)
     if settings is None:
-        return 2
+        return CANNOT_START
     from app.ops.logging import configure_logging
 
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, level=settings.log_level)
 
     if args.command == "rules" and args.rules_command == "schema":
         from app.rules.schema import rules_json_schema
@@ -115,14 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if (problem := rules_startup_problem(settings)) is not None:
         print(f"aftersale: configuration error: {problem}", file=sys.stderr)
-        return 2
+        return CANNOT_START
     if args.role == "worker":
         asyncio.run(run_worker(settings))
         return 0
     if args.role == "inbound":
         return asyncio.run(run_inbound(settings))
-    serve_http(settings, role=args.role, host=args.host, port=args.port)
-    return 0
+    return serve_http(settings, role=args.role)
 
 
 def rules_startup_problem(settings: Settings) -> str | None:
@@ -134,14 +150,15 @@ def rules_startup_problem(settings: Settings) -> str | None:
     return settings.rules_problem(marketing_rules=rules.marketing_rule_ids)
 
 
-def load_settings() -> Settings | None:
-    """The settings, or None after printing what is wrong with them on stderr."""
+def load_settings(**overrides: object) -> Settings | None:
+    """The settings (`overrides` win over the environment), or None after printing what is
+    wrong with them on stderr."""
     from pydantic import ValidationError
 
     from app.config import Settings
 
     try:
-        return Settings()
+        return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"]) or "settings"
@@ -542,7 +559,12 @@ def add_health_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "(role worker), healthy if the worker heartbeat file was written less than "
         "--max-age seconds ago. Otherwise exit 1 with the reason on stderr.",
     )
-    parser.add_argument("--url", type=http_url, default=DEFAULT_HEALTH_URL)
+    parser.add_argument(
+        "--url",
+        type=http_url,
+        help="default: /healthz where `serve` listens by AFTERSALE_HOST and AFTERSALE_PORT "
+        "(or HOST and PORT), else http://127.0.0.1:8000/healthz",
+    )
     parser.add_argument(
         "--heartbeat",
         type=Path,
@@ -560,19 +582,41 @@ def http_url(value: str) -> str:
 
 
 def run_health(args: argparse.Namespace) -> int:
+    from app.listen import (
+        DEFAULT_HOST,
+        DEFAULT_PORT,
+        HOST_VARIABLES,
+        PORT_VARIABLES,
+        from_environment,
+        local_url,
+    )
+
+    # The environment decides, as it does for Settings; .env (read by Settings from the
+    # working directory) only for what the environment lacks: Settings is half a second of
+    # imports that a container's probe usually skips.
+    heartbeat_variable = os.environ.get("AFTERSALE_WORKER_HEARTBEAT_FILE")
+    host = from_environment(HOST_VARIABLES)
+    port = from_environment(PORT_VARIABLES)
+    settings: Settings | None = None
+    if Path(".env").is_file() and (
+        (args.heartbeat is None and heartbeat_variable is None)
+        or (args.url is None and (host is None or port is None))
+    ):
+        settings = load_settings()
+        if settings is None:
+            return 1  # Docker reserves exit code 2
+        host, port = settings.host, str(settings.port)
     heartbeat = args.heartbeat
-    if heartbeat is None:
-        # The environment decides, as it does for Settings; only without it is .env read,
-        # through Settings (half a second of imports a container's probe usually skips).
-        value = os.environ.get("AFTERSALE_WORKER_HEARTBEAT_FILE")
-        if value is None:
-            settings = load_settings()
-            if settings is None:
-                return 1  # Docker reserves exit code 2
-            heartbeat = settings.worker_heartbeat_file
-        else:
-            heartbeat = Path(value) if value.strip() else None
-    healthy, reason = check_health(url=args.url, heartbeat=heartbeat, max_age=args.max_age)
+    if heartbeat is None and heartbeat_variable is not None:
+        heartbeat = Path(heartbeat_variable) if heartbeat_variable.strip() else None
+    elif heartbeat is None and settings is not None:
+        heartbeat = settings.worker_heartbeat_file
+    port = port or str(DEFAULT_PORT)
+    if args.url is None and not port.isdigit():
+        print(f"unhealthy: PORT is not a port number: {port!r}", file=sys.stderr)
+        return 1
+    url = args.url or f"{local_url(host or DEFAULT_HOST, int(port))}/healthz"
+    healthy, reason = check_health(url=url, heartbeat=heartbeat, max_age=args.max_age)
     print(
         f"{'healthy' if healthy else 'unhealthy'}: {reason}",
         file=sys.stdout if healthy else sys.stderr,
@@ -624,25 +668,63 @@ def check_health(
     return True, f"{nothing}; worker heartbeat {heartbeat} is {age:.0f} s old"
 
 
-def serve_http(settings: Settings, *, role: str, host: str, port: int) -> None:
+def serve_http(settings: Settings, *, role: str) -> int:
+    """Serve HTTP on HOST:PORT until SIGTERM or Ctrl-C; 2 when the port cannot be had."""
     import uvicorn
 
     from app.main import create_app
+    from app.ops.server import BannerServer, listening_socket
 
+    # Bound before anything starts (the worker, the SMTP capture): a busy port is then one
+    # line and exit code 2, not a traceback after the worker has already begun.
+    try:
+        listener = listening_socket(settings.host, settings.port)
+    except OSError as exc:
+        print(
+            f"aftersale: cannot listen on {settings.host}:{settings.port}: "
+            f"{exc.strerror or exc} (another aftersale running? choose a port: "
+            f"PORT={settings.port + 1} make run, or serve --port {settings.port + 1})",
+            file=sys.stderr,
+        )
+        return CANNOT_START
     app = create_app(settings, role="all" if role == "all" else "api")
     # uvicorn handles SIGTERM: stops accepting, then runs the lifespan shutdown (worker drain).
     # Its logs go through ours (log_config=None); its access log is replaced by ours, which
     # names routes instead of paths and query strings that can hold tokens and addresses.
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
-        log_level="info",
+        log_level=settings.log_level.lower(),
         proxy_headers=True,
         timeout_keep_alive=settings.http_keepalive_seconds,
         log_config=None,
         access_log=False,
     )
+    server = BannerServer(config, banner=startup_banner(settings, role=role))
+    try:
+        server.run(sockets=[listener])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listener.close()
+    return 0 if server.started else 1
+
+
+def startup_banner(settings: Settings, *, role: str) -> list[str]:
+    """The lines a person starting the service reads first: where everything is."""
+    from app import version
+    from app.listen import local_url
+
+    base = local_url(settings.host, settings.port)
+    lines = [f"aftersale {version()} ({settings.env}, role {role}) listening on {base}"]
+    lines.append(f"  dashboard:  {base}/dashboard")
+    if settings.is_development:
+        lines.append(f"  dev outbox: {base}/dev/outbox")
+    if settings.api_docs:
+        lines.append(f"  API docs:   {base}/docs")
+    lines.append(f"  webhooks:   {base}/webhooks/orders, /webhooks/shopify, /webhooks/woocommerce")
+    if settings.public_url.rstrip("/") != base:
+        lines.append(f"  links in mail point to PUBLIC_URL {settings.public_url}")
+    return lines
 
 
 async def run_worker(settings: Settings) -> None:

@@ -22,6 +22,7 @@ from babel import Locale, UnknownLocaleError
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.listen import DEFAULT_HOST, DEFAULT_PORT, HOST_VARIABLES, PORT_VARIABLES, local_url
 from app.mail.addresses import bounce_address, dns_domain, is_reserved_domain
 from app.mail.dkim_key import DkimConfig, dkim_config, dkim_selector
 from app.mail.smtp_url import SmtpConfig, checked_rate, parse_domain_rates, parse_smtp_url
@@ -101,7 +102,15 @@ class Settings(BaseSettings):
     # --- The service: environment, database, API and dashboard access -------------------------
     env: Literal["development", "production"] = "development"
     database_url: str = f"sqlite+aiosqlite:///{ROOT / 'var' / 'aftersale.db'}"
-    public_url: str = "http://127.0.0.1:8000"
+    # Where `serve` listens (its --host and --port win). HOST and PORT are read too, as
+    # platforms and `make run PORT=8001` set them.
+    host: str = Field(default=DEFAULT_HOST, validation_alias=AliasChoices(*HOST_VARIABLES, "host"))
+    port: int = Field(
+        default=DEFAULT_PORT, ge=1, le=65535, validation_alias=AliasChoices(*PORT_VARIABLES, "port")
+    )
+    # The base of links in mail. Unset: this machine's URL of HOST and PORT (for a try);
+    # behind a proxy or in production, the address customers reach.
+    public_url: str = local_url(DEFAULT_HOST, DEFAULT_PORT)
     secret_key: str = DEV_SECRET_KEY
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [DEV_API_KEY])
     # Comma-separated keys answered 403 "API key revoked", also while still in API_KEYS: a
@@ -117,9 +126,10 @@ class Settings(BaseSettings):
     # Shopify and WooCommerce webhooks. Comma-separated `secret` (any shop) or `host=secret`
     # (the Shopify shop domain, or the host of WooCommerce's X-WC-Webhook-Source); several per
     # shop while one is rotated. Empty: that platform's deliveries are refused (development
-    # fills in a dev secret). WooCommerce has no consent field: an order meta entry with this
-    # key and a yes/1/true value gives marketing consent. SHOPIFY_SECRET and WOOCOMMERCE_SECRET
-    # (singular, the names first documented) are read too when the plural is not set.
+    # fills in dev-shopify-secret and dev-woocommerce-secret). WooCommerce has no consent
+    # field: an order meta entry with this key and a yes/1/true value gives marketing
+    # consent. SHOPIFY_SECRET and WOOCOMMERCE_SECRET (singular, the names first documented)
+    # are read too when the plural is not set.
     shopify_secrets: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         validation_alias=AliasChoices(
@@ -286,6 +296,15 @@ class Settings(BaseSettings):
     # Operations (docs/deployment.md, Monitoring). Log lines: `text`, or `json` (one object a
     # line; the default in production).
     log_format: Literal["text", "json"] = "text"
+    # DEBUG adds the scheduler's line per job run and the SMTP capture's sessions (which name
+    # addresses). LOG_LEVEL is read too.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO",
+        validation_alias=AliasChoices("AFTERSALE_LOG_LEVEL", "LOG_LEVEL", "log_level"),
+    )
+    # The interactive API reference at /docs (served by the app, nothing from the internet).
+    # Default: on in development, off in production.
+    api_docs: bool = True
     # Bearer token for GET /metrics from other hosts; loopback clients need none. Unset:
     # localhost only.
     metrics_token: str | None = None
@@ -519,10 +538,28 @@ class Settings(BaseSettings):
             parse_smtp_url(value)
         return value or None
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _production_logs_json(self) -> Settings:
         if self.env == "production" and "log_format" not in self.model_fields_set:
             self.log_format = "json"
+        return self
+
+    @model_validator(mode="after")
+    def _production_hides_api_docs(self) -> Settings:
+        # The reference maps every route for a visitor; an operator may still want it.
+        if self.env == "production" and "api_docs" not in self.model_fields_set:
+            self.api_docs = False
+        return self
+
+    @model_validator(mode="after")
+    def _public_url_follows_the_listener(self) -> Settings:
+        if "public_url" not in self.model_fields_set or not self.public_url.strip():
+            self.public_url = local_url(self.host, self.port)
         return self
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ from typing import Literal
 
 from fastapi import FastAPI
 
+from app import version
 from app.api.deps import RefuseNulInUrl
 from app.api.errors import add_validation_errors
 from app.catalog.endpoints import router as catalog_router
@@ -21,6 +22,8 @@ from app.dashboard.endpoints import router as dashboard_router
 from app.dev.endpoints import router as dev_router
 from app.feedback.endpoints import router as feedback_router
 from app.feedback.inbound import inbound_listener
+from app.home.endpoints import docs_router
+from app.home.endpoints import router as home_router
 from app.intake.endpoints import router as intake_router
 from app.intake.registry import webhook_router, webhook_sources
 from app.ops.endpoints import router as ops_router
@@ -79,12 +82,19 @@ def create_app(
 
     app = FastAPI(
         title="aftersale",
-        version="0.1.0",
+        version=version(),
         summary="Post-sale lifecycle email: order webhooks in, timely personal email out.",
         lifespan=lifespan,
         dependencies=[RefuseNulInUrl],
+        # Our own /docs (app/home/endpoints.py) serves Swagger UI from a package, not a CDN;
+        # ReDoc would need one.
+        docs_url=None,
+        redoc_url=None,
     )
     add_validation_errors(app)
+    app.include_router(home_router)
+    if settings.api_docs:
+        app.include_router(docs_router)
     app.include_router(ops_router)
     app.include_router(webhook_router())
     app.include_router(intake_router)

@@ -187,3 +187,13 @@ def test_rule_grace_refuses_months_nonsense_and_none(
     monkeypatch.setenv("AFTERSALE_RULE_GRACE", given)
     with pytest.raises(ValidationError, match="rule_grace"):
         Settings()
+
+
+def test_api_docs_are_on_in_development_and_off_in_production_unless_enabled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings(_env_file=None).api_docs is True  # type: ignore[call-arg]
+    assert production().api_docs is False
+    assert production(api_docs=True).api_docs is True
+    monkeypatch.setenv("AFTERSALE_API_DOCS", "true")
+    assert production().api_docs is True

@@ -121,9 +121,9 @@ def docker_install() -> PipInstall:
     return install
 
 
-def make_install() -> PipInstall:
+def make_install(target: str = "$(STAMP)") -> PipInstall:
     makefile = (ROOT / "Makefile").read_text()
-    [install] = pip_installs(makefile_recipe(makefile, "$(STAMP)"))
+    [install] = pip_installs(makefile_recipe(makefile, target))
     return install
 
 
@@ -132,9 +132,12 @@ def test_docker_installs_with_the_same_pip_command_and_constraints_as_make() -> 
     assert docker.constraints == make.constraints == ["constraints.txt"]
     # Nothing else that changes what gets installed, in either.
     assert docker.options == make.options == []
-    # The same project: installed for running in the image, editable with dev tools by make.
+    # The same project, installed for running: in the image, and editable by `make run`;
+    # `make test` adds the dev tools, with the same constraints.
     assert (docker.target, docker.editable) == (".", False)
-    assert (make.target, make.editable) == (".[dev]", True)
+    assert (make.target, make.editable) == (".", True)
+    dev = make_install("$(DEV_STAMP)")
+    assert (dev.target, dev.editable, dev.constraints) == (".[dev]", True, ["constraints.txt"])
     # Into a virtual environment of its own, made with `python -m venv` before.
     assert any(step.arguments == f"python -m venv {docker.venv}" for step in BUILD)
 

@@ -339,6 +339,9 @@ class Outcome(NamedTuple):
     reason: str | None
     # The SKUs a rule with `recommend` showed (empty without a catalog); None for the others.
     recommendations: tuple[str, ...] | None = None
+    # Its place in the rule's sequence, and that step's `if:` as written (None without one).
+    step: int = 1
+    condition: str | None = None
 
 
 # The outbox heap: (due, rank, sequence, entry). Messages rank by -priority; the replay's own
@@ -387,6 +390,11 @@ class MemoryStore:
         # When each step of a sequence was sent (or due, when skipped): what the next step's
         # `if:` counts purchases from. By dedupe key.
         self._step_at: dict[str, datetime] = {}
+        # Sent messages by (the shop's order id, else customer id; rule; step), and what a
+        # person did with them (`engage`): opened, clicked. By dedupe key.
+        self._sent: dict[tuple[str, str, int], tuple[str, datetime]] = {}
+        self._engaged: dict[str, set[str]] = {}
+        self._conditions: dict[tuple[str, int], str | None] = {}
         self._customer_changed = customer_changed
         self._items_stored = items_stored
         # Sends older than every span can never count again: they are forgotten.
@@ -643,12 +651,14 @@ class MemoryStore:
             ]
             if rule.checks_rebuy:
                 bought_since = bought_after(order.placed_at, others)
-        previous = (
-            self._step_at.get(step_dedupe_key(first_step_key(plan.dedupe_key), plan.step - 1))
+        previous_key = (
+            step_dedupe_key(first_step_key(plan.dedupe_key), plan.step - 1)
             if plan.step > 1
             else None
         )
-        # Offline there are no opens, clicks or answers: no engagement is assumed.
+        previous = self._step_at.get(previous_key) if previous_key is not None else None
+        # Offline, opens and clicks are those the input tells of (`engage`); no answers.
+        did = self._engaged.get(previous_key, ()) if previous_key is not None else ()
         sequence = sequence_facts(
             rule,
             step=plan.step,
@@ -656,6 +666,8 @@ class MemoryStore:
             purchases=others,
             previous_at=previous,
             event_at=plan.event_at or (order.placed_at if order is not None else None),
+            opened="opened" in did,
+            clicked="clicked" in did,
         )
         return SendFacts(
             kind=plan.kind,
@@ -752,6 +764,9 @@ class MemoryStore:
         reason: str | None,
         recommendations: tuple[str, ...] | None = None,
     ) -> None:
+        about = order.external_id if order is not None else customer.external_id
+        if status == PLANNED:
+            self._sent[(about, plan.rule_id, plan.step)] = (plan.dedupe_key, at)
         self.decided.append(
             Outcome(
                 rule=plan.rule_id,
@@ -765,5 +780,32 @@ class MemoryStore:
                 status=str(status),
                 reason=reason,
                 recommendations=recommendations,
+                step=plan.step,
+                condition=self._condition(plan.rule_id, plan.step),
             )
         )
+
+    def _condition(self, rule_id: str, step: int) -> str | None:
+        """A step's `if:` as a rule file would write it, e.g. "not_opened, not_purchased:
+        same_category"."""
+        key = (rule_id, step)
+        if key not in self._conditions:
+            rule = self.rules.by_id(rule_id)
+            spec = rule.step(step) if rule is not None else None
+            written = None
+            if spec is not None and spec.if_ is not None:
+                given = spec.if_.model_dump(exclude_none=True)
+                written = ", ".join(
+                    name if value is True else f"{name}: {value}" for name, value in given.items()
+                )
+            self._conditions[key] = written
+        return self._conditions[key]
+
+    def engage(self, kind: str, *, at: datetime, about: str, rule_id: str, step: int) -> bool:
+        """A person opened (`kind` "opened") or clicked in the message sent for this rule and
+        step about this order (or customer), at `at`; False when no such message had gone."""
+        sent = self._sent.get((about, rule_id, step))
+        if sent is None or sent[1] > at:
+            return False
+        self._engaged.setdefault(sent[0], set()).add(kind)
+        return True

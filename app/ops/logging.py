@@ -105,14 +105,41 @@ def _record_request_id(record: logging.LogRecord) -> str | None:
     return value if isinstance(value, str) else request_id.get()
 
 
-def configure_logging(log_format: LogFormat, *, level: int = logging.INFO) -> None:
-    """Send every logger's records to stderr in `log_format`, unless the root logger already
-    has a handler (a test runner's, or an embedding program's)."""
+# INFO records of other libraries that are routine, not news, logged at DEBUG instead:
+# APScheduler's two lines per job run (the dispatcher runs every few seconds: ~85 lines a
+# minute idle), and aiosmtpd's session lines, which name peers and recipient addresses
+# (the development capture, the inbound bounce listener).
+ROUTINE_LOGGERS = ("apscheduler.executors.default", "mail.log")
+
+
+def configure_logging(log_format: LogFormat, *, level: int | str = logging.INFO) -> None:
+    """Send every logger's records at `level` and above to stderr in `log_format`, unless the
+    root logger already has a handler (a test runner's, or an embedding program's)."""
+    if isinstance(level, str):
+        level = logging.getLevelNamesMapping()[level.upper()]
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     logging.basicConfig(level=level, handlers=[handler])
     # aiosqlite logs each call with its SQL parameters (addresses, names) at DEBUG.
     logging.getLogger("aiosqlite").setLevel(max(level, logging.INFO))
+    for name in ROUTINE_LOGGERS:
+        demote_info_to_debug(logging.getLogger(name))
+
+
+def demote_info_to_debug(logger: logging.Logger) -> None:
+    """Log `logger`'s INFO records as DEBUG: shown only where DEBUG is enabled. Warnings and
+    errors (a job that failed or ran late) keep their level."""
+    if not any(isinstance(each, _DemoteInfo) for each in logger.filters):
+        logger.addFilter(_DemoteInfo())
+
+
+class _DemoteInfo(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        # The logger let the record through at INFO; DEBUG must pass its threshold too.
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
 def valid_request_id(value: str | None) -> str | None:

@@ -11,7 +11,7 @@ from app.config import Settings
 from app.ops.logging import RequestIdMiddleware
 from app.ops.metrics import WebhookMetricsMiddleware, init_webhook_series
 from app.ops.ratelimit import ClientRateLimiter
-from app.ops.security import DOCS_CSP, SecurityHeadersMiddleware
+from app.ops.security import SecurityHeadersMiddleware
 
 
 def add_operations(app: FastAPI, settings: Settings, *, webhook_sources: Mapping[str, str]) -> None:
@@ -27,12 +27,8 @@ def add_operations(app: FastAPI, settings: Settings, *, webhook_sources: Mapping
         else None
     )
     init_webhook_series(webhook_sources)
-    docs_paths = (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
     # The last added runs first: the request id wraps everything, so every answer and
     # every log line of a request carry it.
     app.add_middleware(WebhookMetricsMiddleware, sources=webhook_sources)
-    app.add_middleware(
-        SecurityHeadersMiddleware,
-        csp_by_path={path: DOCS_CSP for path in docs_paths if path is not None},
-    )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import math
-from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
@@ -16,19 +15,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.deps import RuntimeDep
 from app.ops.ratelimit import ClientRateLimiter
 
-# Our pages run no script and load nothing from elsewhere. A page that needs more (the
-# dashboard, one day) opts in by sending its own Content-Security-Policy.
+# Our pages run no script and load nothing from elsewhere. A page that needs more (/docs
+# runs our own scripts) opts in by sending its own Content-Security-Policy.
 HTML_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-# FastAPI's /docs and /redoc load Swagger UI and ReDoc from jsDelivr and start them with an
-# inline script; they show only our own OpenAPI schema.
-DOCS_CSP = (
-    "default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "connect-src 'self'; worker-src blob:; frame-ancestors 'none'; base-uri 'none'"
 )
 HTML_HEADERS = {
     "Content-Security-Policy": HTML_CSP,
@@ -42,15 +33,13 @@ class SecurityHeadersMiddleware:
     """Add `HTML_HEADERS` to every text/html answer, each only where the answer has none:
     a page's own header (the preview's CSP, the unsubscribe page's) is kept."""
 
-    def __init__(self, app: ASGIApp, *, csp_by_path: Mapping[str, str] | None = None) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._csp_by_path = dict(csp_by_path or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = self._csp_by_path.get(scope["path"], HTML_CSP)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -58,7 +47,7 @@ class SecurityHeadersMiddleware:
                 if headers.get("content-type", "").lower().startswith("text/html"):
                     for name, value in HTML_HEADERS.items():
                         if name not in headers:
-                            headers[name] = csp if name == "Content-Security-Policy" else value
+                            headers[name] = value
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

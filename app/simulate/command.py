@@ -16,6 +16,7 @@ from app.catalog.recommendations import Weighting
 from app.intake.jsonl import parse_lines
 from app.progress import ProgressBar
 from app.rules.loader import load_rules
+from app.simulate.engagement import take_engagement
 from app.simulate.recommend import Catalog, Recommendations
 from app.simulate.replay import simulate
 from app.simulate.report import json_lines, table
@@ -79,7 +80,9 @@ def simulate_command(
     bar = ProgressBar(stderr) if stderr.isatty() else None
     with paused_gc():
         reading = partial(bar.update, "reading", total=len(lines)) if bar else None
-        events, bad = parse_lines(lines, progress=reading)
+        engagement, bad = take_engagement(lines)
+        events, bad_bodies = parse_lines(lines, progress=reading)
+        bad = sorted([*bad, *bad_bodies], key=lambda problem: problem.line)
         if not bad:
             result = simulate(
                 events,
@@ -90,6 +93,7 @@ def simulate_command(
                 progress=partial(bar.update, "replaying") if bar else None,
                 recommendations=recommendations,
                 catalog=products,
+                engagement=engagement,
             )
     if bar is not None:
         bar.close()

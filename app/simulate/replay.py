@@ -35,6 +35,7 @@ from app.planner.dates import plan_birthdays
 from app.planner.limits import Defer
 from app.rules.facts import ProductFacts
 from app.rules.loader import RuleSet
+from app.simulate.engagement import Engagement
 from app.simulate.recommend import Recommendations
 
 __all__ = ["PLANNED", "STATUSES", "Outcome", "SimulationResult", "simulate"]
@@ -68,6 +69,12 @@ class SimulationResult:
     beyond_until: int
     events: int
     duplicate_events: int
+    # (rule id, step) -> status -> count, and (rule id, step, status, reason) -> count, over
+    # the listed messages.
+    step_totals: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
+    reasons: dict[tuple[str, int, str, str], int] = field(default_factory=dict)
+    # Engagement lines (opened, clicked) about no message sent before them: ignored.
+    unmatched_engagement: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,12 +98,15 @@ def simulate(
     progress: Callable[[int, int], None] | None = None,
     recommendations: Recommendations | None = None,
     catalog: MemoryCatalog | None = None,
+    engagement: Iterable[Engagement] = (),
 ) -> SimulationResult:
     """Replay `events` (sorted by `occurred_at`, file order kept for ties) and decide every
     message due up to `until` (default: a year after the last event). Events before `start`
     (default: the first event) are replayed too; their messages are not listed.
-    `recommendations` (a catalog) picks the products of rules with `recommend`."""
-    ordered = sorted(events, key=lambda event: event.occurred_at)
+    `recommendations` (a catalog) picks the products of rules with `recommend`; `engagement`
+    says who opened or clicked what (else nobody did)."""
+    timeline: list[Envelope | Engagement] = [*events, *engagement]
+    ordered = sorted(timeline, key=lambda event: event.occurred_at)
     if ordered:
         first, last = as_utc(ordered[0].occurred_at), as_utc(ordered[-1].occurred_at)
     else:
@@ -127,6 +137,7 @@ class _Replay:
     event_ids: set[str] = field(default_factory=set)
     events: int = 0
     duplicates: int = 0
+    unmatched_engagement: int = 0
 
     def __post_init__(self) -> None:
         self.store = MemoryStore(
@@ -147,7 +158,10 @@ class _Replay:
     # -- the loop -----------------------------------------------------------------------------
 
     def run(
-        self, ordered: Sequence[Envelope], *, progress: Callable[[int, int], None] | None
+        self,
+        ordered: Sequence[Envelope | Engagement],
+        *,
+        progress: Callable[[int, int], None] | None,
     ) -> None:
         for number, event in enumerate(ordered, 1):
             at = as_utc(event.occurred_at)
@@ -155,6 +169,13 @@ class _Replay:
                 break
             self._drain(at)
             self.clock = at
+            if isinstance(event, Engagement):
+                matched = self.store.engage(
+                    event.kind, at=at, about=event.about, rule_id=event.rule, step=event.step
+                )
+                if not matched:
+                    self.unmatched_engagement += 1
+                continue
             self.events += 1
             if event.id in self.event_ids:
                 self.duplicates += 1  # the webhook answers "duplicate" and does nothing
@@ -301,9 +322,16 @@ class _Replay:
         listed = [outcome for outcome in decided if start <= outcome.send_at <= self.until]
         listed.sort(key=lambda outcome: outcome.send_at)
         totals: dict[str, dict[str, int]] = {}
+        step_totals: dict[tuple[str, int], dict[str, int]] = {}
+        reasons: dict[tuple[str, int, str, str], int] = {}
         for outcome in listed:
             counts = totals.setdefault(outcome.rule, dict.fromkeys(STATUSES, 0))
             counts[outcome.status] += 1
+            key = (outcome.rule, outcome.step)
+            step_totals.setdefault(key, dict.fromkeys(STATUSES, 0))[outcome.status] += 1
+            if outcome.reason is not None:
+                reason = (*key, outcome.status, outcome.reason)
+                reasons[reason] = reasons.get(reason, 0) + 1
         # Everything due by `until` was decided: what still waits is due after it.
         customers = self.store.world.customers.values()
         waiting = sum(len(customer.pending) for customer in customers)
@@ -316,4 +344,7 @@ class _Replay:
             beyond_until=waiting + later,
             events=self.events,
             duplicate_events=self.duplicates,
+            step_totals=step_totals,
+            reasons=reasons,
+            unmatched_engagement=self.unmatched_engagement,
         )

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse
 
 from app.api.deps import API_KEY_RESPONSES, MAX_ROW_ID, ApiKeyDep, RuntimeDep, SessionDep
 from app.mail.languages import accepted_languages
+from app.outbox.rewards import REWARDS
 from app.survey.pages import Page, page_language, render_page
 from app.survey.repository import AnswerFilter, AnswerTarget
 from app.survey.scales import scale_of
@@ -169,6 +170,7 @@ async def answer(
             settings=runtime.settings,
             now=now,
             rules=runtime.rules.current,
+            rewards=REWARDS,
         )
     if target is None:
         return _invalid(request)

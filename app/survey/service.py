@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +21,6 @@ from app.survey import repository
 from app.survey.loyalty import LoyaltyTally, answers_tally, rule_tally
 from app.survey.nps import NpsTally, is_score
 from app.survey.repository import AnswerFilter, AnswerTarget, NpsGroup
-from app.survey.rewards import cancel_reward, plan_reward
 from app.survey.scales import SurveyKind, scale_of
 from app.survey.schemas import AnswerOut, AnswerPage, NpsBy, NpsRow, NpsStats
 from app.survey.tokens import SurveyClaims, read_survey_token
@@ -60,6 +59,22 @@ async def find_target(
     return None if target is None else (target, claims)
 
 
+class Rewards(Protocol):
+    """Plans and cancels a survey's reward mail (app/outbox/rewards.py, given by the route)."""
+
+    async def plan(
+        self,
+        session: AsyncSession,
+        *,
+        target: AnswerTarget,
+        rules: RuleSet,
+        now: datetime,
+        hold: timedelta,
+    ) -> bool: ...
+
+    async def cancel(self, session: AsyncSession, *, target: AnswerTarget) -> int: ...
+
+
 async def record_answer(
     session: AsyncSession,
     *,
@@ -69,13 +84,14 @@ async def record_answer(
     settings: Settings,
     now: datetime,
     rules: RuleSet | None = None,
+    rewards: Rewards | None = None,
 ) -> AnswerTarget | None:
     """Store one answer with its kind, class and reason; None (nothing stored) for a bad
     token or a score off the token's scale.
 
     A burst is looked for after the insert, as with clicks: by then answers to the same
     message wait for each other, so even parallel scanner requests see one another.
-    Given `rules`, a person's first answer plans the rule's survey reward (rewards.py); a
+    Given `rules` and `rewards`, a person's first answer plans the rule's survey reward; a
     burst cancels it while it waits.
     """
     if not is_score(score):
@@ -114,10 +130,11 @@ async def record_answer(
     )
     if is_click_burst(others, thresholds):
         await repository.mark_survey_burst(session, message_id=target.message_id, since=since)
-        await cancel_reward(session, target=target)
-    elif rules is not None and event_class == EventClass.HUMAN:
+        if rewards is not None:
+            await rewards.cancel(session, target=target)
+    elif rules is not None and rewards is not None and event_class == EventClass.HUMAN:
         # A person, as far as can be told yet; held for the burst window in case not.
-        await plan_reward(
+        await rewards.plan(
             session,
             target=target,
             rules=rules,

@@ -212,7 +212,7 @@ def test_command_loads_neither_the_app_nor_its_libraries(refused_url: str, tmp_p
     assert result.returncode == 0, result.stderr
     libraries, modules = result.stdout.splitlines()[-2:]
     assert libraries == "[] 0"
-    assert modules == "['app.cli', 'app.simulate', 'app.simulate.options']"
+    assert modules == "['app.cli', 'app.listen', 'app.simulate', 'app.simulate.options']"
 
 
 async def test_heartbeat_job_writes_the_time_after_a_database_round_trip(

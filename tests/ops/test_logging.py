@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -17,6 +18,7 @@ from app.config import Settings
 from app.mail.unsubscribe import make_token
 from app.models import Customer, Suppression
 from app.ops.logging import (
+    ROUTINE_LOGGERS,
     JsonFormatter,
     TextFormatter,
     configure_logging,
@@ -229,3 +231,65 @@ async def test_a_value_from_a_request_cannot_forge_a_log_line(
         if log_format == "json":
             json.loads(line)
     assert sum("evt-forge" in line for line in written.splitlines()) == 4
+
+
+@pytest.fixture
+def routine_lines_demoted() -> Iterator[None]:
+    """configure_logging's filters on the routine loggers, taken off after the test."""
+    loggers = [logging.getLogger(name) for name in ROUTINE_LOGGERS]
+    before = [list(each.filters) for each in loggers]
+    configure_logging("text", level="INFO")  # the handler: pytest's, already on the root
+    yield
+    for each, filters in zip(loggers, before, strict=True):
+        each.filters[:] = filters
+
+
+async def test_scheduler_runs_are_debug_lines(
+    routine_lines_demoted: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    async def tick() -> None:
+        return None
+
+    async def run_once() -> None:
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        scheduler.add_job(tick, "date")  # at once
+        scheduler.start()
+        await asyncio.sleep(0.3)
+        scheduler.shutdown(wait=False)
+
+    caplog.set_level(logging.INFO)
+    await run_once()
+    runs = [r for r in caplog.records if r.name == "apscheduler.executors.default"]
+    assert runs == []  # ~85 lines a minute at INFO before
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+    await run_once()
+    runs = [r for r in caplog.records if r.name == "apscheduler.executors.default"]
+    assert any("Running job" in r.getMessage() for r in runs)
+    assert {r.levelname for r in runs} == {"DEBUG"}
+
+
+def test_smtp_capture_address_lines_are_debug_and_warnings_stay(
+    routine_lines_demoted: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    aiosmtpd = logging.getLogger("mail.log")  # aiosmtpd's session log
+    caplog.set_level(logging.INFO)
+    aiosmtpd.info("('127.0.0.1', 40000) recip: %s", EMAIL)
+    aiosmtpd.warning("('127.0.0.1', 40000) unrecognised command")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "('127.0.0.1', 40000) unrecognised command")
+    ]
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+    aiosmtpd.info("('127.0.0.1', 40000) recip: %s", EMAIL)
+    assert [r.levelname for r in caplog.records] == ["DEBUG"]
+
+
+def test_log_level_setting_reads_both_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).log_level == "INFO"  # type: ignore[call-arg]
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    assert Settings(_env_file=None).log_level == "DEBUG"  # type: ignore[call-arg]
+    monkeypatch.setenv("AFTERSALE_LOG_LEVEL", "warning")  # the prefixed name wins
+    assert Settings(_env_file=None).log_level == "WARNING"  # type: ignore[call-arg]

@@ -79,6 +79,8 @@ def test_json_lines_one_object_per_message_in_send_order(
         "status": "planned",
         "reason": None,
         "recommendations": None,
+        "step": 1,
+        "condition": None,
     }
 
 
@@ -94,26 +96,31 @@ def test_table_lists_messages_then_totals_per_rule(
         "send_at",
         "(UTC)",
         "rule",
+        "step",
         "variant",
         "template",
         "email",
         "order",
         "status",
         "reason",
+        "if",
     ]
     assert lines[1].split() == [
         "2026-11-20",
         "09:00",
         "thanks",
+        "1",
         "-",
         "thank-you",
         "c1@example.org",
         "1",
         "planned",
         "-",
+        "-",
     ]
     assert lines[3].split() == [
         "rule",
+        "step",
         "planned",
         "skipped",
         "cancelled",
@@ -121,7 +128,7 @@ def test_table_lists_messages_then_totals_per_rule(
         "held_out",
         "total",
     ]
-    assert lines[4].split() == ["thanks", "1", "0", "0", "0", "0", "1"]
+    assert lines[4].split() == ["thanks", "1", "1", "0", "0", "0", "0", "1"]
     # The 400-day reminder falls after the default --until (a year after the last event).
     assert lines[-1] == (
         "1 message(s) from 2026-11-20T09:00:00Z until 2027-11-20T09:00:00Z; "

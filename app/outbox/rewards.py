@@ -1,4 +1,6 @@
 """The thank-you for an answer: a rule's `survey.reward` mail, planned through the outbox.
+The survey answer route hands `REWARDS` to app/survey/service.record_answer (survey does
+not import the outbox, which imports survey for its links).
 
 Planned once per surveyed message (its dedupe key), on the first answer a person gave, and
 held for the burst window: a scanner that goes on to click other scores within it is
@@ -68,3 +70,24 @@ async def cancel_reward(session: AsyncSession, *, target: AnswerTarget) -> int:
         reason=CANCEL_REASON,
         dedupe_keys=[reward_key(target.rule_id, target.message_id)],
     )
+
+
+class OutboxRewards:
+    """`app.survey.service.Rewards` on the outbox."""
+
+    async def plan(
+        self,
+        session: AsyncSession,
+        *,
+        target: AnswerTarget,
+        rules: RuleSet,
+        now: datetime,
+        hold: timedelta,
+    ) -> bool:
+        return await plan_reward(session, target=target, rules=rules, now=now, hold=hold)
+
+    async def cancel(self, session: AsyncSession, *, target: AnswerTarget) -> int:
+        return await cancel_reward(session, target=target)
+
+
+REWARDS = OutboxRewards()

@@ -1,0 +1,1 @@
+"""Where a person lands: `/` and the API reference at `/docs`."""
