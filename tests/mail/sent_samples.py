@@ -273,6 +273,9 @@ RECOMMENDED: dict[str, list[dict[str, object]]] = {
 
 # A sequence's later step is about the same order as its first.
 ORDERS["diapers-restock-nudge"] = ORDERS["diapers-restock"]
+# A welcome mentions no order; a win-back is about the regular's last order.
+ORDERS["welcome"] = ORDERS["birthday"]
+ORDERS["win-back"] = ORDERS["coffee-next-variety"][:1]
 
 # Templates whose body lists the items the rule is about; the others mention none.
 LISTS_ITEMS = frozenset(
@@ -284,6 +287,7 @@ LISTS_ITEMS = frozenset(
         "cartridges-restock",
         "coffee-next-variety",
         "kids-furniture-care",
+        "win-back",
     }
 )
 
