@@ -18,6 +18,7 @@ from sqlalchemy import text
 from app.feedback.imap import poll_mailbox
 from app.jobs.anchors import plan_anchor_messages
 from app.jobs.birthdays import plan_birthday_messages
+from app.jobs.lapses import plan_lapse_messages
 from app.jobs.missing_rules import reconcile_missing_rules
 from app.jobs.raw_retention import expire_raw_payloads
 from app.mail.capture import MailCapture
@@ -150,6 +151,17 @@ class Worker:
             hours=6,
             args=[self.runtime],
             id="plan-birthdays",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=self.runtime.clock.now(),
+        )
+        self.scheduler.add_job(
+            plan_lapse_messages,
+            "interval",
+            hours=6,
+            args=[self.runtime],
+            id="plan-lapses",
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from app.rules.categories import category_path, same_need
 from app.rules.facts import ItemFacts
-from app.rules.model import Exit, StepIf
+from app.rules.model import Exit, RuleIf, StepIf
 from app.statuses import MessageKind, MessageStatus, OrderStatus
 
 # Why a message waits (`paused`), and why it ends (`cancelled`) when its rule stays away.
@@ -58,6 +58,8 @@ class SequenceFacts:
 
 # A step skipped by its own `if:` has a reason starting so; the sequence goes on after it.
 IF_REASON = "if_"
+# ... unless the rule's own `if:` stopped it (one reason per key): that ends the sequence.
+RULE_IF_REASONS = frozenset(IF_REASON + key for key in RuleIf.model_fields)
 
 
 def exit_reason(facts: SequenceFacts, *, marketing_consent: bool) -> str | None:
@@ -117,6 +119,10 @@ class SendFacts:
     bought_since: Sequence[Purchase] = field(default=())
     # For a rule with `steps` or `exit`: what its `if:` and `exit:` decide on.
     sequence: SequenceFacts | None = None
+    # The rule's own `if:`, and the customer's standing orders now (None: not counted, as
+    # while planning: then `orders` is not checked).
+    condition: RuleIf | None = None
+    orders: int | None = None
 
 
 def send_blocker(facts: SendFacts, *, now: datetime) -> tuple[MessageStatus, str] | None:
@@ -148,6 +154,13 @@ def send_blocker(facts: SendFacts, *, now: datetime) -> tuple[MessageStatus, str
     rebought = rebought_reason(facts.skip_if, facts.purchased, facts.bought_since)
     if rebought is not None:
         return MessageStatus.SKIPPED, rebought
+    condition = facts.condition
+    if (
+        condition is not None
+        and facts.orders is not None
+        and not condition.orders_hold(facts.orders)
+    ):
+        return MessageStatus.SKIPPED, IF_REASON + "orders"
     # Last: a step skipped by its own `if:` lets the sequence go on (app/lifecycle/steps.py).
     unmet = unmet_condition(sequence) if sequence is not None else None
     if unmet is not None:

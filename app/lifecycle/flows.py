@@ -1,11 +1,13 @@
 """What each event does to the lifecycle, written once for the service and for `simulate`.
 
 An order plans its messages (rules, anchors, learned timing, the send-time checks run once
-already); a fulfilment or delivery plans theirs; a refund or cancellation cancels what it
-makes moot; a customer who withdraws consent stops their waiting marketing mail; a changed
-date re-plans date-anchored messages. Every read and write goes through a `LifecycleStore`:
-the SQL one in the service's transaction, the memory one in a replay. The decisions are the
-pure functions of app/planner, app/lifecycle/refunds.py and app/lifecycle/checks.py.
+already) and ends the customer's waiting lapse; a new customer gets its welcome
+(`customer.created`); a fulfilment or delivery plans theirs; a refund or cancellation
+cancels what it makes moot; a customer who withdraws consent stops their waiting marketing
+mail; a changed date re-plans date-anchored messages. Every read and write goes through a
+`LifecycleStore`: the SQL one in the service's transaction, the memory one in a replay. The
+decisions are the pure functions of app/planner, app/lifecycle/refunds.py and
+app/lifecycle/checks.py.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ from app.events import (
 from app.lifecycle.checks import Purchase, SendFacts, send_blocker
 from app.lifecycle.refunds import fully_refunded, refunded_rule_ids, without_refunded
 from app.lifecycle.store import CustomerState, LifecycleStore, OrderState, Upserted
+from app.planner.customers import (
+    CREATED,
+    LAPSE_ORDERS,
+    LAPSED,
+    lapse_key,
+    plan_customer_created,
+)
 from app.planner.dates import LATE_GRACE
 from app.planner.learned import PastOrder, latest_gap
 from app.planner.planner import (
@@ -76,29 +85,102 @@ async def apply_event(
     if isinstance(event, OrderClosed):
         return Applied(cancelled=await order_closed(store, event, rules=rules))
     if isinstance(event, CustomerUpdated):
-        upserted = await upsert_customer(store, event.customer, as_of=event.occurred_at)
-        return Applied(customer_id=upserted.customer.id)
+        upserted, planned = await upsert_customer(
+            store, event.customer, as_of=event.occurred_at, rules=rules, plan_messages=plan_messages
+        )
+        return Applied(planned=planned, customer_id=upserted.customer.id)
     if isinstance(event, CustomerDeleted):
         return Applied(cancelled=await store.erase_customer(event.customer, now=now))
     return Applied()
 
 
 async def upsert_customer(
-    store: LifecycleStore, incoming: CustomerIn, *, as_of: datetime
-) -> Upserted:
+    store: LifecycleStore,
+    incoming: CustomerIn,
+    *,
+    as_of: datetime,
+    rules: RuleSet,
+    plan_messages: bool = True,
+) -> tuple[Upserted, int]:
+    """Create or update the customer; a customer this event created gets its
+    `customer.created` messages (from whichever event carried them first). Returns the
+    customer and how many messages were planned."""
     upserted = await store.upsert_customer(incoming, as_of=as_of)
     if not upserted.customer.marketing_consent and not upserted.created:
         # Withdrawn (or never given): waiting marketing mail stops now, as it would have been
         # skipped had it been planned after this; the same whatever order events arrive in.
         # (A customer created just now has no mail waiting.)
         await store.skip_waiting_marketing(upserted.customer)
-    return upserted
+    planned = 0
+    if upserted.created and plan_messages and rules.for_event(CREATED):
+        planned = await _customer_created(store, upserted.customer, at=as_of, rules=rules)
+    return upserted, planned
+
+
+async def _customer_created(
+    store: LifecycleStore, customer: CustomerState, *, at: datetime, rules: RuleSet
+) -> int:
+    """Plan the welcome (`customer.created` rules), with the checks that can already stop it
+    (consent, suppression) run now, as for an order's messages."""
+    planned = plan_customer_created(
+        rules=rules, customer_id=customer.id, at=at, tz=customer.tz, customer=customer.facts
+    )
+    if any(plan.status == MessageStatus.SCHEDULED for plan in planned):
+        suppressed = customer.email is not None and await store.is_suppressed(customer.email)
+        checked = []
+        for plan in planned:
+            blocker = (
+                send_blocker(
+                    SendFacts(
+                        kind=plan.kind,
+                        expires_at=None,
+                        customer_deleted=customer.deleted,
+                        email=customer.email,
+                        marketing_consent=customer.marketing_consent,
+                        suppressed=suppressed,
+                        order_status=None,
+                    ),
+                    now=at,
+                )
+                if plan.status == MessageStatus.SCHEDULED
+                else None
+            )
+            checked.append(
+                plan if blocker is None else replace(plan, status=blocker[0], reason=blocker[1])
+            )
+        planned = checked
+    return await store.insert_planned(planned, customer_id=customer.id, order_id=None)
+
+
+async def _cancel_lapses(
+    store: LifecycleStore, order: OrderState, customer: CustomerState, *, rules: RuleSet
+) -> int:
+    """A new order ends the lapse that waited for an earlier last order (`ordered_again`):
+    the customer came back, and their next lapse counts from this order."""
+    lapse_rules = rules.for_event(LAPSED)
+    placed = order.placed_at
+    if not lapse_rules or placed is None or order.status in CLOSED:
+        return 0
+    earlier = [
+        other
+        for other in await store.standing_orders(customer)
+        if other.id != order.id and other.placed_at is not None and other.placed_at < placed
+    ]
+    # A lapse is planned after the customer's latest order: the latest few are enough.
+    keys = [
+        lapse_key(rule.id, customer_id=customer.id, last_order_id=other.id)
+        for other in earlier[-LAPSE_ORDERS:]
+        for rule in lapse_rules
+    ]
+    return await store.cancel_waiting(reason="ordered_again", dedupe_keys=keys) if keys else 0
 
 
 async def order_placed(
     store: LifecycleStore, event: OrderPlaced, *, rules: RuleSet, plan_messages: bool
 ) -> Applied:
-    upserted = await upsert_customer(store, event.customer, as_of=event.occurred_at)
+    upserted, planned = await upsert_customer(
+        store, event.customer, as_of=event.occurred_at, rules=rules, plan_messages=plan_messages
+    )
     customer = upserted.customer
     incoming = event.order
     order, new_order = await store.place_order(
@@ -111,7 +193,10 @@ async def order_placed(
             # Refunds that came first took every item: the order stands refunded.
             order = await store.close_order(order, OrderStatus.REFUNDED, at=_last_refund(order))
     await store.order_stored(order, incoming, new_order=new_order, new_customer=upserted.created)
-    planned = await plan_event(
+    cancelled = 0
+    if not upserted.created:  # a new customer has no lapse waiting
+        cancelled = await _cancel_lapses(store, order, customer, rules=rules)
+    planned += await plan_event(
         store,
         "order.created",
         at=event.occurred_at,
@@ -135,7 +220,7 @@ async def order_placed(
                 rules=rules,
                 plan_messages=plan_messages,
             )
-    return Applied(planned=planned, customer_id=customer.id)
+    return Applied(planned=planned, cancelled=cancelled, customer_id=customer.id)
 
 
 def _last_refund(order: OrderState) -> datetime | None:
@@ -160,8 +245,12 @@ async def order_fulfilled(
         events.append("order.delivered")
         changes["delivered_at"] = order.delivered_at or event.occurred_at
     customer: CustomerState | None = None
+    welcomed = 0
     if event.customer is not None:
-        customer = (await upsert_customer(store, event.customer, as_of=event.occurred_at)).customer
+        upserted, welcomed = await upsert_customer(
+            store, event.customer, as_of=event.occurred_at, rules=rules, plan_messages=plan_messages
+        )
+        customer = upserted.customer
         if order.customer_id is None:
             changes["customer_id"] = customer.id
     order = await store.update_order(order, **changes)
@@ -170,8 +259,8 @@ async def order_fulfilled(
     if customer is None or order.placed_at is None:
         # Fulfilment of an order we have not seen yet: its items and history are unknown.
         # The order, when it comes, plans the fulfilment's messages too.
-        return Applied()
-    planned = 0
+        return Applied(planned=welcomed)
+    planned = welcomed
     for event_type in events:
         # Each from its own time: a late or repeated report moves nothing.
         at = order.delivered_at if event_type == "order.delivered" else order.fulfilled_at

@@ -63,6 +63,8 @@ class Customer:
     pending: dict[int, Pending] = field(default_factory=dict)
     # Bumped on each change that may change the next birthday message: older rounds are void.
     birthday_round: int = 0
+    # Bumped on each order placed or closed (what a lapse is computed from), likewise.
+    lapse_round: int = 0
 
 
 @dataclass(eq=False, slots=True)
@@ -679,6 +681,8 @@ class MemoryStore:
             purchased=purchased,
             bought_since=bought_since,
             sequence=sequence,
+            condition=rule.if_,
+            orders=len(standing_orders(customer)) if rule.if_ is not None else 0,
         )
 
     def cap_facts(self, message: Pending, *, now: datetime) -> CapFacts:

@@ -4,8 +4,8 @@ Pure; the dispatcher and `simulate` both call these (docs/rules.md, "Sequences")
 Steps are planned lazily: step k + 1 only once step k is decided. After it was sent, from
 when it went; after it was held out, held out too (from when it was due), so the control
 group stays comparable; after it was skipped by its own `if:`, from when it was due. Any
-other end (cancelled, expired, failed, skipped for consent, suppression, `exit:`, caps)
-ends the sequence.
+other end (cancelled, expired, failed, skipped for consent, suppression, `exit:`, the
+rule's own `if:`, caps) ends the sequence.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from app.lifecycle.checks import IF_REASON, Purchase, SequenceFacts
+from app.lifecycle.checks import IF_REASON, RULE_IF_REASONS, Purchase, SequenceFacts
 from app.lifecycle.due import bought_after
 from app.planner.planner import PlannedMessage, follow_up
 from app.rules.model import Rule
@@ -75,7 +75,12 @@ def next_step(
         since, held_out = decided_at, False
     elif status == MessageStatus.HELD_OUT:
         since, held_out = send_at, True
-    elif status == MessageStatus.SKIPPED and reason is not None and reason.startswith(IF_REASON):
+    elif (
+        status == MessageStatus.SKIPPED
+        and reason is not None
+        and reason.startswith(IF_REASON)
+        and reason not in RULE_IF_REASONS
+    ):
         since, held_out = send_at, False
     else:
         return None

@@ -202,6 +202,11 @@ class Dispatcher:
             previous = await repository.load_previous_steps(
                 session, {key for context in contexts if (key := _previous_key(context))}
             )
+            # The rules' `if: {orders}`: each customer's standing orders now, one query.
+            orders = await repository.standing_order_counts(
+                session,
+                {context.customer.id for context in contexts if _counts_orders(context, rules)},
+            )
         gate = asyncio.Semaphore(self._concurrency)
 
         async def process(context: SendContext) -> None:
@@ -214,6 +219,7 @@ class Dispatcher:
                             usage.get(context.customer.id, []),
                             recommended.get(context.message.id),
                             previous.get(_previous_key(context) or ""),
+                            orders.get(context.customer.id, 0),
                         )
                     )
                 except Exception:
@@ -256,6 +262,7 @@ class Dispatcher:
         usage: Sequence[CapEntry],
         recommendations: Sequence[Mapping[str, Any]] | None = None,
         previous: PreviousStep | None = None,
+        orders: int = 0,
     ) -> str:
         message, customer = context.message, context.customer
         now = self.runtime.clock.now()
@@ -277,6 +284,7 @@ class Dispatcher:
                 matched=matched,
                 rule=rule,
                 previous=previous,
+                orders=orders,
                 # Only a rule set that loaded can say a rule is gone; never cancel on a bad load.
                 rule_missing=source.loaded and rule is None,
             ),
@@ -606,6 +614,7 @@ class Dispatcher:
         rule: Rule | None,
         previous: PreviousStep | None,
         rule_missing: bool,
+        orders: int = 0,
     ) -> SendFacts:
         message, customer, order = context.message, context.customer, context.order
         purchased = [Purchase.of(item.facts()) for item in matched]
@@ -643,6 +652,8 @@ class Dispatcher:
             purchased=purchased,
             bought_since=bought_after(placed_at, others),
             sequence=sequence,
+            condition=rule.if_ if rule else None,
+            orders=orders,
         )
 
     async def _defer(self, message_id: int, *, until: datetime, now: datetime, reason: str) -> None:
@@ -848,6 +859,11 @@ def _cap_limits(context: SendContext, rules: RuleSet) -> list[Limit]:
 def _needs_history(context: SendContext, rules: RuleSet) -> bool:
     rule = rules.by_id(context.message.rule_id)
     return rule is not None and rule.reads_purchases
+
+
+def _counts_orders(context: SendContext, rules: RuleSet) -> bool:
+    rule = rules.by_id(context.message.rule_id)
+    return rule is not None and rule.if_ is not None and rule.if_.orders is not None
 
 
 def _previous_key(context: SendContext) -> str | None:

@@ -34,9 +34,17 @@ from app.rules.facts import CustomerFacts, ItemFacts
 from app.rules.windows import SendWindow, parse_send_window
 
 EventType = Literal[
-    "order.created", "order.fulfilled", "order.delivered", "birthday", "review.answered"
+    "order.created",
+    "order.fulfilled",
+    "order.delivered",
+    "birthday",
+    "customer.created",
+    "customer.lapsed",
+    "review.answered",
 ]
 ORDER_EVENTS = ("order.created", "order.fulfilled", "order.delivered")
+# About the customer, not an order: timed with `after` from the event, like order events.
+CUSTOMER_EVENTS = ("customer.created", "customer.lapsed")
 # A product review that came in (app/reviews): timed with `after` from the answer.
 REVIEW_ANSWERED = "review.answered"
 # The events a `review` request goes out after: the order is in the customer's hands.
@@ -230,7 +238,8 @@ class CustomerFilter(_Strict):
 class When(_Strict):
     event: EventType = Field(
         description="what starts the rule: an order placed, fulfilled (shipped) or delivered, "
-        "or a customer's birthday"
+        "a customer's birthday, a new customer (customer.created) or a regular who went quiet "
+        "(customer.lapsed: no order for their usual interval)"
     )
     items: ItemFilter | None = Field(
         default=None, description="only orders with a matching item; its items are the mail's"
@@ -259,7 +268,14 @@ class When(_Strict):
                 f"not {self.event}"
             )
         if self.event not in ORDER_EVENTS and self.customer and self.customer.needs_totals:
-            raise ValueError(f"customer orders and spent apply to order events, not {self.event}")
+            hint = (
+                "; the rule's if: {orders: ...} counts them when the mail falls due"
+                if self.event in CUSTOMER_EVENTS
+                else ""
+            )
+            raise ValueError(
+                f"customer orders and spent apply to order events, not {self.event}{hint}"
+            )
         return self
 
 
@@ -698,13 +714,53 @@ class StarsRange(_Strict):
         return (self.min is None or stars >= self.min) and (self.max is None or stars <= self.max)
 
 
-class RuleIf(_Strict):
-    """What the event must carry for the rule to plan (all given must hold)."""
+class OrderCount(_Strict):
+    """A range of whole order counts: `{min: 1}`, `{max: 2}`, `{min: 2, max: 5}`."""
 
+    min: int | None = Field(default=None, ge=0, description="inclusive lower bound")
+    max: int | None = Field(default=None, ge=0, description="inclusive upper bound")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> OrderCount:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both, e.g. {min: 1}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"empty range: min {self.min} is above max {self.max}")
+        return self
+
+    def contains(self, value: int) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+class RuleIf(_Strict):
+    """The rule's conditions (all given must hold). `orders` is checked when each of its
+    messages falls due: otherwise the message is skipped (reason `if_orders`) and a sequence
+    ends there. `stars` is checked when the review comes in (review.answered rules): a
+    review without them plans nothing."""
+
+    orders: Annotated[int, Field(ge=0, strict=True)] | OrderCount | None = Field(
+        default=None,
+        description="the customer's standing orders (placed, not cancelled or refunded) at "
+        "send time: a number, exactly (0: has not bought), or a range, e.g. {min: 1}",
+        examples=[0, {"min": 2}],
+    )
     stars: StarsRange | None = Field(
         default=None,
         description="review.answered: the review's stars, e.g. {max: 2} for 1 or 2 stars",
     )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> RuleIf:
+        if not self.model_dump(exclude_none=True):
+            raise ValueError("give a condition, e.g. {orders: 0}, or leave 'if' out")
+        return self
+
+    def orders_hold(self, count: int) -> bool:
+        """Whether `count` standing orders meet `orders` (true when it is not given)."""
+        wanted = self.orders
+        if wanted is None:
+            return True
+        return count == wanted if isinstance(wanted, int) else wanted.contains(count)
 
 
 SkipReason = Literal[
@@ -717,6 +773,8 @@ SkipReason = Literal[
 
 
 class Rule(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     id: str = Field(
         description="unique across all files; lower-case letters, digits, '-' and '_'",
         examples=["diapers-restock"],
@@ -736,6 +794,14 @@ class Rule(_Strict):
     )
     skip_if: list[SkipReason] = Field(
         default_factory=list, description="checked when planning and again at send time"
+    )
+    if_: RuleIf | None = Field(
+        default=None,
+        alias="if",
+        description="`orders` is checked when each message falls due, e.g. {orders: 0} (a "
+        "welcome that is moot once they bought; unmet: skipped, reason if_orders); `stars` "
+        "when a review comes in, e.g. {stars: {max: 2}} on review.answered",
+        examples=[{"orders": 0}, {"stars": {"max": 2}}],
     )
     template: str | None = Field(default=None, description="required unless `variants` is given")
     variants: list[Variant] | None = Field(
@@ -812,11 +878,6 @@ class Rule(_Strict):
         "product bought (`review.items` in the template), per item or per order",
         examples=[{"per": "item"}],
     )
-    if_: RuleIf | None = Field(
-        default=None,
-        alias="if",
-        description="what the event must carry, e.g. {stars: {max: 2}} on review.answered",
-    )
     renamed_from: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list,
         max_length=20,
@@ -859,7 +920,21 @@ class Rule(_Strict):
 
     @model_validator(mode="after")
     def _timing_fits_the_event(self) -> Rule:
-        dated = self.when.event not in (*ORDER_EVENTS, REVIEW_ANSWERED)
+        event = self.when.event
+        if event in CUSTOMER_EVENTS:
+            send = self.send
+            other = [
+                key
+                for key in ("supply", "learned", "at", "anchor", "fallback")
+                if getattr(send, key) is not None
+            ]
+            if other:
+                raise ValueError(
+                    f"a {event} rule is timed with 'after' from the event (e.g. after: 1h), "
+                    f"not with {' or '.join(repr(key) for key in other)}"
+                )
+            return self
+        dated = event not in (*ORDER_EVENTS, REVIEW_ANSWERED)
         if dated and (
             self.send.after is not None
             or self.send.supply is not None
@@ -1009,6 +1084,7 @@ def reward_rule(rule: Rule) -> Rule | None:
             "variants": None,
             "holdout": 0,
             "skip_if": [],
+            "if_": None,
             "limit": None,
             "coupon": reward.coupon,
             "recommend": None,

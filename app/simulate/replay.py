@@ -4,9 +4,9 @@ The events go through the very flows the service runs (app/lifecycle/flows.py), 
 app/lifecycle/memory.py instead of SQL; the events' own times are the clock. Before an event
 at time T is applied, every message due by T is decided as the dispatcher decides it
 (app/lifecycle/due.py), where a deferral puts the message back in the heap at its new time.
-The worker's jobs (anchors, birthdays) run when what they read changes, and birthdays again
-ahead of each one. What is simulate's own: this clock, and the report of what became of each
-message.
+The worker's jobs (anchors, birthdays, lapses) run when what they read changes, and birthdays
+and lapses again ahead of each one. What is simulate's own: this clock, and the report of what
+became of each message.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from app.catalog.memory import MemoryCatalog
-from app.events import Envelope, ItemIn
+from app.events import Envelope, ItemIn, OrderClosed, OrderPlaced
 from app.lifecycle import flows
 from app.lifecycle.due import Send, Stop, decide_due
 from app.lifecycle.memory import (
@@ -28,7 +28,9 @@ from app.lifecycle.memory import (
     Pending,
     as_utc,
     run_sync,
+    standing_orders,
 )
+from app.planner.customers import LAPSED, plan_lapses
 from app.planner.dates import plan_birthdays
 from app.planner.limits import Defer
 from app.rules.facts import ProductFacts
@@ -45,6 +47,10 @@ DEFAULT_TAIL = timedelta(days=365)
 BIRTHDAY_HORIZON = timedelta(days=30)
 # How far a birthday round looks past the horizon to find when the next one is needed.
 _BIRTHDAY_LOOKAHEAD = timedelta(days=400)
+# As app/jobs/lapses.HORIZON: a lapse message is planned this long before it is sent.
+LAPSE_HORIZON = timedelta(days=7)
+# Looks far enough for any lapse (a usual interval of years is still an interval).
+_LAPSE_LOOKAHEAD = timedelta(days=100 * 366)
 # Job runs go before messages due at the same instant (priorities are 0..100).
 _JOB_RANK = -101
 _PROGRESS_EVERY = 512
@@ -74,9 +80,10 @@ class SimulationResult:
 @dataclass(frozen=True)
 class _JobRun:
     """A worker job reaching one customer: the anchor job once after a change, the birthday
-    job after a change and then ahead of each birthday (`round` voids older runs)."""
+    job after a change and then ahead of each birthday, the lapse job after each order placed
+    or closed and then ahead of the lapse (`round` voids older runs)."""
 
-    job: str  # "anchors" or "birthdays"
+    job: str  # "anchors", "birthdays" or "lapses"
     customer: Customer
     round: int
 
@@ -141,6 +148,7 @@ class _Replay:
             items_stored=self.recommendations.record if self.recommendations else None,
         )
         self._birthdays = bool(self.rules.for_event("birthday"))
+        self._lapses = bool(self.rules.for_event(LAPSED))
 
     def _products(self, items: Sequence[ItemIn]) -> list[ProductFacts | None]:
         assert self.catalog is not None
@@ -174,6 +182,8 @@ class _Replay:
             else:
                 self.event_ids.add(event.id)
                 run_sync(flows.apply_event(self.store, event, rules=self.rules, now=at))
+                if self._lapses and isinstance(event, OrderPlaced | OrderClosed):
+                    self._orders_changed(event.order.id, at)
             if progress is not None and number % _PROGRESS_EVERY == 0:
                 progress(number, len(ordered))
         if progress is not None:
@@ -196,6 +206,9 @@ class _Replay:
                             self.store, entry.customer.id, rules=self.rules, now=now
                         )
                     )
+                elif entry.job == "lapses":
+                    if entry.round == entry.customer.lapse_round:
+                        self._lapse_round(entry.customer, now)
                 elif entry.round == entry.customer.birthday_round:
                     self._birthday_round(entry.customer, now)
 
@@ -238,6 +251,40 @@ class _Replay:
         next_round = min(later) - BIRTHDAY_HORIZON if later else horizon_end
         if next_round <= self.until:
             self._push(next_round, _JobRun("birthdays", customer, customer.birthday_round))
+
+    def _orders_changed(self, order_id: str, at: datetime) -> None:
+        """An order placed or closed moves the customer's lapse: the lapse job looks again."""
+        order = self.store.world.orders.get(order_id)
+        customer = order.customer if order is not None else None
+        if customer is not None:
+            customer.lapse_round += 1
+            self._push(at, _JobRun("lapses", customer, customer.lapse_round))
+
+    def _lapse_round(self, customer: Customer, now: datetime) -> None:
+        """Plan what the lapse job would plan now, and come back when it has more to do."""
+        if customer.deleted:
+            return
+        standing = standing_orders(customer)
+        orders = [(order.id, order.placed_at) for order in standing if order.placed_at]
+        found = plan_lapses(
+            rules=self.rules,
+            customer_id=customer.id,
+            orders=orders,
+            tz=customer.tz,
+            now=now,
+            horizon=LAPSE_HORIZON + _LAPSE_LOOKAHEAD,
+            customer=customer.facts,
+        )
+        horizon_end = now + LAPSE_HORIZON
+        soon = [plan for plan in found if plan.send_at <= horizon_end]
+        if soon:
+            last = max(orders, key=lambda order: (order[1], order[0]))[0]
+            run_sync(self.store.insert_planned(soon, customer_id=customer.id, order_id=last))
+        later = [plan.send_at for plan in found if plan.send_at > horizon_end]
+        if later and min(later) - LAPSE_HORIZON <= self.until:
+            self._push(
+                min(later) - LAPSE_HORIZON, _JobRun("lapses", customer, customer.lapse_round)
+            )
 
     # -- send time: the dispatcher's decision (app/lifecycle/due.py) ---------------------------
 

@@ -275,6 +275,9 @@ RECOMMENDED: dict[str, list[dict[str, object]]] = {
 ORDERS["diapers-restock-nudge"] = ORDERS["diapers-restock"]
 # The review request rates what the delivery follow-up asked about.
 ORDERS["product-review"] = ORDERS["delivery-follow-up"]
+# A welcome mentions no order; a win-back is about the regular's last order.
+ORDERS["welcome"] = ORDERS["birthday"]
+ORDERS["win-back"] = ORDERS["coffee-next-variety"][:1]
 
 # Templates whose body lists the items the rule is about; the others mention none.
 LISTS_ITEMS = frozenset(
@@ -286,6 +289,7 @@ LISTS_ITEMS = frozenset(
         "cartridges-restock",
         "coffee-next-variety",
         "kids-furniture-care",
+        "win-back",
     }
 )
 # (product-review names only the products to rate: with `per: item`, one.)

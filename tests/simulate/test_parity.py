@@ -18,6 +18,7 @@ from sqlalchemy import select
 from app.cli import main
 from app.db import transaction
 from app.jobs.birthdays import plan_birthday_messages
+from app.jobs.lapses import plan_lapse_messages
 from app.models import Customer, Message, MessageStatus, Order
 from app.orders.service import replan_anchors
 from app.rules.source import RulesSource
@@ -117,7 +118,8 @@ rules:
 
 START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 UNTIL = datetime(2027, 3, 31, 23, 59, tzinfo=UTC)
-# The worker's birthday job runs at least this often (it plans 30 days ahead).
+# The worker's birthday and lapse jobs run at least this often (they plan 30 and 7 days
+# ahead).
 JOB_TICK = timedelta(days=7)
 
 DIAPERS = {
@@ -357,6 +359,7 @@ async def through_the_service(
             clock.current = max(clock.current, step)
             if clock.current >= last_job + JOB_TICK:
                 await plan_birthday_messages(runtime)
+                await plan_lapse_messages(runtime)
                 last_job = clock.current
             claimed = await _due_ids(runtime, clock.current)
             await dispatcher.drain()
@@ -372,6 +375,7 @@ async def through_the_service(
             if body["type"] in ("order.created", "customer.updated"):
                 # The worker's jobs, as they run after a customer's data changed.
                 await plan_birthday_messages(runtime)
+                await plan_lapse_messages(runtime)
                 await _replan_anchors(runtime, body["customer"]["id"])
         await advance_to(UNTIL)
     finally:
