@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.dashboard.charts import Chart, line_chart
+from app.reviews.schemas import ReviewStats
+from app.reviews.service import review_stats
 from app.rules.loader import RuleSet
 from app.stats import service as stats
 from app.stats.schemas import Bucket, BucketRow, Overview, RulesStats
@@ -33,6 +35,8 @@ class Dashboard:
     # NPS, loyalty index, CSAT, CES and response rate by rule, category and month.
     surveys: dict[str, NpsStats]
     comments: AnswerPage
+    # Product reviews (people's only) by product and by category.
+    reviews: dict[str, ReviewStats]
 
     @property
     def empty(self) -> bool:
@@ -73,6 +77,10 @@ async def dashboard(
     comments = await answers_page(
         session, where=AnswerFilter(commented=True), cursor=None, limit=COMMENTS_SHOWN
     )
+    reviews = {
+        by: await review_stats(session, first=span.first, last=span.last, by=by)
+        for by in ("product", "category")
+    }
     return Dashboard(
         span=span,
         bucket=bucket,
@@ -84,6 +92,7 @@ async def dashboard(
         charts=charts(series, bucket=bucket),
         surveys=surveys,
         comments=comments,
+        reviews=reviews,
     )
 
 

@@ -5,6 +5,7 @@ a low review's follow-up rule, scanners, erasure."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ from app.config import Settings
 from app.models import Message, ProductReview
 from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
+from app.stats.rollup import fold_stats
 from tests.conftest import Api, FrozenClock
+from tests.dashboard.conftest import sign_in
 from tests.factories import order_created, order_event, post_event
 from tests.smtp_sink import SmtpSink
 from tests.survey.conftest import BROWSER, FURNITURE, answer, comment
@@ -140,6 +143,16 @@ async def test_one_request_per_product_rated_commented_listed_and_counted(
         headers=api.headers,
     )
     assert csv.text.splitlines()[0].startswith("key,name,reviews,average,stars_1")
+    # The dashboard shows the same figures (once the rollup has folded the mail in).
+    await fold_stats(runtime, settle=timedelta(0))
+    await sign_in(client)
+    page = await client.get("/dashboard", params={"from": day, "to": day})
+    assert page.status_code == 200
+    products = page.text.split('<table data-reviews="product">')[1].split("</table>")[0]
+    wardrobe_row = products.split('<tr data-key="KF-WARDROBE">')[1].split("</tr>")[0]
+    assert '<td data-field="average">5.00</td>' in wardrobe_row
+    assert '<td data-field="stars_5">1</td>' in wardrobe_row
+    assert '<table data-reviews="category">' in page.text
     # The 2-star review planned the follow-up rule (held for the burst window); the 5 none.
     clock.advance(seconds=runtime.settings.tracking_burst_seconds + 1)
     assert (await dispatcher.run_once()).outcomes == {"sent": 1}
