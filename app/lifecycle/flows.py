@@ -125,31 +125,42 @@ async def _customer_created(
     planned = plan_customer_created(
         rules=rules, customer_id=customer.id, at=at, tz=customer.tz, customer=customer.facts
     )
-    if any(plan.status == MessageStatus.SCHEDULED for plan in planned):
-        suppressed = customer.email is not None and await store.is_suppressed(customer.email)
-        checked = []
-        for plan in planned:
-            blocker = (
-                send_blocker(
-                    SendFacts(
-                        kind=plan.kind,
-                        expires_at=None,
-                        customer_deleted=customer.deleted,
-                        email=customer.email,
-                        marketing_consent=customer.marketing_consent,
-                        suppressed=suppressed,
-                        order_status=None,
-                    ),
-                    now=at,
-                )
-                if plan.status == MessageStatus.SCHEDULED
-                else None
-            )
-            checked.append(
-                plan if blocker is None else replace(plan, status=blocker[0], reason=blocker[1])
-            )
-        planned = checked
+    planned = await _checked_for_customer(store, planned, customer=customer, now=at)
     return await store.insert_planned(planned, customer_id=customer.id, order_id=None)
+
+
+async def _checked_for_customer(
+    store: LifecycleStore,
+    planned: list[PlannedMessage],
+    *,
+    customer: CustomerState,
+    now: datetime,
+) -> list[PlannedMessage]:
+    """The checks that can already stop a message about the customer alone (no order):
+    deleted, no address, suppressed, no consent. As `_checked_now` does for an order's."""
+    if not any(plan.status == MessageStatus.SCHEDULED for plan in planned):
+        return planned
+    suppressed = customer.email is not None and await store.is_suppressed(customer.email)
+    checked = []
+    for plan in planned:
+        blocker = None
+        if plan.status == MessageStatus.SCHEDULED:
+            blocker = send_blocker(
+                SendFacts(
+                    kind=plan.kind,
+                    expires_at=None,
+                    customer_deleted=customer.deleted,
+                    email=customer.email,
+                    marketing_consent=customer.marketing_consent,
+                    suppressed=suppressed,
+                    order_status=None,
+                ),
+                now=now,
+            )
+        checked.append(
+            plan if blocker is None else replace(plan, status=blocker[0], reason=blocker[1])
+        )
+    return checked
 
 
 async def _cancel_lapses(
@@ -599,24 +610,7 @@ async def review_answered(
         await store.cancel_waiting(reason="review_changed", dedupe_keys=moot)
     if not planned:
         return 0
-    suppressed = customer.email is not None and await store.is_suppressed(customer.email)
-    checked = []
-    for plan in planned:
-        blocker = send_blocker(
-            SendFacts(
-                kind=plan.kind,
-                expires_at=None,
-                customer_deleted=customer.deleted,
-                email=customer.email,
-                marketing_consent=customer.marketing_consent,
-                suppressed=suppressed,
-                order_status=None,
-            ),
-            now=answer.answered_at,
-        )
-        checked.append(
-            plan if blocker is None else replace(plan, status=blocker[0], reason=blocker[1])
-        )
+    checked = await _checked_for_customer(store, planned, customer=customer, now=answer.answered_at)
     return await store.insert_planned(checked, customer_id=customer.id, order_id=answer.order_id)
 
 
