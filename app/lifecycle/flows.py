@@ -101,10 +101,12 @@ async def upsert_customer(
     as_of: datetime,
     rules: RuleSet,
     plan_messages: bool = True,
+    welcome_later: bool = False,
 ) -> tuple[Upserted, int]:
     """Create or update the customer; a customer this event created gets its
-    `customer.created` messages (from whichever event carried them first). Returns the
-    customer and how many messages were planned."""
+    `customer.created` messages (from whichever event carried them first), unless
+    `welcome_later` (their first order plans them once it is stored). Returns the customer
+    and how many messages were planned."""
     upserted = await store.upsert_customer(incoming, as_of=as_of)
     if not upserted.customer.marketing_consent and not upserted.created:
         # Withdrawn (or never given): waiting marketing mail stops now, as it would have been
@@ -112,18 +114,29 @@ async def upsert_customer(
         # (A customer created just now has no mail waiting.)
         await store.skip_waiting_marketing(upserted.customer)
     planned = 0
-    if upserted.created and plan_messages and rules.for_event(CREATED):
+    if upserted.created and plan_messages and not welcome_later and rules.for_event(CREATED):
         planned = await _customer_created(store, upserted.customer, at=as_of, rules=rules)
     return upserted, planned
 
 
 async def _customer_created(
-    store: LifecycleStore, customer: CustomerState, *, at: datetime, rules: RuleSet
+    store: LifecycleStore,
+    customer: CustomerState,
+    *,
+    at: datetime,
+    rules: RuleSet,
+    orders: int = 0,
 ) -> int:
     """Plan the welcome (`customer.created` rules), with the checks that can already stop it
-    (consent, suppression) run now, as for an order's messages."""
+    (consent, suppression) run now, as for an order's messages. `orders`: the new
+    customer's standing orders (1 when their first order made them)."""
     planned = plan_customer_created(
-        rules=rules, customer_id=customer.id, at=at, tz=customer.tz, customer=customer.facts
+        rules=rules,
+        customer_id=customer.id,
+        at=at,
+        tz=customer.tz,
+        customer=customer.facts,
+        orders=orders,
     )
     planned = await _checked_for_customer(store, planned, customer=customer, now=at)
     return await store.insert_planned(planned, customer_id=customer.id, order_id=None)
@@ -190,7 +203,12 @@ async def order_placed(
     store: LifecycleStore, event: OrderPlaced, *, rules: RuleSet, plan_messages: bool
 ) -> Applied:
     upserted, planned = await upsert_customer(
-        store, event.customer, as_of=event.occurred_at, rules=rules, plan_messages=plan_messages
+        store,
+        event.customer,
+        as_of=event.occurred_at,
+        rules=rules,
+        plan_messages=plan_messages,
+        welcome_later=True,
     )
     customer = upserted.customer
     incoming = event.order
@@ -204,6 +222,12 @@ async def order_placed(
             # Refunds that came first took every item: the order stands refunded.
             order = await store.close_order(order, OrderStatus.REFUNDED, at=_last_refund(order))
     await store.order_stored(order, incoming, new_order=new_order, new_customer=upserted.created)
+    if upserted.created and plan_messages and rules.for_event(CREATED):
+        # Made by this order, their only one: it counts for the welcome's `if: {orders}`.
+        stands = order.placed_at is not None and order.status not in CLOSED
+        planned += await _customer_created(
+            store, customer, at=event.occurred_at, rules=rules, orders=1 if stands else 0
+        )
     cancelled = 0
     if not upserted.created:  # a new customer has no lapse waiting
         cancelled = await _cancel_lapses(store, order, customer, rules=rules)

@@ -49,11 +49,17 @@ def plan_customer_created(
     at: datetime,
     tz: ZoneInfo,
     customer: CustomerFacts,
+    orders: int = 0,
 ) -> list[PlannedMessage]:
-    """One message per `customer.created` rule the customer matches, timed from `at`."""
+    """One message per `customer.created` rule the customer matches, timed from `at`.
+    `orders`: their standing orders now (a customer made by their first order has it); a
+    rule whose `if: {orders}` they already fail plans nothing (a welcome for people who
+    have not bought, to someone who just did)."""
     planned = []
     for rule in rules.for_event(CREATED):
         if rule.when.customer is not None and not rule.when.customer.matches(customer):
+            continue
+        if rule.if_ is not None and not rule.if_.orders_hold(orders):
             continue
         message = planned_message(
             rule,
