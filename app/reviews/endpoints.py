@@ -44,7 +44,7 @@ from app.survey.endpoints import (
 )
 from app.survey.pages import page_language
 from app.survey.scales import SurveyKind
-from app.survey.service import CommentProblem, comment_problem
+from app.survey.service import MAX_COMMENT, CommentProblem, comment_problem
 
 router = APIRouter(prefix="/r", tags=["reviews"])
 api_router = APIRouter(
@@ -55,6 +55,17 @@ _STARS = SurveyKind.CSAT
 _PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/html": {}}, "description": "The page"},
     404: {"content": {"text/html": {}}, "description": "Not a valid token, or stars off 1-5"},
+}
+_COMMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {}}, "description": "Comment stored: thanks"},
+    404: {
+        "content": {"text/html": {}},
+        "description": "Not a valid token, or no review of the item to comment on",
+    },
+    422: {
+        "content": {"text/html": {}},
+        "description": "An empty comment, or one too long: the form again",
+    },
 }
 
 
@@ -151,7 +162,24 @@ async def _plan_follow_ups(runtime: Runtime, session: AsyncSession, answer: Revi
 
 
 @router.post(
-    "/{token}/comment", response_class=HTMLResponse, summary="Add a comment to the product's review"
+    "/{token}/comment",
+    response_class=HTMLResponse,
+    summary="Add a comment to the product's review",
+    responses=_COMMENT_RESPONSES,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"comment": {"type": "string", "maxLength": MAX_COMMENT}},
+                        "required": ["comment"],
+                    }
+                }
+            },
+        }
+    },
 )
 async def comment(
     token: str, request: Request, session: SessionDep, runtime: RuntimeDep
@@ -219,7 +247,10 @@ async def list_reviews(
     response_model=ReviewStats,
     response_model_by_alias=True,
     summary="Product reviews: average, count and stars 1-5 per product or category",
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={
+        200: {"content": {"text/csv": {}}},
+        422: {"description": "`from` after `to`, or a date that is not YYYY-MM-DD"},
+    },
 )
 async def get_review_stats(
     session: SessionDep,
