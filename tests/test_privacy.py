@@ -21,6 +21,7 @@ from app.models import (
     MailFeedbackEvent,
     Message,
     Order,
+    ProductReview,
     SuppressionRemoval,
 )
 from app.privacy import email_digest
@@ -104,6 +105,7 @@ async def test_erasure_leaves_no_trace_and_keeps_the_counts(
     token = make_token(customer_id=customer_id, secrets=runtime.settings.unsubscribe_secrets)
     assert (await client.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click")).is_success
     await record_later_bounces(runtime)
+    await record_a_review(runtime)
     before = await database_text(runtime)
     assert all(secret.lower() in before for secret in SECRETS)  # the scan can see them
     before_counts = await counts(runtime)
@@ -152,6 +154,32 @@ async def test_erasure_leaves_no_trace_and_keeps_the_counts(
     assert statuses == {("now", "skipped", "suppressed"), ("later", "skipped", "suppressed")}
     assert len(customers) == 2  # the erased one stays erased
     assert smtp_sink.received == []
+
+
+async def record_a_review(runtime: Runtime) -> None:
+    """A product review of the customer's message, with a comment in their own words and
+    their browser and network (app/reviews): the stars stay, the rest goes."""
+    async with transaction(runtime.session_factory) as session:
+        message = (await session.execute(select(Message).order_by(Message.id))).scalars().first()
+        assert message is not None
+        session.add(
+            ProductReview(
+                message_id=message.id,
+                customer_id=message.customer_id,
+                order_id=message.order_id,
+                item_position=0,
+                sku="KF-WARDROBE",
+                name="Kids' wardrobe",
+                stars=5,
+                class_="human",
+                reason="browser",
+                answered_at=runtime.clock.now(),
+                comment="Для Анны с любовью: Маша loves it",
+                commented_at=runtime.clock.now(),
+                user_agent="Mozilla/5.0 (Анна's iPad)",
+                ip="203.0.113.0",
+            )
+        )
 
 
 async def record_later_bounces(runtime: Runtime) -> None:

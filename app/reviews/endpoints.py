@@ -35,6 +35,7 @@ from app.reviews.tokens import SAMPLE_TOKEN
 from app.runtime import Runtime
 from app.stats.export import columns_of, csv_text
 from app.survey.endpoints import (
+    COMMENT_FORM,
     _browser_language,
     _comment_field,
     _invalid,
@@ -44,7 +45,7 @@ from app.survey.endpoints import (
 )
 from app.survey.pages import page_language
 from app.survey.scales import SurveyKind
-from app.survey.service import MAX_COMMENT, CommentProblem, comment_problem
+from app.survey.service import CommentProblem, comment_problem
 
 router = APIRouter(prefix="/r", tags=["reviews"])
 api_router = APIRouter(
@@ -166,20 +167,7 @@ async def _plan_follow_ups(runtime: Runtime, session: AsyncSession, answer: Revi
     response_class=HTMLResponse,
     summary="Add a comment to the product's review",
     responses=_COMMENT_RESPONSES,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/x-www-form-urlencoded": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {"comment": {"type": "string", "maxLength": MAX_COMMENT}},
-                        "required": ["comment"],
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=COMMENT_FORM,
 )
 async def comment(
     token: str, request: Request, session: SessionDep, runtime: RuntimeDep

@@ -64,6 +64,21 @@ _PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "Not a valid token (tampered, unknown, expired), or a score off its scale",
     },
 }
+# The comment form's body as the API description shows it (the review pages post the same).
+COMMENT_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"comment": {"type": "string", "maxLength": MAX_COMMENT}},
+                    "required": ["comment"],
+                }
+            }
+        },
+    }
+}
 _COMMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/html": {}}, "description": "Comment stored: thanks"},
     404: {
@@ -182,20 +197,7 @@ async def answer(
     response_class=HTMLResponse,
     summary="Add a comment to the survey answer",
     responses=_COMMENT_RESPONSES,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/x-www-form-urlencoded": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {"comment": {"type": "string", "maxLength": MAX_COMMENT}},
-                        "required": ["comment"],
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=COMMENT_FORM,
 )
 async def comment(
     token: str, request: Request, session: SessionDep, runtime: RuntimeDep
