@@ -28,6 +28,14 @@ $(DEV_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(DEV_STAMP)
 
+# axe-core for the console's accessibility checks (tests/browser), from the npm registry at
+# the version package-lock.json holds. Without npm those checks skip (CI fails instead).
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+$(AXE): tests/browser/package.json tests/browser/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error && touch $(AXE); \
+	else echo "npm not found: the console's accessibility checks will be skipped"; fi
+
 db-upgrade: $(STAMP)
 	$(BIN)/aftersale db upgrade
 
@@ -35,7 +43,7 @@ db-upgrade: $(STAMP)
 run: db-upgrade
 	$(BIN)/aftersale serve --role all
 
-test: $(DEV_STAMP)
+test: $(DEV_STAMP) $(AXE)
 	$(BIN)/pytest
 
 # Every benchmark with its same-run baseline; one summary line each (docs/performance.md).

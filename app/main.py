@@ -15,6 +15,7 @@ from app.api.deps import RefuseNulInUrl
 from app.api.errors import add_validation_errors
 from app.catalog.endpoints import router as catalog_router
 from app.config import Settings
+from app.console.routes import router as console_router
 from app.coupons.endpoints import router as coupons_router
 from app.customers.endpoints import privacy_router
 from app.customers.endpoints import router as customers_router
@@ -108,6 +109,7 @@ def create_app(
     app.include_router(suppressions_router)
     app.include_router(stats_router)
     app.include_router(dashboard_router)
+    app.include_router(console_router)
     app.include_router(coupons_router)
     app.include_router(catalog_router)
     app.include_router(feedback_router)

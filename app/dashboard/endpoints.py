@@ -17,53 +17,22 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.api.deps import RuntimeDep, SessionDep, api_key_status
+from app.console.access import forbidden, html, posted_form, signed_in, to_login, visit
 from app.dashboard import pages, session
 from app.dashboard.service import dashboard
 from app.ops.ratelimit import ClientRateLimiter
-from app.runtime import Runtime
 from app.stats.endpoints import DEFAULT_DAYS, MAX_BUCKETS
 from app.stats.schemas import Bucket
 from app.stats.service import Span, buckets
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
 
-CSP = (
-    "default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-_HEADERS = {
-    "Content-Security-Policy": CSP,
-    # Figures of the business: kept by no cache, shown in no search engine.
-    "Cache-Control": "no-store",
-    "X-Robots-Tag": "noindex, nofollow",
-}
 # Login attempts per client IP (per process): enough for typos, too few to guess a key.
 LOGIN_PER_MINUTE = 10
 LOGIN_BURST = 5
 # A login form is an API key and a few bytes: anything longer is not one.
 _MAX_FORM_BYTES = 4096
-
-
-def _html(body: str, status_code: int = status.HTTP_200_OK, **headers: str) -> HTMLResponse:
-    return HTMLResponse(body, status_code=status_code, headers=_HEADERS | headers)
-
-
-def _to_login() -> RedirectResponse:
-    return RedirectResponse("/dashboard/login", status_code=status.HTTP_303_SEE_OTHER)
-
-
-def signed_in(request: Request, runtime: Runtime) -> bool:
-    """A valid, unexpired cookie for a key still in API_KEYS and not revoked."""
-    settings = runtime.settings
-    digest = session.read(
-        request.cookies.get(session.COOKIE_NAME),
-        secret=settings.session_secret,
-        now=runtime.clock.now(),
-    )
-    if digest is None:
-        return False
-    key = session.key_of(digest, keys=settings.api_keys, secret=settings.session_secret)
-    return key is not None and api_key_status(key, settings) == "valid"
+_html = html
 
 
 @router.get("", response_class=HTMLResponse)
@@ -76,8 +45,9 @@ async def dashboard_page(
     bucket: Bucket = "day",
     rule: str | None = None,
 ) -> Response:
-    if not signed_in(request, runtime):
-        return _to_login()
+    seen = visit(request, runtime)
+    if seen is None:
+        return to_login()
     last = last or runtime.clock.now().date()
     first = first or max(date.min, last - timedelta(days=DEFAULT_DAYS - 1))
     rule = rule or None  # the form's "all rules" is an empty value
@@ -101,6 +71,7 @@ async def dashboard_page(
         if data is None:
             error, status_code = f"No rule named “{rule}”.", status.HTTP_404_NOT_FOUND
     body = pages.dashboard_page(
+        visit=seen,
         first=first,
         last=last,
         bucket=bucket,
@@ -160,8 +131,10 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
 
 
 @router.post("/logout")
-async def logout(runtime: RuntimeDep) -> Response:
-    response = _to_login()
+async def logout(request: Request, runtime: RuntimeDep) -> Response:
+    if await posted_form(request, runtime) is None:
+        return forbidden()
+    response = to_login()
     response.delete_cookie(
         session.COOKIE_NAME,
         path=session.COOKIE_PATH,
@@ -182,7 +155,7 @@ def _login_limiter(request: Request) -> ClientRateLimiter:
 
 
 async def _form(request: Request) -> dict[str, str] | None:
-    """The url-encoded form's fields (the first of each name); None when it is too long."""
+    """The login form's fields; None when it is too long for one."""
     body = b""
     async for chunk in request.stream():
         body += chunk

@@ -6,7 +6,7 @@ Pure; the page's tests compare its cells with these applied to the API's answers
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from app.stats.schemas import Bucket
@@ -48,3 +48,26 @@ def bucket_label(start: date, bucket: Bucket) -> str:
 def mean(value: float | None) -> str:
     """A mean answer (CES, 1-7) to two decimals; "—" when no one answered."""
     return NONE if value is None else f"{value:.2f}"
+
+
+def age(seconds: float | None) -> str:
+    """How long something has waited, in its largest unit: "45 s", "12 min", "3 h 5 min",
+    "2 d 4 h"; "—" for nothing waiting."""
+    if seconds is None:
+        return NONE
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    minutes, hours, days = whole // 60, whole // 3600, whole // 86400
+    if hours == 0:
+        return f"{minutes} min"
+    if days == 0:
+        rest = minutes % 60
+        return f"{hours} h {rest} min" if rest else f"{hours} h"
+    rest = hours % 24
+    return f"{days} d {rest} h" if rest else f"{days} d"
+
+
+def when(moment: datetime | None) -> str:
+    """A UTC moment as the console writes it: "2026-11-20 09:30 UTC"; "—" for none."""
+    return NONE if moment is None else f"{moment:%Y-%m-%d %H:%M} UTC"

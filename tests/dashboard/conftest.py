@@ -6,6 +6,7 @@ are reused as the stats tests use them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from typing import Any
@@ -61,6 +62,18 @@ async def sign_in(http: AsyncClient, key: str = TEST_API_KEY) -> None:
     response = await http.post("/dashboard/login", data={"api_key": key})
     assert response.status_code == 303, response.text
     assert response.headers["location"] == "/dashboard"
+
+
+_CSRF = re.compile(r'<input type="hidden" name="csrf" value="([^"]+)">')
+
+
+async def csrf_token(http: AsyncClient, path: str = "/dashboard") -> str:
+    """The CSRF token a signed-in page's forms carry."""
+    response = await http.get(path)
+    assert response.status_code == 200, response.text
+    found = _CSRF.search(response.text)
+    assert found is not None, "no CSRF field on the page"
+    return found.group(1)
 
 
 async def api_figures(http: AsyncClient, api: Api) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -11,7 +11,7 @@ from httpx import AsyncClient
 from app.dashboard import session
 from app.runtime import Runtime
 from tests.conftest import TEST_API_KEY, FrozenClock
-from tests.dashboard.conftest import sign_in
+from tests.dashboard.conftest import csrf_token, sign_in
 
 
 def _set_cookie(headers: list[str]) -> SimpleCookie:
@@ -138,12 +138,33 @@ async def test_the_session_expires_after_12_hours(client: AsyncClient, clock: Fr
 
 async def test_logout_clears_the_cookie(client: AsyncClient) -> None:
     await sign_in(client)
-    response = await client.post("/dashboard/logout")
+    token = await csrf_token(client)
+    response = await client.post("/dashboard/logout", data={"csrf": token})
     assert (response.status_code, response.headers["location"]) == (303, "/dashboard/login")
     cookie = _set_cookie(response.headers.get_list("set-cookie"))[session.COOKIE_NAME]
     assert cookie.value == "" and cookie["max-age"] == "0" and cookie["path"] == "/dashboard"
     assert session.COOKIE_NAME not in client.cookies
     assert (await client.get("/dashboard")).status_code == 303
+
+
+async def test_logout_without_the_pages_token_is_refused(
+    client: AsyncClient, clock: FrozenClock
+) -> None:
+    """Another site's form (or an old page's) signs no one out: a 403 page, cookie kept."""
+    await sign_in(client)
+    token = await csrf_token(client)
+    for data in ({}, {"csrf": ""}, {"csrf": token[:-1] + ("A" if token[-1] != "A" else "B")}):
+        response = await client.post("/dashboard/logout", data=data)
+        assert response.status_code == 403, data
+        assert "set-cookie" not in response.headers
+        assert "Nothing was changed" in response.text
+    assert (await client.get("/dashboard")).status_code == 200
+    # A token of an earlier sign-in is no good for the next one (a new cookie, a new token).
+    clock.advance(minutes=5)
+    await sign_in(client)
+    assert (await client.post("/dashboard/logout", data={"csrf": token})).status_code == 403
+    response = await client.post("/dashboard/logout", data={"csrf": await csrf_token(client)})
+    assert response.status_code == 303
 
 
 async def test_login_attempts_are_rate_limited_per_client(client: AsyncClient) -> None:
