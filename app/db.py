@@ -156,3 +156,13 @@ def utcnow() -> datetime:
 def dialect_insert(session: AsyncSession) -> Any:
     """The dialect's INSERT construct, which has ON CONFLICT on both SQLite and PostgreSQL."""
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+LIKE_ESCAPE = "\\"
+
+
+def containing(text: str) -> str:
+    """A LIKE pattern (with `escape=LIKE_ESCAPE`) for values that contain `text` as typed:
+    its `%` and `_` are characters, not wildcards."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

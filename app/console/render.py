@@ -18,6 +18,8 @@ from app.dashboard import figures
 PAGES: tuple[tuple[str, str], ...] = (
     ("/dashboard", "Stats"),
     ("/dashboard/queue", "Queue"),
+    ("/dashboard/people", "People"),
+    ("/dashboard/suppressions", "Suppressions"),
 )
 
 _env = jinja2.Environment(
@@ -40,6 +42,7 @@ _env.filters.update(
     mean=figures.mean,
     age=figures.age,
     when=figures.when,
+    stamp=figures.stamp,
 )
 _env.globals["missing"] = figures.NONE
 _env.globals["pages"] = PAGES

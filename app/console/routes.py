@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.console import queue
+from app.console import people, queue, suppressions
 
 router = APIRouter()
 router.include_router(queue.router)
+router.include_router(people.router)
+router.include_router(suppressions.router)

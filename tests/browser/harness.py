@@ -55,14 +55,15 @@ _AXE_RUN = """async () => {
     .map(v => ({id: v.id, impact: v.impact, help: v.help,
                 nodes: v.nodes.slice(0, 5).map(n => n.target.join(" "))}));
 }"""
-# Every visible control smaller than `tap` in either direction: a link inside a sentence is
-# exempt (WCAG's inline exception), a checkbox or radio counts by its label.
+# Every visible control smaller than `tap` in either direction: a link inside a sentence (a
+# paragraph or a list item, the menu's aside) is exempt (WCAG's inline exception), a checkbox
+# or radio counts by its label.
 _SMALL_TARGETS = """tap => {
   const controls = document.querySelectorAll(
     "a[href], button, input:not([type=hidden]), select, textarea, summary");
   const small = [];
   for (const element of controls) {
-    if (element.closest("p") && element.tagName === "A") continue;
+    if (element.tagName === "A" && element.closest("p, li:not(nav li)")) continue;
     let box = element;
     if (element.type === "checkbox" || element.type === "radio") {
       box = element.closest("label") || element;

@@ -11,8 +11,9 @@ from httpx import AsyncClient
 from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
 from tests.browser.harness import console, screenshot_dirs, served  # noqa: F401
-from tests.conftest import FrozenClock
+from tests.conftest import Api, FrozenClock
 from tests.console.test_queue import RULES, _orders
+from tests.factories import order_created, post_event
 from tests.outbox.conftest import use_rules
 
 pytestmark = pytest.mark.slow
@@ -40,3 +41,53 @@ async def test_the_console_pages_in_chromium(
         assert browser.page.url == f"{served}/dashboard"
         current = browser.page.locator('nav a[aria-current="page"]')
         assert await current.inner_text() == "Stats"
+
+
+async def test_people_and_suppressions_in_chromium(
+    client: AsyncClient,
+    api: Api,
+    dispatcher: Dispatcher,
+    served: str,  # noqa: F811
+    screenshot_dirs: list[Path],  # noqa: F811
+) -> None:
+    for number, (email, name) in enumerate(
+        (("anna.lange@example.org", "Anna"), ("boris@example.org", "Борис"))
+    ):
+        body = order_created(
+            order_id=f"82098291194615000{number}",
+            customer_id=f"c-{number}",
+            email=email,
+            first_name=name,
+        )
+        assert (await post_event(client, body)).status_code == 200
+    await dispatcher.run_once()
+    for email, reason in (("old@example.org", "hard_bounce"), ("boris@example.org", "complaint")):
+        response = await client.post(
+            "/api/v1/suppressions", json={"email": email, "reason": reason}, headers=api.headers
+        )
+        assert response.status_code == 201
+    async with console(served, screenshot_dirs) as browser:
+        await browser.open("/dashboard/people")
+        await browser.check_page("people")
+        await browser.page.fill("input[name=q]", "boris")
+        async with browser.page.expect_navigation():
+            await browser.page.click("form[role=search] button")
+        async with browser.page.expect_navigation():
+            await browser.page.click("#people a")
+        assert "/dashboard/people/" in browser.page.url
+        assert await browser.page.locator("h1").inner_text() == "boris@example.org"
+        await browser.check_page("person")
+
+        await browser.open("/dashboard/suppressions")
+        await browser.check_page("suppressions")
+        # Count, then take off, with the page's own forms.
+        await browser.page.select_option(".stack select[name=reason]", "hard_bounce")
+        async with browser.page.expect_navigation():
+            await browser.page.click(".stack button")
+        assert "Would take off 1 address" in await browser.page.locator("#preview").inner_text()
+        await browser.check_page("suppressions-preview")
+        async with browser.page.expect_navigation():
+            await browser.page.click("#preview button")
+        assert await browser.page.locator("p.done").inner_text() == (
+            "1 address taken off the list."
+        )
