@@ -20,6 +20,9 @@ PAGES: tuple[tuple[str, str], ...] = (
     ("/dashboard/queue", "Queue"),
     ("/dashboard/people", "People"),
     ("/dashboard/suppressions", "Suppressions"),
+    ("/dashboard/intake", "Intake failures"),
+    ("/dashboard/answers", "Survey answers"),
+    ("/dashboard/catalog", "Catalog"),
 )
 
 _env = jinja2.Environment(
@@ -43,6 +46,7 @@ _env.filters.update(
     age=figures.age,
     when=figures.when,
     stamp=figures.stamp,
+    price=figures.price,
 )
 _env.globals["missing"] = figures.NONE
 _env.globals["pages"] = PAGES

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.console import people, queue, suppressions
+from app.console import answers, catalog, intake, people, queue, suppressions
 
 router = APIRouter()
 router.include_router(queue.router)
+router.include_router(answers.router)
+router.include_router(catalog.router)
+router.include_router(intake.router)
 router.include_router(people.router)
 router.include_router(suppressions.router)

@@ -43,8 +43,8 @@ async def find_customer(session: AsyncSession, *, shop: str, external_id: str) -
 async def search_customers(
     session: AsyncSession, *, text: str, before_id: int | None, limit: int
 ) -> list[tuple[Customer, int]]:
-    """Customers whose address contains `text`, or whose id or name is it; newest first,
-    keyset-paged by row id, each with their order count."""
+    """Customers whose address or name contains `text`, or whose shop id is it; newest
+    first, keyset-paged by row id, each with their order count."""
     needle = text.strip().lower()
     pattern = containing(needle)
     orders = select(func.count(Order.id)).where(Order.customer_id == Customer.id).scalar_subquery()
@@ -54,8 +54,11 @@ async def search_customers(
             or_(
                 Customer.email.like(pattern, escape=LIKE_ESCAPE),
                 Customer.external_id == text.strip(),
-                func.lower(Customer.first_name + " " + Customer.last_name) == needle,
-                func.lower(Customer.last_name) == needle,
+                func.lower(
+                    func.coalesce(Customer.first_name, "")
+                    + " "
+                    + func.coalesce(Customer.last_name, "")
+                ).like(pattern, escape=LIKE_ESCAPE),
             )
         )
     if before_id is not None:

@@ -76,3 +76,13 @@ def when(moment: datetime | None) -> str:
 def stamp(text: str | None) -> str:
     """An ISO 8601 time from a JSON document, as `when` writes it; "—" for none."""
     return NONE if not text else when(datetime.fromisoformat(text).astimezone(UTC))
+
+
+def price(amount: Decimal | str | None, currency: str | None = None) -> str:
+    """A stored price (kept to 4 places) as people write it: "EUR 13.90", "JPY 1,200.00";
+    "—" for none."""
+    if amount is None:
+        return NONE
+    number = Decimal(amount).normalize()
+    places = max(2, -int(number.as_tuple().exponent))
+    return f"{currency + ' ' if currency else ''}{number:,.{places}f}"
