@@ -62,7 +62,10 @@ async def test_pages_for_a_browser_json_and_eml_for_scripts(
 ) -> None:
     # Scripts (no text/html in Accept) get what they always got.
     [listed] = (await client.get("/dev/outbox")).json()
-    assert listed["to"] == "Борис Ivanova <boris@example.org>" and listed["url"] == f"/dev/outbox/{caught}"
+    assert (
+        listed["to"] == "Борис Ivanova <boris@example.org>"
+        and listed["url"] == f"/dev/outbox/{caught}"
+    )
     eml = await client.get(f"/dev/outbox/{caught}")
     assert eml.headers["content-type"] == "message/rfc822"
     assert b"Subject:" in eml.content
