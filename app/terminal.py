@@ -23,6 +23,11 @@ def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
     ]
 
 
+def one_line(text: str | None) -> str:
+    """Text on one line of a table: an SMTP reply or a report can span several."""
+    return " ".join(text.split()) if text else NONE
+
+
 def moment(value: datetime | None) -> str:
     """A time in UTC to the second, as the API writes it: 2026-11-20T10:00:00Z."""
     if value is None:

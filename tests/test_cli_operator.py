@@ -21,13 +21,16 @@ from httpx import AsyncClient
 from app.cli import CANNOT_START, main
 from app.config import Settings
 from app.customers.command import erase_command
+from app.feedback.inbound import InboundListener
 from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
 from tests.conftest import Api, FrozenClock
 from tests.factories import order_created, post_event
+from tests.feedback.samples import arf
+from tests.feedback.test_inbound import deliver
 from tests.mail.test_preview import cli_env
 from tests.outbox.conftest import make_dispatcher
-from tests.smtp_sink import SmtpSink
+from tests.smtp_sink import SmtpSink, free_port
 from tests.stats.conftest import fold
 from tests.stats.test_stats_flow import place_order
 from tests.tracking.conftest import client, settings  # noqa: F401
@@ -199,6 +202,35 @@ async def test_messages_list_and_show_tell_a_messages_story_as_the_api_does(
     for missing in ("999999", "0"):
         code, out, err = await aftersale("messages", "show", missing)
         assert (code, out, err) == (1, "", f"aftersale messages show: no message {missing}\n")
+
+
+async def test_messages_show_lists_a_complaint_about_the_message(
+    client: AsyncClient,  # noqa: F811
+    api: Api,
+    runtime: Runtime,
+    dispatcher: Dispatcher,
+    smtp_sink: SmtpSink,
+    aftersale: Any,
+) -> None:
+    await post_event(client, order_created(order_id="6101"))
+    assert (await dispatcher.run_once()).outcomes == {"sent": 1}
+    listener = InboundListener(runtime, host="127.0.0.1", port=free_port())
+    await listener.start()
+    try:
+        # The mailbox provider's feedback loop returns the mail as a spam complaint.
+        await deliver(listener.port, arf(smtp_sink.received[-1].raw), to="fbl@example.net")
+    finally:
+        await listener.stop()
+    [row] = (await api_json(client, api, "/api/v1/messages", order_id="6101"))["items"]
+    code, out, _ = await aftersale("messages", "show", str(row["id"]))
+    timeline = out[out.index("timeline (UTC)") :].splitlines()
+    assert code == 0 and " ".join(timeline[-1].split()[1:]).startswith(
+        "complaint via mail: ARF abuse"
+    )
+    code, out, _ = await aftersale("messages", "show", str(row["id"]), "--json")
+    assert [(f["kind"], f["provider"]) for f in json.loads(out)["feedback"]] == [
+        ("complaint", "mail")
+    ]
 
 
 async def test_cancel_and_fail_print_the_apis_message_with_json(

@@ -20,7 +20,7 @@ from app.outbox.schemas import (
     message_page,
 )
 from app.outbox.service import MessageConflict, MessageNotFound, OperatorAction, end_message
-from app.terminal import NONE, aligned, moment, print_json
+from app.terminal import NONE, aligned, moment, one_line, print_json
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1
@@ -205,7 +205,7 @@ def format_detail(detail: MessageDetailOut) -> list[str]:
         ("customer", (detail.email or "(erased)") + f", order {detail.order_id or NONE}"),
         ("recipient", detail.recipient or NONE),
         ("message-id", detail.smtp_message_id or NONE),
-        ("last error", detail.last_error or NONE),
+        ("last error", one_line(detail.last_error)),
     ]
     planned = (
         moment(detail.planned_at),
@@ -217,7 +217,7 @@ def format_detail(detail: MessageDetailOut) -> list[str]:
     for attempt in detail.attempt_log:
         # The detail is usually the server's whole reply, its code first.
         code = str(attempt.smtp_code or "")
-        reply = attempt.detail or code
+        reply = one_line(attempt.detail) if attempt.detail else code
         if code and not reply.startswith(code):
             reply = f"{code} {reply}"
         events.append(
@@ -242,7 +242,8 @@ def format_detail(detail: MessageDetailOut) -> list[str]:
             (
                 moment(report.received_at),
                 report.kind,
-                f"via {report.provider}" + (f": {report.detail}" if report.detail else ""),
+                f"via {report.provider}"
+                + (f": {one_line(report.detail)}" if report.detail else ""),
             )
         )
     for conversion in detail.conversions:

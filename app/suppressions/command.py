@@ -15,7 +15,7 @@ from app.models import SuppressionReason
 from app.suppressions import service
 from app.suppressions.repository import get_suppression, list_suppressions
 from app.suppressions.schemas import RemovalReportOut, SuppressionPage, suppression_page
-from app.terminal import NONE, aligned, moment, print_json
+from app.terminal import aligned, moment, one_line, print_json
 
 EXIT_OK = 0
 EXIT_NOTHING = 1  # no address given was on the list
@@ -194,8 +194,7 @@ def format_page(page: SuppressionPage) -> list[str]:
                     item.email,
                     item.reason,
                     moment(item.created_at),
-                    # One line per entry: a bounce's detail can quote a multi-line reply.
-                    " ".join((item.detail or NONE).split()),
+                    one_line(item.detail),
                 )
                 for item in page.items
             ),
