@@ -26,7 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog.links import CatalogItem, ItemKey
 from app.lifecycle.checks import RULE_MISSING
 from app.models import (
+    Conversion,
     Customer,
+    MailFeedbackEvent,
     Message,
     MessageAttempt,
     MessageStatus,
@@ -37,6 +39,7 @@ from app.models import (
     SenderPause,
     Suppression,
     SurveyAnswer,
+    TrackedLink,
     TrackingEvent,
     with_products,
 )
@@ -522,6 +525,63 @@ async def get_message(
         )
     ).first()
     return (row[0], row[1], row[2]) if row else None
+
+
+@dataclass(frozen=True)
+class MessageHistory:
+    """A message and what happened to it, for an operator reading one (`messages show`)."""
+
+    message: Message
+    email: str | None
+    order_id: str | None
+    attempts: list[MessageAttempt]
+    tracking: list[tuple[TrackingEvent, str | None]]  # (event, URL of the link clicked)
+    feedback: list[MailFeedbackEvent]
+    conversions: list[tuple[Conversion, str | None]]  # (conversion, shop's order id)
+
+
+async def message_history(session: AsyncSession, message_id: int) -> MessageHistory | None:
+    found = (
+        await session.execute(
+            select(Message, Customer.email, Order.external_id)
+            .join(Customer, Customer.id == Message.customer_id)
+            .outerjoin(Order, Order.id == Message.order_id)
+            .where(Message.id == message_id)
+        )
+    ).first()
+    if found is None:
+        return None
+    attempts = await session.execute(
+        select(MessageAttempt)
+        .where(MessageAttempt.message_id == message_id)
+        .order_by(MessageAttempt.id)
+    )
+    tracking = await session.execute(
+        select(TrackingEvent, TrackedLink.url)
+        .outerjoin(TrackedLink, TrackedLink.id == TrackingEvent.link_id)
+        .where(TrackingEvent.message_id == message_id)
+        .order_by(TrackingEvent.occurred_at, TrackingEvent.id)
+    )
+    feedback = await session.execute(
+        select(MailFeedbackEvent)
+        .where(MailFeedbackEvent.message_id == message_id)
+        .order_by(MailFeedbackEvent.id)
+    )
+    conversions = await session.execute(
+        select(Conversion, Order.external_id)
+        .join(Order, Order.id == Conversion.order_id)
+        .where(Conversion.message_id == message_id)
+        .order_by(Conversion.converted_at, Conversion.id)
+    )
+    return MessageHistory(
+        message=found[0],
+        email=found[1],
+        order_id=found[2],
+        attempts=list(attempts.scalars()),
+        tracking=[(event, url) for event, url in tracking.all()],
+        feedback=list(feedback.scalars()),
+        conversions=[(conversion, order_id) for conversion, order_id in conversions.all()],
+    )
 
 
 @dataclass(frozen=True)
