@@ -18,6 +18,7 @@ from app.dashboard import figures
 PAGES: tuple[tuple[str, str], ...] = (
     ("/dashboard", "Stats"),
     ("/dashboard/queue", "Queue"),
+    ("/dashboard/rules", "Rules"),
     ("/dashboard/people", "People"),
     ("/dashboard/suppressions", "Suppressions"),
     ("/dashboard/intake", "Intake failures"),

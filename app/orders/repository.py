@@ -584,3 +584,33 @@ async def orders_linked_to(
         )
         found.update(rows.scalars())
     return found
+
+
+async def latest_order_of(
+    session: AsyncSession, *, email: str | None = None, number: str | None = None
+) -> tuple[Customer, Order, Sequence[OrderItem]] | None:
+    """The latest order with items of the (not erased) customer with this address, or the
+    order with this number or shop id: with its customer and items; None when none is found.
+    A console preview renders a rule's mail with them."""
+    statement = (
+        select(Customer, Order)
+        .join(Order, Order.customer_id == Customer.id)
+        .where(
+            Customer.deleted_at.is_(None),
+            select(OrderItem.id).where(OrderItem.order_id == Order.id).exists(),
+        )
+        .order_by(Order.placed_at.desc().nulls_last(), Order.id.desc())
+        .limit(1)
+    )
+    if email is not None:
+        statement = statement.where(Customer.email == normalized_email(email))
+    elif number is not None:
+        wanted = number.lstrip("#").strip()
+        statement = statement.where((Order.number == wanted) | (Order.external_id == wanted))
+    else:
+        return None
+    row = (await session.execute(statement)).first()
+    if row is None:
+        return None
+    customer, order = row
+    return customer, order, await order_items(session, order.id)

@@ -146,3 +146,42 @@ async def load_queue(session: AsyncSession, *, now: datetime, rule: str | None =
         paused_reasons=sorted(paused.items(), key=lambda item: (-item[1], item[0])),
         failed_reasons=sorted(failed.items(), key=lambda item: (-item[1], item[0])),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class NextSends:
+    """A rule's scheduled messages: how many, and the send times of the first few."""
+
+    count: int
+    first: list[datetime]
+
+
+async def next_sends(
+    session: AsyncSession, *, rule: str | None = None, first: int = 3
+) -> dict[str, NextSends]:
+    """Per rule id (or for `rule` alone), its `scheduled` messages and the `first` send_at."""
+    scheduled = Message.status == MessageStatus.SCHEDULED
+    counted = select(Message.rule_id, func.count()).where(scheduled).group_by(Message.rule_id)
+    # The earliest few of each rule in one statement (both databases have window functions).
+    place = (
+        func.row_number()
+        .over(partition_by=Message.rule_id, order_by=(Message.send_at, Message.id))
+        .label("place")
+    )
+    ranked = select(Message.rule_id, Message.send_at, place).where(scheduled)
+    if rule is not None:
+        counted = counted.where(Message.rule_id == rule)
+        ranked = ranked.where(Message.rule_id == rule)
+    ranked_rows = ranked.subquery()
+    earliest = (
+        select(ranked_rows.c.rule_id, ranked_rows.c.send_at)
+        .where(ranked_rows.c.place <= first)
+        .order_by(ranked_rows.c.rule_id, ranked_rows.c.place)
+    )
+    times: dict[str, list[datetime]] = defaultdict(list)
+    for name, send_at in (await session.execute(earliest)).all():
+        times[name].append(send_at)
+    return {
+        name: NextSends(count=count, first=times[name])
+        for name, count in (await session.execute(counted)).all()
+    }

@@ -120,7 +120,7 @@ def send_test_command(
     smtp = settings.smtp
     try:
         outcome = asyncio.run(
-            _send(
+            send_once(
                 smtp,
                 envelope_from=settings.from_address[1],
                 recipient=to,
@@ -190,9 +190,10 @@ def read_order(path: Path) -> OrderPlaced:
         raise _Failed(f"{path}: not an order.created webhook body: {problems}") from exc
 
 
-async def _send(
+async def send_once(
     smtp: SmtpConfig, *, envelope_from: str, recipient: str, message: bytes
 ) -> SendOutcome:
+    """One message through a pool of its own, closed after (a test send, not the worker's)."""
     pool = SmtpPool(smtp)
     try:
         return await pool.send(envelope_from=envelope_from, recipient=recipient, message=message)

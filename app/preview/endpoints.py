@@ -90,7 +90,7 @@ async def preview(
         if found.recommend is not None:
             recommendations = await preview_recommendations(
                 session,
-                recommender=_recommender(runtime.settings),
+                recommender=preview_recommender(runtime.settings),
                 event=event,
                 shop=DEFAULT_SHOP,
                 rule=found,
@@ -128,6 +128,6 @@ async def preview(
     return JSONResponse(body.model_dump(), headers=_HEADERS)
 
 
-def _recommender(settings: Settings) -> Recommender:
+def preview_recommender(settings: Settings) -> Recommender:
     # Previews are rare: no cache to keep between them, and each shows the catalog as it is.
     return Recommender.from_settings(settings.model_copy(update={"recommend_cache_seconds": 0}))

@@ -34,7 +34,7 @@ from app.mail.unsubscribe import (
     marketing_unsubscribe_mailto,
     marketing_unsubscribe_url,
 )
-from app.models import MessageKind
+from app.models import Customer, MessageKind, Order, OrderItem
 from app.orders.repository import customer_id_for
 from app.preview.lint import SAMPLE_CONTEXT
 from app.reviews.links import sample_review_context
@@ -136,18 +136,22 @@ def compose_test_send(
     shop: str,
     locale: str | None,
     now: datetime,
+    template: str | None = None,
+    recommendations: Sequence[Mapping[str, Any]] | None = None,
+    catalog: Mapping[ItemKey, CatalogItem] | None = None,
 ) -> ComposedEmail:
     """The message of `rule` for `to_address`, subject marked "[TEST] ".
 
     From `event`'s order and customer when given, else from the rules linter's sample data.
     A marketing rule's unsubscribe link is a sample naming no customer: using it shows the
-    pages and unsubscribes nobody.
+    pages and unsubscribes nobody. `template`: one of the rule's (a variant's, a step's)
+    instead of its first; `recommendations` and `catalog` as for `compose_preview`.
     """
     if event is not None:
         return _order_email(
             settings=settings,
             renderer=renderer,
-            template=rule_template(rule),
+            template=template or rule_template(rule),
             event=event,
             shop=shop,
             rule=rule,
@@ -155,6 +159,8 @@ def compose_test_send(
             locale=locale,
             now=now,
             subject_prefix=TEST_SUBJECT_PREFIX,
+            recommendations=recommendations,
+            catalog=catalog,
         )
     unsubscribe_url = _unsubscribe_url(settings, kind=rule.kind)
     context: dict[str, Any] = copy.deepcopy(SAMPLE_CONTEXT)
@@ -176,7 +182,7 @@ def compose_test_send(
     return _compose(
         settings=settings,
         renderer=renderer,
-        template=rule_template(rule),
+        template=template or rule_template(rule),
         locale=context["customer"]["locale"],
         context=context,
         to_name=None,
@@ -184,6 +190,56 @@ def compose_test_send(
         unsubscribe_url=unsubscribe_url,
         now=now,
         subject_prefix=TEST_SUBJECT_PREFIX,
+    )
+
+
+def stored_order_event(customer: Customer, order: Order, items: Sequence[OrderItem]) -> OrderPlaced:
+    """The `order.created` body that would have brought this stored order and customer, so a
+    preview renders their mail the way `compose_preview` renders a webhook's. ValueError
+    (pydantic's) when the stored rows do not make one (e.g. an order stored without total)."""
+    placed = order.placed_at or order.created_at
+    return OrderPlaced.model_validate(
+        {
+            "id": f"preview-{order.id}",
+            "type": "order.created",
+            "occurred_at": placed,
+            "order": {
+                "id": order.external_id,
+                "number": order.number,
+                "created_at": placed,
+                "currency": order.currency,
+                "total": order.total,
+                "discount_codes": list(order.discount_codes),
+                "attributes": dict(order.attributes),
+                "items": [
+                    {
+                        "sku": item.sku,
+                        "name": item.name,
+                        "category": item.category,
+                        "tags": list(item.tags),
+                        "quantity": item.quantity,
+                        "unit_price": item.unit_price,
+                        "attributes": dict(item.attributes),
+                        "product_id": item.product_ref,
+                        "variant_id": item.variant_ref,
+                    }
+                    for item in items
+                ],
+            },
+            "customer": {
+                "id": customer.external_id,
+                "email": customer.email,
+                "first_name": customer.first_name,
+                "last_name": customer.last_name,
+                "locale": customer.locale,
+                "time_zone": customer.time_zone,
+                "country": customer.country,
+                "tags": list(customer.tags),
+                "birthday": customer.birthday,
+                "marketing_consent": customer.marketing_consent,
+                "attributes": dict(customer.attributes),
+            },
+        }
     )
 
 

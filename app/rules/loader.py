@@ -24,6 +24,8 @@ class RuleSet:
     errors: tuple[str, ...] = field(default=())
     # Per customer, across every rule of a kind (`limits:` in any file).
     limits: Mapping[str, Limit] = field(default_factory=dict)
+    # Rule id -> the file it was read from (the console shows it; the API does not).
+    files: Mapping[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Looked up per message at send time: index once, not a scan each time. A survey's
@@ -115,6 +117,7 @@ def rule_set(parsed: ParsedRules, more_errors: Sequence[RuleError] = ()) -> Rule
         version=parsed.digest.hexdigest()[:16],
         errors=tuple(str(error) for error in [*parsed.errors, *more_errors]),
         limits=dict(parsed.limits),
+        files={rule.id: path for rule, path, *_ in parsed.rules},
     )
 
 
