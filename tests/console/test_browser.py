@@ -17,6 +17,7 @@ from tests.factories import order_created, post_event
 from tests.intake.test_intake_failures import renamed_total, settings  # noqa: F401
 from tests.intake.test_shopify import post_shopify
 from tests.outbox.conftest import use_rules
+from tests.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.slow
 
@@ -130,3 +131,40 @@ async def test_catalog_intake_and_answers_in_chromium(
         await browser.check_page("intake")
         await browser.open("/dashboard/answers")
         await browser.check_page("answers")
+
+
+async def test_the_rules_pages_in_chromium(
+    client: AsyncClient,
+    runtime: Runtime,
+    tmp_path: Path,
+    smtp_sink: SmtpSink,
+    served: str,  # noqa: F811
+    screenshot_dirs: list[Path],  # noqa: F811
+) -> None:
+    from tests.console.test_rules import RULES as RULES_PAGE_RULES
+
+    # `later`'s second variant names a template folder that does not exist: its preview
+    # shows the error, and the list its lint error.
+    use_rules(runtime, tmp_path, RULES_PAGE_RULES)
+    await _orders(client, "9101", "9102")
+    async with console(served, screenshot_dirs) as browser:
+        await browser.open("/dashboard/rules")
+        assert await browser.page.locator("#rules tbody tr").count() == 2
+        await browser.check_page("rules")
+        async with browser.page.expect_navigation():
+            await browser.page.click("#rules a >> text=thanks")
+        assert browser.page.url == f"{served}/dashboard/rules/thanks"
+        frames = browser.page.locator("article.preview iframe")
+        assert await frames.count() == 2
+        for number in range(2):
+            await frames.nth(number).scroll_into_view_if_needed()
+            body = browser.page.frame_locator("article.preview iframe").nth(number)
+            assert "Anna" in await body.locator("body").inner_text()
+        await browser.check_page("rule")
+        await browser.page.fill("#send-test input[name=to]", "tester@example.org")
+        async with browser.page.expect_navigation():
+            await browser.page.click("#send-test button")
+        assert await browser.page.locator("#notice").inner_text() == "The test message was sent."
+        assert [mail.recipients for mail in smtp_sink.received] == [["tester@example.org"]]
+        await browser.open("/dashboard/rules/later")
+        await browser.check_page("rule-with-errors")

@@ -64,9 +64,9 @@ def _row(page: str, rule: str) -> str:
 
 
 def _cell(row: str, field: str) -> str:
-    found = re.search(rf'<td[^>]* data-field="{field}">(.*?)</td>', row, re.S)
+    found = re.search(rf'<(td|span)[^>]* data-field="{field}">(.*?)</\1>', row, re.S)
     assert found is not None, field
-    return found.group(1)
+    return found.group(2)
 
 
 async def _order(http: AsyncClient, order_id: str, **customer: Any) -> None:
