@@ -1,5 +1,5 @@
-"""The stats API: overview, per rule and variant, per template, a rule's timeseries, a message;
-NPS by rule, product category or month.
+"""The stats API: overview, per rule and variant, per step of a sequence, per template, a
+rule's timeseries, a message; NPS by rule, product category or month.
 
 Every figure comes from the running totals the rollup job keeps (docs/stats.md), so answers
 lag by up to a rollup interval plus a minute. `?format=csv` answers the rows as CSV.
@@ -24,6 +24,8 @@ from app.stats.schemas import (
     Overview,
     RuleRow,
     RulesStats,
+    StepRow,
+    StepsStats,
     TemplateRow,
     TemplatesStats,
     Timeseries,
@@ -139,6 +141,32 @@ async def get_rules(
 ) -> Any:
     result = await service.by_rule(session, span=_span(first, last, runtime))
     return _csv(list(result.rows), RuleRow) if format_ == "csv" else result
+
+
+@router.get(
+    "/steps",
+    response_model=StepsStats,
+    summary="Figures per rule, variant and step of its sequence",
+    description="Like `/rules`, each row split by the messages' `step`: 1 is the rule's own "
+    'message, 2... the messages of its `steps` (docs/rules.md, "Sequences"). The rows of '
+    "a rule add up to its row in `/rules`.",
+    responses=_responses(
+        StepRow.model_validate(
+            {"rule": "diapers-restock", "variant": None, "step": 2}
+            | {"template": "diapers-restock-nudge"}
+            | EXAMPLE_FIGURES
+        )
+    ),
+)
+async def get_steps(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    first: First = None,
+    last: Last = None,
+    format_: Format = "json",
+) -> Any:
+    result = await service.by_step(session, span=_span(first, last, runtime))
+    return _csv(list(result.rows), StepRow) if format_ == "csv" else result
 
 
 @router.get(
