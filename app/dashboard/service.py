@@ -35,7 +35,8 @@ class Dashboard:
     steps: dict[tuple[str, str | None], list[StepRow]]
     series: list[BucketRow]
     charts: list[Chart]
-    # NPS, loyalty index, CSAT, CES and response rate by rule, category and month.
+    # NPS, loyalty index, CSAT, CES and response rate by rule, category, month and the
+    # charts' bucket (day or week).
     surveys: dict[str, NpsStats]
     comments: AnswerPage
     # Product reviews (people's only) by product and by category.
@@ -78,8 +79,19 @@ async def dashboard(
         steps[(step.rule, step.variant)].append(step)
     surveys = {
         by: await nps_report(session, first=span.first, last=span.last, by=by, rules=rule_set)
-        for by in ("rule", "category", "month")
+        for by in ("rule", "category", "month", bucket)
     }
+    # By day or week the API answers every bucket: the page lists those with something in.
+    over_time = surveys[bucket]
+    surveys[bucket] = over_time.model_copy(
+        update={
+            "rows": [
+                row
+                for row in over_time.rows
+                if row.surveys or row.responses or row.csat_responses or row.ces_responses
+            ]
+        }
+    )
     comments = await answers_page(
         session, where=AnswerFilter(commented=True), cursor=None, limit=COMMENTS_SHOWN
     )

@@ -231,13 +231,20 @@ async def get_timeseries(
 @router.get(
     "/nps",
     response_model=NpsStats,
-    summary="NPS, loyalty index, CSAT, CES and response rate by rule, category or month",
+    summary="NPS, loyalty index, CSAT, CES and response rate by rule, category or over time",
     description="From the survey answers (`{{ survey.links }}` in mail) to the messages of "
     "the span, each message's latest counted answer; read from the answers themselves, so "
     "there is no rollup lag. A category row counts an answer once for each distinct "
     "category of its order. The loyalty index and the response rate count the rules that "
-    'declare a `survey` (docs/stats.md, "Surveys").',
-    responses=_responses(NpsRow.model_validate(EXAMPLE_ROW)),
+    'declare a `survey` (docs/stats.md, "Surveys"). By `week` or `day` every bucket of the '
+    "span has a row (null figures where nothing was sent or answered).",
+    responses={
+        **_responses(NpsRow.model_validate(EXAMPLE_ROW)),
+        422: {
+            "description": "`from` after `to`, a date that is not YYYY-MM-DD, an unknown `by`, "
+            f"or more than {MAX_BUCKETS} days or weeks"
+        },
+    },
 )
 async def get_nps(
     session: SessionDep,
@@ -246,11 +253,19 @@ async def get_nps(
     last: Last = None,
     by: Annotated[
         NpsBy,
-        Query(description="`rule`, product `category` of the order's items, or `month` (UTC)"),
+        Query(
+            description="`rule`, product `category` of the order's items, or over time: "
+            "`month`, ISO `week` (YYYY-Www, Monday to Sunday) or `day` (UTC)"
+        ),
     ] = "rule",
     format_: Format = "json",
 ) -> Any:
     span = _span(first, last, runtime)
+    if by in ("week", "day") and len(service.buckets(span, by)) > MAX_BUCKETS:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"more than {MAX_BUCKETS} buckets: a shorter span",
+        )
     result = await nps_report(
         session, first=span.first, last=span.last, by=by, rules=runtime.rules.current
     )
