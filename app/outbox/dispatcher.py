@@ -60,9 +60,13 @@ from app.outbox.planned import insert_planned
 from app.outbox.repository import CapEntry, PlacedItem, PreviousStep, SendContext
 from app.planner.limits import Defer, span_start
 from app.planner.planner import first_step_key, review_item_position, step_dedupe_key
-from app.reviews.links import distinct_items, message_review_context
+from app.reviews.links import (
+    answered_review_context,
+    distinct_items,
+    message_review_context,
+)
 from app.rules.loader import RuleSet
-from app.rules.model import Limit, Rule
+from app.rules.model import REVIEW_ANSWERED, Limit, Rule
 from app.runtime import Runtime
 from app.suppressions import repository as suppressions
 from app.survey.links import message_survey_context, survey_kind
@@ -524,11 +528,26 @@ class Dispatcher:
     def _review_context(
         self, context: SendContext, rule: Rule | None, matched: Sequence[OrderItem], now: datetime
     ) -> dict[str, Any] | None:
-        """`review` of a rule with `review`: the items to rate, links signed for each."""
-        if rule is None or rule.review is None:
+        """`review` of a rule with `review`: the items to rate, links signed for each; of a
+        review.answered rule: the review it follows up."""
+        if rule is None or (rule.review is None and context.review is None):
             return None
         settings = self.runtime.settings
         links = links_for_shop(settings, _shop(context), context.catalog)
+        if rule.when.event == REVIEW_ANSWERED and context.review is not None:
+            found = context.review
+            item = next((i for i in context.items if i.position == found.item_position), None)
+            return answered_review_context(
+                stars=found.stars,
+                comment=found.comment,
+                answered_at=found.answered_at,
+                name=found.name,
+                sku=found.sku,
+                category=found.category,
+                links=links.item(item) if item is not None else {},
+            )
+        if rule.review is None:
+            return None
         chosen = distinct_items(
             [(item.position, item) for item in matched],
             position=review_item_position(context.message.dedupe_key),

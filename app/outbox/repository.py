@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.links import CatalogItem, ItemKey
 from app.lifecycle.checks import RULE_MISSING
+from app.lifecycle.flows import answered_review_id
 from app.models import (
     Conversion,
     Customer,
@@ -36,6 +37,7 @@ from app.models import (
     OrderItem,
     OrderStatus,
     Product,
+    ProductReview,
     SenderPause,
     Suppression,
     SurveyAnswer,
@@ -94,6 +96,8 @@ class SendContext:
     order: Order | None
     items: Sequence[OrderItem]
     suppressed: bool
+    # The product review a review.answered rule's message follows up (None for any other).
+    review: ProductReview | None = None
     # What the catalog knows of the items (their pages, images, ids for reorder links):
     # filled in for the whole batch by the dispatcher (`catalog_for_items`).
     catalog: Mapping[ItemKey, CatalogItem] = field(default_factory=dict)
@@ -135,6 +139,7 @@ async def load_send_contexts(session: AsyncSession, ids: Sequence[int]) -> list[
             )
         ).scalars()
         suppressed = {digests.get(key, key) for key in found}
+    reviews = await _answered_reviews(session, [message for message, _, _ in rows])
     return [
         SendContext(
             message=message,
@@ -142,9 +147,38 @@ async def load_send_contexts(session: AsyncSession, ids: Sequence[int]) -> list[
             order=order,
             items=items_by_order.get(order.id, []) if order else [],
             suppressed=(customer.email or "").lower() in suppressed,
+            review=reviews.get(message.id),
         )
         for message, customer, order in rows
     ]
+
+
+async def _answered_reviews(
+    session: AsyncSession, messages: Sequence[Message]
+) -> dict[int, ProductReview]:
+    """By message id, the review each review.answered message follows up (its dedupe key
+    names it), if it is still there and the customer's own."""
+    wanted = {
+        message.id: review_id
+        for message in messages
+        if (review_id := answered_review_id(message.rule_id, message.dedupe_key)) is not None
+    }
+    if not wanted:
+        return {}
+    found = {
+        review.id: review
+        for review in (
+            await session.execute(
+                select(ProductReview).where(ProductReview.id.in_(set(wanted.values())))
+            )
+        ).scalars()
+    }
+    owners = {message.id: message.customer_id for message in messages}
+    return {
+        message_id: found[review_id]
+        for message_id, review_id in wanted.items()
+        if review_id in found and found[review_id].customer_id == owners[message_id]
+    }
 
 
 # The statements of every send are built once and reused with parameters: building and

@@ -182,8 +182,10 @@ async def console(
     *,
     check_login: bool = False,
     expected: re.Pattern[str] | None = None,
+    sign_in: bool = True,
 ) -> AsyncIterator[Browser]:
-    """Chromium signed in to the console at `base`; fails on foreign requests and errors.
+    """Chromium signed in to the console at `base` (or not, for public pages); fails on
+    foreign requests and errors.
     With `check_login`, the sign-in page is checked as every page is, on the way; console
     messages that match `expected` (something blocked on purpose) are no problem."""
     require_browser()
@@ -214,13 +216,14 @@ async def console(
                 ),
             )
             page.on("pageerror", lambda error: tab.problems.append(f"page error: {error}"))
-            await page.goto(f"{base}/dashboard/login")
-            if check_login:
-                await tab.check_page("login")
-            await page.fill("#api_key", TEST_API_KEY)
-            async with page.expect_navigation():
-                await page.click("button[type=submit]")
-            assert page.url == f"{base}/dashboard"
+            if sign_in:
+                await page.goto(f"{base}/dashboard/login")
+                if check_login:
+                    await tab.check_page("login")
+                await page.fill("#api_key", TEST_API_KEY)
+                async with page.expect_navigation():
+                    await page.click("button[type=submit]")
+                assert page.url == f"{base}/dashboard"
             yield tab
             problems = [p for p in tab.problems if expected is None or not expected.search(p)]
             assert problems == [], problems
