@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.console import queue
+from app.console import messages, queue
 
 router = APIRouter()
 router.include_router(queue.router)
+router.include_router(messages.router)

@@ -177,8 +177,8 @@ class Dispatcher:
         async with self.runtime.session_factory() as session:
             contexts = await repository.load_send_contexts(session, ids)
             # Product pages, images and reorder ids for every item of the batch at once.
-            catalogs = await catalog_for_items(session, ((_shop(c), c.items) for c in contexts))
-            contexts = [replace(c, catalog=catalogs.get(_shop(c), {})) for c in contexts]
+            catalogs = await catalog_for_items(session, ((shop_of(c), c.items) for c in contexts))
+            contexts = [replace(c, catalog=catalogs.get(shop_of(c), {})) for c in contexts]
             history = await repository.load_order_history(
                 session,
                 [context.customer.id for context in contexts if _needs_history(context, rules)],
@@ -196,7 +196,7 @@ class Dispatcher:
             )
             # For the rules with `recommend` only, a few statements per batch at most.
             recommended = await self.recommender.pick(
-                session, _recommend_requests(contexts, rules), now=now
+                session, recommend_requests(contexts, rules), now=now
             )
             # What the later steps of sequences decide on about the step before: one query.
             previous = await repository.load_previous_steps(
@@ -483,7 +483,7 @@ class Dispatcher:
                 unsubscribe_url=unsubscribe_url,
                 coupon=coupon,
                 recommendations=recommendations,
-                links=links_for_shop(settings, _shop(context), context.catalog),
+                links=links_for_shop(settings, shop_of(context), context.catalog),
                 rule_links=rule.links if rule else None,
                 survey=message_survey_context(
                     message_id=message.id,
@@ -528,7 +528,7 @@ class Dispatcher:
         if rule is None or rule.review is None:
             return None
         settings = self.runtime.settings
-        links = links_for_shop(settings, _shop(context), context.catalog)
+        links = links_for_shop(settings, shop_of(context), context.catalog)
         chosen = distinct_items(
             [(item.position, item) for item in matched],
             position=review_item_position(context.message.dedupe_key),
@@ -846,7 +846,7 @@ def matched_items(context: SendContext, rule: Rule | None) -> list[OrderItem]:
     ]
 
 
-def _shop(context: SendContext) -> str:
+def shop_of(context: SendContext) -> str:
     """The shop whose links the message carries: its order's, else its customer's."""
     return context.order.shop if context.order is not None else context.customer.shop
 
@@ -874,7 +874,7 @@ def _previous_key(context: SendContext) -> str | None:
     return step_dedupe_key(first_step_key(message.dedupe_key), message.step - 1)
 
 
-def _recommend_requests(contexts: Sequence[SendContext], rules: RuleSet) -> list[RecommendRequest]:
+def recommend_requests(contexts: Sequence[SendContext], rules: RuleSet) -> list[RecommendRequest]:
     """What the messages of rules with `recommend` ask of the catalog: products to go with
     the items the rule is about (every item of the order when it names none)."""
     requests = []

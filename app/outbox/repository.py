@@ -487,8 +487,13 @@ async def list_messages(
     status: str | None,
     before_id: int | None,
     limit: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[tuple[Message, str | None, str | None]]:
-    """Newest first, keyset-paged by id: (message, customer email, order's shop id)."""
+    """Newest first, keyset-paged by id: (message, customer email, order's shop id).
+
+    `since` (inclusive) and `until` (exclusive) bound when the message went out, or for one
+    not sent (yet), its send time."""
     statement = (
         select(Message, Customer.email, Order.external_id)
         .join(Customer, Customer.id == Message.customer_id)
@@ -506,6 +511,12 @@ async def list_messages(
         statement = statement.where(Message.status == status)
     if before_id is not None:
         statement = statement.where(Message.id < before_id)
+    if since is not None or until is not None:
+        when = func.coalesce(Message.sent_at, Message.send_at)
+        if since is not None:
+            statement = statement.where(when >= since)
+        if until is not None:
+            statement = statement.where(when < until)
     return [(row[0], row[1], row[2]) for row in (await session.execute(statement)).all()]
 
 
