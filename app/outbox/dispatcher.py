@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.item_links import catalog_for_items, links_for_shop
 from app.catalog.recommender import Recommender, RecommendRequest, item_refs
+from app.config import Settings
 from app.coupons.service import take_coupon
 from app.db import transaction
 from app.feedback.headers import envelope_sender, feedback_headers
@@ -473,18 +474,14 @@ class Dispatcher:
         rendered = await self.renderer.render_off_loop(
             message.template,
             locale=customer.locale,
-            context=build_context(
-                customer=customer,
-                order=context.order,
-                items=context.items,
-                matched_items=matched,
-                send_at=message.send_at,
-                shop_name=self._from_name or settings.public_url,
+            context=template_context(
+                settings,
+                context,
+                rule=rule,
+                matched=matched,
                 unsubscribe_url=unsubscribe_url,
                 coupon=coupon,
                 recommendations=recommendations,
-                links=links_for_shop(settings, shop_of(context), context.catalog),
-                rule_links=rule.links if rule else None,
                 survey=message_survey_context(
                     message_id=message.id,
                     public_url=settings.public_url,
@@ -832,6 +829,39 @@ def _cap_facts(
             priority = other.priority if other else 0
             waiting.append(Waiting(entry.rule_id, entry.kind, (priority, -entry.id)))
     return CapFacts(rank=rank, sent=sent, waiting=waiting)
+
+
+def template_context(
+    settings: Settings,
+    context: SendContext,
+    *,
+    rule: Rule | None,
+    matched: Sequence[OrderItem],
+    unsubscribe_url: str | None,
+    coupon: Mapping[str, Any] | None,
+    recommendations: Sequence[Mapping[str, Any]] | None,
+    survey: Mapping[str, Any] | None,
+    review: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """What the message's template is rendered with. The caller gives what acts on a click
+    or is handed out (unsubscribe, coupon, survey and review links): the send's own, or an
+    operator's view's samples (app/outbox/rendering.py)."""
+    message = context.message
+    return build_context(
+        customer=context.customer,
+        order=context.order,
+        items=context.items,
+        matched_items=matched,
+        send_at=message.send_at,
+        shop_name=settings.from_address[0] or settings.public_url,
+        unsubscribe_url=unsubscribe_url,
+        coupon=coupon,
+        recommendations=recommendations,
+        links=links_for_shop(settings, shop_of(context), context.catalog),
+        rule_links=rule.links if rule else None,
+        survey=survey,
+        review=review,
+    )
 
 
 def matched_items(context: SendContext, rule: Rule | None) -> list[OrderItem]:

@@ -15,16 +15,20 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.item_links import catalog_for_items, links_for_shop
+from app.catalog.item_links import catalog_for_items
 from app.catalog.recommender import Recommender
 from app.config import Settings
 from app.coupons.codes import sample_coupon
 from app.coupons.repository import held_code
-from app.mail.context import build_context
 from app.mail.templates import TemplateError, TemplateRenderer
 from app.mail.unsubscribe import SAMPLE_CUSTOMER_ID, marketing_unsubscribe_url
 from app.outbox import repository
-from app.outbox.dispatcher import matched_items, recommend_requests, shop_of
+from app.outbox.dispatcher import (
+    matched_items,
+    recommend_requests,
+    shop_of,
+    template_context,
+)
 from app.reviews.links import sample_review_context
 from app.rules.loader import RuleSet
 from app.survey.links import sample_survey_context, survey_kind
@@ -76,14 +80,11 @@ async def render_for_operator(
         )
         found = await recommender.pick(session, recommend_requests([context], rules), now=now)
         recommendations = found.get(message.id, [])
-    links = links_for_shop(settings, shop, context.catalog)
-    template_context = build_context(
-        customer=customer,
-        order=context.order,
-        items=context.items,
-        matched_items=matched,
-        send_at=message.send_at,
-        shop_name=settings.from_address[0] or settings.public_url,
+    template_vars = template_context(
+        settings,
+        context,
+        rule=rule,
+        matched=matched,
         # Samples naming no customer: following them shows the pages and changes nothing.
         unsubscribe_url=marketing_unsubscribe_url(
             kind=message.kind,
@@ -93,8 +94,6 @@ async def render_for_operator(
         ),
         coupon=coupon.context() if coupon else None,
         recommendations=recommendations,
-        links=links,
-        rule_links=rule.links if rule else None,
         survey=sample_survey_context(settings.public_url, survey_kind(rule)),
         review=sample_review_context(
             settings.public_url,
@@ -112,7 +111,7 @@ async def render_for_operator(
     try:
         # Template files are read and rendered off the event loop.
         rendered = await asyncio.to_thread(
-            renderer.render, message.template, locale=customer.locale, context=template_context
+            renderer.render, message.template, locale=customer.locale, context=template_vars
         )
     except (TemplateError, ValueError) as exc:
         raise CannotRender(f"its template does not render: {exc}") from exc

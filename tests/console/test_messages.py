@@ -13,7 +13,9 @@ from httpx import AsyncClient, Response
 from sqlalchemy import func, select, update
 
 from app.console import messages as messages_page
-from app.models import Message, MessageStatus, TrackedLink, TrackingEvent
+from app.feedback.model import Feedback
+from app.feedback.service import apply_feedback
+from app.models import FeedbackKind, Message, MessageStatus, TrackedLink, TrackingEvent
 from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
 from tests.conftest import Api, FrozenClock, Visitor
@@ -176,6 +178,21 @@ async def test_a_message_s_timeline_from_sending_to_conversion(
     assert (await fetch(visitor(APPLE_PROXY), sent.pixel, agent="Mozilla/5.0")).status_code == 200
     clock.advance(minutes=30)
     assert (await fetch(client, sent.links[1])).status_code == 302
+    clock.advance(minutes=5)
+    # A soft bounce reported later, naming the Message-ID sent (as every source does).
+    report = Feedback(
+        provider="postmark",
+        event_id="pm-1",
+        kind=FeedbackKind.SOFT_BOUNCE,
+        recipient=None,
+        detail="452 4.2.2 Mailbox full",
+        smtp_message_id=str(smtp_sink.received[-1].message["Message-ID"]),
+    )
+    async with runtime.session_factory() as session, session.begin():
+        applied = await apply_feedback(
+            session, reports=[report], secret=runtime.settings.secret_key, now=clock.now()
+        )
+    assert (applied.recorded, applied.unmatched) == (1, 0)
     await place_order(client, order_id="8002", at="2026-11-22T10:00:00Z")
     await fold(runtime)  # attribution: the click converts the next order
     await sign_in(client)
@@ -192,11 +209,13 @@ async def test_a_message_s_timeline_from_sending_to_conversion(
         ("sent", ""),
         ("open", "machine"),
         ("click", "human"),
+        ("feedback", ""),
         ("conversion", ""),
     ]
     times = [at for _, _, at in timeline][1:]  # planned: first, by the host's clock
     assert times == sorted(times) and times[-1].startswith("2026-11-22T10:00:00")
     assert "SMTP 250" in page.text  # the accepted attempt's reply
+    assert "Soft bounce" in page.text and "452 4.2.2 Mailbox full" in page.text
     assert "https://shop.example/care" in page.text  # the clicked link
     assert "order 8002 " in page.text and ">click</span>" in page.text
     assert sent.raw.decode().count(_fact(page, "smtp_message_id")) == 1
@@ -249,6 +268,7 @@ async def test_the_rendered_email_is_framed_untracked(
     policy = email.headers["content-security-policy"]
     assert "script-src 'none'" in policy and "frame-ancestors 'self'" in policy
     assert "form-action 'none'" in policy and policy.endswith("; sandbox")
+    assert email.headers["x-frame-options"] == "SAMEORIGIN"
     assert email.headers["cache-control"] == "no-store"
     # The template's own links, as in the mail sent but untracked: no redirect, no pixel.
     assert 'href="https://shop.example/care"' in email.text
