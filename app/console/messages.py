@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -89,10 +89,6 @@ def _day(value: str, field: str) -> date | str:
         return f"{field}: {value!r} is not a date (yyyy-mm-dd)"
 
 
-def _start(day: date) -> datetime:
-    return datetime.combine(day, time.min, UTC)
-
-
 @router.get("", response_class=HTMLResponse)
 async def messages_page(
     request: Request,
@@ -121,20 +117,20 @@ async def messages_page(
     statuses = [value.value for value in MessageStatus]
     if search.status and search.status not in statuses:
         errors.append(f"status: {search.status!r} is not one of {', '.join(statuses)}")
-    since = until = None
+    first_day = last_day = None
     if search.since:
         found = _day(search.since, "from")
         if isinstance(found, str):
             errors.append(found)
         else:
-            since = _start(found)
+            first_day = found
     if search.until:
         found = _day(search.until, "to")
         if isinstance(found, str):
             errors.append(found)
         else:
-            until = _start(found + timedelta(days=1))
-    if since is not None and until is not None and until <= since:
+            last_day = found
+    if first_day is not None and last_day is not None and last_day < first_day:
         errors.append("from: the first day comes after the last (to)")
     before = None
     if cursor:
@@ -152,8 +148,8 @@ async def messages_page(
             status=search.status or None,
             before_id=before,
             limit=PAGE_SIZE,
-            since=since,
-            until=until,
+            first_day=first_day,
+            last_day=last_day,
         )
     rules = sorted(runtime.rules.current.sending_rule_ids)
     if search.rule and search.rule not in rules:
