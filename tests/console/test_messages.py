@@ -403,3 +403,22 @@ async def test_an_unknown_message_is_404(client: AsyncClient) -> None:  # noqa: 
     page = await client.get("/dashboard/messages/424242")
     assert page.status_code == 404 and "There is no message #424242." in page.text
     assert (await client.get("/dashboard/messages/424242/email.html")).status_code == 404
+
+
+async def test_a_template_that_does_not_render_is_said_so(
+    client: AsyncClient,  # noqa: F811
+    runtime: Runtime,
+) -> None:
+    await place_order(client, order_id="8401", at="2026-11-20T09:59:00Z")
+    [message_id] = await ids_of(runtime)
+    async with runtime.session_factory() as session, session.begin():
+        await session.execute(
+            update(Message).where(Message.id == message_id).values(template="no-such-template")
+        )
+    await sign_in(client)
+    page = await client.get(f"/dashboard/messages/{message_id}")
+    assert page.status_code == 200 and "<iframe" not in page.text
+    assert "This message cannot be shown: its template does not render" in page.text
+    assert _fact(page, "template") == "no-such-template"
+    email = await client.get(f"/dashboard/messages/{message_id}/email.html")
+    assert email.status_code == 409 and "its template does not render" in email.text
