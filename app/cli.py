@@ -76,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_catalog_parser(commands)
     add_suppressions_parser(commands)
     add_messages_parser(commands)
+    add_customers_parser(commands)
     add_health_parser(commands)
 
     args = parser.parse_args(argv)
@@ -118,15 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "suppressions":
         return run_suppressions(settings, args)
     if args.command == "messages":
-        from app.outbox.command import end_command
-
-        return end_command(
-            settings=settings,
-            message_id=args.id,
-            action=args.messages_command,
-            stdout=sys.stdout,
-            stderr=sys.stderr,
-        )
+        return run_messages(settings, args)
+    if args.command == "customers":
+        return run_customers(settings, args)
     if args.command == "db":
         upgrade_database(settings)
         return 0
@@ -474,6 +469,19 @@ def add_suppressions_parser(commands: argparse._SubParsersAction[argparse.Argume
 
     parser = commands.add_parser("suppressions", help="the list of addresses never mailed")
     suppression_commands = parser.add_subparsers(dest="suppressions_command", required=True)
+    listing = suppression_commands.add_parser(
+        "list",
+        help="suppressed addresses, newest first (GET /api/v1/suppressions)",
+        description="One page of the list, newest first, with the filters of "
+        "GET /api/v1/suppressions. A full page ends with the --cursor of the next one.",
+    )
+    listing.add_argument("--email", help="only this address")
+    listing.add_argument(
+        "--reason", help="unsubscribe, unsubscribe_all, hard_bounce, complaint or manual"
+    )
+    listing.add_argument("--cursor", type=int, metavar="N", help="next_cursor of the last page")
+    listing.add_argument("--limit", type=int, default=50, metavar="N", help="1 to 500 (50)")
+    add_json_flag(listing, "the API's page: items and next_cursor")
     remove = suppression_commands.add_parser(
         "remove",
         help="allow mail to addresses again (one by one, or in bulk); each removal recorded",
@@ -492,11 +500,23 @@ def add_suppressions_parser(commands: argparse._SubParsersAction[argparse.Argume
     remove.add_argument("--until", type=from_option, help="entries made before")
     remove.add_argument("--dry-run", action="store_true", help="count only; change nothing")
     remove.add_argument("--note", help="why, kept with each removal record")
+    add_json_flag(remove, "dry_run, removed and by_reason")
 
 
 def run_suppressions(settings: Settings, args: argparse.Namespace) -> int:
-    from app.suppressions.command import remove_command
+    from app.suppressions.command import list_command, remove_command
 
+    if args.suppressions_command == "list":
+        return list_command(
+            settings=settings,
+            email=args.email,
+            reason=args.reason,
+            cursor=args.cursor,
+            limit=args.limit,
+            as_json=args.json,
+            stdout=sys.stdout,
+            stderr=sys.stderr,
+        )
     return remove_command(
         settings=settings,
         emails=args.emails,
@@ -507,12 +527,41 @@ def run_suppressions(settings: Settings, args: argparse.Namespace) -> int:
         note=args.note,
         stdout=sys.stdout,
         stderr=sys.stderr,
+        as_json=args.json,
     )
 
 
 def add_messages_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser("messages", help="end one message (as the operator API does)")
+    parser = commands.add_parser(
+        "messages", help="find, read and end messages (as the operator API does)"
+    )
     message_commands = parser.add_subparsers(dest="messages_command", required=True)
+    listing = message_commands.add_parser(
+        "list",
+        help="planned and sent messages, newest first (GET /api/v1/messages)",
+        description="One page of messages, newest first, with the filters of "
+        "GET /api/v1/messages. A full page ends with the --cursor of the next one.",
+    )
+    listing.add_argument("--email", help="the customer's address")
+    listing.add_argument("--order-id", metavar="ID", help="the shop's order id")
+    listing.add_argument("--rule", metavar="RULE", help="a rule id")
+    listing.add_argument(
+        "--status",
+        help="scheduled, sending, sent, failed, cancelled, skipped, expired, held_out or paused",
+    )
+    listing.add_argument("--cursor", type=int, metavar="N", help="next_cursor of the last page")
+    listing.add_argument("--limit", type=int, default=50, metavar="N", help="1 to 500 (50)")
+    add_json_flag(listing, "the API's page: items and next_cursor")
+    show = message_commands.add_parser(
+        "show",
+        help="one message and what happened to it",
+        description="Print message ID and its timeline: when it was planned, each delivery "
+        "attempt with the SMTP reply, when it was sent, its opens and clicks (human, machine "
+        "or unknown, and why), bounce and complaint reports, and orders credited to it. "
+        "Exit 1 when there is no such message.",
+    )
+    show.add_argument("id", type=int, metavar="ID", help="the message id (messages list)")
+    add_json_flag(show, "the message as the API shows it, with attempt_log, engagement, ...")
     for action, text in (
         ("cancel", "cancel a scheduled message, or one stuck sending whose lease has expired"),
         ("fail", "fail a message stuck sending whose lease has expired"),
@@ -527,6 +576,104 @@ def add_messages_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
         command.add_argument(
             "id", type=int, metavar="ID", help="the message id (GET /api/v1/messages)"
         )
+        add_json_flag(command, f"the message as POST /api/v1/messages/ID/{action} answers")
+
+
+def run_messages(settings: Settings, args: argparse.Namespace) -> int:
+    from app.outbox import command
+
+    if args.messages_command == "list":
+        return command.list_command(
+            settings=settings,
+            email=args.email,
+            order_id=args.order_id,
+            rule=args.rule,
+            status=args.status,
+            cursor=args.cursor,
+            limit=args.limit,
+            as_json=args.json,
+            stdout=sys.stdout,
+            stderr=sys.stderr,
+        )
+    if args.messages_command == "show":
+        return command.show_command(
+            settings=settings,
+            message_id=args.id,
+            as_json=args.json,
+            stdout=sys.stdout,
+            stderr=sys.stderr,
+        )
+    return command.end_command(
+        settings=settings,
+        message_id=args.id,
+        action=args.messages_command,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+        as_json=args.json,
+    )
+
+
+def add_customers_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "customers", help="privacy requests: export or erase what is held about a person"
+    )
+    customer_commands = parser.add_subparsers(dest="customers_command", required=True)
+    export = customer_commands.add_parser(
+        "export",
+        help="everything held about a person (a data access request)",
+        description="Summarise what is held about the person at --email (in every shop, or "
+        "--shop's), or about the shop's customer ID; --json prints the document itself, as "
+        "GET /api/v1/customers/export and /api/v1/customers/ID/export return it. Exit 1 "
+        "when nothing is held.",
+    )
+    export.add_argument("id", nargs="?", metavar="ID", help="the shop's customer id")
+    export.add_argument("--email", metavar="ADDRESS", help="the person's address, not an id")
+    export.add_argument(
+        "--shop", help="the shop (with ID: the id's shop, default `default`; with --email: only it)"
+    )
+    add_json_flag(export, "the whole export document")
+    erase = customer_commands.add_parser(
+        "erase",
+        help="erase a customer's personal data and cancel their waiting mail",
+        description="As DELETE /api/v1/customers/ID. Asks for the id to be typed back; "
+        "without a terminal to ask on, refuses (exit 2) unless --yes. Exit 1 when there is "
+        "no such customer.",
+    )
+    erase.add_argument("id", metavar="ID", help="the shop's customer id")
+    erase.add_argument("--shop", help="the shop the id belongs to (default: default)")
+    erase.add_argument("--yes", action="store_true", help="erase without asking")
+    add_json_flag(erase, "the API's answer: erased and messages_cancelled")
+
+
+def run_customers(settings: Settings, args: argparse.Namespace) -> int:
+    from app.customers import command
+
+    if args.customers_command == "export":
+        return command.export_command(
+            settings=settings,
+            email=args.email,
+            customer_id=args.id,
+            shop=args.shop,
+            as_json=args.json,
+            stdout=sys.stdout,
+            stderr=sys.stderr,
+        )
+    return command.erase_command(
+        settings=settings,
+        customer_id=args.id,
+        shop=args.shop,
+        yes=args.yes,
+        as_json=args.json,
+        stdin=sys.stdin,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
+def add_json_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--json", action="store_true", help=f"print JSON as the operator API answers: {what}"
+    )
 
 
 def upgrade_database(settings: Settings) -> None:

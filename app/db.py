@@ -134,6 +134,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    # SQLite's own lower() folds ASCII only ("Öko" stays "Öko"); PostgreSQL's folds every
+    # letter. Searches lower both sides, so SQLite gets Python's, as deterministic.
+    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -156,3 +163,13 @@ def utcnow() -> datetime:
 def dialect_insert(session: AsyncSession) -> Any:
     """The dialect's INSERT construct, which has ON CONFLICT on both SQLite and PostgreSQL."""
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+LIKE_ESCAPE = "\\"
+
+
+def containing(text: str) -> str:
+    """A LIKE pattern (with `escape=LIKE_ESCAPE`) for values that contain `text` as typed:
+    its `%` and `_` are characters, not wildcards."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

@@ -646,14 +646,16 @@ class CouponCode(Base):
 
 
 class StatsSeries(Base):
-    """One line of running totals: the counts of a (rule, variant, template), or its revenue
-    in one currency. Few rows: the stats API starts from here."""
+    """One line of running totals: the counts of a (rule, variant, template, step), or its
+    revenue in one currency. Few rows: the stats API starts from here."""
 
     __tablename__ = "stats_series"
-    __table_args__ = (UniqueConstraint("rule_id", "variant", "template", "currency"),)
+    __table_args__ = (UniqueConstraint("rule_id", "variant", "template", "step", "currency"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     rule_id: Mapped[str] = mapped_column(String(128))
+    # The messages' place in the rule's sequence (messages.step): 1 for a rule without steps.
+    step: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # '' for none: NULL would make every row unique to the constraint.
     variant: Mapped[str] = mapped_column(String(64))
     template: Mapped[str] = mapped_column(String(128))

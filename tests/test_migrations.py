@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import ROOT
 from app.db import Base, create_engine
+from app.stats.tally import COUNTERS, MessageTally
 
 
 async def test_models_and_migrations_agree(migrated_engine: AsyncEngine) -> None:
@@ -294,3 +296,51 @@ async def test_order_items_gain_their_product_ids_and_keep_every_row(
     ) == [(50, None, None), (51, None, None)]
     with pytest.raises(Exception, match=r"(?i)foreign key"):
         await scratch.execute(text("UPDATE order_items SET catalog_product_id = 999"))
+
+
+# --- 0027: stats series per step of a sequence -----------------------------------------------
+
+
+async def test_stats_series_gain_a_step_and_keep_their_totals(scratch: AsyncConnection) -> None:
+    await scratch.run_sync(_upgrade, "0026")
+    await scratch.execute(
+        _row("stats_series", id=1, rule_id="diapers-restock", variant="", template="d", currency="")
+    )
+    counts = dict.fromkeys(COUNTERS, 0) | {"planned": 3, "sent": 2}
+    await scratch.execute(_row("stats_totals", series_id=1, day=NOW.date(), **counts))
+    tally = asdict(MessageTally(40, 1, NOW.date(), "sent"))
+    await scratch.execute(_row("stats_messages", **tally))
+    await scratch.run_sync(_upgrade, "0027")
+
+    async def rows(statement: str) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await scratch.execute(text(statement))]
+
+    # What was counted before is step 1; the totals and tallies survived the table's copy
+    # (SQLite), which would otherwise have cascaded them away.
+    assert await rows("SELECT id, rule_id, step FROM stats_series") == [(1, "diapers-restock", 1)]
+    assert await rows("SELECT series_id, planned, sent FROM stats_totals") == [(1, 3, 2)]
+    assert await rows("SELECT message_id, series_id FROM stats_messages") == [(40, 1)]
+    # Step 2 of the same rule, variant and template is a series of its own.
+    await scratch.execute(
+        _row(
+            "stats_series",
+            id=2,
+            rule_id="diapers-restock",
+            variant="",
+            template="d",
+            currency="",
+            step=2,
+        )
+    )
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        await scratch.execute(
+            _row(
+                "stats_series",
+                id=3,
+                rule_id="diapers-restock",
+                variant="",
+                template="d",
+                currency="",
+                step=2,
+            )
+        )

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.recommendations import ProductCard, Purchase, normalized
+from app.db import LIKE_ESCAPE, containing
 from app.models import Order, OrderItem, OrderStatus, Product, ProductVariant
 
 # Values per IN list: far below either database's limit on parameters.
@@ -151,6 +152,33 @@ async def variants_for_keys(
         .order_by(ProductVariant.id)
     )
     return [(variant, product) for variant, product in rows.all()]
+
+
+async def list_products(
+    session: AsyncSession, *, text: str, before_id: int | None, limit: int
+) -> list[tuple[Product, int]]:
+    """Products whose title contains `text`, or with a variant of that SKU; newest first,
+    keyset-paged by row id, each with its variant count. Deleted products too (marked)."""
+    variants = (
+        select(func.count(ProductVariant.id))
+        .where(ProductVariant.product_id == Product.id)
+        .scalar_subquery()
+    )
+    statement = select(Product, variants).order_by(Product.id.desc()).limit(limit)
+    needle = text.strip()
+    if needle:
+        with_sku = exists().where(
+            ProductVariant.product_id == Product.id, ProductVariant.sku == needle
+        )
+        statement = statement.where(
+            or_(
+                func.lower(Product.title).like(containing(needle.lower()), escape=LIKE_ESCAPE),
+                with_sku,
+            )
+        )
+    if before_id is not None:
+        statement = statement.where(Product.id < before_id)
+    return [(row[0], row[1]) for row in (await session.execute(statement)).all()]
 
 
 @dataclass(frozen=True)

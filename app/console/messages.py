@@ -31,7 +31,7 @@ from app.console.access import (
 from app.console.render import render
 from app.models import Message, MessageStatus
 from app.outbox import repository
-from app.outbox.history import load_history
+from app.outbox.history import load_timeline
 from app.outbox.rendering import CannotRender, render_for_operator
 from app.outbox.service import MessageConflict, MessageNotFound, end_message, send_now
 
@@ -192,7 +192,7 @@ async def _message(
     notice: str | None = None,
     refusal: str | None = None,
 ) -> Response:
-    history = await load_history(db, message_id)
+    history = await load_timeline(db, message_id)
     if history is None:
         return html(
             render("message_missing.html", visit=seen, here=HERE, message_id=message_id),

@@ -19,6 +19,11 @@ PAGES: tuple[tuple[str, str], ...] = (
     ("/dashboard", "Stats"),
     ("/dashboard/messages", "Messages"),
     ("/dashboard/queue", "Queue"),
+    ("/dashboard/people", "People"),
+    ("/dashboard/suppressions", "Suppressions"),
+    ("/dashboard/intake", "Intake failures"),
+    ("/dashboard/answers", "Survey answers"),
+    ("/dashboard/catalog", "Catalog"),
 )
 
 _env = jinja2.Environment(
@@ -41,6 +46,8 @@ _env.filters.update(
     mean=figures.mean,
     age=figures.age,
     when=figures.when,
+    stamp=figures.stamp,
+    price=figures.price,
 )
 _env.globals["missing"] = figures.NONE
 _env.globals["pages"] = PAGES

@@ -10,7 +10,7 @@ from pydantic import EmailStr
 
 from app.api.deps import API_KEY_RESPONSES, MAX_ROW_ID, ApiKeyDep, RuntimeDep, SessionDep
 from app.customers import repository, service
-from app.customers.schemas import PrivacyRequestOut, PrivacyRequestPage
+from app.customers.schemas import ErasureOut, PrivacyRequestOut, PrivacyRequestPage
 from app.models import PrivacyRequest
 
 router = APIRouter(
@@ -64,17 +64,18 @@ async def export_customer(
 
 @router.delete(
     "/{customer_id}",
+    response_model=ErasureOut,
     summary="Erase a customer's personal data and cancel their waiting mail",
     responses={404: {"description": "No customer with this id in this shop"}},
 )
 async def erase_customer(
     customer_id: str, session: SessionDep, runtime: RuntimeDep, shop: ShopQuery = "default"
-) -> dict[str, Any]:
+) -> ErasureOut:
     data = await service.find(session, shop=shop, external_id=customer_id)
     if data is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such customer")
     cancelled = await service.erase_customer(session, customer_id=data, now=runtime.clock.now())
-    return {"erased": True, "messages_cancelled": cancelled}
+    return ErasureOut(erased=True, messages_cancelled=cancelled)
 
 
 privacy_router = APIRouter(

@@ -11,6 +11,7 @@ from sqlalchemy import and_, func, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.db import LIKE_ESCAPE, containing
 from app.erasures import record_erasure
 from app.models import (
     ConsentChange,
@@ -37,6 +38,36 @@ from app.suppressions.repository import forget_removed_address
 async def find_customer(session: AsyncSession, *, shop: str, external_id: str) -> Customer | None:
     statement = select(Customer).where(Customer.shop == shop, Customer.external_id == external_id)
     return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def search_customers(
+    session: AsyncSession, *, text: str, before_id: int | None, limit: int
+) -> list[tuple[Customer, int]]:
+    """Customers whose address or name contains `text`, or whose shop id is it; newest
+    first, keyset-paged by row id, each with their order count."""
+    needle = text.strip().lower()
+    pattern = containing(needle)
+    orders = select(func.count(Order.id)).where(Order.customer_id == Customer.id).scalar_subquery()
+    statement = select(Customer, orders).order_by(Customer.id.desc()).limit(limit)
+    if needle:
+        statement = statement.where(
+            or_(
+                Customer.email.like(pattern, escape=LIKE_ESCAPE),
+                Customer.external_id == text.strip(),
+                func.lower(
+                    func.coalesce(Customer.first_name, "")
+                    + " "
+                    + func.coalesce(Customer.last_name, "")
+                ).like(pattern, escape=LIKE_ESCAPE),
+            )
+        )
+    if before_id is not None:
+        statement = statement.where(Customer.id < before_id)
+    return [(row[0], row[1]) for row in (await session.execute(statement)).all()]
+
+
+async def customer_by_row(session: AsyncSession, customer_id: int) -> Customer | None:
+    return await session.get(Customer, customer_id)
 
 
 async def shop_customer_ids(session: AsyncSession, *, shop: str) -> Sequence[int]:

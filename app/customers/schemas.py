@@ -8,6 +8,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 
+class ErasureOut(BaseModel):
+    erased: bool
+    messages_cancelled: int = Field(description="waiting messages of theirs now cancelled")
+
+
 class PrivacyRequestOut(BaseModel):
     id: int
     shop: str

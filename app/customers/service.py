@@ -27,6 +27,11 @@ async def export_customer(
     return {"exported_at": now.isoformat(), **await _customer_document(session, customer)}
 
 
+async def customer_document(session: AsyncSession, customer: Customer) -> dict[str, Any]:
+    """What the export holds about one customer row (the console's People page shows it)."""
+    return await _customer_document(session, customer)
+
+
 async def export_address(
     session: AsyncSession, *, email: str, shop: str | None, now: datetime
 ) -> dict[str, Any] | None:

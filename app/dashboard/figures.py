@@ -6,7 +6,7 @@ Pure; the page's tests compare its cells with these applied to the API's answers
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from app.stats.schemas import Bucket
@@ -71,3 +71,18 @@ def age(seconds: float | None) -> str:
 def when(moment: datetime | None) -> str:
     """A UTC moment as the console writes it: "2026-11-20 09:30 UTC"; "—" for none."""
     return NONE if moment is None else f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def stamp(text: str | None) -> str:
+    """An ISO 8601 time from a JSON document, as `when` writes it; "—" for none."""
+    return NONE if not text else when(datetime.fromisoformat(text).astimezone(UTC))
+
+
+def price(amount: Decimal | str | None, currency: str | None = None) -> str:
+    """A stored price (kept to 4 places) as people write it: "EUR 13.90", "JPY 1,200.00";
+    "—" for none."""
+    if amount is None:
+        return NONE
+    number = Decimal(amount).normalize()
+    places = max(2, -int(number.as_tuple().exponent))
+    return f"{currency + ' ' if currency else ''}{number:,.{places}f}"

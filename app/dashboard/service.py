@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ from app.reviews.schemas import ReviewStats
 from app.reviews.service import review_stats
 from app.rules.loader import RuleSet
 from app.stats import service as stats
-from app.stats.schemas import Bucket, BucketRow, Overview, RulesStats
+from app.stats.schemas import Bucket, BucketRow, Overview, RulesStats, StepRow
 from app.stats.service import Span
 from app.survey.repository import AnswerFilter
 from app.survey.schemas import AnswerPage, NpsStats
@@ -30,9 +31,12 @@ class Dashboard:
     rules: list[str]  # to choose from: loaded, or in the stats of the span
     overview: Overview
     table: RulesStats
+    # A sequence's rows per step, under its (rule, variant) row; rules without steps have none.
+    steps: dict[tuple[str, str | None], list[StepRow]]
     series: list[BucketRow]
     charts: list[Chart]
-    # NPS, loyalty index, CSAT, CES and response rate by rule, category and month.
+    # NPS, loyalty index, CSAT, CES and response rate by rule, category, month and the
+    # charts' bucket (day or week).
     surveys: dict[str, NpsStats]
     comments: AnswerPage
     # Product reviews (people's only) by product and by category.
@@ -70,10 +74,24 @@ async def dashboard(
         series = found.rows
     overview = await stats.overview(session, span=span)
     table = await stats.by_rule(session, span=span)
+    steps: defaultdict[tuple[str, str | None], list[StepRow]] = defaultdict(list)
+    for step in (await stats.by_step(session, span=span)).rows:
+        steps[(step.rule, step.variant)].append(step)
     surveys = {
         by: await nps_report(session, first=span.first, last=span.last, by=by, rules=rule_set)
-        for by in ("rule", "category", "month")
+        for by in ("rule", "category", "month", bucket)
     }
+    # By day or week the API answers every bucket: the page lists those with something in.
+    over_time = surveys[bucket]
+    surveys[bucket] = over_time.model_copy(
+        update={
+            "rows": [
+                row
+                for row in over_time.rows
+                if row.surveys or row.responses or row.csat_responses or row.ces_responses
+            ]
+        }
+    )
     comments = await answers_page(
         session, where=AnswerFilter(commented=True), cursor=None, limit=COMMENTS_SHOWN
     )
@@ -88,6 +106,7 @@ async def dashboard(
         rules=sorted({*loaded_rules, *(row.rule for row in table.rows)}),
         overview=overview,
         table=table,
+        steps={key: rows for key, rows in steps.items() if any(r.step > 1 for r in rows)},
         series=series,
         charts=charts(series, bucket=bucket),
         surveys=surveys,

@@ -44,6 +44,7 @@ from app.planner.planner import (
     PlannedMessage,
     delivery_fallback_keys,
     event_rules,
+    first_step_key,
     matching_items,
     order_dedupe_key,
     plan_order_event,
@@ -593,6 +594,13 @@ class ReviewAnswered:
 def review_key(rule_id: str, review_id: int) -> str:
     """One message per review.answered rule and review, whatever repeats."""
     return f"{rule_id}:review:{review_id}"
+
+
+def answered_review_id(rule_id: str, dedupe_key: str) -> int | None:
+    """The review a message of a review.answered rule follows up (`review_key`, any step);
+    None for any other message."""
+    head, marker, tail = first_step_key(dedupe_key).rpartition(":review:")
+    return int(tail) if marker and head == rule_id and tail.isdigit() else None
 
 
 async def review_answered(

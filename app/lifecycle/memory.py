@@ -28,7 +28,12 @@ from app.lifecycle.store import CustomerState, OrderState
 from app.lifecycle.store import Upserted as StoreUpserted
 from app.planner.learned import GapStats, PastOrder
 from app.planner.limits import span_start
-from app.planner.planner import PlannedMessage, first_step_key, step_dedupe_key
+from app.planner.planner import (
+    PlannedMessage,
+    first_step_key,
+    review_item_position,
+    step_dedupe_key,
+)
 from app.rules.facts import CustomerFacts, ItemFacts, OrderFacts, ProductFacts
 from app.rules.facts import item_facts as build_item_facts
 from app.rules.loader import RuleSet
@@ -394,6 +399,10 @@ class MemoryStore:
         # person did with them (`engage`): opened, clicked. By dedupe key.
         self._sent: dict[tuple[str, str, int], tuple[str, datetime]] = {}
         self._engaged: dict[str, set[str]] = {}
+        # Sent review requests (rules with `review`) by (the shop's order id, rule): their
+        # dedupe keys and when they went; the ids given to the reviews answered on them.
+        self._review_requests: dict[tuple[str, str], list[tuple[str, datetime]]] = {}
+        self._review_ids: dict[tuple[str, int], int] = {}
         self._conditions: dict[tuple[str, int], str | None] = {}
         self._customer_changed = customer_changed
         self._items_stored = items_stored
@@ -767,6 +776,10 @@ class MemoryStore:
         about = order.external_id if order is not None else customer.external_id
         if status == PLANNED:
             self._sent[(about, plan.rule_id, plan.step)] = (plan.dedupe_key, at)
+            rule = self.rules.by_id(plan.rule_id)
+            if order is not None and rule is not None and rule.review is not None:
+                sent = self._review_requests.setdefault((about, plan.rule_id), [])
+                sent.append((plan.dedupe_key, at))
         self.decided.append(
             Outcome(
                 rule=plan.rule_id,
@@ -800,6 +813,27 @@ class MemoryStore:
                 )
             self._conditions[key] = written
         return self._conditions[key]
+
+    def reviewed(
+        self, *, at: datetime, order_id: str, rule_id: str, sku: str | None
+    ) -> tuple[int, Order] | None:
+        """A person's review on the request this rule sent about this order by `at`, of the
+        item with `sku` (else the first it asked about): the review's id (the same item
+        reviewed again keeps it, as the service's row does) and the order; None when no such
+        request had gone."""
+        order = self.world.orders.get(order_id)
+        if order is None or order.customer is None:
+            return None
+        for key, sent_at in self._review_requests.get((order_id, rule_id), ()):
+            if sent_at > at:
+                continue
+            position = review_item_position(key)
+            asked = range(len(order.items)) if position is None else (position,)
+            for at_position in asked:
+                if at_position < len(order.items) and sku in (None, order.items[at_position].sku):
+                    mark = (key, at_position)
+                    return self._review_ids.setdefault(mark, len(self._review_ids) + 1), order
+        return None
 
     def engage(self, kind: str, *, at: datetime, about: str, rule_id: str, step: int) -> bool:
         """A person opened (`kind` "opened") or clicked in the message sent for this rule and

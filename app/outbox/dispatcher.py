@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.item_links import catalog_for_items, links_for_shop
+from app.catalog.links import ShopLinks
 from app.catalog.recommender import Recommender, RecommendRequest, item_refs
 from app.config import Settings
 from app.coupons.service import take_coupon
@@ -61,9 +62,13 @@ from app.outbox.planned import insert_planned
 from app.outbox.repository import CapEntry, PlacedItem, PreviousStep, SendContext
 from app.planner.limits import Defer, span_start
 from app.planner.planner import first_step_key, review_item_position, step_dedupe_key
-from app.reviews.links import distinct_items, message_review_context
+from app.reviews.links import (
+    answered_review_context,
+    distinct_items,
+    message_review_context,
+)
 from app.rules.loader import RuleSet
-from app.rules.model import Limit, Rule
+from app.rules.model import REVIEW_ANSWERED, Limit, Rule
 from app.runtime import Runtime
 from app.suppressions import repository as suppressions
 from app.survey.links import message_survey_context, survey_kind
@@ -521,11 +526,16 @@ class Dispatcher:
     def _review_context(
         self, context: SendContext, rule: Rule | None, matched: Sequence[OrderItem], now: datetime
     ) -> dict[str, Any] | None:
-        """`review` of a rule with `review`: the items to rate, links signed for each."""
-        if rule is None or rule.review is None:
+        """`review` of a rule with `review`: the items to rate, links signed for each; of a
+        review.answered rule: the review it follows up."""
+        if rule is None or (rule.review is None and context.review is None):
             return None
         settings = self.runtime.settings
         links = links_for_shop(settings, shop_of(context), context.catalog)
+        if (answered := answered_review(context, rule, links)) is not None:
+            return answered
+        if rule.review is None:
+            return None
         chosen = distinct_items(
             [(item.position, item) for item in matched],
             position=review_item_position(context.message.dedupe_key),
@@ -861,6 +871,26 @@ def template_context(
         rule_links=rule.links if rule else None,
         survey=survey,
         review=review,
+    )
+
+
+def answered_review(
+    context: SendContext, rule: Rule | None, links: ShopLinks
+) -> dict[str, Any] | None:
+    """`review` of a review.answered rule's message: the review it follows up; None for
+    any other message."""
+    if rule is None or rule.when.event != REVIEW_ANSWERED or context.review is None:
+        return None
+    found = context.review
+    item = next((i for i in context.items if i.position == found.item_position), None)
+    return answered_review_context(
+        stars=found.stars,
+        comment=found.comment,
+        answered_at=found.answered_at,
+        name=found.name,
+        sku=found.sku,
+        category=found.category,
+        links=links.item(item) if item is not None else {},
     )
 
 

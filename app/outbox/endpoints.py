@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from app.api.deps import API_KEY_RESPONSES, MAX_ROW_ID, ApiKeyDep, RuntimeDep, SessionDep
-from app.models import Message, MessageStatus
+from app.models import MessageStatus
 from app.outbox import repository
-from app.outbox.schemas import MessageOut, MessagePage
+from app.outbox.schemas import MessageOut, MessagePage, message_out, message_page
 from app.outbox.service import MessageConflict, MessageNotFound, OperatorAction, end_message
 
 router = APIRouter(
@@ -19,31 +19,6 @@ router = APIRouter(
     dependencies=[ApiKeyDep],
     responses=API_KEY_RESPONSES,
 )
-
-
-def _out(message: Message, email: str | None, order_id: str | None) -> MessageOut:
-    return MessageOut(
-        id=message.id,
-        rule=message.rule_id,
-        rule_version=message.rule_version,
-        template=message.template,
-        step=message.step,
-        variant=message.variant,
-        kind=message.kind,
-        status=message.status,
-        reason=message.status_reason,
-        email=email,
-        order_id=order_id,
-        send_at=message.send_at,
-        expires_at=message.expires_at,
-        next_attempt_at=message.next_attempt_at
-        if message.status in (MessageStatus.SCHEDULED, MessageStatus.SENDING, MessageStatus.PAUSED)
-        else None,
-        attempts=message.attempts,
-        last_error=message.last_error,
-        sent_at=message.sent_at,
-        smtp_message_id=message.smtp_message_id,
-    )
 
 
 @router.get("", response_model=MessagePage, summary="List planned and sent messages")
@@ -81,8 +56,7 @@ async def list_messages(
         before_id=cursor,
         limit=limit,
     )
-    items = [_out(*row) for row in rows]
-    return MessagePage(items=items, next_cursor=items[-1].id if len(items) == limit else None)
+    return message_page(rows, limit=limit)
 
 
 _END_RESPONSES: dict[int | str, dict[str, str]] = {
@@ -126,4 +100,4 @@ async def _end(
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such message") from exc
     except MessageConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    return _out(*found)
+    return message_out(*found)

@@ -10,27 +10,33 @@ the code the message holds, if it took one; recommendations are what the catalog
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.item_links import catalog_for_items
+from app.catalog.item_links import catalog_for_items, links_for_shop
 from app.catalog.recommender import Recommender
 from app.config import Settings
 from app.coupons.codes import sample_coupon
 from app.coupons.repository import held_code
 from app.mail.templates import TemplateError, TemplateRenderer
 from app.mail.unsubscribe import SAMPLE_CUSTOMER_ID, marketing_unsubscribe_url
+from app.models import OrderItem
 from app.outbox import repository
 from app.outbox.dispatcher import (
+    answered_review,
     matched_items,
     recommend_requests,
     shop_of,
     template_context,
 )
+from app.outbox.repository import SendContext
 from app.reviews.links import sample_review_context
 from app.rules.loader import RuleSet
+from app.rules.model import Rule
 from app.survey.links import sample_survey_context, survey_kind
 
 
@@ -95,13 +101,7 @@ async def render_for_operator(
         coupon=coupon.context() if coupon else None,
         recommendations=recommendations,
         survey=sample_survey_context(settings.public_url, survey_kind(rule)),
-        review=sample_review_context(
-            settings.public_url,
-            [{"name": item.name, "sku": item.sku, "category": item.category} for item in matched],
-            rule.review.per,
-        )
-        if rule is not None and rule.review is not None
-        else None,
+        review=_review(settings, context, rule, matched),
     )
     renderer = TemplateRenderer(
         settings.templates_dir,
@@ -116,3 +116,17 @@ async def render_for_operator(
     except (TemplateError, ValueError) as exc:
         raise CannotRender(f"its template does not render: {exc}") from exc
     return OperatorRender(subject=rendered.subject, html=rendered.html, text=rendered.text)
+
+
+def _review(
+    settings: Settings, context: SendContext, rule: Rule | None, matched: Sequence[OrderItem]
+) -> dict[str, Any] | None:
+    """A review.answered message's review as sent (it is what the mail is about); a review
+    request's star links as the previews' samples."""
+    links = links_for_shop(settings, shop_of(context), context.catalog)
+    if (answered := answered_review(context, rule, links)) is not None:
+        return answered
+    if rule is None or rule.review is None:
+        return None
+    items = [{"name": item.name, "sku": item.sku, "category": item.category} for item in matched]
+    return sample_review_context(settings.public_url, items, rule.review.per)

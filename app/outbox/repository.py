@@ -25,8 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.links import CatalogItem, ItemKey
 from app.lifecycle.checks import RULE_MISSING
+from app.lifecycle.flows import answered_review_id
 from app.models import (
+    Conversion,
     Customer,
+    MailFeedbackEvent,
     Message,
     MessageAttempt,
     MessageStatus,
@@ -34,9 +37,11 @@ from app.models import (
     OrderItem,
     OrderStatus,
     Product,
+    ProductReview,
     SenderPause,
     Suppression,
     SurveyAnswer,
+    TrackedLink,
     TrackingEvent,
     with_products,
 )
@@ -91,6 +96,8 @@ class SendContext:
     order: Order | None
     items: Sequence[OrderItem]
     suppressed: bool
+    # The product review a review.answered rule's message follows up (None for any other).
+    review: ProductReview | None = None
     # What the catalog knows of the items (their pages, images, ids for reorder links):
     # filled in for the whole batch by the dispatcher (`catalog_for_items`).
     catalog: Mapping[ItemKey, CatalogItem] = field(default_factory=dict)
@@ -132,6 +139,7 @@ async def load_send_contexts(session: AsyncSession, ids: Sequence[int]) -> list[
             )
         ).scalars()
         suppressed = {digests.get(key, key) for key in found}
+    reviews = await _answered_reviews(session, [message for message, _, _ in rows])
     return [
         SendContext(
             message=message,
@@ -139,9 +147,38 @@ async def load_send_contexts(session: AsyncSession, ids: Sequence[int]) -> list[
             order=order,
             items=items_by_order.get(order.id, []) if order else [],
             suppressed=(customer.email or "").lower() in suppressed,
+            review=reviews.get(message.id),
         )
         for message, customer, order in rows
     ]
+
+
+async def _answered_reviews(
+    session: AsyncSession, messages: Sequence[Message]
+) -> dict[int, ProductReview]:
+    """By message id, the review each review.answered message follows up (its dedupe key
+    names it), if it is still there and the customer's own."""
+    wanted = {
+        message.id: review_id
+        for message in messages
+        if (review_id := answered_review_id(message.rule_id, message.dedupe_key)) is not None
+    }
+    if not wanted:
+        return {}
+    found = {
+        review.id: review
+        for review in (
+            await session.execute(
+                select(ProductReview).where(ProductReview.id.in_(set(wanted.values())))
+            )
+        ).scalars()
+    }
+    owners = {message.id: message.customer_id for message in messages}
+    return {
+        message_id: found[review_id]
+        for message_id, review_id in wanted.items()
+        if review_id in found and found[review_id].customer_id == owners[message_id]
+    }
 
 
 # The statements of every send are built once and reused with parameters: building and
@@ -533,6 +570,63 @@ async def get_message(
         )
     ).first()
     return (row[0], row[1], row[2]) if row else None
+
+
+@dataclass(frozen=True)
+class MessageHistory:
+    """A message and what happened to it, for an operator reading one (`messages show`)."""
+
+    message: Message
+    email: str | None
+    order_id: str | None
+    attempts: list[MessageAttempt]
+    tracking: list[tuple[TrackingEvent, str | None]]  # (event, URL of the link clicked)
+    feedback: list[MailFeedbackEvent]
+    conversions: list[tuple[Conversion, str | None]]  # (conversion, shop's order id)
+
+
+async def message_history(session: AsyncSession, message_id: int) -> MessageHistory | None:
+    found = (
+        await session.execute(
+            select(Message, Customer.email, Order.external_id)
+            .join(Customer, Customer.id == Message.customer_id)
+            .outerjoin(Order, Order.id == Message.order_id)
+            .where(Message.id == message_id)
+        )
+    ).first()
+    if found is None:
+        return None
+    attempts = await session.execute(
+        select(MessageAttempt)
+        .where(MessageAttempt.message_id == message_id)
+        .order_by(MessageAttempt.id)
+    )
+    tracking = await session.execute(
+        select(TrackingEvent, TrackedLink.url)
+        .outerjoin(TrackedLink, TrackedLink.id == TrackingEvent.link_id)
+        .where(TrackingEvent.message_id == message_id)
+        .order_by(TrackingEvent.occurred_at, TrackingEvent.id)
+    )
+    feedback = await session.execute(
+        select(MailFeedbackEvent)
+        .where(MailFeedbackEvent.message_id == message_id)
+        .order_by(MailFeedbackEvent.id)
+    )
+    conversions = await session.execute(
+        select(Conversion, Order.external_id)
+        .join(Order, Order.id == Conversion.order_id)
+        .where(Conversion.message_id == message_id)
+        .order_by(Conversion.converted_at, Conversion.id)
+    )
+    return MessageHistory(
+        message=found[0],
+        email=found[1],
+        order_id=found[2],
+        attempts=list(attempts.scalars()),
+        tracking=[(event, url) for event, url in tracking.all()],
+        feedback=list(feedback.scalars()),
+        conversions=[(conversion, order_id) for conversion, order_id in conversions.all()],
+    )
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ from app.catalog.links import NamedLinks
 from app.config import Settings
 from app.coupons.codes import sample_coupon
 from app.mail.templates import RenderTimeout, TemplateError, TemplateRenderer
-from app.reviews.links import sample_review_context
+from app.reviews.links import sample_answered_review_context, sample_review_context
 from app.rules.bounds import DEFAULT_BOUNDS, Bounds
 from app.rules.loader import ParsedRules, RuleError, parse_rule_files
-from app.rules.model import ORDER_EVENTS, Rule, reward_rule
+from app.rules.model import ORDER_EVENTS, REVIEW_ANSWERED, Rule, reward_rule
 from app.survey.links import sample_survey_context
 from app.tracking.rewrite import html_hrefs, link_scheme
 
@@ -211,7 +211,7 @@ class TemplateCheck:
         self.default_locale = default_locale
         self.time_limit = time_limit
         self._seen: tuple[tuple[str, int, int], ...] | None = None
-        self._problems: dict[tuple[str, str | None, str, bool], str | None] = {}
+        self._problems: dict[tuple[str, str | None, str, bool, bool], str | None] = {}
 
     @classmethod
     def for_settings(cls, settings: Settings) -> TemplateCheck:
@@ -263,11 +263,14 @@ class TemplateCheck:
             for where_in_rule, template in sends:
                 sending = reward if where_in_rule[0] == "survey" else rule
                 assert sending is not None
+                answered = sending.when.event == REVIEW_ANSWERED
                 problem = None
                 for coupon, case in _coupon_cases(sending):
-                    key = (template, coupon, case, dated)
+                    key = (template, coupon, case, dated, answered)
                     if key not in self._problems:
-                        self._problems[key] = self._problem(renderer, template, coupon, case, dated)
+                        self._problems[key] = self._problem(
+                            renderer, template, coupon, case, dated, answered
+                        )
                     problem = problem or self._problems[key]
                 if problem is not None:
                     where = positions.locate(("rules", index, *where_in_rule))
@@ -281,6 +284,7 @@ class TemplateCheck:
         coupon: str | None,
         case: str,
         dated: bool,
+        answered: bool = False,
     ) -> str | None:
         folder = self.templates_dir / template
         if not (folder / self.default_locale / "subject.txt").is_file():
@@ -292,10 +296,19 @@ class TemplateCheck:
         for locale in locales:
             for label, sample in DATED_SAMPLES if dated else ORDER_SAMPLES:
                 context = {**sample, "customer": {**sample["customer"], "locale": locale}}
+                if answered:
+                    # The review it follows up: one with a comment, and (below) one without.
+                    context["review"] = sample_answered_review_context(SAMPLE_CONTEXT["items"])
                 if coupon is not None:
                     context["coupon"] = sample_coupon(coupon).context()
                 named = f"{locale}{case}{', ' + label if label else ''}"
                 problem = _rendering_problem(renderer, template, locale, context, named)
+                if problem is None and answered:
+                    context["review"] = sample_answered_review_context(
+                        SAMPLE_CONTEXT["items"], comment=None
+                    )
+                    named = f"{named}, a review without a comment"
+                    problem = _rendering_problem(renderer, template, locale, context, named)
                 if problem is not None:
                     return problem
         return None

@@ -37,9 +37,9 @@ from app.mail.unsubscribe import (
 from app.models import MessageKind
 from app.orders.repository import customer_id_for
 from app.preview.lint import SAMPLE_CONTEXT
-from app.reviews.links import sample_review_context
+from app.reviews.links import sample_answered_review_context, sample_review_context
 from app.rules.facts import ItemFacts, item_facts
-from app.rules.model import Rule
+from app.rules.model import REVIEW_ANSWERED, Rule
 from app.survey.links import sample_survey_context, survey_kind
 
 TEST_SUBJECT_PREFIX = "[TEST] "
@@ -161,11 +161,7 @@ def compose_test_send(
     context["unsubscribe_url"] = unsubscribe_url
     context["coupon"] = _sample_coupon(rule)
     context["survey"] = sample_survey_context(settings.public_url, survey_kind(rule))
-    context["review"] = (
-        sample_review_context(settings.public_url, context["items"], rule.review.per)
-        if rule.review is not None
-        else None
-    )
+    context["review"] = _sample_review(settings, rule, context["items"])
     if rule.recommend is None:
         context["recommendations"] = []  # what the rule's mail gets
     links = links_for_shop(settings, shop)
@@ -254,13 +250,11 @@ def _order_email(
         recommendations=recommendations if rule is not None and rule.recommend else None,
         # Sample links: they show the thank-you page and record nothing.
         survey=sample_survey_context(settings.public_url, survey_kind(rule)),
-        review=sample_review_context(
-            settings.public_url,
+        review=_sample_review(
+            settings,
+            rule,
             [{"name": item.name, "sku": item.sku, "category": item.category} for item in matched],
-            rule.review.per,
-        )
-        if rule is not None and rule.review is not None
-        else None,
+        ),
         links=links_for_shop(settings, shop, catalog),
         rule_links=rule.links if rule is not None else None,
     )
@@ -337,6 +331,20 @@ def _unsubscribe_mailto(settings: Settings, unsubscribe_url: str | None) -> str 
         domain=settings.inbound_domain,
         secrets=settings.unsubscribe_secrets,
     )
+
+
+def _sample_review(
+    settings: Settings, rule: Rule | None, items: Sequence[Mapping[str, Any]]
+) -> dict[str, Any] | None:
+    """`review` as the rule's mail gets it: the items to rate (links that record nothing),
+    or, for a review.answered rule, a sample 2-star review with a comment; else None."""
+    if rule is None:
+        return None
+    if rule.when.event == REVIEW_ANSWERED:
+        return sample_answered_review_context(items)
+    if rule.review is not None:
+        return sample_review_context(settings.public_url, items, rule.review.per)
+    return None
 
 
 def _sample_coupon(rule: Rule | None) -> dict[str, Any] | None:

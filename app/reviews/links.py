@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from app.mail.templates import rendering_language
@@ -20,6 +20,9 @@ from app.reviews.tokens import SAMPLE_TOKEN, make_review_token
 from app.survey.links import survey_html, survey_text
 
 STARS = (1, 2, 3, 4, 5)
+# What a customer may write: markup that must print as text.
+SAMPLE_COMMENT = "The <b>box</b> came damaged & one part was missing."
+SAMPLE_ANSWERED_AT = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
         "question": "How would you rate {name}?",
@@ -164,3 +167,53 @@ def sample_review_context(
             for at, item in enumerate(chosen)
         ],
     }
+
+
+def answered_review_context(
+    *,
+    stars: int,
+    comment: str | None,
+    answered_at: datetime | None,
+    name: str,
+    sku: str | None,
+    category: str | None,
+    links: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The template's `review` of a review.answered rule's message: the review it follows up.
+
+    `name` is the product as ordered, `title` the catalog's title when known, `variant` the
+    catalog variant's title (None when unknown or the only one), `product` the catalog's
+    product as in `review.items`; `stars` 1-5 and the customer's `comment` (None without
+    one; templates are autoescaped, so it prints as the text it is).
+    """
+    product = links.get("product")
+    return {
+        "stars": stars,
+        "comment": comment,
+        "answered_at": answered_at,
+        "name": name,
+        "title": (product or {}).get("title") or name,
+        "variant": (product or {}).get("variant_title") or None,
+        "sku": sku,
+        "category": category,
+        "url": links.get("url"),
+        "image_url": links.get("image_url"),
+        "product": product,
+    }
+
+
+def sample_answered_review_context(
+    items: Sequence[Mapping[str, Any]], *, comment: str | None = SAMPLE_COMMENT
+) -> dict[str, Any]:
+    """`review` of a review.answered rule in previews, test sends and `rules check`: a
+    2-star review of the first item, with a comment that needs escaping."""
+    item: Mapping[str, Any] = items[0] if items else {"name": "Sample product"}
+    return answered_review_context(
+        stars=2,
+        comment=comment,
+        answered_at=SAMPLE_ANSWERED_AT,
+        name=str(item["name"]),
+        sku=item.get("sku"),
+        category=item.get("category"),
+        links=item,
+    )

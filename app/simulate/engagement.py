@@ -5,8 +5,16 @@
 
 A person opened (or clicked in) the message that rule and step sent about that order (or,
 for a rule without an order, to `customer: {"id": ...}`). A sequence's `if:` then sees it;
-without such lines a replay assumes nobody opened or clicked anything. They are simulate's
-own: the webhook does not take them (the service learns opens and clicks by tracking).
+without such lines a replay assumes nobody opened or clicked anything. Likewise
+
+    {"type": "review.answered", "occurred_at": "2027-01-10T08:30:00Z",
+     "order": {"id": "820982911946154601"}, "rule": "product-review", "sku": "KF-DESK",
+     "stars": 2}
+
+is a person's stars on the review request that rule sent about that order (the item with
+that SKU; without `sku`, the first it asked about): `review.answered` rules plan from it.
+They are simulate's own: the webhook does not take them (the service learns opens and
+clicks by tracking, and reviews on its review pages).
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from app.file_import import BadLine
 
-_ENGAGEMENT = re.compile(rb'"type"\s*:\s*"message\.(opened|clicked)"')
+_ENGAGEMENT = re.compile(rb'"type"\s*:\s*"(message\.(opened|clicked)|review\.answered)"')
 
 
 class _Ref(BaseModel):
@@ -55,17 +63,34 @@ class Engagement(BaseModel):
         return ref.id
 
 
-def take_engagement(lines: list[bytes]) -> tuple[list[Engagement], list[BadLine]]:
-    """The engagement lines of `lines`, each blanked in place (so the bodies keep their line
-    numbers), and the bad ones with their numbers."""
-    found: list[Engagement] = []
+class ReviewLine(BaseModel):
+    """A person's stars (1-5) on a review request (rules with `review`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["review.answered"]
+    occurred_at: AwareDatetime
+    order: _Ref
+    rule: str = Field(min_length=1, max_length=128, description="the review request's rule")
+    sku: str | None = Field(default=None, min_length=1, max_length=255)
+    stars: int = Field(ge=1, le=5)
+
+
+def take_engagement(
+    lines: list[bytes],
+) -> tuple[list[Engagement | ReviewLine], list[BadLine]]:
+    """The engagement lines of `lines` (opens, clicks, reviews), each blanked in place (so
+    the bodies keep their line numbers), and the bad ones with their numbers."""
+    found: list[Engagement | ReviewLine] = []
     bad: list[BadLine] = []
     for index, raw in enumerate(lines):
-        if not _ENGAGEMENT.search(raw):
+        match = _ENGAGEMENT.search(raw)
+        if match is None:
             continue
         lines[index] = b""
+        model = ReviewLine if match.group(1) == b"review.answered" else Engagement
         try:
-            found.append(Engagement.model_validate_json(raw))
+            found.append(model.model_validate_json(raw))
         except ValidationError as exc:
             bad.extend(
                 BadLine(index + 1, _describe(error["loc"], error["msg"])) for error in exc.errors()

@@ -35,7 +35,7 @@ from app.planner.dates import plan_birthdays
 from app.planner.limits import Defer
 from app.rules.facts import ProductFacts
 from app.rules.loader import RuleSet
-from app.simulate.engagement import Engagement
+from app.simulate.engagement import Engagement, ReviewLine
 from app.simulate.recommend import Recommendations
 
 __all__ = ["PLANNED", "STATUSES", "Outcome", "SimulationResult", "simulate"]
@@ -73,8 +73,13 @@ class SimulationResult:
     # the listed messages.
     step_totals: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
     reasons: dict[tuple[str, int, str, str], int] = field(default_factory=dict)
-    # Engagement lines (opened, clicked) about no message sent before them: ignored.
+    # Engagement lines (opened, clicked, reviews) about no message sent before them: ignored.
     unmatched_engagement: int = 0
+
+
+# As the service holds a review's follow-ups: TRACKING_BURST_SECONDS' default, the window in
+# which a scanner clicking other stars is still told apart (app/reviews/endpoints.py).
+REVIEW_HOLD = timedelta(seconds=3)
 
 
 @dataclass(frozen=True)
@@ -98,14 +103,15 @@ def simulate(
     progress: Callable[[int, int], None] | None = None,
     recommendations: Recommendations | None = None,
     catalog: MemoryCatalog | None = None,
-    engagement: Iterable[Engagement] = (),
+    engagement: Iterable[Engagement | ReviewLine] = (),
+    review_hold: timedelta = REVIEW_HOLD,
 ) -> SimulationResult:
     """Replay `events` (sorted by `occurred_at`, file order kept for ties) and decide every
     message due up to `until` (default: a year after the last event). Events before `start`
     (default: the first event) are replayed too; their messages are not listed.
     `recommendations` (a catalog) picks the products of rules with `recommend`; `engagement`
-    says who opened or clicked what (else nobody did)."""
-    timeline: list[Envelope | Engagement] = [*events, *engagement]
+    says who opened or clicked what, and who reviewed what (else nobody did)."""
+    timeline: list[Envelope | Engagement | ReviewLine] = [*events, *engagement]
     ordered = sorted(timeline, key=lambda event: event.occurred_at)
     if ordered:
         first, last = as_utc(ordered[0].occurred_at), as_utc(ordered[-1].occurred_at)
@@ -119,6 +125,7 @@ def simulate(
         default_time_zone=default_time_zone,
         recommendations=recommendations,
         catalog=catalog,
+        review_hold=review_hold,
     )
     replay.run(ordered, progress=progress)
     return replay.result(start)
@@ -132,6 +139,7 @@ class _Replay:
     recommendations: Recommendations | None = None
     # Products items are resolved to (`--catalog`); without it, items say what they are.
     catalog: MemoryCatalog | None = None
+    review_hold: timedelta = REVIEW_HOLD
     store: MemoryStore = field(init=False)
     clock: datetime = _NEVER
     event_ids: set[str] = field(default_factory=set)
@@ -159,7 +167,7 @@ class _Replay:
 
     def run(
         self,
-        ordered: Sequence[Envelope | Engagement],
+        ordered: Sequence[Envelope | Engagement | ReviewLine],
         *,
         progress: Callable[[int, int], None] | None,
     ) -> None:
@@ -176,6 +184,9 @@ class _Replay:
                 if not matched:
                     self.unmatched_engagement += 1
                 continue
+            if isinstance(event, ReviewLine):
+                self._review(event, at)
+                continue
             self.events += 1
             if event.id in self.event_ids:
                 self.duplicates += 1  # the webhook answers "duplicate" and does nothing
@@ -189,6 +200,23 @@ class _Replay:
         if progress is not None:
             progress(len(ordered), len(ordered))  # what is left: messages due after the last
         self._drain(self.until)
+
+    def _review(self, line: ReviewLine, at: datetime) -> None:
+        """A person's stars: the review.answered rules plan as the review page makes them."""
+        found = self.store.reviewed(at=at, order_id=line.order.id, rule_id=line.rule, sku=line.sku)
+        if found is None:
+            self.unmatched_engagement += 1
+            return
+        review_id, order = found
+        assert order.customer is not None  # `reviewed` finds only orders of a customer
+        answer = flows.ReviewAnswered(
+            review_id=review_id,
+            customer_id=order.customer.id,
+            order_id=order.id,
+            stars=line.stars,
+            answered_at=at,
+        )
+        run_sync(flows.review_answered(self.store, answer, rules=self.rules, hold=self.review_hold))
 
     def _drain(self, up_to: datetime) -> None:
         heap = self.store.heap

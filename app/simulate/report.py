@@ -103,8 +103,8 @@ def table(result: SimulationResult) -> Iterator[str]:
     )
     if result.unmatched_engagement:
         yield (
-            f"{result.unmatched_engagement} opened/clicked line(s) named no message sent "
-            "before them: ignored"
+            f"{result.unmatched_engagement} opened/clicked/review line(s) named no message "
+            "sent before them: ignored"
         )
 
 

@@ -1,5 +1,5 @@
-"""The stats API: overview, per rule and variant, per template, a rule's timeseries, a message;
-NPS by rule, product category or month.
+"""The stats API: overview, per rule and variant, per step of a sequence, per template, a
+rule's timeseries, a message; NPS by rule, product category or month.
 
 Every figure comes from the running totals the rollup job keeps (docs/stats.md), so answers
 lag by up to a rollup interval plus a minute. `?format=csv` answers the rows as CSV.
@@ -24,6 +24,8 @@ from app.stats.schemas import (
     Overview,
     RuleRow,
     RulesStats,
+    StepRow,
+    StepsStats,
     TemplateRow,
     TemplatesStats,
     Timeseries,
@@ -142,6 +144,32 @@ async def get_rules(
 
 
 @router.get(
+    "/steps",
+    response_model=StepsStats,
+    summary="Figures per rule, variant and step of its sequence",
+    description="Like `/rules`, each row split by the messages' `step`: 1 is the rule's own "
+    'message, 2... the messages of its `steps` (docs/rules.md, "Sequences"). The rows of '
+    "a rule add up to its row in `/rules`.",
+    responses=_responses(
+        StepRow.model_validate(
+            {"rule": "diapers-restock", "variant": None, "step": 2}
+            | {"template": "diapers-restock-nudge"}
+            | EXAMPLE_FIGURES
+        )
+    ),
+)
+async def get_steps(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    first: First = None,
+    last: Last = None,
+    format_: Format = "json",
+) -> Any:
+    result = await service.by_step(session, span=_span(first, last, runtime))
+    return _csv(list(result.rows), StepRow) if format_ == "csv" else result
+
+
+@router.get(
     "/templates",
     response_model=TemplatesStats,
     summary="Figures per template",
@@ -203,13 +231,20 @@ async def get_timeseries(
 @router.get(
     "/nps",
     response_model=NpsStats,
-    summary="NPS, loyalty index, CSAT, CES and response rate by rule, category or month",
+    summary="NPS, loyalty index, CSAT, CES and response rate by rule, category or over time",
     description="From the survey answers (`{{ survey.links }}` in mail) to the messages of "
     "the span, each message's latest counted answer; read from the answers themselves, so "
     "there is no rollup lag. A category row counts an answer once for each distinct "
     "category of its order. The loyalty index and the response rate count the rules that "
-    'declare a `survey` (docs/stats.md, "Surveys").',
-    responses=_responses(NpsRow.model_validate(EXAMPLE_ROW)),
+    'declare a `survey` (docs/stats.md, "Surveys"). By `week` or `day` every bucket of the '
+    "span has a row (null figures where nothing was sent or answered).",
+    responses={
+        **_responses(NpsRow.model_validate(EXAMPLE_ROW)),
+        422: {
+            "description": "`from` after `to`, a date that is not YYYY-MM-DD, an unknown `by`, "
+            f"or more than {MAX_BUCKETS} days or weeks"
+        },
+    },
 )
 async def get_nps(
     session: SessionDep,
@@ -218,11 +253,19 @@ async def get_nps(
     last: Last = None,
     by: Annotated[
         NpsBy,
-        Query(description="`rule`, product `category` of the order's items, or `month` (UTC)"),
+        Query(
+            description="`rule`, product `category` of the order's items, or over time: "
+            "`month`, ISO `week` (YYYY-Www, Monday to Sunday) or `day` (UTC)"
+        ),
     ] = "rule",
     format_: Format = "json",
 ) -> Any:
     span = _span(first, last, runtime)
+    if by in ("week", "day") and len(service.buckets(span, by)) > MAX_BUCKETS:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"more than {MAX_BUCKETS} buckets: a shorter span",
+        )
     result = await nps_report(
         session, first=span.first, last=span.last, by=by, rules=runtime.rules.current
     )

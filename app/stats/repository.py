@@ -246,6 +246,7 @@ _FACTS = (
     Message.status_reason,
     Message.send_at,
     Message.sent_at,
+    Message.step,
 )
 
 
@@ -478,7 +479,9 @@ async def series_id(session: AsyncSession, key: SeriesKey) -> int:
     await session.execute(
         insert(StatsSeries)
         .values(**values)
-        .on_conflict_do_nothing(index_elements=["rule_id", "variant", "template", "currency"])
+        .on_conflict_do_nothing(
+            index_elements=["rule_id", "variant", "template", "step", "currency"]
+        )
     )
     return int(
         (
@@ -501,6 +504,7 @@ async def series_keys(
         StatsSeries.variant,
         StatsSeries.template,
         StatsSeries.currency,
+        StatsSeries.step,
     )
     if ids is not None:
         found: dict[int, SeriesKey] = {}

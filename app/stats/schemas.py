@@ -176,6 +176,45 @@ class RulesStats(_Span):
     )
 
 
+class _StepKey(BaseModel):
+    rule: str
+    variant: str | None = Field(description="the variant's name; null for a rule without")
+    step: int = Field(
+        ge=1,
+        description="the message's place in the rule's sequence: 1 is the rule's own message, "
+        "2... its `steps`; a rule without steps has only 1",
+    )
+    template: str = Field(description="its template (several, comma-separated, if it changed)")
+
+
+class StepRow(StatsFigures, _StepKey):
+    pass
+
+
+class StepsStats(_Span):
+    rows: list[StepRow] = Field(description="one row per rule, variant and step")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "from": "2026-11-01",
+                    "to": "2026-11-30",
+                    "rolled_up_at": "2026-11-30T12:00:07Z",
+                    "rows": [
+                        {"rule": "diapers-restock", "variant": None, "step": 1}
+                        | {"template": "diapers-restock"}
+                        | EXAMPLE_FIGURES,
+                        {"rule": "diapers-restock", "variant": None, "step": 2}
+                        | {"template": "diapers-restock-nudge"}
+                        | EXAMPLE_FIGURES,
+                    ],
+                }
+            ]
+        }
+    )
+
+
 class _TemplateKey(BaseModel):
     template: str
 

@@ -28,6 +28,8 @@ from app.stats.schemas import (
     Overview,
     RuleRow,
     RulesStats,
+    StepRow,
+    StepsStats,
     TemplateRow,
     TemplatesStats,
     Timeseries,
@@ -271,6 +273,39 @@ async def by_rule(session: AsyncSession, *, span: Span) -> RulesStats:
         for (rule, variant), sums in sorted(grouped.items())
     ]
     return RulesStats.model_validate(
+        {
+            "from": span.first,
+            "to": span.last,
+            "rolled_up_at": await repository.rolled_up_at(session),
+            "rows": rows,
+        }
+    )
+
+
+async def by_step(session: AsyncSession, *, span: Span) -> StepsStats:
+    """Each rule's figures per variant and step of its sequence (a rule without steps has
+    one row per variant, step 1: the same figures as `by_rule`)."""
+    between = await _between(session, span)
+    templates: defaultdict[tuple[str, str, int], set[str]] = defaultdict(set)
+    for key, part in between.items():
+        if any(part.counts):
+            templates[(key.rule_id, key.variant, key.step)].add(key.template)
+    grouped = _grouped(between, lambda key: (key.rule_id, key.variant, key.step))
+    nps = await _nps(session, span, ("rule", "variant", "step"))
+    rows = [
+        StepRow.model_validate(
+            {
+                "rule": rule,
+                "variant": variant or None,
+                "step": step,
+                "template": ",".join(sorted(templates[(rule, variant, step)])),
+                **sums.figures(),
+                "nps": nps.get((rule, variant or None, step)),
+            }
+        )
+        for (rule, variant, step), sums in sorted(grouped.items())
+    ]
+    return StepsStats.model_validate(
         {
             "from": span.first,
             "to": span.last,

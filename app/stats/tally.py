@@ -1,6 +1,6 @@
 """What one message adds to the stats (pure, no I/O).
 
-Each message is counted in one series (its rule, variant and template) on one day: the day
+Each message is counted in one series (its rule, variant, template and step) on one day: the day
 it was sent, or, never sent, the day it was due. Its opens, clicks, unsubscribe and
 conversions count on that same day, whenever they happen, so the rates of a span describe
 the messages of that span.
@@ -86,6 +86,7 @@ class SeriesKey:
     variant: str  # '' when the rule has no variants
     template: str
     currency: str = ""  # '' for the series of counts
+    step: int = 1  # its place in the rule's sequence: 1 for a rule without steps
 
 
 @dataclass(frozen=True)
@@ -100,10 +101,11 @@ class MessageFacts:
     status_reason: str | None
     send_at: datetime
     sent_at: datetime | None
+    step: int = 1
 
     @property
     def series(self) -> SeriesKey:
-        return SeriesKey(self.rule_id, self.variant or "", self.template)
+        return SeriesKey(self.rule_id, self.variant or "", self.template, step=self.step)
 
     @property
     def day(self) -> date:

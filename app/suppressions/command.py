@@ -1,4 +1,5 @@
-"""`aftersale suppressions remove`: take addresses off the list, one by one or in bulk."""
+"""`aftersale suppressions list|remove`: read the list, and take addresses off it one by one
+or in bulk. `--json` prints what the operator API answers."""
 
 from __future__ import annotations
 
@@ -12,11 +13,16 @@ from app.config import Settings
 from app.db import create_engine, create_session_factory, transaction
 from app.models import SuppressionReason
 from app.suppressions import service
-from app.suppressions.repository import get_suppression
+from app.suppressions.repository import get_suppression, list_suppressions
+from app.suppressions.schemas import RemovalReportOut, SuppressionPage, suppression_page
+from app.terminal import aligned, moment, one_line, print_json
 
 EXIT_OK = 0
 EXIT_NOTHING = 1  # no address given was on the list
 EXIT_USAGE = 2
+# The API's bounds on cursors and page sizes (app.api.deps.MAX_ROW_ID, `limit`'s le=500).
+MAX_ROW_ID = 2**63 - 1
+MAX_LIMIT = 500
 
 
 def remove_command(
@@ -31,10 +37,12 @@ def remove_command(
     stdout: TextIO,
     stderr: TextIO,
     clock: Clock | None = None,
+    as_json: bool = False,
 ) -> int:
     """Remove the addresses given, or every entry matching --reason/--since/--until, and
     print what was (or, with --dry-run, would be) removed per reason. Addresses never go to
-    stdout or the log in bulk mode: only counts."""
+    stdout or the log in bulk mode: only counts. With `as_json`, the counts as
+    POST /api/v1/suppressions/remove answers them."""
     if emails and (reason or since or until):
         print("aftersale suppressions remove: give addresses or filters, not both", file=stderr)
         return EXIT_USAGE
@@ -66,9 +74,19 @@ def remove_command(
             clock=clock or SystemClock(),
         )
     )
-    verb = "would remove" if dry_run else "removed"
-    per_reason = ", ".join(f"{name} {count}" for name, count in sorted(report.by_reason.items()))
-    print(f"{verb} {report.removed}" + (f" ({per_reason})" if per_reason else ""), file=stdout)
+    if as_json:
+        print_json(
+            RemovalReportOut(
+                dry_run=report.dry_run, removed=report.removed, by_reason=report.by_reason
+            ),
+            stdout,
+        )
+    else:
+        verb = "would remove" if dry_run else "removed"
+        per_reason = ", ".join(
+            f"{name} {count}" for name, count in sorted(report.by_reason.items())
+        )
+        print(f"{verb} {report.removed}" + (f" ({per_reason})" if per_reason else ""), file=stdout)
     if emails and report.removed < len(emails):
         print(f"{len(emails) - report.removed} address(es) not on the list", file=stderr)
         return EXIT_NOTHING if report.removed == 0 else EXIT_OK
@@ -116,3 +134,71 @@ async def _remove(
             return report
     finally:
         await engine.dispose()
+
+
+def list_command(
+    *,
+    settings: Settings,
+    email: str | None,
+    reason: str | None,
+    cursor: int | None,
+    limit: int,
+    as_json: bool,
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
+    """GET /api/v1/suppressions: newest first, one page; the next page is `--cursor N`."""
+    reasons = [known.value for known in SuppressionReason]
+    problem = None
+    if reason is not None and reason not in reasons:
+        problem = f"--reason {reason!r} is none of " + ", ".join(reasons)
+    elif not 1 <= limit <= MAX_LIMIT:
+        problem = f"--limit must be 1 to {MAX_LIMIT}"
+    elif cursor is not None and not 1 <= cursor <= MAX_ROW_ID:
+        problem = "--cursor must be a next_cursor printed by a previous page"
+    if problem is not None:
+        print(f"aftersale suppressions list: {problem}", file=stderr)
+        return EXIT_USAGE
+    page = asyncio.run(_list(settings, email=email, reason=reason, cursor=cursor, limit=limit))
+    if as_json:
+        print_json(page, stdout)
+        return EXIT_OK
+    for line in format_page(page):
+        print(line, file=stdout)
+    return EXIT_OK
+
+
+async def _list(
+    settings: Settings, *, email: str | None, reason: str | None, cursor: int | None, limit: int
+) -> SuppressionPage:
+    engine = create_engine(settings.database_url)
+    try:
+        async with transaction(create_session_factory(engine)) as session:
+            rows = await list_suppressions(
+                session, email=email, reason=reason, before_id=cursor, limit=limit
+            )
+            return suppression_page(rows, limit=limit)
+    finally:
+        await engine.dispose()
+
+
+def format_page(page: SuppressionPage) -> list[str]:
+    if not page.items:
+        return ["no suppressions"]
+    lines = aligned(
+        [
+            ("id", "email", "reason", "created_at", "detail"),
+            *(
+                (
+                    str(item.id),
+                    item.email,
+                    item.reason,
+                    moment(item.created_at),
+                    one_line(item.detail),
+                )
+                for item in page.items
+            ),
+        ]
+    )
+    more = f"; next page: --cursor {page.next_cursor}" if page.next_cursor else ""
+    return [*lines, f"{len(page.items)} suppression(s){more}"]

@@ -15,7 +15,7 @@ from app.api.deps import (
     RuntimeDep,
     SessionDep,
 )
-from app.models import Suppression, SuppressionReason, SuppressionRemoval
+from app.models import SuppressionReason, SuppressionRemoval
 from app.suppressions import repository, service
 from app.suppressions.schemas import (
     BulkRemovalIn,
@@ -25,6 +25,8 @@ from app.suppressions.schemas import (
     SuppressionIn,
     SuppressionOut,
     SuppressionPage,
+    suppression_out,
+    suppression_page,
 )
 
 router = APIRouter(
@@ -33,16 +35,6 @@ router = APIRouter(
     dependencies=[ApiKeyDep],
     responses=API_KEY_RESPONSES,
 )
-
-
-def _out(suppression: Suppression) -> SuppressionOut:
-    return SuppressionOut(
-        id=suppression.id,
-        email=suppression.email,
-        reason=suppression.reason,
-        detail=suppression.detail,
-        created_at=suppression.created_at,
-    )
 
 
 @router.get("", response_model=SuppressionPage, summary="List suppressed addresses")
@@ -63,8 +55,7 @@ async def list_suppressions(
         before_id=cursor,
         limit=limit,
     )
-    items = [_out(row) for row in rows]
-    return SuppressionPage(items=items, next_cursor=items[-1].id if len(items) == limit else None)
+    return suppression_page(rows, limit=limit)
 
 
 @router.post(
@@ -89,7 +80,7 @@ async def add_suppression(
     )
     if not created:
         response.status_code = status.HTTP_200_OK
-    return _out(suppression)
+    return suppression_out(suppression)
 
 
 @router.post(

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import dialect_insert
+from app.db import LIKE_ESCAPE, containing, dialect_insert
 from app.erasures import stored_address
 from app.models import Suppression, SuppressionRemoval
 from app.privacy import DIGEST_PREFIX, email_digest
@@ -73,11 +73,15 @@ async def list_suppressions(
     reason: str | None,
     before_id: int | None,
     limit: int,
+    part: str | None = None,
 ) -> list[Suppression]:
-    """Newest first, keyset-paged by id."""
+    """Newest first, keyset-paged by id; `part` matches part of the address."""
     statement = select(Suppression).order_by(Suppression.id.desc()).limit(limit)
     if email:
         statement = statement.where(Suppression.email == email.lower())
+    if part:
+        pattern = containing(part.lower())
+        statement = statement.where(Suppression.email.like(pattern, escape=LIKE_ESCAPE))
     if reason:
         statement = statement.where(Suppression.reason == reason)
     if before_id is not None:

@@ -1,12 +1,14 @@
-"""Operator API shapes for the suppression list."""
+"""Operator API shapes for the suppression list, and the mapping from rows to them (the API
+and `aftersale suppressions` both print these)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
-from app.models import SuppressionReason
+from app.models import Suppression, SuppressionReason
 
 
 class SuppressionIn(BaseModel):
@@ -29,6 +31,22 @@ class SuppressionOut(BaseModel):
 class SuppressionPage(BaseModel):
     items: list[SuppressionOut]
     next_cursor: int | None
+
+
+def suppression_out(suppression: Suppression) -> SuppressionOut:
+    return SuppressionOut(
+        id=suppression.id,
+        email=suppression.email,
+        reason=suppression.reason,
+        detail=suppression.detail,
+        created_at=suppression.created_at,
+    )
+
+
+def suppression_page(rows: Sequence[Suppression], *, limit: int) -> SuppressionPage:
+    """One page of `repository.list_suppressions`; a full page has a cursor to the next."""
+    items = [suppression_out(row) for row in rows]
+    return SuppressionPage(items=items, next_cursor=items[-1].id if len(items) == limit else None)
 
 
 class BulkRemovalIn(BaseModel):

@@ -30,6 +30,7 @@ class RemovalSource(enum.StrEnum):
     CLI = "cli"
     API = "api"
     PAGE = "page"  # the customer's own undo of "stop all email"
+    CONSOLE = "console"  # an operator, signed in to the console
 
 
 @dataclass

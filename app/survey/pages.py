@@ -10,10 +10,9 @@ from collections.abc import Mapping
 from typing import Literal
 
 import jinja2
-from markupsafe import Markup
 
 from app.mail.languages import pick_language
-from app.survey.links import survey_html, survey_texts
+from app.survey.links import survey_texts
 from app.survey.scales import SurveyKind, scale_of
 from app.survey.service import MAX_COMMENT, CommentProblem
 
@@ -70,6 +69,14 @@ _PAGE = _env.from_string(
              border: 1px solid #d4d4d8; border-radius: 6px; font: inherit; }
   .error { color: #b91c1c; }
   .note { color: #71717a; font-size: 14px; }
+  ol.scale { display: grid; grid-template-columns: repeat(auto-fit, minmax(44px, 1fr));
+             gap: 6px; margin: 0 0 8px; padding: 0; list-style: none; }
+  ol.scale a { display: flex; align-items: center; justify-content: center; min-height: 48px;
+               border-radius: 6px; background: #18181b; color: #fff; font-weight: bold;
+               text-decoration: none; }
+  ol.scale a:focus-visible { outline: 3px solid #0072b2; outline-offset: 2px; }
+  .ends { display: flex; justify-content: space-between; gap: 16px; color: #52525b;
+          font-size: 14px; }
   button { margin-top: 12px; padding: 10px 20px; border: 0; border-radius: 6px;
            background: #18181b; color: #fff; font: inherit; cursor: pointer; }
 </style>
@@ -78,7 +85,12 @@ _PAGE = _env.from_string(
 <main>
 <h1>{{ title }}</h1>
 {% if text %}<p>{{ text }}</p>{% endif %}
-{% if choices %}{{ choices }}{% endif %}
+{% if choices %}
+<ol class="scale">
+{%- for score, link in choices %}<li><a href="{{ link }}">{{ score }}</a></li>{% endfor -%}
+</ol>
+<p class="ends"><span>{{ low }}</span><span>{{ high }}</span></p>
+{% endif %}
 {% if form %}
 <form method="post" action="comment">
 <label for="comment">{{ label }}</label>
@@ -120,15 +132,14 @@ def render_page(
     language = language if language in _TEXTS else "en"
     texts = _TEXTS[language]
     scale = scale_of(kind)
-    choices = ""
+    choices: list[tuple[int, str]] = []
+    ends = ("", "")
     if page == "choose":
         question = question or survey_texts(language, kind)
-        # Relative to /s/{token}: each button is that token's answer link.
-        links = tuple(f"{token}/{score}" for score in scale.scores)
-        # survey_html escapes every value it puts in.
-        choices = Markup(  # noqa: S704
-            survey_html(links, {**question, "question": ""}, scale.scores)
-        )
+        # Relative to /s/{token}: each button is that token's answer link. Buttons of the
+        # page's own (not the mail's table): they wrap on a phone and stay 44 px to tap.
+        choices = [(score, f"{token}/{score}") for score in scale.scores]
+        ends = (question["low"], question["high"])
         text = ""
     elif page == "thanks":
         text = (
@@ -144,6 +155,8 @@ def render_page(
         else texts[f"{page}_title"],
         text=text,
         choices=choices,
+        low=ends[0],
+        high=ends[1],
         form=page == "thanks",
         label=texts["label"],
         button=texts["button"],

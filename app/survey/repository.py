@@ -141,7 +141,7 @@ async def set_comment(
 # What NPS can be grouped by: a column of the message, its UTC day or month, the
 # categories of its order's items (one row per distinct category; null for none), or the
 # answer's survey kind.
-NpsGroup = Literal["rule", "variant", "template", "day", "month", "category", "kind"]
+NpsGroup = Literal["rule", "variant", "step", "template", "day", "month", "category", "kind"]
 
 
 async def standing_scores(
@@ -223,7 +223,11 @@ def _grouped_by(
             columns.append(_utc_date_text(moment, dialect, 10 if group == "day" else 7))
         else:
             columns.append(
-                {"rule": Message.rule_id, "variant": Message.variant}.get(group, Message.template)
+                {
+                    "rule": Message.rule_id,
+                    "variant": Message.variant,
+                    "step": Message.step,
+                }.get(group, Message.template)
             )
     return statement, columns
 

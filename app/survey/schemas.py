@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-NpsBy = Literal["rule", "category", "month"]
+NpsBy = Literal["rule", "category", "month", "week", "day"]
 
 EXAMPLE_ROW: dict[str, Any] = {
     "key": "delivery-follow-up",
@@ -35,7 +35,7 @@ EXAMPLE_ROW: dict[str, Any] = {
 class NpsRow(BaseModel):
     key: str | None = Field(
         description="the rule's id; a product category (null: orders with no categorised "
-        "item); or the month, YYYY-MM"
+        "item); the month, YYYY-MM; the ISO week, YYYY-Www; or the day, YYYY-MM-DD"
     )
     responses: int = Field(ge=0, description="messages with a counted answer")
     promoters: int = Field(ge=0, description="answers 9-10")

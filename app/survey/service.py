@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -268,20 +268,26 @@ async def nps_report(
     rules: RuleSet | None = None,
 ) -> NpsStats:
     """NPS and the loyalty figures of the messages of [first, last] by rule, product
-    category or month (UTC). Without `rules`, no rule declares a survey: no ELI."""
-    tallies = await nps_tallies(session, first=first, last=last, group_by=(by,))
+    category, month, ISO week or day (UTC). Without `rules`, no rule declares a survey: no
+    ELI. By week or day every bucket of the span has a row, answered or not (a chart's
+    gaps); by month, only months with answers or surveys."""
+    group: NpsGroup = "day" if by == "week" else by
+    tallies = await nps_tallies(session, first=first, last=last, group_by=(group,))
     loyalty = await loyalty_tallies(
         session,
         first=first,
         last=last,
-        group_by=(by,),
+        group_by=(group,),
         rules=rules or RuleSet(rules=(), version=""),
     )
+    keys = {*tallies, *(key for key, tally in loyalty.items() if tally.shows)}
+    if by in ("week", "day"):
+        bucket = _week_of if by == "week" else str
+        tallies = _rebucketed(tallies, bucket, NpsTally())
+        loyalty = _rebucketed(loyalty, bucket, LoyaltyTally())
+        keys = {(bucket(day.isoformat()),) for day in _days(first, last)}
     rows = []
-    for key in sorted(
-        {*tallies, *(key for key, tally in loyalty.items() if tally.shows)},
-        key=lambda item: (item[0] is None, item[0] or ""),
-    ):
+    for key in sorted(keys, key=lambda item: (item[0] is None, item[0] or "")):
         tally, extra = tallies.get(key, NpsTally()), loyalty.get(key, LoyaltyTally())
         rows.append(
             NpsRow(
@@ -306,6 +312,30 @@ async def nps_report(
             )
         )
     return NpsStats.model_validate({"from": first, "to": last, "by": by, "rows": rows})
+
+
+_Tally = TypeVar("_Tally", NpsTally, LoyaltyTally)
+
+
+def _rebucketed(
+    by_day: Mapping[tuple[Any, ...], _Tally], bucket: Callable[[str], str], zero: _Tally
+) -> dict[tuple[Any, ...], _Tally]:
+    """Day tallies (keyed by "YYYY-MM-DD") added up per bucket."""
+    found: dict[tuple[Any, ...], _Tally] = {}
+    for (day,), tally in by_day.items():
+        key = (bucket(day),)
+        found[key] = found.get(key, zero) + tally
+    return found
+
+
+def _week_of(day: str) -> str:
+    """The ISO week of a "YYYY-MM-DD" day, as "YYYY-Www" (Monday to Sunday)."""
+    year, week, _ = date.fromisoformat(day).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
 
 
 async def answers_page(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +13,7 @@ from app.catalog.schemas import MAX_PRODUCTS_PER_REQUEST
 from app.models import Product, ProductVariant
 from app.runtime import Runtime
 from tests.conftest import Api
+from tests.dashboard.conftest import sign_in
 from tests.factories import order_created, post_event
 
 
@@ -141,3 +143,39 @@ async def test_unknown_lists_skus_orders_name_that_the_catalog_lacks(
     bad = await client.get("/api/v1/catalog/unknown?shop=no%20host", headers=api.headers)
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "shop"]
     assert (await client.get("/api/v1/catalog/unknown")).status_code == 401
+
+
+async def test_the_console_page_lists_products_and_unknown_skus(
+    client: AsyncClient, api: Api
+) -> None:
+    """`/dashboard/catalog`: the products (search by title or SKU) and the unknown SKUs the
+    API lists, in the same order."""
+    items = [
+        {"sku": "WIPES-12", "name": "Feuchttücher", "quantity": 2, "unit_price": "5.00"},
+        {"sku": "DIAPER-4-44", "name": "Windeln", "quantity": 1, "unit_price": "13.90"},
+    ]
+    assert (await post_event(client, order_created(items=items))).status_code == 200
+    coffee = {"id": "cb", "title": "Café Bourbon 100%_pure", "sku": "COFFEE-250", "price": "9.50"}
+    await put(client, api, {"currency": "EUR", "products": [diapers(), coffee]})
+    await sign_in(client)
+
+    page = (await client.get("/dashboard/catalog")).text
+    unknown = (await client.get("/api/v1/catalog/unknown", headers=api.headers)).json()["skus"]
+    assert re.findall(r'<tr data-sku="([^"]+)">', page) == [s["sku"] for s in unknown]
+    assert [s["sku"] for s in unknown] == ["WIPES-12"]
+    assert len(re.findall(r'<tr data-product="\d+">', page)) == 2
+    assert "Baby &amp; Toddler › Diapering › Diapers" in page and "EUR 13.90" in page
+
+    def found(query: str) -> list[str]:
+        return re.findall(r'<tr data-product="\d+">\s*<th[^>]*>(?:<a[^>]*>)?([^<]+)', query)
+
+    assert found((await client.get("/dashboard/catalog", params={"q": "öko"})).text) == [
+        "Öko-Windeln Größe 4"
+    ]
+    assert found((await client.get("/dashboard/catalog", params={"q": "COFFEE-250"})).text) == [
+        "Café Bourbon 100%_pure"
+    ]
+    assert found((await client.get("/dashboard/catalog", params={"q": "0%_p"})).text) == [
+        "Café Bourbon 100%_pure"
+    ]
+    assert found((await client.get("/dashboard/catalog", params={"q": "0%xp"})).text) == []

@@ -11,8 +11,11 @@ from httpx import AsyncClient
 from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
 from tests.browser.harness import console, screenshot_dirs, served  # noqa: F401
-from tests.conftest import FrozenClock
+from tests.conftest import Api, FrozenClock
 from tests.console.test_queue import RULES, _orders
+from tests.factories import order_created, post_event
+from tests.intake.test_intake_failures import renamed_total, settings  # noqa: F401
+from tests.intake.test_shopify import post_shopify
 from tests.outbox.conftest import use_rules
 
 pytestmark = pytest.mark.slow
@@ -76,3 +79,90 @@ async def test_the_messages_pages_in_chromium(
         assert await browser.page.locator("p.done").inner_text() == (
             "Due now: the worker's next run takes it."
         )
+
+
+async def test_people_and_suppressions_in_chromium(
+    client: AsyncClient,
+    api: Api,
+    dispatcher: Dispatcher,
+    served: str,  # noqa: F811
+    screenshot_dirs: list[Path],  # noqa: F811
+) -> None:
+    for number, (email, name) in enumerate(
+        (("anna.lange@example.org", "Anna"), ("boris@example.org", "Борис"))
+    ):
+        body = order_created(
+            order_id=f"82098291194615000{number}",
+            customer_id=f"c-{number}",
+            email=email,
+            first_name=name,
+        )
+        assert (await post_event(client, body)).status_code == 200
+    await dispatcher.run_once()
+    for email, reason in (("old@example.org", "hard_bounce"), ("boris@example.org", "complaint")):
+        response = await client.post(
+            "/api/v1/suppressions", json={"email": email, "reason": reason}, headers=api.headers
+        )
+        assert response.status_code == 201
+    async with console(served, screenshot_dirs) as browser:
+        await browser.open("/dashboard/people")
+        await browser.check_page("people")
+        await browser.page.fill("input[name=q]", "boris")
+        async with browser.page.expect_navigation():
+            await browser.page.click("form[role=search] button")
+        async with browser.page.expect_navigation():
+            await browser.page.click("#people a")
+        assert "/dashboard/people/" in browser.page.url
+        assert await browser.page.locator("h1").inner_text() == "boris@example.org"
+        await browser.check_page("person")
+
+        await browser.open("/dashboard/suppressions")
+        await browser.check_page("suppressions")
+        # Count, then take off, with the page's own forms.
+        await browser.page.select_option(".stack select[name=reason]", "hard_bounce")
+        async with browser.page.expect_navigation():
+            await browser.page.click(".stack button")
+        assert "Would take off 1 address" in await browser.page.locator("#preview").inner_text()
+        await browser.check_page("suppressions-preview")
+        async with browser.page.expect_navigation():
+            await browser.page.click("#preview button")
+        assert await browser.page.locator("p.done").inner_text() == (
+            "1 address taken off the list."
+        )
+
+
+async def test_catalog_intake_and_answers_in_chromium(
+    client: AsyncClient,
+    api: Api,
+    served: str,  # noqa: F811
+    screenshot_dirs: list[Path],  # noqa: F811
+) -> None:
+    items = [{"sku": "WIPES-12", "name": "Feuchttücher", "quantity": 2, "unit_price": "5.00"}]
+    assert (await post_event(client, order_created(items=items))).status_code == 200
+    product = {
+        "id": "diapers-4",
+        "title": "Öko-Windeln Größe 4",
+        "categories": ["Baby & Toddler > Diapering > Diapers"],
+        "url": "https://shop.example/products/diapers-4",
+        "sku": "DIAPER-4-44",
+        "price": "13.90",
+    }
+    response = await client.put(
+        "/api/v1/products", json={"currency": "EUR", "products": [product]}, headers=api.headers
+    )
+    assert response.status_code == 200
+    # A Shopify order of a shape our mapping does not expect: kept as an intake failure.
+    failed = await post_shopify(client, "orders/create", renamed_total(), event_id="evt-new")
+    assert failed.json()["status"] == "unmapped", failed.text
+    async with console(served, screenshot_dirs) as browser:
+        await browser.open("/dashboard/catalog")
+        assert await browser.page.locator("#unknown tbody tr").count() == 1
+        await browser.check_page("catalog")
+        await browser.open("/dashboard/intake")
+        async with browser.page.expect_navigation():
+            await browser.page.click("#failures a")
+        await browser.check_page("intake-failure")
+        await browser.open("/dashboard/intake")
+        await browser.check_page("intake")
+        await browser.open("/dashboard/answers")
+        await browser.check_page("answers")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -39,3 +40,24 @@ def test_figures_are_written_for_people() -> None:
 )
 def test_axis_ticks_are_round_and_reach_the_top(top: float, ticks: list[int]) -> None:
     assert integer_ticks(top) == ticks
+
+
+def test_console_figures_ages_times_and_prices() -> None:
+    assert [figures.age(s) for s in (None, 0, 59.9, 60, 5400, 7200, 93600, 172800)] == [
+        "—",
+        "0 s",
+        "59 s",
+        "1 min",
+        "1 h 30 min",
+        "2 h",
+        "1 d 2 h",
+        "2 d",
+    ]
+    moment = datetime(2026, 11, 20, 9, 5, tzinfo=UTC)
+    assert figures.when(moment) == "2026-11-20 09:05 UTC" and figures.when(None) == "—"
+    assert figures.stamp("2026-11-20T12:05:00+03:00") == "2026-11-20 09:05 UTC"
+    assert figures.stamp(None) == "—"
+    assert figures.price(Decimal("13.9000"), "EUR") == "EUR 13.90"
+    assert figures.price("1200", "JPY") == "JPY 1,200.00"
+    assert figures.price("0.1250") == "0.125"
+    assert figures.price(None, "EUR") == "—"

@@ -275,6 +275,8 @@ RECOMMENDED: dict[str, list[dict[str, object]]] = {
 ORDERS["diapers-restock-nudge"] = ORDERS["diapers-restock"]
 # The review request rates what the delivery follow-up asked about.
 ORDERS["product-review"] = ORDERS["delivery-follow-up"]
+# The review follow-up is about the order whose product got 1 or 2 stars.
+ORDERS["review-follow-up"] = ORDERS["delivery-follow-up"]
 # A welcome mentions no order; a win-back is about the regular's last order.
 ORDERS["welcome"] = ORDERS["birthday"]
 ORDERS["win-back"] = ORDERS["coffee-next-variety"][:1]

@@ -62,7 +62,7 @@ def test_each_step_with_its_condition_and_the_totals_per_step_and_reason(
     assert ["restock", "2", "1", "1", "0", "0", "0", "2"] in rows
     assert ["restock", "2", "skipped", "if_not_opened", "1"] in rows  # the reasons
     assert out.splitlines()[-1] == (
-        "1 opened/clicked line(s) named no message sent before them: ignored"
+        "1 opened/clicked/review line(s) named no message sent before them: ignored"
     )
 
 
@@ -78,3 +78,38 @@ def test_an_engagement_line_without_its_message_is_a_bad_line(
     code, out, err = run(capsys, str(orders), "--rules", str(tmp_path / "rules"))
     assert (code, out) == (1, "")
     assert f"{orders}:2: " in err and "order.id" in err
+
+
+def test_review_lines_are_checked_and_one_about_no_request_is_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules_in(
+        tmp_path / "rules",
+        """
+rules:
+  - id: sorry
+    kind: transactional
+    when: {event: review.answered}
+    send: {after: 1h}
+    if: {stars: {max: 2}}
+    template: thank-you
+""",
+    )
+    review = {
+        "type": "review.answered",
+        "occurred_at": iso(REMINDER),
+        "order": {"id": "1"},
+        "rule": "review-request",
+    }
+    orders = write_orders(tmp_path, created("1", items=[DIAPERS]), {**review, "stars": 6})
+    code, out, err = run(capsys, str(orders), "--rules", str(tmp_path / "rules"))
+    assert (code, out) == (1, "")
+    assert f"{orders}:2: stars: " in err
+    # Stars on a request that was never sent (no rule asked for one): nothing is planned.
+    orders = write_orders(tmp_path, created("1", items=[DIAPERS]), {**review, "stars": 1})
+    code, out, err = run(capsys, str(orders), "--rules", str(tmp_path / "rules"))
+    assert (code, err) == (0, "")
+    assert "sorry" not in out
+    assert out.splitlines()[-1] == (
+        "1 opened/clicked/review line(s) named no message sent before them: ignored"
+    )

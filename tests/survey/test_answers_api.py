@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +134,31 @@ async def test_the_dashboard_shows_the_latest_comments(
     assert comments.index("Good beans, slow delivery.") < comments.index("The box arrived")
     assert "<strong>CSAT 4</strong> · coffee-survey" in comments
     assert "<strong>NPS 2</strong> · furniture-survey" in comments
+
+
+async def test_the_console_page_shows_the_same_answers(
+    answered: None, client: AsyncClient, api: Api
+) -> None:
+    """`/dashboard/answers`: what the API lists, with comments, by the same filters."""
+    await sign_in(client)
+    listed = (await client.get("/dashboard/answers")).text
+    api_ids = [str(a["id"]) for a in (await page(client, api))["items"]]
+    assert re.findall(r'<tr data-answer="(\d+)">', listed) == api_ids
+    assert "The box arrived crushed." in listed and "Good beans, slow delivery." in listed
+
+    for params, api_params in (
+        ({"max_score": "6"}, {"max_score": 6}),
+        ({"kind": "csat"}, {"kind": "csat"}),
+        ({"commented": "yes"}, {"commented": True}),
+        (
+            {"rule": "furniture-survey", "min_score": "9"},
+            {"rule": "furniture-survey", "min_score": 9},
+        ),
+    ):
+        shown = (await client.get("/dashboard/answers", params=params)).text
+        expected = [str(a["id"]) for a in (await page(client, api, **api_params))["items"]]
+        assert re.findall(r'<tr data-answer="(\d+)">', shown) == expected, params
+        assert expected  # each filter finds something: the comparison means something
+    for bad in ({"min_score": "11"}, {"min_score": "x"}, {"min_score": "8", "max_score": "3"}):
+        response = await client.get("/dashboard/answers", params=bad)
+        assert response.status_code == 422 and 'role="alert"' in response.text, bad

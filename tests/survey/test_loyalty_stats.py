@@ -153,3 +153,64 @@ async def test_the_dashboard_shows_the_survey_figures(
     assert '<td data-field="csat">50.0</td>' in coffee and '<td data-field="ces">—</td>' in coffee
     assert '<table data-surveys="category">' in html and '<tr data-key="2026-12">' in html
     assert "No comments yet." in html
+
+
+async def test_over_time_by_week_and_day_every_bucket_with_json_and_csv_alike(
+    answered: None, client: AsyncClient, api: Api
+) -> None:
+    weeks = await rows(client, api, "week")
+    # Sunday 1 November is in ISO week 44, Thursday 31 December in week 53: every week shows.
+    assert list(weeks) == [f"2026-W{week}" for week in range(44, 54)]
+    # All of November's mail went on Friday 20 November (week 47); December's on the 3rd.
+    assert figures(weeks["2026-W47"]) == (5, 3, 0.6, 2, 0, 1, 2)
+    assert (weeks["2026-W47"]["eli"], weeks["2026-W47"]["csat"]) == (-10.0, 100.0)
+    assert (weeks["2026-W47"]["nps"], weeks["2026-W47"]["responses"]) == (0.0, 2)
+    assert figures(weeks["2026-W49"]) == (1, 1, 1.0, 0, 1, 0, 0)
+    # A week without mail: nothing counted, no index.
+    assert figures(weeks["2026-W48"]) == (0, 0, None, 0, 0, 0, 0)
+    assert (weeks["2026-W48"]["eli"], weeks["2026-W48"]["nps"]) == (None, None)
+
+    days = await rows(client, api, "day")
+    keys = list(days)
+    assert (len(keys), keys[0], keys[-1]) == (61, "2026-11-01", "2026-12-31")
+    assert figures(days["2026-11-20"]) == figures(weeks["2026-W47"])
+    assert days["2026-12-03"]["csat"] == 0.0
+    assert days["2026-11-21"]["eli"] is None
+
+    response = await client.get(
+        "/api/v1/stats/nps", params={"by": "week", "format": "csv", **AUTUMN}, headers=api.headers
+    )
+    assert response.status_code == 200
+    parsed = {row["key"]: row for row in csv.DictReader(io.StringIO(response.text))}
+    assert list(parsed) == list(weeks)
+    assert (parsed["2026-W47"]["eli"], parsed["2026-W47"]["surveys"]) == ("-10.0", "5")
+    assert parsed["2026-W48"]["eli"] == ""
+
+
+async def test_over_time_refuses_too_many_buckets(client: AsyncClient, api: Api) -> None:
+    span = {"from": "2020-01-01", "to": "2026-12-31"}
+    by_day = await client.get(
+        "/api/v1/stats/nps", params={"by": "day", **span}, headers=api.headers
+    )
+    assert by_day.status_code == 422
+    assert "more than 1000 buckets" in by_day.text
+    by_week = await client.get(
+        "/api/v1/stats/nps", params={"by": "week", **span}, headers=api.headers
+    )
+    assert by_week.status_code == 200
+    assert len(by_week.json()["rows"]) == 366  # 2020-W01 to 2026-W53
+
+
+async def test_the_dashboard_shows_the_survey_figures_per_week(
+    answered: None, client: AsyncClient, runtime: Runtime
+) -> None:
+    await fold(runtime)
+    await sign_in(client)
+    page = await client.get("/dashboard", params={**AUTUMN, "bucket": "week"})
+    assert page.status_code == 200
+    weeks = page.text.split('<table data-surveys="week">')[1].split("</table>")[0]
+    # Only the weeks with surveys or answers: the 47th (November's mail) and the 49th.
+    assert weeks.count("<tr data-key=") == 2
+    week47 = weeks.split('<tr data-key="2026-W47">')[1].split("</tr>")[0]
+    assert '<td data-field="eli">-10.0</td>' in week47
+    assert '<tr data-key="2026-W49">' in weeks
