@@ -25,12 +25,15 @@ ENV PATH=/srv/venv/bin:$PATH \
     AFTERSALE_DATABASE_URL=sqlite+aiosqlite:////srv/aftersale/var/aftersale.db \
     AFTERSALE_DEV_OUTBOX_DIR=/srv/aftersale/var/outbox \
     AFTERSALE_WORKER_HEARTBEAT_FILE=/srv/aftersale/var/worker.heartbeat \
+    AFTERSALE_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1
+# 8000 unless PORT (or AFTERSALE_PORT) says otherwise, as platforms like Cloud Run set it;
+# `serve` and `aftersale health` both read it.
 EXPOSE 8000
-# Every role: GET /healthz answers 200 (api, all), or nothing listens on 8000 and the worker
+# Every role: GET /healthz answers 200 (api, all), or nothing listens on the port and the worker
 # wrote its heartbeat within 60 s (worker).
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s \
     CMD aftersale health
 # Migrations first, then the service; override the role with e.g. `serve --role worker`.
 ENTRYPOINT ["sh", "-c", "aftersale db upgrade && exec aftersale \"$@\"", "--"]
-CMD ["serve", "--role", "all", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["serve", "--role", "all"]

@@ -163,6 +163,9 @@ def test_dockerfile_is_multi_stage_non_root_checked_and_migrates_first() -> None
     assert '"serve"' in command
     env = runtime_env(Path("/srv/aftersale"))
     assert env["AFTERSALE_ENV"] == "production"
+    # Every address of the container, on the port PORT names (8000 by default): no --port on
+    # the command line, where it would override what the platform sets.
+    assert env["AFTERSALE_HOST"] == "0.0.0.0" and "--port" not in command
     # The worker writes its heartbeat into var/, the one folder its user owns.
     heartbeat = Path(env["AFTERSALE_WORKER_HEARTBEAT_FILE"])
     assert heartbeat.parent == Path("/srv/aftersale/var")

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.api.deps import RuntimeDep, SessionDep, api_key_status
 from app.console.access import forbidden, html, posted_form, signed_in, to_login, visit
 from app.dashboard import pages, session
-from app.dashboard.service import dashboard
+from app.dashboard.service import dashboard, figures_lag
 from app.ops.ratelimit import ClientRateLimiter
 from app.stats.endpoints import DEFAULT_DAYS, MAX_BUCKETS
 from app.stats.schemas import Bucket
@@ -78,6 +78,8 @@ async def dashboard_page(
         rule=rule,
         rules=data.rules if data else sorted(loaded),
         data=data,
+        today=runtime.clock.now().date(),
+        lag=figures_lag(runtime.settings),
         error=error,
     )
     return _html(body, status_code)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from app.console.access import Visit
 from app.console.render import render
@@ -23,6 +23,8 @@ def dashboard_page(
     rule: str | None,
     rules: list[str],
     data: Dashboard | None,
+    today: date,
+    lag: timedelta,
     error: str | None = None,
 ) -> str:
     """The page; with `error` (a bad span or rule), only the form and the message."""
@@ -37,4 +39,8 @@ def dashboard_page(
         rules=rules,
         data=data,
         error=error,
+        lag_minutes=max(1, round(lag.total_seconds() / 60)),
+        # Quick ranges: the last 7, 30 and 90 days to today, the rest of the form as it is.
+        ranges=[(days, (today - timedelta(days=days - 1)).isoformat()) for days in (7, 30, 90)],
+        today=today.isoformat(),
     )

@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
 from app.dashboard.charts import Chart, line_chart
+from app.outbox.queue import unsent_by_reason
 from app.reviews.schemas import ReviewStats
 from app.reviews.service import review_stats
 from app.rules.loader import RuleSet
 from app.stats import service as stats
+from app.stats.rollup import settle_time
 from app.stats.schemas import Bucket, BucketRow, Overview, RulesStats, StepRow
 from app.stats.service import Span
 from app.survey.repository import AnswerFilter
@@ -27,7 +31,7 @@ COMMENTS_SHOWN = 10
 class Dashboard:
     span: Span
     bucket: Bucket
-    rule: str | None  # the charts' rule; None: all rules together
+    rule: str | None  # the chosen rule; None: all rules together
     rules: list[str]  # to choose from: loaded, or in the stats of the span
     overview: Overview
     table: RulesStats
@@ -41,6 +45,12 @@ class Dashboard:
     comments: AnswerPage
     # Product reviews (people's only) by product and by category.
     reviews: dict[str, ReviewStats]
+    # (status, reason, count) of the span's messages that were not sent (the rule's, if any).
+    unsent: list[tuple[str, str, int]]
+
+    @property
+    def has_revenue(self) -> bool:
+        return any(chart.name.startswith("revenue-") for chart in self.charts)
 
     @property
     def empty(self) -> bool:
@@ -72,8 +82,12 @@ async def dashboard(
         if found is None:
             return None
         series = found.rows
-    overview = await stats.overview(session, span=span)
+    # Every figure of the page that belongs to a rule is the chosen rule's.
+    overview = await stats.overview(session, span=span, rule=rule)
     table = await stats.by_rule(session, span=span)
+    every_rule = sorted({*loaded_rules, *(row.rule for row in table.rows)})
+    if rule is not None:
+        table = table.model_copy(update={"rows": [r for r in table.rows if r.rule == rule]})
     steps: defaultdict[tuple[str, str | None], list[StepRow]] = defaultdict(list)
     for step in (await stats.by_step(session, span=span)).rows:
         steps[(step.rule, step.variant)].append(step)
@@ -81,6 +95,11 @@ async def dashboard(
         by: await nps_report(session, first=span.first, last=span.last, by=by, rules=rule_set)
         for by in ("rule", "category", "month", bucket)
     }
+    if rule is not None:
+        by_rule = surveys["rule"]
+        surveys["rule"] = by_rule.model_copy(
+            update={"rows": [row for row in by_rule.rows if row.key == rule]}
+        )
     # By day or week the API answers every bucket: the page lists those with something in.
     over_time = surveys[bucket]
     surveys[bucket] = over_time.model_copy(
@@ -99,11 +118,14 @@ async def dashboard(
         by: await review_stats(session, first=span.first, last=span.last, by=by)
         for by in ("product", "category")
     }
+    since = datetime.combine(span.first, time(), UTC)
+    until = datetime.combine(span.last + timedelta(days=1), time(), UTC)
+    unsent = await unsent_by_reason(session, since=since, until=until, rule=rule)
     return Dashboard(
         span=span,
         bucket=bucket,
         rule=rule,
-        rules=sorted({*loaded_rules, *(row.rule for row in table.rows)}),
+        rules=every_rule,
         overview=overview,
         table=table,
         steps={key: rows for key, rows in steps.items() if any(r.step > 1 for r in rows)},
@@ -112,7 +134,15 @@ async def dashboard(
         surveys=surveys,
         comments=comments,
         reviews=reviews,
+        unsent=unsent,
     )
+
+
+def figures_lag(settings: Settings) -> timedelta:
+    """How far the figures may trail what happened: an event waits until it has been the
+    newest for the settle time, then for the next run of the rollup job, which found it as
+    the newest on a run of its own (docs/stats.md)."""
+    return settle_time(settings) + 2 * timedelta(seconds=settings.stats_rollup_interval)
 
 
 def charts(rows: list[BucketRow], *, bucket: Bucket) -> list[Chart]:
@@ -131,17 +161,14 @@ def charts(rows: list[BucketRow], *, bucket: Bucket) -> list[Chart]:
             bucket=bucket,
         )
     ]
-    currencies = sorted({currency for row in rows for currency in row.revenue})
-    if currencies:
+    # A chart per currency: EUR and RUB on one axis would flatten one of them to nothing.
+    for currency in sorted({currency for row in rows for currency in row.revenue}):
         found.append(
             line_chart(
-                "revenue",
-                "Revenue of converted orders",
+                f"revenue-{currency}",
+                f"Revenue of converted orders, {currency}",
                 rows,
-                [
-                    (currency, [float(row.revenue.get(currency, 0)) for row in rows])
-                    for currency in currencies
-                ],
+                [(currency, [float(row.revenue.get(currency, 0)) for row in rows])],
                 bucket=bucket,
                 money=True,
             )

@@ -146,3 +146,35 @@ async def load_queue(session: AsyncSession, *, now: datetime, rule: str | None =
         paused_reasons=sorted(paused.items(), key=lambda item: (-item[1], item[0])),
         failed_reasons=sorted(failed.items(), key=lambda item: (-item[1], item[0])),
     )
+
+
+# The statuses of messages that were not sent, and will not be unless someone acts.
+UNSENT = (
+    MessageStatus.SKIPPED,
+    MessageStatus.EXPIRED,
+    MessageStatus.CANCELLED,
+    MessageStatus.HELD_OUT,
+    MessageStatus.PAUSED,
+    MessageStatus.FAILED,
+)
+
+
+async def unsent_by_reason(
+    session: AsyncSession, *, since: datetime, until: datetime, rule: str | None = None
+) -> list[tuple[str, str, int]]:
+    """(status, reason, count) of the messages due in [since, until) that were not sent,
+    most first: the reasons the stats' counts of skipped, expired and the rest leave out.
+    Read from the messages as they are now (not rolled up)."""
+    statement = (
+        select(Message.status, Message.status_reason, func.count())
+        .where(Message.status.in_(UNSENT), Message.send_at >= since, Message.send_at < until)
+        .group_by(Message.status, Message.status_reason)
+    )
+    if rule is not None:
+        statement = statement.where(Message.rule_id == rule)
+    rows = [
+        (status, reason or "none", count)
+        for status, reason, count in (await session.execute(statement)).all()
+    ]
+    order = {status: index for index, status in enumerate(UNSENT)}
+    return sorted(rows, key=lambda row: (order[MessageStatus(row[0])], -row[2], row[1]))

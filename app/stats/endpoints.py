@@ -108,7 +108,7 @@ def _csv(rows: list[BaseModel], model: type[BaseModel]) -> Response:
 @router.get(
     "/overview",
     response_model=Overview,
-    summary="Totals of all rules",
+    summary="Totals of all rules, or of one",
     responses=_responses(Overview.model_validate(_SPAN_EXAMPLE | EXAMPLE_FIGURES)),
 )
 async def get_overview(
@@ -116,9 +116,13 @@ async def get_overview(
     runtime: RuntimeDep,
     first: First = None,
     last: Last = None,
+    rule: Annotated[
+        str | None,
+        Query(max_length=128, description="only this rule's messages (every variant and step)"),
+    ] = None,
     format_: Format = "json",
 ) -> Any:
-    result = await service.overview(session, span=_span(first, last, runtime))
+    result = await service.overview(session, span=_span(first, last, runtime), rule=rule)
     return _csv([result], Overview) if format_ == "csv" else result
 
 

@@ -239,15 +239,22 @@ def _money(amount: Decimal) -> str:
     return str(cents if cents == amount else amount.normalize())
 
 
-async def overview(session: AsyncSession, *, span: Span) -> Overview:
-    total = _grouped(await _between(session, span), lambda key: None).get(None, _Sums())
+async def overview(session: AsyncSession, *, span: Span, rule: str | None = None) -> Overview:
+    """The totals of every rule, or of one `rule` (all its variants and steps)."""
+    between = await _between(session, span, rule_id=rule)
+    total = _grouped(between, lambda key: None).get(None, _Sums())
+    nps = (
+        (await _nps(session, span)).get(())
+        if rule is None
+        else (await _nps(session, span, ("rule",))).get((rule,))
+    )
     return Overview.model_validate(
         {
             "from": span.first,
             "to": span.last,
             "rolled_up_at": await repository.rolled_up_at(session),
             **total.figures(),
-            "nps": (await _nps(session, span)).get(()),
+            "nps": nps,
         }
     )
 

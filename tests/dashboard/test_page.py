@@ -55,7 +55,9 @@ async def test_the_page_shows_the_numbers_the_api_gives(
     }
     assert page.cells[("links", "")]["conversion_rate"] == "50.0 %"
     assert page.cells[("links", "")]["revenue"] == "EUR 49.80"
+    not_sent = sum(overview[s] for s in ("skipped", "expired", "cancelled", "failed"))
     assert page.cards == {
+        "not_sent": figures.count(not_sent),
         "sent": figures.count(overview["sent"]),
         "opened": figures.count(overview["opened"]),
         "clicked": figures.count(overview["clicked"]),
@@ -68,7 +70,7 @@ async def test_the_page_shows_the_numbers_the_api_gives(
         "opened_machine": figures.count(overview["opened_machine"]),
         "clicked_machine": figures.count(overview["clicked_machine"]),
     }
-    assert page.charts == ["activity", "revenue", "machines"]
+    assert page.charts == ["activity", "revenue-EUR", "machines"]
     for legend in ("Sent", "Opened", "Clicked", "Converted", "EUR", "Opened by machines"):
         assert f">{legend}</text>" in response.text, legend
 
