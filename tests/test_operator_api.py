@@ -69,6 +69,29 @@ async def test_paging(client: AsyncClient, api: Api) -> None:
     assert seen == ["104", "103", "102", "101", "100"]
 
 
+async def test_list_by_days(client: AsyncClient, api: Api) -> None:
+    """`from` and `to`: UTC days, both included, of the send time of mail not sent."""
+    for order_id, day in (("31", "2026-11-20"), ("32", "2026-11-25")):
+        at = f"{day}T09:00:00Z"
+        body = order_created(order_id=order_id, created_at=at, occurred_at=at)
+        assert (await post_event(client, body)).status_code == 200
+    rows = (await client.get("/api/v1/messages", headers=api.headers)).json()["items"]
+    due = {row["order_id"]: row["send_at"][:10] for row in rows}
+
+    async def orders(**params: str) -> list[str]:
+        response = await client.get("/api/v1/messages", params=params, headers=api.headers)
+        assert response.status_code == 200, response.text
+        return [row["order_id"] for row in response.json()["items"]]
+
+    assert await orders(**{"from": due["32"]}) == ["32"]
+    assert await orders(to=due["31"]) == ["31"]
+    assert await orders(**{"from": due["31"], "to": due["31"]}) == ["31"]
+    assert await orders(**{"from": "0001-01-01", "to": "9999-12-31"}) == ["32", "31"]
+    assert await orders(**{"from": due["32"], "to": due["31"]}) == []  # an empty span
+    bad = await client.get("/api/v1/messages", params={"to": "2026-02-30"}, headers=api.headers)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "to"]
+
+
 async def test_cannot_cancel_a_sent_message(
     client: AsyncClient, api: Api, runtime: Runtime
 ) -> None:

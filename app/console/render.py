@@ -17,6 +17,7 @@ from app.dashboard import figures
 # The console's pages in the order the menu shows them: (path, name).
 PAGES: tuple[tuple[str, str], ...] = (
     ("/dashboard", "Stats"),
+    ("/dashboard/messages", "Messages"),
     ("/dashboard/queue", "Queue"),
     ("/dashboard/rules", "Rules"),
     ("/dashboard/people", "People"),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.console import answers, catalog, intake, people, queue, rules, suppressions
+from app.console import answers, catalog, intake, messages, people, queue, rules, suppressions
 
 router = APIRouter()
 router.include_router(queue.router)
+router.include_router(messages.router)
 router.include_router(rules.router)
 router.include_router(answers.router)
 router.include_router(catalog.router)

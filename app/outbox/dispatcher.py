@@ -21,7 +21,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.item_links import catalog_for_items, links_for_shop
+from app.catalog.links import ShopLinks
 from app.catalog.recommender import Recommender, RecommendRequest, item_refs
+from app.config import Settings
 from app.coupons.service import take_coupon
 from app.db import transaction
 from app.feedback.headers import envelope_sender, feedback_headers
@@ -181,8 +183,8 @@ class Dispatcher:
         async with self.runtime.session_factory() as session:
             contexts = await repository.load_send_contexts(session, ids)
             # Product pages, images and reorder ids for every item of the batch at once.
-            catalogs = await catalog_for_items(session, ((_shop(c), c.items) for c in contexts))
-            contexts = [replace(c, catalog=catalogs.get(_shop(c), {})) for c in contexts]
+            catalogs = await catalog_for_items(session, ((shop_of(c), c.items) for c in contexts))
+            contexts = [replace(c, catalog=catalogs.get(shop_of(c), {})) for c in contexts]
             history = await repository.load_order_history(
                 session,
                 [context.customer.id for context in contexts if _needs_history(context, rules)],
@@ -200,7 +202,7 @@ class Dispatcher:
             )
             # For the rules with `recommend` only, a few statements per batch at most.
             recommended = await self.recommender.pick(
-                session, _recommend_requests(contexts, rules), now=now
+                session, recommend_requests(contexts, rules), now=now
             )
             # What the later steps of sequences decide on about the step before: one query.
             previous = await repository.load_previous_steps(
@@ -477,18 +479,14 @@ class Dispatcher:
         rendered = await self.renderer.render_off_loop(
             message.template,
             locale=customer.locale,
-            context=build_context(
-                customer=customer,
-                order=context.order,
-                items=context.items,
-                matched_items=matched,
-                send_at=message.send_at,
-                shop_name=self._from_name or settings.public_url,
+            context=template_context(
+                settings,
+                context,
+                rule=rule,
+                matched=matched,
                 unsubscribe_url=unsubscribe_url,
                 coupon=coupon,
                 recommendations=recommendations,
-                links=links_for_shop(settings, _shop(context), context.catalog),
-                rule_links=rule.links if rule else None,
                 survey=message_survey_context(
                     message_id=message.id,
                     public_url=settings.public_url,
@@ -533,19 +531,9 @@ class Dispatcher:
         if rule is None or (rule.review is None and context.review is None):
             return None
         settings = self.runtime.settings
-        links = links_for_shop(settings, _shop(context), context.catalog)
-        if rule.when.event == REVIEW_ANSWERED and context.review is not None:
-            found = context.review
-            item = next((i for i in context.items if i.position == found.item_position), None)
-            return answered_review_context(
-                stars=found.stars,
-                comment=found.comment,
-                answered_at=found.answered_at,
-                name=found.name,
-                sku=found.sku,
-                category=found.category,
-                links=links.item(item) if item is not None else {},
-            )
+        links = links_for_shop(settings, shop_of(context), context.catalog)
+        if (answered := answered_review(context, rule, links)) is not None:
+            return answered
         if rule.review is None:
             return None
         chosen = distinct_items(
@@ -853,6 +841,59 @@ def _cap_facts(
     return CapFacts(rank=rank, sent=sent, waiting=waiting)
 
 
+def template_context(
+    settings: Settings,
+    context: SendContext,
+    *,
+    rule: Rule | None,
+    matched: Sequence[OrderItem],
+    unsubscribe_url: str | None,
+    coupon: Mapping[str, Any] | None,
+    recommendations: Sequence[Mapping[str, Any]] | None,
+    survey: Mapping[str, Any] | None,
+    review: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """What the message's template is rendered with. The caller gives what acts on a click
+    or is handed out (unsubscribe, coupon, survey and review links): the send's own, or an
+    operator's view's samples (app/outbox/rendering.py)."""
+    message = context.message
+    return build_context(
+        customer=context.customer,
+        order=context.order,
+        items=context.items,
+        matched_items=matched,
+        send_at=message.send_at,
+        shop_name=settings.from_address[0] or settings.public_url,
+        unsubscribe_url=unsubscribe_url,
+        coupon=coupon,
+        recommendations=recommendations,
+        links=links_for_shop(settings, shop_of(context), context.catalog),
+        rule_links=rule.links if rule else None,
+        survey=survey,
+        review=review,
+    )
+
+
+def answered_review(
+    context: SendContext, rule: Rule | None, links: ShopLinks
+) -> dict[str, Any] | None:
+    """`review` of a review.answered rule's message: the review it follows up; None for
+    any other message."""
+    if rule is None or rule.when.event != REVIEW_ANSWERED or context.review is None:
+        return None
+    found = context.review
+    item = next((i for i in context.items if i.position == found.item_position), None)
+    return answered_review_context(
+        stars=found.stars,
+        comment=found.comment,
+        answered_at=found.answered_at,
+        name=found.name,
+        sku=found.sku,
+        category=found.category,
+        links=links.item(item) if item is not None else {},
+    )
+
+
 def matched_items(context: SendContext, rule: Rule | None) -> list[OrderItem]:
     """The items the rule is about, less what was refunded: the template lists them, rebuy
     checks compare them."""
@@ -865,7 +906,7 @@ def matched_items(context: SendContext, rule: Rule | None) -> list[OrderItem]:
     ]
 
 
-def _shop(context: SendContext) -> str:
+def shop_of(context: SendContext) -> str:
     """The shop whose links the message carries: its order's, else its customer's."""
     return context.order.shop if context.order is not None else context.customer.shop
 
@@ -893,7 +934,7 @@ def _previous_key(context: SendContext) -> str | None:
     return step_dedupe_key(first_step_key(message.dedupe_key), message.step - 1)
 
 
-def _recommend_requests(contexts: Sequence[SendContext], rules: RuleSet) -> list[RecommendRequest]:
+def recommend_requests(contexts: Sequence[SendContext], rules: RuleSet) -> list[RecommendRequest]:
     """What the messages of rules with `recommend` ask of the catalog: products to go with
     the items the rule is about (every item of the order when it names none)."""
     requests = []

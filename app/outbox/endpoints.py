@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
@@ -27,6 +28,17 @@ async def list_messages(
     order_id: str | None = None,
     rule: str | None = None,
     status_: Annotated[MessageStatus | None, Query(alias="status")] = None,
+    first_day: Annotated[
+        date | None,
+        Query(
+            alias="from",
+            description="first UTC day (included) the message was sent on, or if it was "
+            "not sent, was or is due on",
+        ),
+    ] = None,
+    last_day: Annotated[
+        date | None, Query(alias="to", description="last UTC day (included), as `from`")
+    ] = None,
     cursor: Annotated[
         int | None,
         Query(ge=1, le=MAX_ROW_ID, description="next_cursor of the previous page"),
@@ -35,6 +47,8 @@ async def list_messages(
 ) -> MessagePage:
     rows = await repository.list_messages(
         session,
+        first_day=first_day,
+        last_day=last_day,
         email=email,
         order_id=order_id,
         rule=rule,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import cast
 
@@ -524,8 +524,13 @@ async def list_messages(
     status: str | None,
     before_id: int | None,
     limit: int,
+    first_day: date | None = None,
+    last_day: date | None = None,
 ) -> list[tuple[Message, str | None, str | None]]:
-    """Newest first, keyset-paged by id: (message, customer email, order's shop id)."""
+    """Newest first, keyset-paged by id: (message, customer email, order's shop id).
+
+    `first_day` and `last_day` (UTC days, both included) bound when the message went out,
+    or for one not sent (yet), its send time."""
     statement = (
         select(Message, Customer.email, Order.external_id)
         .join(Customer, Customer.id == Message.customer_id)
@@ -543,6 +548,12 @@ async def list_messages(
         statement = statement.where(Message.status == status)
     if before_id is not None:
         statement = statement.where(Message.id < before_id)
+    when = func.coalesce(Message.sent_at, Message.send_at)
+    if first_day is not None:
+        statement = statement.where(when >= datetime.combine(first_day, time.min, UTC))
+    if last_day is not None and last_day < date.max:  # the last day there is: no bound
+        next_day = datetime.combine(last_day, time.min, UTC) + timedelta(days=1)
+        statement = statement.where(when < next_day)
     return [(row[0], row[1], row[2]) for row in (await session.execute(statement)).all()]
 
 

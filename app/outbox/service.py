@@ -74,3 +74,26 @@ async def end_message(
         else ("sending with an expired lease")
     )
     raise MessageConflict(f"message is {message.status}; {action} applies to {allowed}")
+
+
+async def send_now(
+    session: AsyncSession, *, message_id: int, now: datetime
+) -> tuple[Message, str | None, str | None]:
+    """Make a `scheduled` message due now: the dispatcher's next run takes it, and decides
+    on it as on any due message (suppressions, caps, its rule's checks still apply).
+
+    A retry waiting for its next attempt is tried now too. Any other status is refused with
+    MessageConflict: a paused message waits for its rule, the rest are under way or ended.
+    Returns the message with its address and order id, as `repository.get_message`."""
+    found = await repository.get_message(session, message_id)
+    if found is None:
+        raise MessageNotFound(f"no message {message_id}")
+    message = found[0]
+    if message.status != MessageStatus.SCHEDULED:
+        raise MessageConflict(f"message is {message.status}; send now applies to scheduled")
+    if message.send_at > now:
+        message.send_at = now
+    message.next_attempt_at = min(message.next_attempt_at, now)
+    message.updated_at = now
+    await session.flush()
+    return found

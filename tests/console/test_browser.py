@@ -46,6 +46,42 @@ async def test_the_console_pages_in_chromium(
         assert await current.inner_text() == "Stats"
 
 
+async def test_the_messages_pages_in_chromium(
+    client: AsyncClient,
+    runtime: Runtime,
+    clock: FrozenClock,
+    dispatcher: Dispatcher,
+    tmp_path: Path,
+    served: str,  # noqa: F811
+    screenshot_dirs: list[Path],  # noqa: F811
+) -> None:
+    use_rules(runtime, tmp_path, RULES)
+    await _orders(client, "9101", "9102")
+    clock.advance(minutes=30)
+    assert (await dispatcher.run_once()).outcomes == {"sent": 4}
+    async with console(served, screenshot_dirs) as browser:
+        await browser.open("/dashboard/messages")
+        assert await browser.page.locator("#messages tbody tr").count() == 8
+        await browser.check_page("messages")
+        # A sent message: its facts, timeline, the email in its frame, the text part.
+        await browser.page.click("#messages tbody tr:nth-child(5) a")
+        assert "/dashboard/messages/" in browser.page.url
+        frame = browser.page.frame_locator("iframe.email")
+        assert "Thank you for your order" in (await frame.locator("body").text_content() or "")
+        assert await browser.page.locator("#timeline li").count() >= 3
+        await browser.check_page("message")
+        # A scheduled one, with its buttons; sent now, it says so.
+        await browser.open("/dashboard/messages?status=scheduled")
+        await browser.page.click("#messages tbody tr:first-child a")
+        await browser.check_page("message-scheduled")
+        async with browser.page.expect_navigation():
+            await browser.page.click("text=Send now")
+        assert browser.page.url.endswith("?done=sent-now")
+        assert await browser.page.locator("p.done").inner_text() == (
+            "Due now: the worker's next run takes it."
+        )
+
+
 async def test_people_and_suppressions_in_chromium(
     client: AsyncClient,
     api: Api,
