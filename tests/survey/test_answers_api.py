@@ -12,6 +12,7 @@ from httpx import AsyncClient
 from app.config import Settings
 from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
+from tests.browser.harness import console, screenshot_dirs, served  # noqa: F401
 from tests.conftest import Api, FrozenClock
 from tests.dashboard.conftest import sign_in
 from tests.smtp_sink import SmtpSink
@@ -162,3 +163,19 @@ async def test_the_console_page_shows_the_same_answers(
     for bad in ({"min_score": "11"}, {"min_score": "x"}, {"min_score": "8", "max_score": "3"}):
         response = await client.get("/dashboard/answers", params=bad)
         assert response.status_code == 422 and 'role="alert"' in response.text, bad
+
+
+@pytest.mark.slow
+async def test_the_console_page_in_chromium(
+    answered: None,
+    served: str,  # noqa: F811
+    screenshot_dirs: list[Path],  # noqa: F811
+) -> None:
+    async with console(served, screenshot_dirs) as browser:
+        await browser.open("/dashboard/answers")
+        assert await browser.page.locator("#answers tbody tr").count() == 3
+        await browser.check_page("answers-with-comments")
+        await browser.page.check("input[name=commented]")
+        async with browser.page.expect_navigation():
+            await browser.page.click("form.filters button")
+        assert await browser.page.locator("#answers tbody tr").count() == 2
