@@ -34,16 +34,16 @@ from app.reviews.service import (
 from app.reviews.tokens import SAMPLE_TOKEN
 from app.runtime import Runtime
 from app.stats.export import columns_of, csv_text
-from app.survey.endpoints import (
-    COMMENT_FORM,
-    _browser_language,
-    _comment_field,
-    _invalid,
-    _page,
-    _refused,
-    _visit,
-)
 from app.survey.pages import page_language
+from app.survey.responses import (
+    COMMENT_FORM,
+    answer_page,
+    browser_language,
+    comment_field,
+    invalid_link,
+    refused_comment,
+    visit_of,
+)
 from app.survey.scales import SurveyKind
 from app.survey.service import CommentProblem, comment_problem
 
@@ -53,11 +53,11 @@ api_router = APIRouter(
 )
 # Five stars are CSAT's 1-5 scale on the shared pages, with the product's own question.
 _STARS = SurveyKind.CSAT
-_PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/html": {}}, "description": "The page"},
     404: {"content": {"text/html": {}}, "description": "Not a valid token, or stars off 1-5"},
 }
-_COMMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+COMMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/html": {}}, "description": "Comment stored: thanks"},
     404: {
         "content": {"text/html": {}},
@@ -77,13 +77,13 @@ def _question(target: ReviewTarget | None, language: str) -> dict[str, str]:
 @router.get(
     "/{token}",
     response_class=HTMLResponse,
-    responses=_PAGE_RESPONSES,
+    responses=PAGE_RESPONSES,
     summary="The stars of one product (`item.review_url` in mail); records nothing",
 )
 @router.head(
     "/{token}",
     response_class=HTMLResponse,
-    responses=_PAGE_RESPONSES,
+    responses=PAGE_RESPONSES,
     operation_id="review_choices_head",
     summary="The stars of one product",
 )
@@ -91,8 +91,8 @@ async def choices(
     token: str, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> HTMLResponse:
     if token == SAMPLE_TOKEN:
-        language = _browser_language(request)
-        return _page(
+        language = browser_language(request)
+        return answer_page(
             "choose",
             language,
             token=token,
@@ -104,21 +104,23 @@ async def choices(
         session, token=token, settings=runtime.settings, now=runtime.clock.now()
     )
     if target is None:
-        return _invalid(request)
+        return invalid_link(request)
     language = page_language(target.locale)
-    return _page("choose", language, token=token, kind=_STARS, question=_question(target, language))
+    return answer_page(
+        "choose", language, token=token, kind=_STARS, question=_question(target, language)
+    )
 
 
 @router.get(
     "/{token}/{stars}",
     response_class=HTMLResponse,
-    responses=_PAGE_RESPONSES,
+    responses=PAGE_RESPONSES,
     summary="Rate the product (one-click link in mail)",
 )
 @router.head(
     "/{token}/{stars}",
     response_class=HTMLResponse,
-    responses=_PAGE_RESPONSES,
+    responses=PAGE_RESPONSES,
     operation_id="review_answer_head",
     summary="Check a star link (records nothing)",
 )
@@ -126,10 +128,12 @@ async def rate(
     token: str, stars: str, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> HTMLResponse:
     if stars not in ("1", "2", "3", "4", "5"):
-        return _invalid(request)
+        return invalid_link(request)
     value = int(stars)
     if token == SAMPLE_TOKEN:
-        return _page("thanks", _browser_language(request), score=value, sample=True, kind=_STARS)
+        return answer_page(
+            "thanks", browser_language(request), score=value, sample=True, kind=_STARS
+        )
     now = runtime.clock.now()
     target = await find_target(session, token=token, settings=runtime.settings, now=now)
     if target is not None and request.method != "HEAD":
@@ -137,7 +141,7 @@ async def rate(
             session,
             token=token,
             stars=value,
-            visit=_visit(request),
+            visit=visit_of(request),
             settings=runtime.settings,
             now=now,
         )
@@ -145,8 +149,8 @@ async def rate(
         if recorded is not None and recorded[1] is not None:
             await _plan_follow_ups(runtime, session, recorded[1])
     if target is None:
-        return _invalid(request)
-    return _page("thanks", page_language(target.locale), score=value, kind=_STARS)
+        return invalid_link(request)
+    return answer_page("thanks", page_language(target.locale), score=value, kind=_STARS)
 
 
 async def _plan_follow_ups(runtime: Runtime, session: AsyncSession, answer: ReviewAnswered) -> None:
@@ -166,29 +170,29 @@ async def _plan_follow_ups(runtime: Runtime, session: AsyncSession, answer: Revi
     "/{token}/comment",
     response_class=HTMLResponse,
     summary="Add a comment to the product's review",
-    responses=_COMMENT_RESPONSES,
+    responses=COMMENT_RESPONSES,
     openapi_extra=COMMENT_FORM,
 )
 async def comment(
     token: str, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> HTMLResponse:
-    text, complete = await _comment_field(request)
+    text, complete = await comment_field(request)
     problem: CommentProblem | None = "too_long" if not complete else comment_problem(text)
     if token == SAMPLE_TOKEN:
-        language = _browser_language(request)
+        language = browser_language(request)
         if problem is not None:
-            return _refused(language, problem, text, sample=True, kind=_STARS)
-        return _page("commented", language, sample=True)
+            return refused_comment(language, problem, text, sample=True, kind=_STARS)
+        return answer_page("commented", language, sample=True)
     settings, now = runtime.settings, runtime.clock.now()
     if problem is not None:
         target = await find_target(session, token=token, settings=settings, now=now)
         if target is None:
-            return _invalid(request)
-        return _refused(page_language(target.locale), problem, text, kind=_STARS)
+            return invalid_link(request)
+        return refused_comment(page_language(target.locale), problem, text, kind=_STARS)
     result = await add_comment(session, token=token, comment=text, settings=settings, now=now)
     if result is None or result[1] == CommentOutcome.NO_REVIEW:
-        return _invalid(request)
-    return _page("commented", page_language(result[0].locale))
+        return invalid_link(request)
+    return answer_page("commented", page_language(result[0].locale))
 
 
 Stars = Annotated[int | None, Query(ge=1, le=5)]

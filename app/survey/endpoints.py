@@ -11,21 +11,29 @@ the link is good: HTTP calls it safe, and no person answers with it.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
-from urllib.parse import parse_qs
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 
 from app.api.deps import API_KEY_RESPONSES, MAX_ROW_ID, ApiKeyDep, RuntimeDep, SessionDep
-from app.mail.languages import accepted_languages
 from app.outbox.rewards import REWARDS
-from app.survey.pages import Page, page_language, render_page
+from app.survey.pages import page_language
 from app.survey.repository import AnswerFilter, AnswerTarget
+from app.survey.responses import (
+    COMMENT_FORM,
+    COMMENT_RESPONSES,
+    PAGE_RESPONSES,
+    answer_page,
+    browser_language,
+    comment_field,
+    invalid_link,
+    refused_comment,
+    visit_of,
+)
 from app.survey.scales import scale_of
 from app.survey.schemas import AnswerPage
 from app.survey.service import (
-    MAX_COMMENT,
     CommentOutcome,
     CommentProblem,
     add_comment,
@@ -35,7 +43,6 @@ from app.survey.service import (
     record_answer,
 )
 from app.survey.tokens import SAMPLE_TOKENS
-from app.tracking.service import Visit
 
 router = APIRouter(prefix="/s", tags=["survey"])
 # The answers for the shop: API-key protected, unlike the links above.
@@ -47,73 +54,6 @@ api_router = APIRouter(
 )
 
 _SCORE = re.compile(r"10|[0-9]")
-# A form-encoded comment of MAX_COMMENT characters takes at most 12 bytes each (a 4-byte
-# character, percent-encoded); anything longer is refused unread.
-_MAX_BODY = MAX_COMMENT * 12 + 1024
-_HEADERS = {
-    # Answers must reach us to be counted, and a page with a token is for nobody to keep.
-    "Cache-Control": "no-store",
-    # The token in the URL must not leak to other sites through the Referer header.
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex, nofollow",
-}
-_PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/html": {}}, "description": "The thank-you page"},
-    404: {
-        "content": {"text/html": {}},
-        "description": "Not a valid token (tampered, unknown, expired), or a score off its scale",
-    },
-}
-# The comment form's body as the API description shows it (the review pages post the same).
-COMMENT_FORM: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/x-www-form-urlencoded": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"comment": {"type": "string", "maxLength": MAX_COMMENT}},
-                    "required": ["comment"],
-                }
-            }
-        },
-    }
-}
-_COMMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/html": {}}, "description": "Comment stored: thanks"},
-    404: {
-        "content": {"text/html": {}},
-        "description": "Not a valid token, or the message has no answer to comment on",
-    },
-    422: {
-        "content": {"text/html": {}},
-        "description": f"An empty comment, or one over {MAX_COMMENT} characters: the form again",
-    },
-}
-
-
-def _visit(request: Request) -> Visit:
-    return Visit(
-        method=request.method,
-        user_agent=request.headers.get("user-agent", ""),
-        ip=request.client.host if request.client else None,
-    )
-
-
-def _browser_language(request: Request) -> str:
-    return page_language(*accepted_languages(request.headers.get("accept-language", "")))
-
-
-def _page(page: Page, language: str, *, status_code: int = 200, **values: Any) -> HTMLResponse:
-    return HTMLResponse(
-        render_page(page, language=language, **values), status_code=status_code, headers=_HEADERS
-    )
-
-
-def _invalid(request: Request) -> HTMLResponse:
-    # One answer for every bad link: nothing to learn from it. No customer to ask, so the
-    # browser's languages.
-    return _page("invalid", _browser_language(request), status_code=status.HTTP_404_NOT_FOUND)
 
 
 # GET and HEAD are registered apart so that each has its own OpenAPI operation id.
@@ -121,13 +61,13 @@ def _invalid(request: Request) -> HTMLResponse:
     "/{token}",
     response_class=HTMLResponse,
     summary="The answers of a survey (`survey.url` in mail); records nothing",
-    responses=_PAGE_RESPONSES,
+    responses=PAGE_RESPONSES,
 )
 @router.head(
     "/{token}",
     response_class=HTMLResponse,
     summary="The answers of a survey; records nothing",
-    responses=_PAGE_RESPONSES,
+    responses=PAGE_RESPONSES,
     operation_id="survey_choices_head",
 )
 async def choices(
@@ -135,45 +75,45 @@ async def choices(
 ) -> HTMLResponse:
     if token in SAMPLE_TOKENS:
         kind = SAMPLE_TOKENS[token]
-        return _page("choose", _browser_language(request), token=token, sample=True, kind=kind)
+        return answer_page("choose", browser_language(request), token=token, sample=True, kind=kind)
     found = await find_target(
         session, token=token, settings=runtime.settings, now=runtime.clock.now()
     )
     if found is None:
-        return _invalid(request)
-    return _page("choose", page_language(found[0].locale), token=token, kind=found[1].kind)
+        return invalid_link(request)
+    return answer_page("choose", page_language(found[0].locale), token=token, kind=found[1].kind)
 
 
 @router.get(
     "/{token}/{score}",
     response_class=HTMLResponse,
     summary="Answer the survey (one-click link in mail)",
-    responses=_PAGE_RESPONSES,
+    responses=PAGE_RESPONSES,
 )
 @router.head(
     "/{token}/{score}",
     response_class=HTMLResponse,
     summary="Check a survey link (records nothing)",
-    responses=_PAGE_RESPONSES,
+    responses=PAGE_RESPONSES,
     operation_id="survey_answer_head",
 )
 async def answer(
     token: str, score: str, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> HTMLResponse:
     if not _SCORE.fullmatch(score):
-        return _invalid(request)
+        return invalid_link(request)
     value = int(score)
     if token in SAMPLE_TOKENS:  # a preview's link: shows the page, records nothing
         kind = SAMPLE_TOKENS[token]
         if not scale_of(kind).fits(value):
-            return _invalid(request)
-        language = _browser_language(request)
-        return _page("thanks", language, score=value, sample=True, kind=kind)
+            return invalid_link(request)
+        language = browser_language(request)
+        return answer_page("thanks", language, score=value, sample=True, kind=kind)
     now = runtime.clock.now()
     # The kind is signed in the token: the scale is read before anything is recorded.
     found = await find_target(session, token=token, settings=runtime.settings, now=now)
     if found is None or not scale_of(found[1].kind).fits(value):
-        return _invalid(request)
+        return invalid_link(request)
     kind = found[1].kind
     target: AnswerTarget | None = found[0]
     if request.method != "HEAD":
@@ -181,71 +121,44 @@ async def answer(
             session,
             token=token,
             score=value,
-            visit=_visit(request),
+            visit=visit_of(request),
             settings=runtime.settings,
             now=now,
             rules=runtime.rules.current,
             rewards=REWARDS,
         )
     if target is None:
-        return _invalid(request)
-    return _page("thanks", page_language(target.locale), score=value, kind=kind)
+        return invalid_link(request)
+    return answer_page("thanks", page_language(target.locale), score=value, kind=kind)
 
 
 @router.post(
     "/{token}/comment",
     response_class=HTMLResponse,
     summary="Add a comment to the survey answer",
-    responses=_COMMENT_RESPONSES,
+    responses=COMMENT_RESPONSES,
     openapi_extra=COMMENT_FORM,
 )
 async def comment(
     token: str, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> HTMLResponse:
-    text, complete = await _comment_field(request)
+    text, complete = await comment_field(request)
     problem: CommentProblem | None = "too_long" if not complete else comment_problem(text)
     if token in SAMPLE_TOKENS:
-        language = _browser_language(request)
+        language = browser_language(request)
         if problem is not None:
-            return _refused(language, problem, text, sample=True, kind=SAMPLE_TOKENS[token])
-        return _page("commented", language, sample=True)
+            return refused_comment(language, problem, text, sample=True, kind=SAMPLE_TOKENS[token])
+        return answer_page("commented", language, sample=True)
     settings, now = runtime.settings, runtime.clock.now()
     if problem is not None:
         found = await find_target(session, token=token, settings=settings, now=now)
         if found is None:
-            return _invalid(request)
-        return _refused(page_language(found[0].locale), problem, text, kind=found[1].kind)
+            return invalid_link(request)
+        return refused_comment(page_language(found[0].locale), problem, text, kind=found[1].kind)
     result = await add_comment(session, token=token, comment=text, settings=settings, now=now)
     if result is None or result[1] == CommentOutcome.NO_ANSWER:
-        return _invalid(request)
-    return _page("commented", page_language(result[0].locale))
-
-
-def _refused(
-    language: str, problem: CommentProblem, text: str, *, sample: bool = False, kind: str
-) -> HTMLResponse:
-    return _page(
-        "thanks",
-        language,
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        problem=problem,
-        comment=text[:MAX_COMMENT],
-        sample=sample,
-        kind=kind,
-    )
-
-
-async def _comment_field(request: Request) -> tuple[str, bool]:
-    """The form's `comment` (newlines as "\\n"), and False when the body was too big to read."""
-    data = b""
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > _MAX_BODY:
-            return "", False
-    fields = parse_qs(data.decode("utf-8", "replace"), keep_blank_values=True)
-    values = fields.get("comment") or [""]
-    # Browsers send a textarea's line breaks as CRLF; its maxlength counts them as one.
-    return values[0].replace("\r\n", "\n").replace("\r", "\n"), True
+        return invalid_link(request)
+    return answer_page("commented", page_language(result[0].locale))
 
 
 Score = Annotated[int | None, Query(ge=0, le=10)]
