@@ -43,3 +43,23 @@ def print_json(value: BaseModel | dict[str, Any], stdout: TextIO) -> None:
         else to_jsonable_python(value)
     )
     print(json.dumps(data, indent=2, ensure_ascii=False), file=stdout)
+
+
+# The API's bounds on ids and page sizes (app.api.deps.MAX_ROW_ID, `limit`'s le=500), kept
+# here so the commands need not import FastAPI.
+MAX_ROW_ID = 2**63 - 1
+MAX_LIMIT = 500
+
+
+def page_problem(
+    *, option: str, value: str | None, choices: Sequence[str], limit: int, cursor: int | None
+) -> str | None:
+    """What is wrong with a listing command's filter (`option` VALUE among `choices`),
+    --limit and --cursor, as the API would refuse them; None when nothing is."""
+    if value is not None and value not in choices:
+        return f"{option} {value!r} is none of " + ", ".join(choices)
+    if not 1 <= limit <= MAX_LIMIT:
+        return f"--limit must be 1 to {MAX_LIMIT}"
+    if cursor is not None and not 1 <= cursor <= MAX_ROW_ID:
+        return "--cursor must be a next_cursor printed by a previous page"
+    return None

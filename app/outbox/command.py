@@ -20,14 +20,11 @@ from app.outbox.schemas import (
     message_page,
 )
 from app.outbox.service import MessageConflict, MessageNotFound, OperatorAction, end_message
-from app.terminal import NONE, aligned, moment, one_line, print_json
+from app.terminal import MAX_ROW_ID, NONE, aligned, moment, one_line, page_problem, print_json
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
-# The API's bounds on ids and page sizes (app.api.deps.MAX_ROW_ID, `limit`'s le=500).
-MAX_ROW_ID = 2**63 - 1
-MAX_LIMIT = 500
 
 
 def end_command(
@@ -81,14 +78,13 @@ def list_command(
     stderr: TextIO,
 ) -> int:
     """GET /api/v1/messages: newest first, one page; the next page is `--cursor N`."""
-    statuses = [known.value for known in MessageStatus]
-    problem = None
-    if status is not None and status not in statuses:
-        problem = f"--status {status!r} is none of " + ", ".join(statuses)
-    elif not 1 <= limit <= MAX_LIMIT:
-        problem = f"--limit must be 1 to {MAX_LIMIT}"
-    elif cursor is not None and not 1 <= cursor <= MAX_ROW_ID:
-        problem = "--cursor must be a next_cursor printed by a previous page"
+    problem = page_problem(
+        option="--status",
+        value=status,
+        choices=[known.value for known in MessageStatus],
+        limit=limit,
+        cursor=cursor,
+    )
     if problem is not None:
         print(f"aftersale messages list: {problem}", file=stderr)
         return EXIT_USAGE

@@ -15,14 +15,11 @@ from app.models import SuppressionReason
 from app.suppressions import service
 from app.suppressions.repository import get_suppression, list_suppressions
 from app.suppressions.schemas import RemovalReportOut, SuppressionPage, suppression_page
-from app.terminal import aligned, moment, one_line, print_json
+from app.terminal import aligned, moment, one_line, page_problem, print_json
 
 EXIT_OK = 0
 EXIT_NOTHING = 1  # no address given was on the list
 EXIT_USAGE = 2
-# The API's bounds on cursors and page sizes (app.api.deps.MAX_ROW_ID, `limit`'s le=500).
-MAX_ROW_ID = 2**63 - 1
-MAX_LIMIT = 500
 
 
 def remove_command(
@@ -148,14 +145,13 @@ def list_command(
     stderr: TextIO,
 ) -> int:
     """GET /api/v1/suppressions: newest first, one page; the next page is `--cursor N`."""
-    reasons = [known.value for known in SuppressionReason]
-    problem = None
-    if reason is not None and reason not in reasons:
-        problem = f"--reason {reason!r} is none of " + ", ".join(reasons)
-    elif not 1 <= limit <= MAX_LIMIT:
-        problem = f"--limit must be 1 to {MAX_LIMIT}"
-    elif cursor is not None and not 1 <= cursor <= MAX_ROW_ID:
-        problem = "--cursor must be a next_cursor printed by a previous page"
+    problem = page_problem(
+        option="--reason",
+        value=reason,
+        choices=[known.value for known in SuppressionReason],
+        limit=limit,
+        cursor=cursor,
+    )
     if problem is not None:
         print(f"aftersale suppressions list: {problem}", file=stderr)
         return EXIT_USAGE

@@ -10,94 +10,39 @@ AFTERSALE_SCREENSHOT_DIR when set (the path is printed).
 
 from __future__ import annotations
 
-import asyncio
-import os
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from httpx import AsyncClient
 
 from app.dashboard import figures
 from app.outbox.dispatcher import Dispatcher
 from app.runtime import Runtime
-from tests.browser.harness import Browser
+from tests.browser.harness import (  # noqa: F401 (served, screenshot_dirs: fixtures)
+    BROWSER_ARGS,
+    CHROMIUM,
+    Browser,
+    require_browser,
+    screenshot_dirs,
+    served,
+)
 from tests.conftest import TEST_API_KEY, Api, FrozenClock, Visitor
 from tests.dashboard.conftest import api_figures, seed
-from tests.smtp_sink import SmtpSink, free_port
+from tests.smtp_sink import SmtpSink
 from tests.stats.conftest import SPAN
 
 if TYPE_CHECKING:
     from playwright.async_api import Page, Route
 
 pytestmark = pytest.mark.slow
-CHROMIUM = Path("/usr/bin/chromium")
-# As tests/mail/test_screenshots.py launches it: headless, and nothing of its own online.
-BROWSER_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # The page as wide as the window (the table scrolls in its own box): usable on a phone.
 _PAGE_WIDTH = "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
 # Each chart's series: its legend label and whether its line has a drawn path.
 _SERIES = """svg => Array.from(svg.querySelectorAll(".legends .legend text")).map(
   (text, index) => [text.textContent,
     !!svg.querySelector(`.series.serie-${index} path.line[d^="M"]`)])"""
-
-
-def _require_browser() -> None:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing (Debian: apt-get install chromium; .ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}, and CI requires it")
-        pytest.skip(reason)
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("playwright is not installed, and CI requires it (pip install '.[dev]')")
-        pytest.skip("playwright is not installed (pip install -c constraints.txt -e '.[dev]')")
-
-
-@pytest.fixture
-async def served(app: FastAPI) -> AsyncIterator[str]:
-    """The app on a real socket, through uvicorn; its base URL."""
-    port = free_port()
-    # The app fixture already ran the lifespan; log_config None leaves logging as pytest has it.
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="off", log_config=None, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
-
-
-@pytest.fixture
-def screenshot_dirs(tmp_path: Path) -> list[Path]:
-    folders = [tmp_path / "screenshots"]
-    extra = os.environ.get("AFTERSALE_SCREENSHOT_DIR")
-    if extra:
-        folders.append(Path(extra))
-    for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
-    return folders
 
 
 async def test_the_dashboard_in_chromium(
@@ -108,10 +53,10 @@ async def test_the_dashboard_in_chromium(
     dispatcher: Dispatcher,
     smtp_sink: SmtpSink,
     clock: FrozenClock,
-    served: str,
-    screenshot_dirs: list[Path],
+    served: str,  # noqa: F811
+    screenshot_dirs: list[Path],  # noqa: F811
 ) -> None:
-    _require_browser()
+    require_browser()
     from playwright.async_api import async_playwright
 
     await seed(client, visitor, dispatcher, smtp_sink, clock, runtime)
