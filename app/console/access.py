@@ -77,12 +77,13 @@ def visit(request: Request, runtime: Runtime) -> Visit | None:
     return Visit(csrf=csrf.token(cookie, secret=settings.session_secret), now=now)
 
 
-async def read_form(request: Request) -> dict[str, str] | None:
-    """The url-encoded form's fields (the first of each name); None when it is too long."""
+async def read_form(request: Request, *, limit: int = MAX_FORM_BYTES) -> dict[str, str] | None:
+    """The url-encoded form's fields (the first of each name); None when it is longer than
+    `limit` bytes (read no further)."""
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_FORM_BYTES:
+        if len(body) > limit:
             return None
     fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
     return {name: values[0] for name, values in fields.items()}

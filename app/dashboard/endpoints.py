@@ -11,13 +11,20 @@ from __future__ import annotations
 import math
 from datetime import date, timedelta
 from typing import Annotated
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.api.deps import RuntimeDep, SessionDep, api_key_status
-from app.console.access import forbidden, html, posted_form, signed_in, to_login, visit
+from app.console.access import (
+    forbidden,
+    html,
+    posted_form,
+    read_form,
+    signed_in,
+    to_login,
+    visit,
+)
 from app.dashboard import pages, session
 from app.dashboard.service import dashboard, figures_lag
 from app.ops.ratelimit import ClientRateLimiter
@@ -102,7 +109,7 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
             status.HTTP_429_TOO_MANY_REQUESTS,
             **{"Retry-After": str(seconds)},
         )
-    form = await _form(request)
+    form = await read_form(request, limit=_MAX_FORM_BYTES)
     if form is None:
         return _html(
             pages.login_page(message="That was not a login form."),
@@ -154,14 +161,3 @@ def _login_limiter(request: Request) -> ClientRateLimiter:
         limiter = ClientRateLimiter(per_minute=LOGIN_PER_MINUTE, burst=LOGIN_BURST)
         request.app.state.dashboard_login_limiter = limiter
     return limiter
-
-
-async def _form(request: Request) -> dict[str, str] | None:
-    """The login form's fields; None when it is too long for one."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _MAX_FORM_BYTES:
-            return None
-    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
-    return {name: values[0] for name, values in fields.items()}

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.browser.harness import BROWSER_ARGS
 from tests.mail.sent_samples import (
     PRODUCT_IMAGES,
     SETTINGS,
@@ -39,16 +40,6 @@ if TYPE_CHECKING:
 
 # Phones, and the width the layout is designed for.
 WIDTHS = (375, 600)
-BROWSER_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 # A product's picture: one sage-green pixel, drawn at the size the mail asks, so the
 # screenshots show where pictures go.
