@@ -20,8 +20,8 @@ from app.rules.loader import load_rules
 from app.simulate.engagement import take_engagement
 from app.simulate.recommend import Catalog, Recommendations
 from app.simulate.replay import SimulationResult, simulate
-from app.simulate.shards import can_fork, default_jobs, simulate_split, splittable
 from app.simulate.report import json_lines, table
+from app.simulate.shards import can_fork, default_jobs, simulate_split, splittable
 
 
 def simulate_command(

@@ -327,7 +327,7 @@ def _work(index: int, pipe: Connection) -> None:
                 engagement=engagement,
             )
         )
-    except BaseException:  # noqa: BLE001 - the parent reports it
+    except BaseException:  # the parent reports it
         pipe.send(_Failed(traceback.format_exc()))
     finally:
         pipe.close()
