@@ -295,12 +295,14 @@ def main() -> None:
 
         # Both as `aftersale simulate` runs them: with the garbage collector paused.
         def baseline() -> object:
+            forget_addresses()
             with paused_gc():
                 parsed, bad = parse_lines(path.read_bytes().split(b"\n"))
             assert not bad, bad[:3]
             return parsed
 
         def full() -> object:
+            forget_addresses()
             with paused_gc():
                 parsed, bad = parse_lines(path.read_bytes().split(b"\n"))
                 assert not bad, bad[:3]

@@ -280,7 +280,10 @@ def merged(results: Sequence[SimulationResult]) -> SimulationResult:
 
 
 def _receive(pipe: Connection) -> Any:
-    message = pipe.recv()
+    try:
+        message = pipe.recv()
+    except EOFError:
+        raise RuntimeError("a simulate process ended without its result (out of memory?)") from None
     if isinstance(message, _Failed):
         raise RuntimeError(f"a simulate process failed:\n{message.trace}")
     return message

@@ -308,3 +308,14 @@ def test_the_single_replay_lists_by_send_time_then_customer(folder: Path) -> Non
     )
     keys = [(o.send_at, o.customer_id) for o in result.outcomes]
     assert keys == sorted(keys)
+
+
+def test_an_empty_file_split_prints_what_one_process_prints(
+    tmp_path: Path, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text("\n")
+    args = [str(orders), "--rules", str(folder / "rules")]
+    one = run(capsys, *args, "--jobs", "1")
+    assert one[0] == 0 and "0 message(s)" in one[1]
+    assert run(capsys, *args, "--jobs", "4") == one
