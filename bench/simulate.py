@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import multiprocessing
 import random
 import resource
 import shutil
@@ -39,7 +40,7 @@ from app.rules.loader import load_rules
 from app.simulate.command import paused_gc, simulate_command
 from app.simulate.replay import simulate
 from app.simulate.report import json_lines
-from app.simulate.shards import default_jobs
+from app.simulate.shards import default_jobs, split
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 YEAR = timedelta(days=365)
@@ -181,6 +182,18 @@ def best_of(repeat: int, run: Callable[[], object]) -> tuple[float, object]:
     return best, result
 
 
+# The lines and their processes, inherited by the forked readers (as `--jobs` workers
+# inherit them: not pickled).
+_SPLIT: tuple[list[bytes], list[int]] = ([], [])
+
+
+def read_shard(index: int) -> int:
+    """Read and validate one process's lines (as a `--jobs` worker does); the bad lines."""
+    lines, shards = _SPLIT
+    mine = [raw if shard == index else b"" for raw, shard in zip(lines, shards, strict=True)]
+    return len(parse_lines(mine)[1])
+
+
 def forget_addresses() -> None:
     """Each run validates every address anew, as a fresh `aftersale simulate` does (the
     reader remembers valid addresses, and forked processes would inherit them)."""
@@ -222,6 +235,17 @@ def one_rule(orders: int, seed: int, repeat: int, jobs: int | None) -> None:
                 _, bad = parse_lines(path.read_bytes().split(b"\n"))
             assert not bad, bad[:3]
 
+        def read_split() -> None:
+            # The bound of the split: reading and validating alone, split as `--jobs` splits.
+            forget_addresses()
+            with paused_gc():
+                global _SPLIT
+                raw = path.read_bytes().split(b"\n")
+                _SPLIT = (raw, split(raw, jobs))
+                with multiprocessing.get_context("fork").Pool(jobs) as pool:
+                    bad = pool.map(read_shard, range(jobs))
+            assert not any(bad), bad
+
         def ours(processes: int) -> Callable[[], None]:
             def run() -> None:
                 forget_addresses()
@@ -243,9 +267,10 @@ def one_rule(orders: int, seed: int, repeat: int, jobs: int | None) -> None:
             return run
 
         # Interleaved, so that a busy spell of the machine falls on each about alike.
-        read = split_run = one = (float("inf"), 0.0, 0.0)
+        read = split_run = one = split_read = (float("inf"), 0.0, 0.0)
         for _ in range(repeat):
             read = min(read, timed(baseline))
+            split_read = min(split_read, timed(read_split))
             split_run = min(split_run, timed(ours(jobs)))
             one = min(one, timed(ours(1)))
     assert printed[jobs] == printed[1], "the split run printed something else"
@@ -260,11 +285,12 @@ def one_rule(orders: int, seed: int, repeat: int, jobs: int | None) -> None:
     )
     for label, (wall, cpu, forked) in (
         ("(a) read and validate only, 1 process", read),
-        ("(b) simulate --jobs 1, JSON output   ", one),
-        (f"(c) simulate --jobs {jobs}, JSON output   ", split_run),
+        (f"(a') read and validate, {jobs} processes", split_read),
+        ("(b) simulate --jobs 1, JSON output", one),
+        (f"(c) simulate --jobs {jobs}, JSON output", split_run),
     ):
         print(
-            f"{label}: {wall:6.2f} s  {orders / wall:9,.0f} orders/s  "
+            f"{label + ':':39} {wall:6.2f} s  {orders / wall:9,.0f} orders/s  "
             f"(CPU: {cpu:5.2f} s here, {forked:5.2f} s in workers)"
         )
     print(
