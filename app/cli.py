@@ -221,8 +221,8 @@ def add_simulate_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
         type=jobs_option,
         metavar="N",
         help="processes to split the replay across, by customer (the same result); default: "
-        "every core, or 1 for a file under 5,000 lines; rules with learned intervals or "
-        "recommendations use 1",
+        "every core, with 2,500 lines or more each (1 under 5,000 lines); rules with learned "
+        "intervals or recommendations use 1",
     )
 
 

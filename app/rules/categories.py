@@ -32,7 +32,6 @@ _NOT_WORD = re.compile(r"[\W_]+")
 
 
 @lru_cache(maxsize=1 << 14)
-@lru_cache(maxsize=4096)
 def category_path(value: str) -> str:
     """The compared form of a category written as a path (`Baby & Toddler > Diapering`,
     `baby/diapers`); empty when nothing of it is a letter or digit."""

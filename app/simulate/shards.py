@@ -52,7 +52,7 @@ from app.simulate.replay import (
     summarized,
 )
 
-# Below this many lines one process is quicker than starting more (`default_jobs`).
+# Below this many lines a replay takes about a second or less: one process (`default_jobs`).
 SPLIT_FROM_LINES = 5_000
 # An "id" or "email" and its value, a string without escapes or an integer: the ids and
 # addresses by which the store finds customers and orders (and ids of anything else, which
@@ -61,13 +61,15 @@ _KEYS = re.compile(rb'"(?:id|email)"\s*:\s*(?:"([^"\\]*)"|(-?\d+))')
 
 
 def default_jobs(lines: int) -> int:
-    """Every core this process may use, or one for a small file."""
+    """Every core this process may use, each with half of SPLIT_FROM_LINES or more; one
+    for a small file."""
     if lines < SPLIT_FROM_LINES or not can_fork():
         return 1
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, lines // (SPLIT_FROM_LINES // 2)))
 
 
 def can_fork() -> bool:

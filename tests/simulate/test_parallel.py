@@ -4,6 +4,7 @@ what one process prints (every JSON line, the table and its totals, the bad line
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -319,3 +320,11 @@ def test_an_empty_file_split_prints_what_one_process_prints(
     one = run(capsys, *args, "--jobs", "1")
     assert one[0] == 0 and "0 message(s)" in one[1]
     assert run(capsys, *args, "--jobs", "4") == one
+
+
+def test_by_default_every_core_splits_a_large_file_only() -> None:
+    assert shards.default_jobs(shards.SPLIT_FROM_LINES - 1) == 1
+    cores = len(os.sched_getaffinity(0))
+    assert shards.default_jobs(10**6) == cores
+    # Each process gets half of SPLIT_FROM_LINES lines or more.
+    assert shards.default_jobs(shards.SPLIT_FROM_LINES) == min(cores, 2)
