@@ -22,7 +22,9 @@ from app.simulate.command import paused_gc
 from app.simulate.engagement import take_engagement
 from app.simulate.replay import SimulationResult, simulate
 from app.simulate.shards import simulate_split, split
-from tests.simulate.factories import iso
+from tests.catalog import shop_history as shop
+from tests.simulate.factories import iso, rules_in
+from tests.simulate.test_command import RECOMMEND_RULES, shop_orders
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 SKUS = [
@@ -328,3 +330,29 @@ def test_by_default_every_core_splits_a_large_file_only() -> None:
     assert shards.default_jobs(10**6) == cores
     # Each process gets half of SPLIT_FROM_LINES lines or more.
     assert shards.default_jobs(shards.SPLIT_FROM_LINES) == min(cores, 2)
+
+
+def test_a_catalog_splits_alike_and_recommendations_keep_one_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    orders = shop_orders(tmp_path)
+    catalog = tmp_path / "products.jsonl"
+    catalog.write_text(shop.product_lines(), encoding="utf-8")
+    # Items resolved to the catalog's products (their categories): read alike by each process.
+    resolved = RECOMMEND_RULES.replace(
+        "    recommend: {count: 3, from: co_purchase, exclude: owned}\n", ""
+    )
+    for folder, rules in (("resolved", resolved), ("recommend", RECOMMEND_RULES)):
+        rules_in(tmp_path / folder, rules)
+        args = [str(orders), "--rules", str(tmp_path / folder), "--catalog", str(catalog)]
+        one = run(capsys, *args, "--format", "json", "--jobs", "1")
+        two = run(capsys, *args, "--format", "json", "--jobs", "2")
+        assert one[0] == 0 and one[1].count("\n") > 10
+        assert two[:2] == one[:2]
+        if folder == "recommend":
+            assert (
+                two[2] == "aftersale simulate: one process: recommendations are counted "
+                "across customers\n"
+            )
+        else:
+            assert two[2] == one[2] == ""
