@@ -53,7 +53,11 @@ BENCHMARKS = (
         quick=("--customers", "1000"),
     ),
     Benchmark(
-        "simulate", "simulate.py", (), args=("--orders", "20000"), quick=("--orders", "2000")
+        "simulate",
+        "simulate.py",
+        (),
+        args=("--orders", "20000", "--one-rule-orders", "70000", "--repeat", "3"),
+        quick=("--orders", "2000", "--one-rule-orders", "3000"),
     ),
     Benchmark(
         "ingest",

@@ -8,14 +8,25 @@ webhook bodies to a temporary ORDERS.jsonl, then times, with the shipped rules/ 
   (a) baseline: reading and validating the lines alone;
   (b) simulate: the same, plus the replay and the JSON Lines output.
 
-    python bench/simulate.py [--orders 50000] [--seed 7] [--repeat 1]
+Then a one-rule backtest (the shipped thank-you rule: a message for every order) over
+`--one-rule-orders` orders, as `aftersale simulate --format json --jobs N` runs it (the file
+split by customer across N processes, N = every core by default), against reading and
+validating the same file in one process. Wall time, best of `--repeat`: the split run uses
+more than one core, so CPU time of this process would not count the others.
+
+    python bench/simulate.py [--orders 50000] [--one-rule-orders 70000] [--jobs N]
+                             [--seed 7] [--repeat 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import multiprocessing
 import random
+import resource
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,11 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from app.config import ROOT
-from app.intake.jsonl import parse_lines
+from app.intake.jsonl import _email, parse_lines
 from app.rules.loader import load_rules
-from app.simulate.command import paused_gc
+from app.simulate.command import paused_gc, simulate_command
 from app.simulate.replay import simulate
 from app.simulate.report import json_lines
+from app.simulate.shards import SPLIT_FROM_LINES, default_jobs, split
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 YEAR = timedelta(days=365)
@@ -170,12 +182,138 @@ def best_of(repeat: int, run: Callable[[], object]) -> tuple[float, object]:
     return best, result
 
 
+# The lines and their processes, inherited by the forked readers (as `--jobs` workers
+# inherit them: not pickled).
+_SPLIT: tuple[list[bytes], list[int]] = ([], [])
+
+
+def read_shard(index: int) -> int:
+    """Read and validate one process's lines (as a `--jobs` worker does); the bad lines."""
+    lines, shards = _SPLIT
+    mine = [raw if shard == index else b"" for raw, shard in zip(lines, shards, strict=True)]
+    return len(parse_lines(mine)[1])
+
+
+def forget_addresses() -> None:
+    """Each run validates every address anew, as a fresh `aftersale simulate` does (the
+    reader remembers valid addresses, and forked processes would inherit them)."""
+    _email.cache_clear()
+
+
+def children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def timed(run: Callable[[], object]) -> tuple[float, float, float]:
+    """Wall seconds; CPU seconds of this process; CPU seconds of the processes it forked."""
+    wall, cpu, forked = time.perf_counter(), time.process_time(), children_cpu()
+    run()
+    return (
+        time.perf_counter() - wall,
+        time.process_time() - cpu,
+        children_cpu() - forked,
+    )
+
+
+def one_rule(orders: int, seed: int, repeat: int, jobs: int | None) -> None:
+    """The one-rule backtest: `aftersale simulate` split across processes, against reading
+    and validating in one, in the same run on the same file."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "orders.jsonl"
+        events = write_orders(path, orders, seed)
+        rules_dir = Path(folder) / "rules"
+        rules_dir.mkdir()
+        shutil.copy(ROOT / "rules" / "thank-you.yaml", rules_dir)
+        # Every core, even for a small file (--quick): the split is what is measured.
+        jobs = jobs or default_jobs(SPLIT_FROM_LINES)
+        printed: dict[int, str] = {}
+
+        def baseline() -> None:
+            forget_addresses()
+            with paused_gc():
+                _, bad = parse_lines(path.read_bytes().split(b"\n"))
+            assert not bad, bad[:3]
+
+        def read_split() -> None:
+            # The bound of the split: reading and validating alone, split as `--jobs` splits.
+            forget_addresses()
+            with paused_gc():
+                global _SPLIT
+                raw = path.read_bytes().split(b"\n")
+                _SPLIT = (raw, split(raw, jobs))
+                with multiprocessing.get_context("fork").Pool(jobs) as pool:
+                    bad = pool.map(read_shard, range(jobs))
+            assert not any(bad), bad
+
+        def ours(processes: int) -> Callable[[], None]:
+            def run() -> None:
+                forget_addresses()
+                out, err = io.StringIO(), io.StringIO()
+                code = simulate_command(
+                    orders=path,
+                    rules_dir=rules_dir,
+                    start=None,
+                    until=None,
+                    output_format="json",
+                    default_time_zone="UTC",
+                    stdout=out,
+                    stderr=err,
+                    jobs=processes,
+                )
+                assert code == 0 and not err.getvalue(), err.getvalue()
+                printed[processes] = out.getvalue()
+
+            return run
+
+        # Interleaved, so that a busy spell of the machine falls on each about alike.
+        read = split_run = one = split_read = (float("inf"), 0.0, 0.0)
+        for _ in range(repeat):
+            read = min(read, timed(baseline))
+            split_read = min(split_read, timed(read_split))
+            split_run = min(split_run, timed(ours(jobs)))
+            one = min(one, timed(ours(1)))
+    assert printed[jobs] == printed[1], "the split run printed something else"
+    messages = printed[1].count("\n")
+    read_rate, split_rate = orders / read[0], orders / split_run[0]
+    print(
+        f"one rule (thank-you), {orders:,} orders ({events:,} events, {messages:,} messages); "
+        f"wall time, best of {repeat}; output identical with --jobs {jobs} and --jobs 1"
+    )
+    for label, (wall, cpu, forked) in (
+        ("(a) read and validate only, 1 process", read),
+        (f"(a') read and validate, {jobs} processes", split_read),
+        ("(b) simulate --jobs 1, JSON output", one),
+        (f"(c) simulate --jobs {jobs}, JSON output", split_run),
+    ):
+        print(
+            f"{label + ':':39} {wall:6.2f} s  {orders / wall:9,.0f} orders/s  "
+            f"(CPU: {cpu:5.2f} s here, {forked:5.2f} s in workers)"
+        )
+    # Were every process on a core of its own: this process's part (the split, the merge,
+    # the output) plus one worker's share of theirs. An estimate, for a busy machine.
+    for label, (_, cpu, forked) in (("(a')", split_read), ("(c)", split_run)):
+        idle = cpu + forked / jobs
+        print(
+            f"    {label} with a free core per process (CPU time here, plus the workers' over "
+            f"{jobs}): {idle:5.2f} s, {orders / idle:,.0f} orders/s"
+        )
+    print(
+        f"simulate (one rule, {orders:,} orders, {jobs} jobs): ours {split_rate:,.0f} orders/s, "
+        f"baseline {read_rate:,.0f} orders/s (read and validate only, one process), "
+        f"ratio {split_rate / read_rate:.2f} (goal: 20,000 orders/s)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=50_000)
+    parser.add_argument("--one-rule-orders", type=int, default=70_000)
+    parser.add_argument("--jobs", type=int, default=None, help="default: every core")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=1, help="take the best of this many runs")
     args = parser.parse_args()
+    one_rule(args.one_rule_orders, args.seed, args.repeat, args.jobs)
     rules = load_rules(ROOT / "rules")
     assert not rules.errors, rules.errors
     with tempfile.TemporaryDirectory() as folder:
@@ -184,12 +322,14 @@ def main() -> None:
 
         # Both as `aftersale simulate` runs them: with the garbage collector paused.
         def baseline() -> object:
+            forget_addresses()
             with paused_gc():
                 parsed, bad = parse_lines(path.read_bytes().split(b"\n"))
             assert not bad, bad[:3]
             return parsed
 
         def full() -> object:
+            forget_addresses()
             with paused_gc():
                 parsed, bad = parse_lines(path.read_bytes().split(b"\n"))
                 assert not bad, bad[:3]

@@ -362,6 +362,12 @@ async def plan_event(
 ) -> int:
     """Learn the repurchase gap the order closes, then plan the event's messages from the
     order and customer as they are and store them (unless `plan_messages` is off)."""
+    if not rules.for_event(event_type) and not (
+        event_type == "order.fulfilled"
+        and order.delivered_at is None
+        and rules.for_event("order.delivered")
+    ):
+        return 0  # no rule plans from this event: nothing to read, learn or store
     facts = await order_facts(store, order, customer)
     if event_type in rules.reading_totals:
         # Some rule matches on the customer's order count or spending: read them (once).

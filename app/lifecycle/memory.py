@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from operator import attrgetter
-from typing import Any, NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from app.events import GUEST_PREFIX, CustomerIn, CustomerRef, ItemIn, OrderIn
@@ -162,28 +162,45 @@ class World:
         # As the service stores it (`_upsert_customer`): only the fields the event carries,
         # so an update without consent, locale or time zone keeps what an earlier one said.
         given = incoming.model_fields_set
-
-        def new(name: str, current: Any) -> Any:
-            return getattr(incoming, name) if created or name in given else current
-
         facts = customer.facts
         before = (customer.deleted, customer.birthday, customer.time_zone, facts)
         customer.updated_at = as_of
         customer.deleted = False
         customer.email = str(incoming.email).lower()
         self._by_email.setdefault(customer.email, customer)
-        customer.marketing_consent = new("marketing_consent", customer.marketing_consent)
-        customer.time_zone = new("time_zone", customer.time_zone)
-        customer.birthday = new("birthday", customer.birthday)
+        if created or "marketing_consent" in given:
+            customer.marketing_consent = incoming.marketing_consent
+        if created or "time_zone" in given:
+            customer.time_zone = incoming.time_zone
+        if created or "birthday" in given:
+            customer.birthday = incoming.birthday
         customer.tz = self.zone(customer.time_zone)
-        customer.facts = CustomerFacts(
-            birthday=customer.birthday,
-            attributes=new("attributes", facts.attributes),
-            locale=new("locale", facts.locale),
-            country=new("country", facts.country),
-            tags=tuple(new("tags", facts.tags)),
-            key=f"{SHOP}:{customer.external_id}",
+        fields = (
+            customer.birthday,
+            incoming.attributes if created or "attributes" in given else facts.attributes,
+            incoming.locale if created or "locale" in given else facts.locale,
+            incoming.country if created or "country" in given else facts.country,
+            tuple(incoming.tags) if created or "tags" in given else facts.tags,
+            f"{SHOP}:{customer.external_id}",
         )
+        # Most events repeat what is known: the facts stay the same object then.
+        if fields != (
+            facts.birthday,
+            facts.attributes,
+            facts.locale,
+            facts.country,
+            facts.tags,
+            facts.key,
+        ) or (facts.orders, facts.spent) != (None, None):
+            birthday, attributes, locale, country, tags, key = fields
+            customer.facts = CustomerFacts(
+                birthday=birthday,
+                attributes=attributes,
+                locale=locale,
+                country=country,
+                tags=tags,
+                key=key,
+            )
         changed = before != (
             customer.deleted,
             customer.birthday,
@@ -253,7 +270,7 @@ def item_facts(item: ItemIn, product: ProductFacts | None = None) -> ItemFacts:
 
 def as_utc(moment: datetime) -> datetime:
     # One tzinfo for every instant: comparisons in the heap stay cheap and output is UTC.
-    return moment.astimezone(UTC)
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
 def order_facts(order: Order, customer: Customer) -> OrderFacts:

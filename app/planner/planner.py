@@ -209,12 +209,14 @@ def _by_category_news(
     return kept or None
 
 
-def event_rules(event: str, *, order: OrderFacts, rules: RuleSet) -> list[Rule]:
+def event_rules(event: str, *, order: OrderFacts, rules: RuleSet) -> Sequence[Rule]:
     """The rules an order event plans for: its own, and on fulfilment of an order not
     reported delivered, the order.delivered rules that have a fallback."""
     found = rules.for_event(event)
     if event == "order.fulfilled" and order.delivered_at is None:
-        found += [rule for rule in rules.for_event(DELIVERED) if rule.send.fallback is not None]
+        fallbacks = [rule for rule in rules.for_event(DELIVERED) if rule.send.fallback is not None]
+        if fallbacks:
+            return [*found, *fallbacks]
     return found
 
 

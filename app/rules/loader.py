@@ -33,6 +33,11 @@ class RuleSet:
         # matches no event).
         rewards = [found for rule in self.rules if (found := reward_rule(rule)) is not None]
         object.__setattr__(self, "_by_id", {rule.id: rule for rule in [*self.rules, *rewards]})
+        # Asked for on every event and job: grouped once.
+        by_event: dict[str, tuple[Rule, ...]] = {}
+        for rule in self.rules:
+            by_event[rule.when.event] = (*by_event.get(rule.when.event, ()), rule)
+        object.__setattr__(self, "_by_event", by_event)
 
     def by_id(self, rule_id: str) -> Rule | None:
         by_id: dict[str, Rule] = self.__dict__["_by_id"]
@@ -44,8 +49,9 @@ class RuleSet:
         by_id: dict[str, Rule] = self.__dict__["_by_id"]
         return set(by_id)
 
-    def for_event(self, event: str) -> list[Rule]:
-        return [rule for rule in self.rules if rule.when.event == event]
+    def for_event(self, event: str) -> tuple[Rule, ...]:
+        by_event: dict[str, tuple[Rule, ...]] = self.__dict__["_by_event"]
+        return by_event.get(event, ())
 
     @cached_property
     def anchored(self) -> RuleSet:

@@ -13,13 +13,15 @@ from typing import TextIO
 from app.catalog.command import read_jsonl
 from app.catalog.memory import MemoryCatalog
 from app.catalog.recommendations import Weighting
+from app.file_import import BadLine
 from app.intake.jsonl import parse_lines
 from app.progress import ProgressBar
 from app.rules.loader import load_rules
 from app.simulate.engagement import take_engagement
 from app.simulate.recommend import Catalog, Recommendations
-from app.simulate.replay import simulate
+from app.simulate.replay import SimulationResult, simulate
 from app.simulate.report import json_lines, table
+from app.simulate.shards import can_fork, default_jobs, simulate_split, splittable
 
 
 def simulate_command(
@@ -35,13 +37,18 @@ def simulate_command(
     catalog: Path | None = None,
     weighting: Weighting | None = None,
     cache_seconds: float = 600.0,
+    jobs: int | None = None,
 ) -> int:
     """Print the timeline; 1 with every problem on stderr and nothing on stdout.
 
     `catalog`: a JSONL of our product JSON (as `aftersale catalog import` reads): order items
     are resolved to its products as intake resolves them, so rules see their categories,
     types, vendors and tags; and rules with `recommend` pick from them, counted from the
-    replayed orders as the dispatcher counts them from the database."""
+    replayed orders as the dispatcher counts them from the database.
+
+    `jobs`: processes to split the replay across by customer (app/simulate/shards.py; the
+    result is the same); None for every core, or one for a small file. Rules that count
+    across customers (learned intervals, recommendations) take one."""
     rules = load_rules(rules_dir)
     if rules.errors:
         for error in rules.errors:
@@ -77,24 +84,47 @@ def simulate_command(
     except OSError as exc:
         print(f"aftersale simulate: {orders}: {exc.strerror or exc}", file=stderr)
         return 1
-    bar = ProgressBar(stderr) if stderr.isatty() else None
+    wanted = jobs if jobs is not None else default_jobs(len(lines))
+    across = splittable(rules, recommendations)
+    if wanted > 1 and (across is not None or not can_fork()):
+        if jobs is not None:
+            why = across or "processes are forked on Linux only"
+            print(f"aftersale simulate: one process: {why}", file=stderr)
+        wanted = 1
+    bar = ProgressBar(stderr) if stderr.isatty() and wanted == 1 else None
+    result: SimulationResult | None = None
+    bad: list[BadLine] = []
     with paused_gc():
-        reading = partial(bar.update, "reading", total=len(lines)) if bar else None
-        engagement, bad = take_engagement(lines)
-        events, bad_bodies = parse_lines(lines, progress=reading)
-        bad = sorted([*bad, *bad_bodies], key=lambda problem: problem.line)
-        if not bad:
-            result = simulate(
-                events,
+        if wanted > 1:
+            split = simulate_split(
+                lines,
+                jobs=wanted,
                 rules=rules,
                 start=start,
                 until=until,
                 default_time_zone=default_time_zone,
-                progress=partial(bar.update, "replaying") if bar else None,
                 recommendations=recommendations,
                 catalog=products,
-                engagement=engagement,
             )
+            bad, result = split.bad, split.result
+        # One process: asked for, or the split found two processes sharing a customer.
+        if wanted == 1 or (not bad and result is None):
+            reading = partial(bar.update, "reading", total=len(lines)) if bar else None
+            engagement, bad = take_engagement(lines)
+            events, bad_bodies = parse_lines(lines, progress=reading)
+            bad = sorted([*bad, *bad_bodies], key=lambda problem: problem.line)
+            if not bad:
+                result = simulate(
+                    events,
+                    rules=rules,
+                    start=start,
+                    until=until,
+                    default_time_zone=default_time_zone,
+                    progress=partial(bar.update, "replaying") if bar else None,
+                    recommendations=recommendations,
+                    catalog=products,
+                    engagement=engagement,
+                )
     if bar is not None:
         bar.close()
     if bad:
@@ -102,6 +132,7 @@ def simulate_command(
             print(f"{orders}:{problem.line}: {problem.message}", file=stderr)
         print(f"{len({problem.line for problem in bad})} bad line(s) in {orders}", file=stderr)
         return 1
+    assert result is not None
     printed = json_lines(result) if output_format == "json" else table(result)
     stdout.writelines(line + "\n" for line in printed)
     return 0

@@ -32,3 +32,14 @@ def _option(text: str, *, end_of_day: bool) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a date: use YYYY-MM-DD or ISO 8601, e.g. 2027-01-31T12:00Z"
         ) from None
+
+
+def jobs_option(text: str) -> int:
+    """`--jobs`: a whole number of processes, at least 1."""
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (1 or more)")
+    return jobs

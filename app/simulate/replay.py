@@ -61,7 +61,7 @@ _NEVER = datetime.min.replace(tzinfo=UTC)
 class SimulationResult:
     start: datetime
     until: datetime
-    # Listed messages (send_at within [start, until]) by send_at.
+    # Listed messages (send_at within [start, until]) in `listing_order`.
     outcomes: list[Outcome]
     # Rule id -> status -> count, over the listed messages.
     totals: dict[str, dict[str, int]]
@@ -348,31 +348,61 @@ class _Replay:
     def result(self, start: datetime) -> SimulationResult:
         decided = self.store.decided
         listed = [outcome for outcome in decided if start <= outcome.send_at <= self.until]
-        listed.sort(key=lambda outcome: outcome.send_at)
-        totals: dict[str, dict[str, int]] = {}
-        step_totals: dict[tuple[str, int], dict[str, int]] = {}
-        reasons: dict[tuple[str, int, str, str], int] = {}
-        for outcome in listed:
-            counts = totals.setdefault(outcome.rule, dict.fromkeys(STATUSES, 0))
-            counts[outcome.status] += 1
-            key = (outcome.rule, outcome.step)
-            step_totals.setdefault(key, dict.fromkeys(STATUSES, 0))[outcome.status] += 1
-            if outcome.reason is not None:
-                reason = (*key, outcome.status, outcome.reason)
-                reasons[reason] = reasons.get(reason, 0) + 1
+        listed.sort(key=listing_order)
         # Everything due by `until` was decided: what still waits is due after it.
         customers = self.store.world.customers.values()
         waiting = sum(len(customer.pending) for customer in customers)
         later = sum(1 for outcome in decided if outcome.send_at > self.until)
-        return SimulationResult(
+        return summarized(
+            listed,
             start=start,
             until=self.until,
-            outcomes=listed,
-            totals=totals,
             beyond_until=waiting + later,
             events=self.events,
             duplicate_events=self.duplicates,
-            step_totals=step_totals,
-            reasons=reasons,
             unmatched_engagement=self.unmatched_engagement,
         )
+
+
+def listing_order(outcome: Outcome) -> tuple[datetime, str]:
+    """Messages are listed by send time, then by the shop's customer id, then in the order
+    they were decided. Not in decision order alone: a customer's messages depend on that
+    customer's events only, so this order is the same however the customers are split
+    between processes (app/simulate/shards.py)."""
+    return outcome.send_at, outcome.customer_id
+
+
+def summarized(
+    listed: list[Outcome],
+    *,
+    start: datetime,
+    until: datetime,
+    beyond_until: int,
+    events: int,
+    duplicate_events: int,
+    unmatched_engagement: int,
+) -> SimulationResult:
+    """The result of the listed messages (in `listing_order`), with their totals."""
+    totals: dict[str, dict[str, int]] = {}
+    step_totals: dict[tuple[str, int], dict[str, int]] = {}
+    reasons: dict[tuple[str, int, str, str], int] = {}
+    for outcome in listed:
+        counts = totals.setdefault(outcome.rule, dict.fromkeys(STATUSES, 0))
+        counts[outcome.status] += 1
+        key = (outcome.rule, outcome.step)
+        step_totals.setdefault(key, dict.fromkeys(STATUSES, 0))[outcome.status] += 1
+        if outcome.reason is not None:
+            reason = (*key, outcome.status, outcome.reason)
+            reasons[reason] = reasons.get(reason, 0) + 1
+    return SimulationResult(
+        start=start,
+        until=until,
+        outcomes=listed,
+        totals=totals,
+        beyond_until=beyond_until,
+        events=events,
+        duplicate_events=duplicate_events,
+        step_totals=step_totals,
+        reasons=reasons,
+        unmatched_engagement=unmatched_engagement,
+    )
