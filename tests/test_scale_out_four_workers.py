@@ -159,7 +159,7 @@ async def test_four_workers_share_20000_messages_each_sent_once(
         async def all_sent() -> bool:
             return len(smtp_sink.received) >= MESSAGES and await unfinished(engine, seeded) == 0
 
-        # Generous: 176 s on a 2-core machine at a load average of 4 to 10.
+        # Generous: 107 to 297 s on a shared 2-core machine (docs/performance.md).
         await wait_for(all_sent, timeout=900)
         send_seconds = time.monotonic() - began
         sink_ms = 1000 * (time.process_time() - cpu) / MESSAGES
