@@ -201,6 +201,7 @@ def _add_order(
             "placed_at": placed_at,
             "refunds": [],
             "discount_codes": [],
+            "attributes": {},
             "created_at": placed_at,
             "updated_at": placed_at,
         }
