@@ -55,12 +55,7 @@ BENCHMARKS = (
     Benchmark(
         "simulate", "simulate.py", (), args=("--orders", "20000"), quick=("--orders", "2000")
     ),
-    Benchmark(
-        "ingest",
-        "ingest.py",
-        ("sqlite", "postgresql"),
-        quick=("--requests", "400"),
-    ),
+    Benchmark("ingest", "ingest.py", ("sqlite", "postgresql")),
     Benchmark("peer", "peer.py", ("postgresql",)),
     Benchmark("dispatch", "dispatch.py", ("sqlite", "postgresql")),
     Benchmark("render", "render.py", (), quick=("--messages", "600")),
