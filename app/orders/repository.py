@@ -15,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
 from app.db import dialect_insert, utcnow
+from app.erasures import id_subject
 from app.events import GUEST_PREFIX
 from app.models import (
     Customer,
+    Erasure,
     Order,
     OrderItem,
     OrderStatus,
@@ -54,6 +56,20 @@ _LINK_DELIVERY = (
 # Two equalities, not an expanding IN, which is rendered anew on every execution.
 _SUPPRESSED = select(_SUPPRESSIONS.c.id).where(
     (_SUPPRESSIONS.c.email == bindparam("address")) | (_SUPPRESSIONS.c.email == bindparam("digest"))
+)
+_ERASURES = cast(Table, Erasure.__table__)
+# Both questions intake asks about the person of an event before it stores anything, in one
+# round trip: when they were last erased, and whether their address is suppressed.
+_SCREEN = select(
+    select(func.max(_ERASURES.c.erased_at))
+    .where(
+        _ERASURES.c.shop == bindparam("shop"),
+        (_ERASURES.c.subject == bindparam("by_id"))
+        | (_ERASURES.c.subject == bindparam("by_email")),
+    )
+    .scalar_subquery()
+    .label("erased_at"),
+    _SUPPRESSED.exists().label("suppressed"),
 )
 _OTHER_ORDERS = select(func.count()).where(
     _ORDERS.c.customer_id == bindparam("customer"), _ORDERS.c.id != bindparam("order")
@@ -423,6 +439,29 @@ async def record_gap(
 async def is_suppressed(session: AsyncSession, email: str) -> bool:
     keys = {"address": email.lower(), "digest": email_digest(email)}
     return (await session.execute(_SUPPRESSED, keys)).first() is not None
+
+
+async def screen_person(
+    session: AsyncSession, *, shop: str, external_id: str | None, email: str | None
+) -> tuple[datetime | None, bool | None]:
+    """When the shop last erased the person with this id or address (None: never), and
+    whether the address is suppressed (as `is_suppressed`; None without an address): one
+    statement."""
+    if not external_id and not email:
+        return None, None
+    row = (
+        await session.execute(
+            _SCREEN,
+            {
+                "shop": shop,
+                "by_id": id_subject(external_id) if external_id else None,
+                "by_email": email_digest(email) if email else None,
+                "address": email.lower() if email else None,
+                "digest": email_digest(email) if email else None,
+            },
+        )
+    ).one()
+    return row.erased_at, bool(row.suppressed) if email else None
 
 
 async def customer_totals(

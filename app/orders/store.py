@@ -4,7 +4,7 @@ just stored) so that planning need not read it back."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -32,8 +32,11 @@ class SqlStore:
         shop: str,
         default_time_zone: str = "UTC",
         effects: IntakeEffects | None = None,
+        suppressed: Mapping[str, bool] | None = None,
     ) -> None:
         self.session = session
+        # Whether addresses (as stored) are suppressed, where intake already asked.
+        self._suppressed = dict(suppressed or {})
         self.shop = shop
         self._default_zone = default_time_zone
         # None where no event can need them (re-planning an order or its anchors).
@@ -241,7 +244,10 @@ class SqlStore:
     # -- the outbox ----------------------------------------------------------------------------
 
     async def is_suppressed(self, email: str) -> bool:
-        return await repository.is_suppressed(self.session, email)
+        known = self._suppressed.get(email)
+        if known is None:
+            known = self._suppressed[email] = await repository.is_suppressed(self.session, email)
+        return known
 
     async def decided_keys(self, dedupe_keys: Collection[str]) -> set[str]:
         return await outbox.decided_keys(self.session, list(dedupe_keys))
