@@ -81,7 +81,7 @@ async def apply_event(
     `effects`: what else orders and erasures mean (coupons, conversions, erasure), as
     intake wires them (app/intake/effects.py).
     """
-    erased, suppressed = await _screen(session, shop=shop, event=event)
+    erased, screened = await _screen(session, shop=shop, event=event)
     if erased:
         # Erasure stays done: nothing of it is stored (its raw body neither), nothing planned.
         await repository.blank_delivery(session, delivery=delivery)
@@ -92,7 +92,7 @@ async def apply_event(
         shop=shop,
         default_time_zone=default_time_zone,
         effects=effects,
-        suppressed=suppressed,
+        screened=screened,
     )
     applied = await flows.apply_event(
         store, event, rules=rules, now=now, plan_messages=plan_messages
@@ -113,34 +113,36 @@ async def apply_event(
 
 async def _screen(
     session: AsyncSession, *, shop: str, event: Envelope
-) -> tuple[bool, dict[str, bool]]:
+) -> tuple[bool, repository.Screened | None]:
     """Whether the event is about someone erased and must change nothing: an order placed
     before their erasure, any update of them as a customer, anything about their orders.
     Only a new order placed after the erasure brings the person back, as a new customer.
 
-    Also, asked in the same statement, whether the event's address is suppressed, by the
-    address as stored (lower-cased): planning's send-time checks ask it again.
+    Also, from the same statement, what the store would ask next about the event's person:
+    whether their address is suppressed, and their customer row.
     """
     if isinstance(event, CustomerDeleted):
-        return False, {}  # erasing again changes nothing anyway
+        return False, None  # erasing again changes nothing anyway
     customer = getattr(event, "customer", None)
     if customer is not None:
         email = getattr(customer, "email", None)
-        address = str(email).lower() if email else None
-        erased, suppressed = await repository.screen_person(
-            session, shop=shop, external_id=customer.id, email=address
+        screened = await repository.screen_person(
+            session,
+            shop=shop,
+            external_id=customer.id,
+            email=str(email).lower() if email else None,
         )
-        known = {address: suppressed} if address is not None and suppressed is not None else {}
+        erased = screened.erased_at
         if erased is None:
-            return False, known
-        return not isinstance(event, OrderPlaced) or event.occurred_at <= erased, known
+            return False, screened
+        return not isinstance(event, OrderPlaced) or event.occurred_at <= erased, screened
     order = getattr(event, "order", None)
     if order is not None:
         erased_order = await repository.order_of_erased_customer(
             session, shop=shop, external_id=order.id
         )
-        return erased_order, {}
-    return False, {}
+        return erased_order, None
+    return False, None
 
 
 async def _whose(session: AsyncSession, *, shop: str, event: Envelope) -> int | None:

@@ -4,7 +4,7 @@ just stored) so that planning need not read it back."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -32,11 +32,15 @@ class SqlStore:
         shop: str,
         default_time_zone: str = "UTC",
         effects: IntakeEffects | None = None,
-        suppressed: Mapping[str, bool] | None = None,
+        screened: repository.Screened | None = None,
     ) -> None:
         self.session = session
-        # Whether addresses (as stored) are suppressed, where intake already asked.
-        self._suppressed = dict(suppressed or {})
+        # What intake learned about the event's person before this store began: whether the
+        # address is suppressed, and their row, good until this store writes a customer.
+        self._screened = screened
+        self._suppressed: dict[str, bool] = {}
+        if screened is not None and screened.email and screened.suppressed is not None:
+            self._suppressed[screened.email] = screened.suppressed
         self.shop = shop
         self._default_zone = default_time_zone
         # None where no event can need them (re-planning an order or its anchors).
@@ -74,8 +78,14 @@ class SqlStore:
             mode="python", exclude={"id"}, exclude_unset=True
         )
         values["email"] = str(incoming.email).lower() if incoming.email else None
+        looked_up, self._screened = self._screened, None  # once: the upsert changes the answer
         stored, created = await repository.upsert_customer(
-            self.session, shop=self.shop, external_id=incoming.id, values=values, as_of=as_of
+            self.session,
+            shop=self.shop,
+            external_id=incoming.id,
+            values=values,
+            as_of=as_of,
+            looked_up=looked_up,
         )
         if created:
             self._new_customers.add(stored.id)
