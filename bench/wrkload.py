@@ -192,7 +192,10 @@ def run(
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}{done.stderr}")
     raw = json.loads(lines[-1].removeprefix("WRK-RESULT "))
     if raw["wrapped"] and distinct:
-        raise RuntimeError("wrk ran out of distinct requests: build more for this run")
+        raise RuntimeError(
+            f"wrk ran out of distinct requests ({raw['requests']} answered, "
+            f"{raw['status']} of them non-2xx): build more for this run"
+        )
     return WrkResult(
         requests=raw["requests"],
         seconds=raw["duration_us"] / 1e6,
