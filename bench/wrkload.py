@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,16 +268,48 @@ def used(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
+@dataclass
+class Snapshot:
+    first: tuple[dict[int, float], dict[int, float]]
+    seen: tuple[dict[int, float], dict[int, float]]  # the latest reading of every pid seen
+    stop: threading.Event
+    sampler: threading.Thread
+
+
 class CpuMeter:
-    """CPU seconds of a server's process tree and, if given, its PostgreSQL backends."""
+    """CPU seconds of a server's process tree and, if given, its PostgreSQL backends.
 
-    def __init__(self, pid: int, database: str | None = None) -> None:
-        self.pid, self.database = pid, database
+    Sampled every `every` seconds between `snapshot()` and `since()`: a backend that exits
+    meanwhile (a pool's overflow connection closed) keeps what it had used when last seen.
+    """
 
-    def snapshot(self) -> tuple[dict[int, float], dict[int, float]]:
+    def __init__(self, pid: int, database: str | None = None, every: float = 0.5) -> None:
+        self.pid, self.database, self.every = pid, database, every
+
+    def _sample(self) -> tuple[dict[int, float], dict[int, float]]:
         return tree_cpu(self.pid), postgres_cpu(self.database) if self.database else {}
 
-    def since(self, snapshot: tuple[dict[int, float], dict[int, float]]) -> tuple[float, float]:
+    def snapshot(self) -> Snapshot:
+        first = self._sample()
+        seen = (dict(first[0]), dict(first[1]))
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(self.every):
+                for kept, now in zip(seen, self._sample(), strict=True):
+                    kept.update(now)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        return Snapshot(first, seen, stop, sampler)
+
+    def since(self, snapshot: Snapshot) -> tuple[float, float]:
         """(server, PostgreSQL) CPU seconds since `snapshot`."""
-        now = self.snapshot()
-        return used(snapshot[0], now[0]), used(snapshot[1], now[1])
+        snapshot.stop.set()
+        snapshot.sampler.join()
+        for kept, now in zip(snapshot.seen, self._sample(), strict=True):
+            kept.update(now)
+        return (
+            used(snapshot.first[0], snapshot.seen[0]),
+            used(snapshot.first[1], snapshot.seen[1]),
+        )
