@@ -15,7 +15,7 @@ ifdef HOST
 export HOST
 endif
 
-.PHONY: run test lint format db-upgrade clean bench soak
+.PHONY: run test lint format db-upgrade clean bench soak wrk
 
 # Install exactly the versions in constraints.txt, so every machine gets the same tree.
 $(STAMP): pyproject.toml constraints.txt
@@ -47,8 +47,19 @@ test: $(DEV_STAMP) $(AXE)
 	$(BIN)/pytest
 
 # Every benchmark with its same-run baseline; one summary line each (docs/performance.md).
-bench: $(DEV_STAMP)
+# The HTTP ones are driven by wrk (C, its own process): installed from the distribution.
+bench: $(DEV_STAMP) wrk
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+wrk:
+	@command -v wrk >/dev/null || { \
+	  echo "installing wrk (the HTTP load generator of the benchmarks) with apt-get"; \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+	  { command -v apt-get >/dev/null && $$sudo apt-get update -qq && \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; } || { \
+	    echo "Could not install wrk: install it from your distribution (Debian/Ubuntu:" \
+	      "apt-get install wrk; macOS: brew install wrk), then run make bench again." >&2; \
+	    exit 1; }; }
 
 # Half the measured capacity for SOAK_MINUTES; memory growth and errors (bench/soak.py).
 SOAK_MINUTES ?= 30

@@ -1,11 +1,12 @@
 """Ours against the straightforward peer: one APScheduler 3 job per email (bench/peer_app.py).
 
 Throughput: `aftersale serve --role api` with the shipped rules and the peer, both in a real
-uvicorn with the same settings, driven by bench/ingest.py's client with its payloads (signed
-orders of 3 items) at the same concurrency, on the same database server, each on a fresh
-schema. Rounds alternate which goes first, so a burst of load from elsewhere on the machine
-falls on both. bench/bare_app.py's one-row insert runs in the same rounds, for scale: on a
-small machine the shared client (httpx, a few ms of CPU per request) caps every side near it.
+uvicorn with the same settings, driven by wrk (bench/wrkload.py: its own process, one
+thread) with bench/ingest.py's payloads (signed orders of 3 items, each distinct, the same
+ones to both) over the same connections for the same time, on the same database server,
+each on a fresh schema. Rounds alternate which goes first, so a burst of load from elsewhere
+on the machine falls on both. bench/bare_app.py's one-row insert runs in the same rounds, for
+scale.
 The emails each plans are counted from its store (the same planner: the same
 emails), and the CPU time each server process used per order is read from /proc: on a
 machine shared with other work that figure is steadier than the rates.
@@ -17,7 +18,8 @@ with APScheduler's defaults (misfire_grace_time 1 s). Ours runs no worker until 
 moment, then `aftersale serve --role worker` sends to an SMTP sink in its own process.
 Counted: mails received (ours); jobs run and jobs reported missed (peer).
 
-    python bench/peer.py [--orders 600] [--concurrency 64] [--database-url URL] [--quick]
+    python bench/peer.py [--seconds 10] [--rounds 2] [--concurrency 64] [--database-url URL]
+                         [--quick]
 
 Needs PostgreSQL (default postgresql+asyncpg://postgres@127.0.0.1:5432/bench; the database
 is emptied). The throughput is also measured on SQLite files unless --no-sqlite.
@@ -42,11 +44,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import wrkload
 from ingest import (
     bare_command,
     closed_loop,
-    cpu_seconds,
     free_port,
+    headers,
     order_body,
     reset_postgres,
     wait_ready,
@@ -99,7 +102,7 @@ class Side:
     seconds: float = 0.0
     cpu: float = 0.0  # of its server process
     emails: int = 0  # planned over the whole run, warm-up included
-    posted: int = 0  # orders answered 200 over the whole run, warm-up included
+    posted: int = 0  # orders stored over the whole run, warm-up included
 
     @property
     def rate(self) -> float:
@@ -231,7 +234,7 @@ def peer_stats(port: int) -> dict[str, int]:
 
 
 def throughput(
-    stores: Stores, *, orders: int, rounds: int, warm: int, concurrency: int, seed: int
+    stores: Stores, *, seconds: float, rounds: int, warm: int, concurrency: int, seed: int
 ) -> Measured:
     rng = random.Random(seed)
     fresh(stores)
@@ -264,27 +267,41 @@ def throughput(
         warm_bodies = [order_body(n, rng) for n in range(10**6, 10**6 + warm)]
         for side in (ours, peer, bare):
             asyncio.run(closed_loop(side.url, warm_bodies, concurrency=8, signed=side.signed))
-        per_round = orders // rounds
+        # As many distinct orders per round as 1,500 a second would need: each side gets
+        # the same ones, in the same order, from wrk (bench/wrkload.py).
+        per_round = int(1500 * seconds) + 500
         for index in range(rounds):
             bodies = [order_body(n, rng) for n in range(index * per_round, (index + 1) * per_round)]
             for side in (peer, ours, bare) if index % 2 == 0 else (bare, ours, peer):
-                failed: list[str] = []
-                cpu = cpu_seconds(side.process.pid)
-                rate, _ = asyncio.run(
-                    closed_loop(
-                        side.url,
-                        bodies,
-                        concurrency=concurrency,
-                        signed=side.signed,
-                        failures=failed,
-                    )
+                host = side.url.split("/")[2]
+                path = "/" + side.url.split("/", 3)[3]
+                requests = [
+                    wrkload.http_request("POST", path, host, headers(body, side.signed), body)
+                    for body in bodies
+                ]
+                before = wrkload.tree_cpu(side.process.pid)
+                result = wrkload.run(
+                    f"http://{host}",
+                    requests,
+                    connections=concurrency,
+                    seconds=seconds,
+                    distinct=side.signed,
                 )
-                side.cpu += cpu_seconds(side.process.pid) - cpu
-                side.seconds += len(bodies) / rate
-                side.orders += len(bodies) - len(failed)
-                side.failed += len(failed)
-                failures += failed
-        ours.posted, peer.posted = warm + ours.orders, warm + peer.orders
+                side.cpu += wrkload.used(before, wrkload.tree_cpu(side.process.pid))
+                side.seconds += result.seconds
+                failed = result.non_2xx + result.socket_errors
+                side.orders += result.requests - result.non_2xx
+                side.failed += failed
+                if failed:
+                    failures.append(
+                        f"{side.url}: {result.non_2xx} non-2xx, "
+                        f"{result.socket_errors} socket errors"
+                    )
+        # Stored orders, not wrk's count: the requests in flight when wrk stops are answered
+        # (and plan their emails) after it has stopped counting; a moment for the last.
+        time.sleep(3)
+        ours.posted = asyncio.run(scalar(stores.ours, "SELECT count(*) FROM orders"))
+        peer.posted = asyncio.run(scalar(stores.peer, "SELECT count(*) FROM peer_orders"))
         ours.emails = asyncio.run(
             scalar(stores.ours, "SELECT count(*) FROM messages WHERE status = 'scheduled'")
         )
@@ -405,7 +422,8 @@ def report(measured: Measured, concurrency: int) -> None:
         flush=True,
     )
     print(
-        f"  {ours.orders + ours.failed} orders each at concurrency {concurrency}; "
+        f"  {ours.orders + ours.failed} orders ours, {peer.orders + peer.failed} the peer's, "
+        f"wrk with {concurrency} connections; "
         f"planned emails: ours {ours.rate * ours.emails_per_order:.0f}/s "
         f"({ours.emails_per_order:.2f} per order), "
         f"peer {peer.rate * peer.emails_per_order:.0f}/s ({peer.emails_per_order:.2f} per order); "
@@ -424,14 +442,16 @@ def report(measured: Measured, concurrency: int) -> None:
     if ours.failed or peer.failed:
         print(
             f"  failed answers: ours {ours.failed}, peer {peer.failed} "
-            f"({measured.failures[0][:40]}); the peer logged: "
+            f"({'; '.join(measured.failures)}); the peer logged: "
             + "; ".join(f"{n} x {line}" for line, n in Counter(measured.peer_errors).items()),
             flush=True,
         )
 
 
 def measure(args: argparse.Namespace, folder: str, warm: int) -> Downtime:
-    options = dict(orders=args.orders, rounds=args.rounds, warm=warm, concurrency=args.concurrency)
+    options = dict(
+        seconds=args.seconds, rounds=args.rounds, warm=warm, concurrency=args.concurrency
+    )
     postgres = stores_for(args.database_url, folder)
     measured = throughput(postgres, seed=args.seed, **options)
     report(measured, args.concurrency)
@@ -456,7 +476,7 @@ def traceback_end(lines: list[str], first: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--orders", type=int, default=600, help="per side, over all rounds")
+    parser.add_argument("--seconds", type=float, default=10, help="per side and round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--downtime-emails", type=int, default=200)
@@ -468,11 +488,11 @@ def main() -> None:
     if not args.database_url.startswith("postgresql"):
         parser.error("--database-url must be PostgreSQL (SQLite runs on its own)")
     if args.quick:
-        args.orders, args.rounds, args.downtime_emails = 300, 1, 50
+        args.seconds, args.rounds, args.downtime_emails = 3, 1, 50
     warm = 50 if args.quick else 100
     print(
-        f"peer settings: {args.orders} orders per side in {args.rounds} alternating rounds "
-        f"(+{warm} warm-up), concurrency {args.concurrency}, shipped rules; "
+        f"peer settings: {args.seconds:g} s per side in {args.rounds} alternating rounds "
+        f"(+{warm} warm-up orders), wrk with {args.concurrency} connections, shipped rules; "
         f"downtime: {args.downtime_emails} emails, peer down until {GRACE_DOWN:.0f} s after due",
         flush=True,
     )

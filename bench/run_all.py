@@ -59,12 +59,7 @@ BENCHMARKS = (
         args=("--orders", "20000", "--one-rule-orders", "70000", "--repeat", "3"),
         quick=("--orders", "2000", "--one-rule-orders", "3000"),
     ),
-    Benchmark(
-        "ingest",
-        "ingest.py",
-        ("sqlite", "postgresql"),
-        quick=("--requests", "400"),
-    ),
+    Benchmark("ingest", "ingest.py", ("sqlite", "postgresql")),
     Benchmark("peer", "peer.py", ("postgresql",)),
     Benchmark("dispatch", "dispatch.py", ("sqlite", "postgresql")),
     Benchmark("render", "render.py", (), quick=("--messages", "600")),

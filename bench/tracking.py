@@ -40,14 +40,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import wrkload
 from ingest import (
-    KEEPALIVE_EXPIRY,
     bare_command,
-    cpu_seconds,
     free_port,
     reset_postgres,
     wait_ready,
 )
+from sqlalchemy import make_url
 
 from app.config import DEV_WEBHOOK_SECRET, ROOT
 from app.intake.signature import sign
@@ -248,7 +248,6 @@ async def send_mail(api_url: str, sink: Any, count: int) -> list[TrackedMail]:
 
 
 Hit = tuple[str, dict[str, str]]  # path, headers
-TRANSPORT_RETRIES: dict[str, int] = {}  # by server URL
 
 
 def visits(mails: list[TrackedMail], count: int, rng: random.Random, *, kind: str) -> list[Hit]:
@@ -265,49 +264,17 @@ def visits(mails: list[TrackedMail], count: int, rng: random.Random, *, kind: st
     return hits
 
 
-async def closed_loop(base_url: str, hits: list[Hit], *, concurrency: int) -> float:
-    """Requests per second with `concurrency` requests in flight."""
-    queue = list(reversed(hits))
-    limits = httpx.Limits(
-        max_connections=concurrency,
-        max_keepalive_connections=concurrency,
-        keepalive_expiry=KEEPALIVE_EXPIRY,
-    )
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
-
-        async def worker() -> None:
-            while queue:
-                path, headers = queue.pop()
-                for attempt in range(3):
-                    try:
-                        response = await client.get(path, headers=headers)
-                        break
-                    except httpx.TransportError:
-                        # A keep-alive connection the server closed as it was reused: a
-                        # race of the client, not an answer. Counted, and tried again.
-                        TRANSPORT_RETRIES[base_url] = TRANSPORT_RETRIES.get(base_url, 0) + 1
-                        if attempt == 2:
-                            raise
-                if response.status_code not in (200, 302):
-                    raise RuntimeError(f"{path}: {response.status_code} {response.text[:200]}")
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    return len(hits) / elapsed
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=3000, help="per kind (open, click)")
+    parser.add_argument("--seconds", type=float, default=10, help="per kind and side")
     parser.add_argument("--messages", type=int, default=1000, help="sent mails to track")
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--database-url", default=os.environ.get("AFTERSALE_BENCH_DATABASE_URL"))
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="small sizes: does it run?")
     args = parser.parse_args()
     if args.quick:
-        args.requests, args.messages = 400, 100
+        args.messages = 100
     rng = random.Random(args.seed)
     bin_dir = Path(sys.executable).parent
     sink = smtp_sink()
@@ -343,8 +310,19 @@ def main() -> None:
             {"BARE_DATABASE_URL": database_url},
             folder / "bare.log",
         )
+        postgres = database_url.startswith("postgresql")
+        database = make_url(database_url).database if postgres else None
+        failures: dict[str, int] = {}
+        seconds = 3.0 if args.quick else args.seconds
+
+        def load(url: str, requests: list[bytes], *, seconds: float) -> wrkload.WrkResult:
+            return wrkload.run(
+                url, requests, connections=args.connections, seconds=seconds, distinct=False
+            )
+
         try:
             ours_url, bare_url = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{bare_port}"
+            failures.update({ours_url: 0, bare_url: 0})
             asyncio.run(wait_ready(f"{ours_url}/healthz"))
             asyncio.run(wait_ready(f"{bare_url}/docs"))
             began = time.perf_counter()
@@ -353,34 +331,48 @@ def main() -> None:
             worker.terminate()
             worker.wait(timeout=30)
             rates: dict[str, tuple[float, float]] = {}
-            # Server CPU ms per request: steadier than the rates, which the shared client
-            # and machine move (the bare side is bound by the client).
-            cpu_ms: dict[str, tuple[float, float]] = {}
-            pids = {ours_url: ours.pid, bare_url: bare.pid}
+            # Server CPU ms per request: steadier than the rates, which the shared machine
+            # moves. PostgreSQL's backends too, when it is PostgreSQL.
+            cpu_ms: dict[str, tuple[float, float, float, float]] = {}
+            latency: dict[str, str] = {}
+            meters = {
+                ours_url: wrkload.CpuMeter(ours.pid, database),
+                bare_url: wrkload.CpuMeter(bare.pid, database),
+            }
             for kind in ("o", "c"):
-                warm = visits(mails, 200, rng, kind=kind)
-                hits = visits(mails, args.requests, rng, kind=kind)
-                asyncio.run(closed_loop(ours_url, warm, concurrency=8))
-                asyncio.run(closed_loop(bare_url, warm, concurrency=8))
-                # Baseline, ours, ours, baseline, half the hits each: on a shared machine a
+                # Repeats are realistic here (a pixel fetched again): the hits cycle.
+                hits = visits(mails, 20000, rng, kind=kind)
+                requests = {
+                    url: [
+                        wrkload.http_request("GET", path, url.removeprefix("http://"), headers)
+                        for path, headers in hits
+                    ]
+                    for url in (ours_url, bare_url)
+                }
+                for url in (ours_url, bare_url):
+                    load(url, requests[url], seconds=2)
+                # Baseline, ours, ours, baseline, half the time each: on a shared machine a
                 # load that rises or falls during the run weighs on both alike.
-                half = len(hits) // 2
-                measured: dict[str, list[float]] = {bare_url: [], ours_url: []}
-                cpu = {bare_url: 0.0, ours_url: 0.0}
-                for url, part in (
-                    (bare_url, hits[:half]),
-                    (ours_url, hits[:half]),
-                    (ours_url, hits[half:]),
-                    (bare_url, hits[half:]),
-                ):
-                    before = cpu_seconds(pids[url])
-                    rate = asyncio.run(closed_loop(url, part, concurrency=args.concurrency))
-                    cpu[url] += cpu_seconds(pids[url]) - before
-                    measured[url].append(rate)
-                rates[kind] = sum(measured[ours_url]) / 2, sum(measured[bare_url]) / 2
+                done = {bare_url: 0, ours_url: 0}
+                took = {bare_url: 0.0, ours_url: 0.0}
+                cpu = {bare_url: [0.0, 0.0], ours_url: [0.0, 0.0]}
+                for url in (bare_url, ours_url, ours_url, bare_url):
+                    before = meters[url].snapshot()
+                    result = load(url, requests[url], seconds=seconds / 2)
+                    server, postgres = meters[url].since(before)
+                    cpu[url][0] += server
+                    cpu[url][1] += postgres
+                    done[url] += result.requests
+                    took[url] += result.seconds
+                    failures[url] += result.non_2xx + result.socket_errors
+                    if url == ours_url:
+                        latency[kind] = result.latency()
+                rates[kind] = done[ours_url] / took[ours_url], done[bare_url] / took[bare_url]
                 cpu_ms[kind] = (
-                    1000 * cpu[ours_url] / len(hits),
-                    1000 * cpu[bare_url] / len(hits),
+                    1000 * cpu[ours_url][0] / done[ours_url],
+                    1000 * cpu[bare_url][0] / done[bare_url],
+                    1000 * cpu[ours_url][1] / done[ours_url],
+                    1000 * cpu[bare_url][1] / done[bare_url],
                 )
         except Exception:
             lines = [line for line in ours_log.read_text().splitlines() if " INFO " not in line]
@@ -392,22 +384,26 @@ def main() -> None:
                     process.terminate()
                     process.wait(timeout=30)
             sink.stop()
-    kind_name = database_url.split("+")[0].split(":")[0]
+    kind_name = "PostgreSQL" if postgres else "SQLite"
     print(
         f"public rate limit lifted for this run (AFTERSALE_PUBLIC_RATE_PER_MINUTE=0): "
-        f"every request comes from 127.0.0.1; {args.requests} requests per kind over "
-        f"{args.messages} messages, concurrency {args.concurrency}"
+        f"every request comes from 127.0.0.1; wrk 1 thread, {args.connections} connections, "
+        f"{seconds:.0f} s per kind and side over {args.messages} messages"
     )
-    if TRANSPORT_RETRIES:
-        print(f"requests retried after a closed connection: {TRANSPORT_RETRIES}")
     for kind, label in (("o", "open"), ("c", "click")):
         ours_rate, bare_rate = rates[kind]
-        ours_ms, bare_ms = cpu_ms[kind]
-        print(f"  {label}: server CPU per request ours {ours_ms:.2f} ms, baseline {bare_ms:.2f} ms")
+        ours_ms, bare_ms, ours_db, bare_db = cpu_ms[kind]
         print(
-            f"tracking-{label} ({kind_name}): ours {ours_rate:.0f} req/s, "
-            f"baseline {bare_rate:.0f} req/s, ratio {ours_rate / bare_rate:.2f} (goal >= 0.8)"
+            f"tracking-{label} ({kind_name}, wrk): ours {ours_rate:.0f} req/s, "
+            f"baseline {bare_rate:.0f} req/s, ratio {ours_rate / bare_rate:.2f} (goal >= 0.8); "
+            f"server CPU ours {ours_ms:.2f} ms/request, bare {bare_ms:.2f} ms/request"
         )
+        extra = f", PostgreSQL CPU ours {ours_db:.2f} ms, bare {bare_db:.2f} ms" if postgres else ""
+        print(f"  {label}: saturated latency ours {latency[kind]}{extra}")
+    broken = {url: count for url, count in failures.items() if count}
+    if broken:
+        print(f"tracking PROBLEM non-2xx/3xx answers or socket errors: {broken}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
 from app.db import dialect_insert, utcnow
+from app.erasures import id_subject
 from app.events import GUEST_PREFIX
 from app.models import (
     Customer,
+    Erasure,
     Order,
     OrderItem,
     OrderStatus,
@@ -107,6 +109,25 @@ _BY_ID_OR_EMAIL = (
         _CUSTOMERS.c.id,
     )
     .limit(1)
+)
+_ERASURES = cast(Table, Erasure.__table__)
+# What intake asks about the person of an event before it stores anything, in one round
+# trip: when they were last erased, whether their address is suppressed, and their row
+# (`find_person`; with no address the e-mail comparison matches nothing).
+_SCREEN = select(
+    select(func.max(_ERASURES.c.erased_at))
+    .where(
+        _ERASURES.c.shop == bindparam("shop"),
+        (_ERASURES.c.subject == bindparam("by_id"))
+        | (_ERASURES.c.subject == bindparam("by_email")),
+    )
+    .scalar_subquery()
+    .label("erased_at"),
+    _SUPPRESSED.exists().label("suppressed"),
+    _BY_ID_OR_EMAIL.with_only_columns(_CUSTOMERS.c.id).scalar_subquery().label("person_id"),
+    _BY_ID_OR_EMAIL.with_only_columns(_CUSTOMERS.c.external_id)
+    .scalar_subquery()
+    .label("person_external_id"),
 )
 _ADOPT_ID = (
     update(_CUSTOMERS)
@@ -223,7 +244,13 @@ async def find_person(
 
 
 async def upsert_customer(
-    session: AsyncSession, *, shop: str, external_id: str, values: dict[str, Any], as_of: datetime
+    session: AsyncSession,
+    *,
+    shop: str,
+    external_id: str,
+    values: dict[str, Any],
+    as_of: datetime,
+    looked_up: Screened | None = None,
 ) -> tuple[Customer, bool]:
     """Create or update the person's customer (see `find_person`); an event older than the
     last one applied changes nothing.
@@ -232,10 +259,18 @@ async def upsert_customer(
     (they made an account); found under the shop's id, a guest checkout joins it as it is.
     Returns the customer as stored and whether this call created it: a customer created in
     this transaction has no orders, mail or history yet, so those need not be looked up.
+    `looked_up`: the person as `screen_person` found them earlier in this transaction.
     """
-    found = await find_person(
-        session, shop=shop, external_id=external_id, email=values.get("email")
-    )
+    if (
+        looked_up is not None
+        and looked_up.external_id == external_id
+        and looked_up.email == values.get("email")
+    ):
+        found = looked_up.person  # the caller vouches nothing wrote customers since
+    else:
+        found = await find_person(
+            session, shop=shop, external_id=external_id, email=values.get("email")
+        )
     if found is not None and found[1] != external_id:
         row_id, known_as = found
         if is_guest_id(known_as) and not is_guest_id(external_id):
@@ -423,6 +458,46 @@ async def record_gap(
 async def is_suppressed(session: AsyncSession, email: str) -> bool:
     keys = {"address": email.lower(), "digest": email_digest(email)}
     return (await session.execute(_SUPPRESSED, keys)).first() is not None
+
+
+@dataclass(frozen=True)
+class Screened:
+    """What intake learned about an event's person in one statement, before storing
+    anything (`screen_person`)."""
+
+    external_id: str
+    email: str | None  # lower-cased, as stored
+    erased_at: datetime | None  # when the shop last erased them; None: never
+    suppressed: bool | None  # as `is_suppressed`; None without an address
+    person: tuple[int, str] | None  # as `find_person` answers
+
+
+async def screen_person(
+    session: AsyncSession, *, shop: str, external_id: str, email: str | None
+) -> Screened:
+    """When the shop last erased the person with this id or address, whether the address is
+    suppressed, and the person's customer row: one statement. `email` lower-cased."""
+    row = (
+        await session.execute(
+            _SCREEN,
+            {
+                "shop": shop,
+                "by_id": id_subject(external_id),
+                "by_email": email_digest(email) if email else None,
+                "address": email,
+                "digest": email_digest(email) if email else None,
+                "external_id": external_id,
+                "email": email,
+            },
+        )
+    ).one()
+    return Screened(
+        external_id=external_id,
+        email=email,
+        erased_at=row.erased_at,
+        suppressed=bool(row.suppressed) if email else None,
+        person=None if row.person_id is None else (int(row.person_id), str(row.person_external_id)),
+    )
 
 
 async def customer_totals(

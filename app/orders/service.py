@@ -11,7 +11,6 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.erasures import erased_at
 from app.events import CustomerDeleted, Envelope, IntakeResult, OrderPlaced
 from app.lifecycle import flows
 from app.models import Order
@@ -82,12 +81,19 @@ async def apply_event(
     `effects`: what else orders and erasures mean (coupons, conversions, erasure), as
     intake wires them (app/intake/effects.py).
     """
-    if await _about_the_erased(session, shop=shop, event=event):
+    erased, screened = await _screen(session, shop=shop, event=event)
+    if erased:
         # Erasure stays done: nothing of it is stored (its raw body neither), nothing planned.
         await repository.blank_delivery(session, delivery=delivery)
         log.info("%s %s is about an erased customer: ignored", event.type, event.id)
         return IntakeResult(status="ignored", event_id=event.id)
-    store = SqlStore(session, shop=shop, default_time_zone=default_time_zone, effects=effects)
+    store = SqlStore(
+        session,
+        shop=shop,
+        default_time_zone=default_time_zone,
+        effects=effects,
+        screened=screened,
+    )
     applied = await flows.apply_event(
         store, event, rules=rules, now=now, plan_messages=plan_messages
     )
@@ -105,27 +111,38 @@ async def apply_event(
     return result
 
 
-async def _about_the_erased(session: AsyncSession, *, shop: str, event: Envelope) -> bool:
+async def _screen(
+    session: AsyncSession, *, shop: str, event: Envelope
+) -> tuple[bool, repository.Screened | None]:
     """Whether the event is about someone erased and must change nothing: an order placed
     before their erasure, any update of them as a customer, anything about their orders.
-    Only a new order placed after the erasure brings the person back, as a new customer."""
+    Only a new order placed after the erasure brings the person back, as a new customer.
+
+    Also, from the same statement, what the store would ask next about the event's person:
+    whether their address is suppressed, and their customer row.
+    """
     if isinstance(event, CustomerDeleted):
-        return False  # erasing again changes nothing anyway
+        return False, None  # erasing again changes nothing anyway
     customer = getattr(event, "customer", None)
     if customer is not None:
-        erased = await erased_at(
+        email = getattr(customer, "email", None)
+        screened = await repository.screen_person(
             session,
             shop=shop,
-            external_ids=[customer.id],
-            emails=[customer.email] if getattr(customer, "email", None) else [],
+            external_id=customer.id,
+            email=str(email).lower() if email else None,
         )
+        erased = screened.erased_at
         if erased is None:
-            return False
-        return not isinstance(event, OrderPlaced) or event.occurred_at <= erased
+            return False, screened
+        return not isinstance(event, OrderPlaced) or event.occurred_at <= erased, screened
     order = getattr(event, "order", None)
     if order is not None:
-        return await repository.order_of_erased_customer(session, shop=shop, external_id=order.id)
-    return False
+        erased_order = await repository.order_of_erased_customer(
+            session, shop=shop, external_id=order.id
+        )
+        return erased_order, None
+    return False, None
 
 
 async def _whose(session: AsyncSession, *, shop: str, event: Envelope) -> int | None:

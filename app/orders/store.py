@@ -32,8 +32,15 @@ class SqlStore:
         shop: str,
         default_time_zone: str = "UTC",
         effects: IntakeEffects | None = None,
+        screened: repository.Screened | None = None,
     ) -> None:
         self.session = session
+        # What intake learned about the event's person before this store began: whether the
+        # address is suppressed, and their row, good until this store writes a customer.
+        self._screened = screened
+        self._suppressed: dict[str, bool] = {}
+        if screened is not None and screened.email and screened.suppressed is not None:
+            self._suppressed[screened.email] = screened.suppressed
         self.shop = shop
         self._default_zone = default_time_zone
         # None where no event can need them (re-planning an order or its anchors).
@@ -71,8 +78,14 @@ class SqlStore:
             mode="python", exclude={"id"}, exclude_unset=True
         )
         values["email"] = str(incoming.email).lower() if incoming.email else None
+        looked_up, self._screened = self._screened, None  # once: the upsert changes the answer
         stored, created = await repository.upsert_customer(
-            self.session, shop=self.shop, external_id=incoming.id, values=values, as_of=as_of
+            self.session,
+            shop=self.shop,
+            external_id=incoming.id,
+            values=values,
+            as_of=as_of,
+            looked_up=looked_up,
         )
         if created:
             self._new_customers.add(stored.id)
@@ -241,7 +254,10 @@ class SqlStore:
     # -- the outbox ----------------------------------------------------------------------------
 
     async def is_suppressed(self, email: str) -> bool:
-        return await repository.is_suppressed(self.session, email)
+        known = self._suppressed.get(email)
+        if known is None:
+            known = self._suppressed[email] = await repository.is_suppressed(self.session, email)
+        return known
 
     async def decided_keys(self, dedupe_keys: Collection[str]) -> set[str]:
         return await outbox.decided_keys(self.session, list(dedupe_keys))
