@@ -2,9 +2,10 @@
 
 The benchmarks measure sending and claiming, not intake, so customers, orders, items and
 planned messages are inserted directly, with the columns intake fills
-(`app/orders/repository.py`: upsert_customer, upsert_order, add_items; `app/outbox/planned.py`: insert_planned) and
-the shipped rules' ids, versions, templates, kinds and expiries. Every order gets the
-transactional thank-you and the restock or cross-sell mail its items call for.
+(`app/orders/repository.py`: upsert_customer, upsert_order, add_items;
+`app/outbox/planned.py`: insert_planned) and the shipped rules' ids, versions, templates,
+kinds and expiries. Every order gets the transactional thank-you and the restock or
+cross-sell mail its items call for.
 """
 
 from __future__ import annotations
