@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from app.config import Settings
 from app.mail.compose import compose_message, message_bytes
-from app.mail.dkim import dkim_sign
+from app.mail.dkim import PURE_PYTHON_RSA, dkim_sign, openssl_rsa_sign
 from app.mail.dkim_key import DkimConfig
 from app.mail.templates import RenderedEmail
 from app.outbox.dispatcher import Dispatcher
@@ -146,6 +146,44 @@ def test_signature_verifies_and_covers_the_headers(dkim_key: Key) -> None:
     ):
         # Twice: once for the header, once more so that a second one cannot be added.
         assert covered.count(name) == 2, name
+
+
+def test_openssl_signs_the_very_bytes_dkimpy_would(
+    dkim_key: Key, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signature is OpenSSL's (app/mail/dkim.py points dkimpy's RSA there): the same
+    header, byte for byte, as dkimpy's own pure-Python RSA makes, for each key size."""
+    assert dkim.RSASSA_PKCS1_v1_5_sign is openssl_rsa_sign
+    raw = composed()
+    for pem, record in ((dkim_key.pem, dkim_key.record), *_other_keys()):
+        key = DkimConfig(selector=SELECTOR, domain="example.com", private_key=pem)
+        fast = dkim_sign(raw, key)
+        with monkeypatch.context() as patched:
+            patched.setattr(dkim, "RSASSA_PKCS1_v1_5_sign", PURE_PYTHON_RSA)
+            slow = dkim_sign(raw, key)
+        assert fast == slow
+        assert dkim.verify(fast, dnsfunc=lambda *_, txt=record, **__: txt)
+
+
+def _other_keys() -> list[tuple[bytes, bytes]]:
+    """A 1024-bit and a 4096-bit key (PKCS#8, as OpenSSL 3 writes them): their PEM and the
+    TXT record that publishes the public key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    keys = []
+    for bits in (1024, 4096):
+        private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        pem = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        public = private.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        keys.append((pem, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)))
+    return keys
 
 
 def test_transactional_mail_signs_only_what_it_has(dkim_key: Key) -> None:
