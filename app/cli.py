@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -248,6 +248,8 @@ def run_simulation(settings: Settings, args: argparse.Namespace) -> int:
             ),
             cache_seconds=settings.recommend_cache_seconds,
             jobs=args.jobs,
+            # The service holds a review's follow-ups this long (app/reviews/endpoints.py).
+            review_hold=timedelta(seconds=settings.tracking_burst_seconds),
         )
     except BrokenPipeError:
         # `aftersale simulate ... | head`: the reader has what it wants. Point stdout at

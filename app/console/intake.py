@@ -86,7 +86,7 @@ async def failure_page(
     seen = visit(request, runtime)
     if seen is None:
         return to_login()
-    found = await repository.failure_with_delivery(db, failure_id)
+    found = await repository.failure_with_delivery(db, failure_id, lock=False)
     if found is None:
         return _missing(seen)
     failure, delivery = found

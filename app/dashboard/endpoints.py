@@ -39,7 +39,6 @@ LOGIN_PER_MINUTE = 10
 LOGIN_BURST = 5
 # A login form is an API key and a few bytes: anything longer is not one.
 _MAX_FORM_BYTES = 4096
-_html = html
 
 
 @router.get("", response_class=HTMLResponse)
@@ -89,14 +88,14 @@ async def dashboard_page(
         lag=figures_lag(runtime.settings),
         error=error,
     )
-    return _html(body, status_code)
+    return html(body, status_code)
 
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, runtime: RuntimeDep) -> Response:
     if signed_in(request, runtime):
         return RedirectResponse("/dashboard", status_code=status.HTTP_303_SEE_OTHER)
-    return _html(pages.login_page())
+    return html(pages.login_page())
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -104,14 +103,14 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
     wait = await _login_limiter(request).take(request.client.host if request.client else "-")
     if wait > 0:
         seconds = max(1, math.ceil(wait))
-        return _html(
+        return html(
             pages.login_page(message=f"Too many attempts. Try again in {seconds} seconds."),
             status.HTTP_429_TOO_MANY_REQUESTS,
             **{"Retry-After": str(seconds)},
         )
     form = await read_form(request, limit=_MAX_FORM_BYTES)
     if form is None:
-        return _html(
+        return html(
             pages.login_page(message="That was not a login form."),
             status.HTTP_413_CONTENT_TOO_LARGE,
         )
@@ -119,11 +118,11 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
     settings = runtime.settings
     found = api_key_status(key, settings) if key else "invalid"
     if found == "revoked":
-        return _html(
+        return html(
             pages.login_page(message="This API key has been revoked."), status.HTTP_403_FORBIDDEN
         )
     if found == "invalid":
-        return _html(
+        return html(
             pages.login_page(message="That is not a valid API key."), status.HTTP_401_UNAUTHORIZED
         )
     response = RedirectResponse("/dashboard", status_code=status.HTTP_303_SEE_OTHER)

@@ -32,17 +32,17 @@ async def open_failure_of(
 
 
 async def failure_with_delivery(
-    session: AsyncSession, failure_id: int
+    session: AsyncSession, failure_id: int, *, lock: bool = True
 ) -> tuple[IntakeFailure, WebhookDelivery] | None:
-    """The failure (locked, see `open_failure_of`) and its stored delivery."""
-    row = (
-        await session.execute(
-            select(IntakeFailure, WebhookDelivery)
-            .join(WebhookDelivery, WebhookDelivery.id == IntakeFailure.webhook_delivery_id)
-            .where(IntakeFailure.id == failure_id)
-            .with_for_update(of=IntakeFailure)
-        )
-    ).first()
+    """The failure (locked, see `open_failure_of`, unless only read) and its stored delivery."""
+    statement = (
+        select(IntakeFailure, WebhookDelivery)
+        .join(WebhookDelivery, WebhookDelivery.id == IntakeFailure.webhook_delivery_id)
+        .where(IntakeFailure.id == failure_id)
+    )
+    if lock:
+        statement = statement.with_for_update(of=IntakeFailure)
+    row = (await session.execute(statement)).first()
     return None if row is None else (row[0], row[1])
 
 

@@ -19,7 +19,7 @@ from app.progress import ProgressBar
 from app.rules.loader import load_rules
 from app.simulate.engagement import take_engagement
 from app.simulate.recommend import Catalog, Recommendations
-from app.simulate.replay import SimulationResult, simulate
+from app.simulate.replay import REVIEW_HOLD, SimulationResult, simulate
 from app.simulate.report import json_lines, table
 from app.simulate.shards import can_fork, default_jobs, simulate_split, splittable
 
@@ -38,6 +38,7 @@ def simulate_command(
     weighting: Weighting | None = None,
     cache_seconds: float = 600.0,
     jobs: int | None = None,
+    review_hold: timedelta = REVIEW_HOLD,
 ) -> int:
     """Print the timeline; 1 with every problem on stderr and nothing on stdout.
 
@@ -105,6 +106,7 @@ def simulate_command(
                 default_time_zone=default_time_zone,
                 recommendations=recommendations,
                 catalog=products,
+                review_hold=review_hold,
             )
             bad, result = split.bad, split.result
         # One process: asked for, or the split found two processes sharing a customer.
@@ -124,6 +126,7 @@ def simulate_command(
                     recommendations=recommendations,
                     catalog=products,
                     engagement=engagement,
+                    review_hold=review_hold,
                 )
     if bar is not None:
         bar.close()

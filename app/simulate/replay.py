@@ -77,8 +77,9 @@ class SimulationResult:
     unmatched_engagement: int = 0
 
 
-# As the service holds a review's follow-ups: TRACKING_BURST_SECONDS' default, the window in
-# which a scanner clicking other stars is still told apart (app/reviews/endpoints.py).
+# How long a review's follow-ups are held when no setting is given: TRACKING_BURST_SECONDS'
+# default, the window in which a scanner clicking other stars is still told apart
+# (app/reviews/endpoints.py); `aftersale simulate` passes the setting itself.
 REVIEW_HOLD = timedelta(seconds=3)
 
 

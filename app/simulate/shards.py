@@ -25,7 +25,7 @@ import sys
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -46,6 +46,7 @@ from app.simulate.engagement import Engagement, ReviewLine, take_engagement
 from app.simulate.recommend import Recommendations
 from app.simulate.replay import (
     DEFAULT_TAIL,
+    REVIEW_HOLD,
     SimulationResult,
     listing_order,
     simulate,
@@ -188,6 +189,7 @@ class _Work:
     default_time_zone: str
     recommendations: Recommendations | None
     catalog: MemoryCatalog | None
+    review_hold: timedelta
 
 
 _WORK: _Work | None = None
@@ -212,6 +214,7 @@ def simulate_split(
     default_time_zone: str,
     recommendations: Recommendations | None = None,
     catalog: MemoryCatalog | None = None,
+    review_hold: timedelta = REVIEW_HOLD,
 ) -> Split:
     """Read and replay `lines` in `jobs` forked processes (see the module's docstring)."""
     global _WORK
@@ -222,6 +225,7 @@ def simulate_split(
         default_time_zone=default_time_zone,
         recommendations=recommendations,
         catalog=catalog,
+        review_hold=review_hold,
     )
     context = multiprocessing.get_context("fork")
     pipes: list[Connection] = []
@@ -330,6 +334,7 @@ def _work(index: int, pipe: Connection) -> None:
                 recommendations=work.recommendations,
                 catalog=work.catalog,
                 engagement=engagement,
+                review_hold=work.review_hold,
             )
         )
     except BaseException:  # the parent reports it
