@@ -154,6 +154,8 @@ def test_openssl_signs_the_very_bytes_dkimpy_would(
     """The signature is OpenSSL's (app/mail/dkim.py points dkimpy's RSA there): the same
     header, byte for byte, as dkimpy's own pure-Python RSA makes, for each key size."""
     assert dkim.RSASSA_PKCS1_v1_5_sign is openssl_rsa_sign
+    # One signing time (t=) for both, so only the RSA step can differ.
+    monkeypatch.setattr(dkim.time, "time", lambda: 1796676340.0)
     raw = composed()
     for pem, record in ((dkim_key.pem, dkim_key.record), *_other_keys()):
         key = DkimConfig(selector=SELECTOR, domain="example.com", private_key=pem)
