@@ -146,6 +146,12 @@ class Settings(BaseSettings):
     # WooCommerce orders count as placed once paid (processing, completed). `on-hold` is
     # awaiting payment (a bank transfer, a cheque); true counts it as paid too.
     woocommerce_on_hold_is_paid: bool = False
+    # `inline`: a webhook is applied and planned in its request, and the answer says how many
+    # messages it planned. `queued`: the request validates and stores it, answers `queued`,
+    # and a worker applies it oldest first, seconds later (docs/deployment.md, Intake under
+    # load): about five times the orders a second per API process, and spikes wait in the
+    # database instead of timing out at the platform.
+    intake_mode: Literal["inline", "queued"] = "inline"
     # Days the raw body of every webhook delivery is kept (to replay, export or debug); later
     # it is emptied, its row kept so late retries still dedupe. An unreplayed intake failure
     # keeps its body until it is replayed (docs/deployment.md, Intake).

@@ -321,7 +321,9 @@ EXAMPLE_BODY: dict[str, Any] = {
 class IntakeResult(BaseModel):
     # ignored: about someone erased, from before the erasure (docs/privacy.md): kept as a
     # delivery id only, nothing planned.
-    status: Literal["accepted", "duplicate", "ignored"]
+    # queued: stored, to be applied by a worker (AFTERSALE_INTAKE_MODE=queued); the counts
+    # stay 0, the messages it plans are seen in the outbox.
+    status: Literal["accepted", "queued", "duplicate", "ignored"]
     event_id: str
     messages_planned: int = 0
     messages_cancelled: int = 0

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, MappedColumn, joinedload, mapped_column, relationship
@@ -169,7 +170,15 @@ class WebhookDelivery(Base):
     """Every accepted delivery, once: the unique key is what makes retries harmless."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (UniqueConstraint("source", "shop", "delivery_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "shop", "delivery_id"),
+        Index(
+            "ix_webhook_deliveries_queued",
+            "id",
+            postgresql_where=text("queued"),
+            sqlite_where=text("queued"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     source: Mapped[str] = mapped_column(String(32))
@@ -185,6 +194,9 @@ class WebhookDelivery(Base):
     customer_id: Mapped[int | None] = mapped_column(
         ForeignKey("customers.id", ondelete="SET NULL"), index=True
     )
+    # Stored by the request, not yet applied (AFTERSALE_INTAKE_MODE=queued): a worker maps
+    # and applies it, oldest first (app/intake/queue.py).
+    queued: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Message(TimestampMixin, Base):

@@ -16,6 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
 
 from app.feedback.imap import poll_mailbox
+from app.intake.queue import apply_queued
 from app.jobs.anchors import plan_anchor_messages
 from app.jobs.birthdays import plan_birthday_messages
 from app.jobs.lapses import plan_lapse_messages
@@ -123,6 +124,18 @@ class Worker:
             coalesce=True,
             misfire_grace_time=None,
             next_run_time=self.runtime.clock.now(),  # send what fell due while we were down
+        )
+        self.scheduler.add_job(
+            apply_queued,
+            "interval",
+            seconds=self.runtime.settings.dispatch_interval,
+            args=[self.runtime],
+            id="apply-intake-queue",
+            # Runs in inline mode too: nothing queued before a switch back is stranded.
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=self.runtime.clock.now(),
         )
         self.scheduler.add_job(
             reconcile_missing_rules,

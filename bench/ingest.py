@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,18 @@ def bare_request(body: bytes, host: str) -> bytes:
     return wrkload.http_request("POST", "/ingest", host, headers(body, False), body)
 
 
+@dataclass
+class Measured:
+    """One intake mode's runs: saturated, paced at 80 %, and the CPU per stored order."""
+
+    mode: str
+    saturated: wrkload.WrkResult
+    steady: wrkload.WrkResult
+    steady_rate: float
+    server_ms: float
+    database_ms: float
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10, help="each saturation run")
@@ -235,10 +248,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="3 s runs: does it work?")
     parser.add_argument(
+        "--modes",
+        default="queued,inline",
+        help="AFTERSALE_INTAKE_MODE values to measure, comma-separated",
+    )
+    parser.add_argument(
         "--profile", metavar="FILE", help="run our server under cProfile, write its stats here"
     )
+    parser.add_argument("--apply-queued", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.apply_queued:
+        apply_queued_here()
+        return
     seconds = 3.0 if args.quick else args.seconds
+    steady_seconds = 5.0 if args.quick else 15.0
     rng = random.Random(args.seed)
     bin_dir = Path(sys.executable).parent
     numbers = itertools.count()
@@ -261,29 +284,18 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-        ours_port, bare_port = free_port(), free_port()
-        serve = [str(bin_dir / "aftersale"), "serve", "--role", "api", "--port", str(ours_port)]
-        if args.profile:  # cProfile writes when uvicorn returns after SIGTERM
-            serve = [sys.executable, "-m", "cProfile", "-o", args.profile, *serve]
-        ours = start(serve, env)
-        bare = start(bare_command(bare_port), {"BARE_DATABASE_URL": database_url})
         database = make_url(database_url).database if postgres else None
-        ours_cpu, bare_cpu = (
-            wrkload.CpuMeter(ours.pid, database),
-            wrkload.CpuMeter(bare.pid, database),
-        )
+
+        def load(url: str, requests: list[bytes], **options: Any) -> wrkload.WrkResult:
+            return wrkload.run(url, requests, connections=args.connections, **options)
+
+        bare_port = free_port()
+        bare = start(bare_command(bare_port), {"BARE_DATABASE_URL": database_url})
+        bare_cpu = wrkload.CpuMeter(bare.pid, database)
         try:
-            asyncio.run(wait_ready(f"http://127.0.0.1:{ours_port}/healthz"))
             asyncio.run(wait_ready(f"http://127.0.0.1:{bare_port}/docs"))
-            ours_url, bare_url = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{bare_port}"
-            ours_host, bare_host = f"127.0.0.1:{ours_port}", f"127.0.0.1:{bare_port}"
-
-            def load(url: str, requests: list[bytes], **options: Any) -> wrkload.WrkResult:
-                return wrkload.run(url, requests, connections=args.connections, **options)
-
-            # Warm both (imports, pools, caches) at the same load, then measure the baseline.
+            bare_url, bare_host = f"http://127.0.0.1:{bare_port}", f"127.0.0.1:{bare_port}"
             warm = bodies(2000)
-            load(ours_url, [signed_request(b, ours_host) for b in warm], seconds=2, distinct=False)
             load(bare_url, [bare_request(b, bare_host) for b in warm], seconds=2, distinct=False)
             before, bare_rows = bare_cpu.snapshot(), count_rows(database_url, "bare_raw")
             bare_run = load(
@@ -295,69 +307,142 @@ def main() -> None:
             time.sleep(DRAIN_SECONDS)
             bare_server, bare_db = bare_cpu.since(before)
             bare_stored = count_rows(database_url, "bare_raw") - bare_rows
-            # Ours: a distinct order per request, as many as the baseline's rate could send.
-            # (at least 1,000 a second: on a busy machine the baseline's run can be the slow one)
-            budget = int(max(bare_run.rate, 1000) * seconds * 1.5) + 500
-            before = ours_cpu.snapshot()
-            ours_rows = count_rows(database_url, "webhook_deliveries")
-            ours_run = load(
-                ours_url, [signed_request(b, ours_host) for b in bodies(budget)], seconds=seconds
-            )
-            time.sleep(DRAIN_SECONDS)
-            ours_server, ours_db = ours_cpu.since(before)
-            ours_stored = count_rows(database_url, "webhook_deliveries") - ours_rows
-            steady_rate = ours_run.rate * 0.8
-            steady_seconds = 5.0 if args.quick else 15.0
-            steady = load(
-                ours_url,
-                [
-                    signed_request(b, ours_host)
-                    for b in bodies(int(steady_rate * steady_seconds * 1.5) + 500)
-                ],
-                seconds=steady_seconds,
-                rate=steady_rate,
-            )
         finally:
-            # uvicorn re-raises SIGTERM after its shutdown, which would kill cProfile before
-            # it writes; SIGINT ends in a KeyboardInterrupt that `serve` catches.
-            ours.send_signal(signal.SIGINT if args.profile else signal.SIGTERM)
             bare.terminate()
-            for process in (ours, bare):
-                process.wait(timeout=30)
-    if args.profile:
-        pstats.Stats(args.profile).sort_stats("tottime").print_stats(40)
+            bare.wait(timeout=30)
+
+        measured: list[Measured] = []
+        for mode in args.modes.split(","):
+            port = free_port()
+            serve = [str(bin_dir / "aftersale"), "serve", "--role", "api", "--port", str(port)]
+            if args.profile:  # cProfile writes when uvicorn returns after SIGTERM
+                serve = [sys.executable, "-m", "cProfile", "-o", args.profile, *serve]
+            ours = start(serve, {**env, "AFTERSALE_INTAKE_MODE": mode})
+            ours_cpu = wrkload.CpuMeter(ours.pid, database)
+            try:
+                asyncio.run(wait_ready(f"http://127.0.0.1:{port}/healthz"))
+                url, host = f"http://127.0.0.1:{port}", f"127.0.0.1:{port}"
+                warm = bodies(2000)
+                load(url, [signed_request(b, host) for b in warm], seconds=2, distinct=False)
+                # A distinct order per request, as many as the baseline's rate could send
+                # (at least 1,000 a second: on a busy machine the baseline's run can be slow).
+                budget = int(max(bare_run.rate, 1000) * seconds * 1.5) + 500
+                before = ours_cpu.snapshot()
+                ours_rows = count_rows(database_url, "webhook_deliveries")
+                run = load(url, [signed_request(b, host) for b in bodies(budget)], seconds=seconds)
+                time.sleep(DRAIN_SECONDS)
+                server, db = ours_cpu.since(before)
+                stored = count_rows(database_url, "webhook_deliveries") - ours_rows
+                steady_rate = run.rate * 0.8
+                steady = load(
+                    url,
+                    [
+                        signed_request(b, host)
+                        for b in bodies(int(steady_rate * steady_seconds * 1.5) + 500)
+                    ],
+                    seconds=steady_seconds,
+                    rate=steady_rate,
+                )
+            finally:
+                # uvicorn re-raises SIGTERM after its shutdown, which would kill cProfile
+                # before it writes; SIGINT ends in a KeyboardInterrupt that `serve` catches.
+                ours.send_signal(signal.SIGINT if args.profile else signal.SIGTERM)
+                ours.wait(timeout=30)
+            measured.append(
+                Measured(mode, run, steady, steady_rate, server / stored * 1000, db / stored * 1000)
+            )
+            if args.profile:
+                pstats.Stats(args.profile).sort_stats("tottime").print_stats(40)
+        applied = apply_queue(env, database) if "queued" in args.modes.split(",") else None
+
     kind = "PostgreSQL" if postgres else "SQLite"
-    ours_ms = ours_server / ours_stored * 1000
     bare_ms = bare_server / bare_stored * 1000
-    print(
-        f"ingest ({kind}, wrk): ours {ours_run.rate:.0f} orders/s, "
-        f"baseline {bare_run.rate:.0f} req/s, ratio {ours_run.rate / bare_run.rate:.2f} "
-        f"(goal ≥ 0.5, then 0.7); p99 at 80 % {steady.p99_ms:.0f} ms (goal ≤ 250 ms); "
-        f"server CPU ours {ours_ms:.2f} ms/order, bare {bare_ms:.2f} ms/request"
-    )
-    print(
-        f"ingest details: wrk 1 thread, {args.connections} connections, {seconds:.0f} s each; "
-        f"saturated latency ours {ours_run.latency()}, bare {bare_run.latency()}"
-    )
-    if postgres:
+    for result in measured:
+        name = "ingest" if result.mode == "queued" else f"ingest-{result.mode}"
+        run, steady = result.saturated, result.steady
         print(
-            f"ingest PostgreSQL backend CPU: ours {ours_db / ours_stored * 1000:.2f} "
-            f"ms/order, bare {bare_db / bare_stored * 1000:.2f} ms/request"
+            f"{name} ({kind}, wrk, AFTERSALE_INTAKE_MODE={result.mode}): ours {run.rate:.0f} "
+            f"orders/s, baseline {bare_run.rate:.0f} req/s, ratio {run.rate / bare_run.rate:.2f} "
+            f"(goal ≥ 0.5, then 0.7); p99 at 80 % {steady.p99_ms:.0f} ms (goal ≤ 250 ms); "
+            f"server CPU ours {result.server_ms:.2f} ms/order, bare {bare_ms:.2f} ms/request"
         )
-    print(
-        f"ingest at 80 % of saturation ({steady_rate:.0f} orders/s paced, got "
-        f"{steady.rate:.0f}/s for {steady.seconds:.0f} s): {steady.latency()}, "
-        f"p90 {steady.p90_ms:.0f} ms, max {steady.max_ms:.0f} ms"
-    )
+        print(
+            f"{name} details: wrk 1 thread, {args.connections} connections, {seconds:.0f} s "
+            f"each; saturated latency ours {run.latency()}, bare {bare_run.latency()}; at 80 % "
+            f"({result.steady_rate:.0f} orders/s paced, got {steady.rate:.0f}/s for "
+            f"{steady.seconds:.0f} s): {steady.latency()}, p90 {steady.p90_ms:.0f} ms, "
+            f"max {steady.max_ms:.0f} ms"
+        )
+        if postgres:
+            print(
+                f"{name} PostgreSQL backend CPU: ours {result.database_ms:.2f} ms/order, "
+                f"bare {bare_db / bare_stored * 1000:.2f} ms/request"
+            )
+    if applied is not None:
+        # The work the request no longer does is done here: its cost is part of an order's.
+        print(
+            f"ingest apply (the worker's job, queued mode): {applied['applied']} orders in "
+            f"{applied['seconds']:.1f} s = {applied['applied'] / applied['seconds']:.0f} "
+            f"orders/s, worker CPU {applied['cpu'] / applied['applied'] * 1000:.2f} ms/order"
+            + (
+                f", PostgreSQL backend {applied['database'] / applied['applied'] * 1000:.2f} "
+                "ms/order"
+                if postgres
+                else ""
+            )
+        )
     problems = [
-        f"{name}: {result.non_2xx} non-2xx answers, {result.socket_errors} socket errors"
-        for name, result in (("bare", bare_run), ("ours", ours_run), ("ours at 80 %", steady))
-        if result.non_2xx or result.socket_errors
+        f"{result.mode} {name}: {run.non_2xx} non-2xx answers, {run.socket_errors} socket errors"
+        for result in measured
+        for name, run in (("saturated", result.saturated), ("at 80 %", result.steady))
+        if run.non_2xx or run.socket_errors
     ]
+    if bare_run.non_2xx or bare_run.socket_errors:
+        problems.append(f"bare: {bare_run.non_2xx} non-2xx, {bare_run.socket_errors} errors")
+    if applied is not None and applied["left"]:
+        problems.append(f"{applied['left']} deliveries still queued after the apply")
     for line in problems:
         print(f"ingest PROBLEM {line}")
     if problems:
         sys.exit(1)
+
+
+def apply_queue(env: dict[str, str], database: str | None) -> dict[str, Any]:
+    """Run the worker's queue job in a process of its own until the queue is empty."""
+    command = [sys.executable, __file__, "--apply-queued"]
+    process = subprocess.Popen(
+        command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    meter = wrkload.CpuMeter(process.pid, database)
+    before = meter.snapshot()
+    out, _ = process.communicate(timeout=1800)
+    _, db = meter.since(before)
+    if process.returncode:
+        raise RuntimeError("applying the queue failed")
+    return {**json.loads(out.decode().strip().splitlines()[-1]), "database": db}
+
+
+def apply_queued_here() -> None:
+    """The worker's `apply_queued` job on the settings from the environment; prints what it
+    applied, its wall time and this process's CPU time for it (start-up excluded)."""
+    from app.config import Settings
+    from app.intake.queue import apply_queued
+    from app.ops.repository import queue_depth
+    from app.runtime import Runtime
+
+    async def run() -> dict[str, Any]:
+        runtime = Runtime.create(Settings(), templates=None)
+        async with runtime.session_factory() as session:
+            await session.execute(text("SELECT 1"))  # connect before the clock starts
+        began, cpu = time.perf_counter(), time.process_time()
+        report = await apply_queued(runtime)
+        seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+        async with runtime.session_factory() as session:
+            left, _ = await queue_depth(session)
+        await runtime.engine.dispose()
+        return {"applied": report.applied, "seconds": seconds, "cpu": cpu, "left": left}
+
+    print(json.dumps(asyncio.run(run())))
 
 
 def reset_postgres(database_url: str) -> None:

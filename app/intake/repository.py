@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import IntakeFailure, WebhookDelivery
@@ -158,3 +158,43 @@ async def delete_resolved_failures(session: AsyncSession, *, resolved_before: da
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# Any fixed number: the key of the queue's PostgreSQL advisory lock.
+_QUEUE_LOCK_KEY = 7_263_001
+
+
+async def lock_queue(session: AsyncSession) -> bool:
+    """Take the intake queue for this transaction; False when another worker holds it.
+
+    One holder at a time is what applies the events of an order in the order they arrived.
+    On SQLite a first statement that writes takes the database's write lock (waiting for it)
+    before the queue is read.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        taken = await session.execute(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _QUEUE_LOCK_KEY}
+        )
+        return bool(taken.scalar_one())
+    await session.execute(text("UPDATE webhook_deliveries SET queued = queued WHERE 0 = 1"))
+    return True
+
+
+async def queued_deliveries(session: AsyncSession, *, limit: int) -> Sequence[WebhookDelivery]:
+    """The oldest queued deliveries, in the order they arrived."""
+    statement = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.queued)
+        .order_by(WebhookDelivery.id)
+        .limit(limit)
+    )
+    return (await session.execute(statement)).scalars().all()
+
+
+async def dequeue(session: AsyncSession, deliveries: Sequence[int]) -> None:
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(deliveries))
+        .values(queued=False)
+        .execution_options(synchronize_session=False)
+    )

@@ -10,6 +10,7 @@ when it goes through), a repeat of one that went through is a duplicate.
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -56,10 +57,11 @@ class InvalidEvent(PayloadError):
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of a delivery: `accepted` or `duplicate` (with `result`), `ignored`
-    (nothing for us in it), `unmapped` (kept as failure `failure_id`, `error` says why)."""
+    """What became of a delivery: `accepted`, `queued` (for a worker to apply) or `duplicate`
+    (with `result`), `ignored` (nothing for us in it), `unmapped` (kept as failure
+    `failure_id`, `error` says why)."""
 
-    status: Literal["accepted", "duplicate", "ignored", "unmapped"]
+    status: Literal["accepted", "queued", "duplicate", "ignored", "unmapped"]
     delivery_id: str
     result: IntakeResult | None = None
     reason: str = ""
@@ -99,8 +101,18 @@ async def take_delivery(
     now: datetime,
 ) -> Outcome:
     """Store the delivery raw, then map and ingest it in the caller's transaction; a payload
-    that cannot be mapped is kept as an intake failure."""
+    that cannot be mapped is kept as an intake failure.
+
+    With `settings.intake_mode` "queued", a delivery that maps to events is stored queued
+    instead, for a worker to apply (`queue.py`): the request only verifies, maps (so our own
+    JSON's sender still hears of an invalid body) and stores.
+    """
     body = _text(delivery.body)
+    events: list[Envelope] = []
+    if settings.intake_mode == "queued" and not platform.product_topic(delivery.topic):
+        # One that cannot be mapped is mapped again below, and kept as a failure there.
+        with suppress(PayloadError):
+            events = map_delivery(platform, delivery, received_at=received_at, settings=settings)
     row = await orders_repository.record_delivery(
         session,
         source=delivery.source,
@@ -109,6 +121,7 @@ async def take_delivery(
         event_type=delivery.topic,
         body=body,
         received_at=now,
+        queued=bool(events),
     )
     failure = None
     if row is None:
@@ -125,6 +138,12 @@ async def take_delivery(
         # under the same event id), so it is what is kept and replayed from now on.
         row = failure.webhook_delivery_id
         await repository.replace_body(session, delivery=row, body=body)
+    elif events:
+        return Outcome(
+            status="queued",
+            delivery_id=delivery.delivery_id,
+            result=IntakeResult(status="queued", event_id=events[0].id),
+        )
     return await map_and_ingest(
         session,
         platform=platform,

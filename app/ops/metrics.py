@@ -40,6 +40,7 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 WEBHOOK_OUTCOMES = (
     "accepted",
+    "queued",
     "duplicate",
     "ignored",
     "unmapped",
@@ -50,7 +51,7 @@ WEBHOOK_OUTCOMES = (
 )
 _OUTCOME_BY_STATUS = {401: "rejected_signature", 413: "too_large", 422: "invalid"}
 # The `status` of a 200 answer (IntakeResult or DeliveryIgnored) is its outcome.
-_ANSWERED = frozenset(("accepted", "duplicate", "ignored", "unmapped"))
+_ANSWERED = frozenset(("accepted", "queued", "duplicate", "ignored", "unmapped"))
 SMTP_ERROR_CLASSES = ("temporary", "permanent", "connection")
 
 WEBHOOKS = Counter(
@@ -160,6 +161,18 @@ class OutboxCollector(Collector):
         yield GaugeMetricFamily(
             "aftersale_oldest_due_message_age_seconds",
             "How long the longest-waiting due message has been due; 0 when none is",
+            value=0 if oldest is None else max(0.0, (self._now - oldest).total_seconds()),
+        )
+        yield GaugeMetricFamily(
+            "aftersale_intake_queued",
+            "Webhook deliveries stored and waiting for a worker to apply them "
+            "(AFTERSALE_INTAKE_MODE=queued)",
+            value=snapshot.intake_queued,
+        )
+        oldest = snapshot.oldest_queued_at
+        yield GaugeMetricFamily(
+            "aftersale_intake_queued_age_seconds",
+            "How long the oldest queued webhook delivery has waited; 0 when none does",
             value=0 if oldest is None else max(0.0, (self._now - oldest).total_seconds()),
         )
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Message, MessageStatus, SenderPause
+from app.models import Message, MessageStatus, SenderPause, WebhookDelivery
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,9 @@ class OutboxSnapshot:
     due: int
     oldest_due_at: datetime | None
     sender_pauses: Sequence[SenderPause] = ()
+    # Webhook deliveries waiting for a worker (queued intake), and the oldest one's arrival.
+    intake_queued: int = 0
+    oldest_queued_at: datetime | None = None
 
 
 async def outbox_snapshot(session: AsyncSession, *, now: datetime) -> OutboxSnapshot:
@@ -39,11 +42,14 @@ async def outbox_snapshot(session: AsyncSession, *, now: datetime) -> OutboxSnap
         )
     ).all()
     due_times = [oldest for *_, oldest in rows if oldest is not None]
+    intake_queued, oldest_queued_at = await queue_depth(session)
     return OutboxSnapshot(
         by_status={status: count for status, count, _, _ in rows},
         due=sum(int(due or 0) for _, _, due, _ in rows),
         oldest_due_at=min(due_times, default=None),
         sender_pauses=await sender_pauses(session, now=now),
+        intake_queued=intake_queued,
+        oldest_queued_at=oldest_queued_at,
     )
 
 
@@ -55,3 +61,13 @@ async def sender_pauses(session: AsyncSession, *, now: datetime) -> list[SenderP
         .order_by(SenderPause.paused_until.desc())
     )
     return list(rows.scalars().all())
+
+
+async def queue_depth(session: AsyncSession) -> tuple[int, datetime | None]:
+    """Webhook deliveries waiting for a worker (queued intake), and when the oldest arrived:
+    a read of the queue's partial index."""
+    found = await session.execute(
+        select(func.count(), func.min(WebhookDelivery.received_at)).where(WebhookDelivery.queued)
+    )
+    count, oldest = found.one()
+    return int(count), oldest

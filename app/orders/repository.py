@@ -196,6 +196,7 @@ async def record_delivery(
     event_type: str,
     body: str,
     received_at: datetime | None = None,
+    queued: bool = False,
 ) -> int | None:
     """Insert the delivery once and return its row id; None when it was seen before (or is
     being stored right now: the unique key makes a concurrent copy wait for the first and
@@ -208,6 +209,7 @@ async def record_delivery(
         "event_type": event_type[:EVENT_TYPE_LENGTH],
         "body": body,
         "received_at": received_at or utcnow(),
+        "queued": queued,
     }
     return (await session.execute(statement, row)).scalar_one_or_none()
 
