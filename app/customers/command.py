@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
@@ -162,6 +162,13 @@ def erase_command(
     )
     if cancelled is None:
         return _no_customer(customer_id, shop, stderr)
+    if cancelled == "queued":
+        print(
+            f"aftersale customers erase: no customer {customer_id} in shop {shop} yet, and a "
+            "queued webhook may be about them: erase again once the workers have applied it",
+            file=stderr,
+        )
+        return EXIT_NOT_FOUND
     if as_json:
         print_json(ErasureOut(erased=True, messages_cancelled=cancelled), stdout)
     else:
@@ -186,13 +193,18 @@ async def _exists(settings: Settings, *, customer_id: str, shop: str) -> bool:
         await engine.dispose()
 
 
-async def _erase(settings: Settings, *, customer_id: str, shop: str, clock: Clock) -> int | None:
+async def _erase(
+    settings: Settings, *, customer_id: str, shop: str, clock: Clock
+) -> int | Literal["queued"] | None:
+    """Messages cancelled; None: no such customer; "queued": none yet, and a queued webhook
+    may be about them (the API answers 409)."""
     engine = create_engine(settings.database_url)
     try:
         async with transaction(create_session_factory(engine)) as session:
             found = await service.find(session, shop=shop, external_id=customer_id)
             if found is None:
-                return None
+                queued = await service.queued_for(session, shop=shop, external_id=customer_id)
+                return "queued" if queued else None
             return await service.erase_customer(session, customer_id=found, now=clock.now())
     finally:
         await engine.dispose()

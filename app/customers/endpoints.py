@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
@@ -66,12 +67,25 @@ async def export_customer(
     "/{customer_id}",
     response_model=ErasureOut,
     summary="Erase a customer's personal data and cancel their waiting mail",
-    responses={404: {"description": "No customer with this id in this shop"}},
+    responses={
+        404: {"description": "No customer with this id in this shop"},
+        409: {
+            "description": "No such customer yet, and a queued webhook may be about them "
+            "(AFTERSALE_INTAKE_MODE=queued): retry after Retry-After seconds"
+        },
+    },
 )
 async def erase_customer(
     customer_id: str, session: SessionDep, runtime: RuntimeDep, shop: ShopQuery = "default"
 ) -> ErasureOut:
     data = await service.find(session, shop=shop, external_id=customer_id)
+    if data is None and await service.queued_for(session, shop=shop, external_id=customer_id):
+        retry = max(1, math.ceil(runtime.settings.dispatch_interval))
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "a webhook about this customer is still queued; erase again once it is applied",
+            headers={"Retry-After": str(retry)},
+        )
     if data is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such customer")
     cancelled = await service.erase_customer(session, customer_id=data, now=runtime.clock.now())

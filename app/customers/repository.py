@@ -367,3 +367,19 @@ async def list_privacy_requests(
 
 async def get_privacy_request(session: AsyncSession, request_id: int) -> PrivacyRequest | None:
     return await session.get(PrivacyRequest, request_id)
+
+
+async def queued_delivery_mentions(session: AsyncSession, *, shop: str, external_id: str) -> bool:
+    """Whether a delivery of the shop still waiting in the intake queue may be about this
+    customer (its body holds the id): erasing "no such customer" then would not reach what
+    the queue is about to store."""
+    found = await session.execute(
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.queued,
+            WebhookDelivery.shop == shop,
+            WebhookDelivery.body.like(containing(external_id), escape=LIKE_ESCAPE),
+        )
+        .limit(1)
+    )
+    return found.first() is not None

@@ -324,6 +324,12 @@ def _body(text: str) -> Any:
         return text  # e.g. a form-encoded body
 
 
+async def queued_for(session: AsyncSession, *, shop: str, external_id: str) -> bool:
+    """Whether the intake queue may still hold a delivery about this customer (queued
+    intake): an erasure must wait for it rather than find no one."""
+    return await repository.queued_delivery_mentions(session, shop=shop, external_id=external_id)
+
+
 async def find(session: AsyncSession, *, shop: str, external_id: str) -> int | None:
     customer = await repository.find_customer(session, shop=shop, external_id=external_id)
     return customer.id if customer else None

@@ -20,7 +20,7 @@ from app.intake.queue import apply_queued
 from app.models import IntakeFailure, Message, MessageStatus, Order, WebhookDelivery
 from app.runtime import Runtime
 from app.worker import Worker
-from tests.conftest import FrozenClock
+from tests.conftest import Api, FrozenClock
 from tests.factories import order_created, order_event, post_event
 from tests.intake.test_shopify import NEW_SECRET, SHOP, payload, post_shopify
 from tests.intake.test_webhook_orders import count
@@ -251,3 +251,34 @@ async def test_a_running_worker_applies_the_queue_and_sends(
     finally:
         await worker.stop()
     assert await queued(runtime) == []
+
+
+async def test_an_erasure_waits_for_the_queue_and_then_reaches_what_it_stored(
+    client: AsyncClient, runtime: Runtime, api: Api
+) -> None:
+    await post_event(client, order_created(customer_id="c-gone", email="gone@example.org"))
+    # Not stored yet: "no such customer" would let the queued order store them afterwards.
+    early = await client.delete("/api/v1/customers/c-gone", headers=api.headers)
+    assert early.status_code == 409, early.text
+    assert int(early.headers["retry-after"]) >= 1
+    assert (
+        await client.delete("/api/v1/customers/c-other", headers=api.headers)
+    ).status_code == 404
+
+    await apply_queued(runtime)
+    erased = await client.delete("/api/v1/customers/c-gone", headers=api.headers)
+    assert erased.status_code == 200, erased.text
+    assert erased.json() == {"erased": True, "messages_cancelled": 1}
+
+    # A second order queued after the erasure: applied, it is ignored and its body emptied.
+    later = order_created(customer_id="c-gone", email="gone@example.org")
+    await post_event(client, later)
+    await apply_queued(runtime)
+    async with runtime.session_factory() as session:
+        body = (
+            await session.execute(
+                select(WebhookDelivery.body).where(WebhookDelivery.delivery_id == later["id"])
+            )
+        ).scalar_one()
+    assert body == ""
+    assert await planned(runtime, "gone@example.org") == []
