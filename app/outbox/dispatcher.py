@@ -72,7 +72,7 @@ from app.rules.model import REVIEW_ANSWERED, Limit, Rule
 from app.runtime import Runtime
 from app.suppressions import repository as suppressions
 from app.survey.links import message_survey_context, survey_kind
-from app.tracking.repository import NewLink, add_links
+from app.tracking.repository import MessageLinks, NewLink, add_message_links
 from app.tracking.service import StoreLinks, track_message
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,9 @@ class Dispatcher:
         # Every per-message write (links, outcome) goes through here and shares a commit
         # with the other sends in flight.
         self._writes = GroupCommit(runtime.session_factory)
+        # The outcomes of the sends in flight, recorded together (one object, so that the
+        # group commit sees one batched write).
+        self._record_finishes = self._finish_batch
         # Domain rate slots this worker took for messages it put aside (`_domain_wait`), by
         # message id. In memory: the rate buckets are per process too.
         self._pace_slots: dict[int, datetime] = {}
@@ -560,8 +563,9 @@ class Dispatcher:
 
     def _link_store(self, message_id: int, now: datetime) -> StoreLinks:
         async def store(links: Sequence[NewLink]) -> list[int]:
-            return await self._writes.run(
-                lambda session: add_links(session, message_id=message_id, links=links, now=now)
+            # With the links of the other messages stored meanwhile: one INSERT for them all.
+            return await self._writes.run_batched(
+                add_message_links, MessageLinks(message_id, links, now)
             )
 
         return store
@@ -790,31 +794,40 @@ class Dispatcher:
         attempt: int | None = None,
         following: Callable[[AsyncSession], Awaitable[int]] | None = None,
     ) -> None:
-        async def finish(session: AsyncSession) -> bool:
-            owned = await repository.finish_message(
-                session,
-                message_id=message_id,
-                worker_id=self.worker_id,
-                status=status,
-                now=now,
-                reason=reason,
-                recipient=recipient,
-                smtp_message_id=smtp_message_id,
-                smtp_code=smtp_code,
-                error=error,
-                attempt=attempt,
-            )
-            if owned and following is not None:
-                # The sequence's next step, in the same write: never a step decided and its
-                # follow-up lost.
-                await following(session)
-            return owned
-
-        owned = await self._writes.run(finish)
+        finish = repository.Finish(
+            message_id=message_id,
+            status=status,
+            now=now,
+            reason=reason,
+            recipient=recipient,
+            smtp_message_id=smtp_message_id,
+            smtp_code=smtp_code,
+            error=error,
+            attempt=attempt,
+        )
+        owned = await self._writes.run_batched(self._record_finishes, (finish, following))
         if not owned:
             log.warning(
                 "message %s was taken over by another worker before it was recorded", message_id
             )
+
+    async def _finish_batch(
+        self,
+        session: AsyncSession,
+        finishes: Sequence[
+            tuple[repository.Finish, Callable[[AsyncSession], Awaitable[int]] | None]
+        ],
+    ) -> list[bool]:
+        """The outcomes of the sends that ended meanwhile, in a few statements; each owned
+        message's next sequence step in the same write: never a step decided and its
+        follow-up lost."""
+        owned = await repository.finish_messages(
+            session, worker_id=self.worker_id, finishes=[finish for finish, _ in finishes]
+        )
+        for (_, following), held in zip(finishes, owned, strict=True):
+            if held and following is not None:
+                await following(session)
+        return owned
 
 
 def _cap_facts(

@@ -19,6 +19,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -249,31 +250,128 @@ async def finish_message(
     attempt: int | None = None,
 ) -> bool:
     """Move a claimed message to a final state; returns False if this worker lost it."""
-    values: dict[str, object] = {
-        "status": status,
-        "status_reason": reason,
-        "claimed_by": None,
-        "updated_at": now,
-    }
-    if status == MessageStatus.SENT:
-        values.update(sent_at=now, recipient=recipient, smtp_message_id=smtp_message_id)
-    if error is not None:
-        values["last_error"] = error
-    result = await session.execute(
-        _finish_statement(frozenset(values)), _owner(message_id, worker_id) | values
+    finish = Finish(
+        message_id=message_id,
+        status=status,
+        now=now,
+        reason=reason,
+        recipient=recipient,
+        smtp_message_id=smtp_message_id,
+        smtp_code=smtp_code,
+        error=error,
+        attempt=attempt,
     )
-    owned = bool(result.rowcount)  # type: ignore[attr-defined]
-    if owned and attempt is not None:
-        await _add_attempt(
-            session,
-            message_id=message_id,
-            attempt=attempt,
-            at=now,
-            outcome=status.value,
-            smtp_code=smtp_code,
-            detail=error or reason,
-        )
+    (owned,) = await finish_messages(session, worker_id=worker_id, finishes=[finish])
     return owned
+
+
+@dataclass(frozen=True)
+class Finish:
+    """A claimed message's final state, as `finish_messages` records it."""
+
+    message_id: int
+    status: MessageStatus
+    now: datetime
+    reason: str | None = None
+    recipient: str | None = None
+    smtp_message_id: str | None = None
+    smtp_code: int | None = None
+    error: str | None = None
+    # The attempt row to add (its number), None for none.
+    attempt: int | None = None
+
+    def values(self) -> dict[str, object]:
+        """The message row's columns this writes."""
+        written: dict[str, object] = {
+            "status": self.status,
+            "status_reason": self.reason,
+            "claimed_by": None,
+            "updated_at": self.now,
+        }
+        if self.status == MessageStatus.SENT:
+            written.update(
+                sent_at=self.now, recipient=self.recipient, smtp_message_id=self.smtp_message_id
+            )
+        if self.error is not None:
+            written["last_error"] = self.error
+        return written
+
+
+async def finish_messages(
+    session: AsyncSession, *, worker_id: str, finishes: Sequence[Finish]
+) -> list[bool]:
+    """Move claimed messages to their final states, with an attempt row each where asked:
+    a statement per set of columns written (one for a batch that all went) and one for the
+    attempt rows. Whether this worker still held each message (False: another took it)."""
+    by_columns: dict[frozenset[str], list[tuple[Finish, dict[str, object]]]] = {}
+    for finish in finishes:
+        written = finish.values()
+        by_columns.setdefault(frozenset(written), []).append((finish, written))
+    owned: set[int] = set()
+    for columns, rows in by_columns.items():
+        if len(rows) == 1:
+            finish, written = rows[0]
+            result = await session.execute(
+                _finish_statement(columns), _owner(finish.message_id, worker_id) | written
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                owned.add(finish.message_id)
+        else:
+            # Padded to a power of two with repeats of the last row (the same values for the
+            # same row again), so that a handful of statements, each compiled once, serve
+            # every group size.
+            size = 1 << (len(rows) - 1).bit_length()
+            padded = rows + [rows[-1]] * (size - len(rows))
+            parameters: dict[str, object] = {"owned_by": worker_id}
+            for index, (finish, written) in enumerate(padded):
+                parameters[f"r{index}_id"] = finish.message_id
+                parameters.update({f"r{index}_{name}": value for name, value in written.items()})
+            result = await session.execute(_finish_many_statement(columns, size), parameters)
+            owned.update(result.scalars())
+    attempts = [
+        {
+            "message_id": finish.message_id,
+            "attempt": finish.attempt,
+            "attempted_at": finish.now,
+            "outcome": finish.status.value,
+            "smtp_code": finish.smtp_code,
+            "detail": finish.error or finish.reason,
+        }
+        for finish in finishes
+        if finish.attempt is not None and finish.message_id in owned
+    ]
+    if attempts:
+        await session.execute(_ADD_ATTEMPT, attempts)
+    return [finish.message_id in owned for finish in finishes]
+
+
+@lru_cache(maxsize=64)
+def _finish_many_statement(columns: frozenset[str], size: int) -> Update:
+    """One UPDATE for `size` messages, their values joined from a CTE (parameters
+    `r<row>_<column>`), owned rows only; RETURNING the ids it updated."""
+    names = ["id", *sorted(columns)]
+    # SELECTs joined by UNION ALL rather than a VALUES list: SQLAlchemy caches the compiled
+    # form of this one (not of `values()`), and the asyncpg dialect casts each parameter.
+    rows = [
+        select(
+            *(
+                bindparam(f"r{row}_{name}", type_=_MESSAGES.c[name].type).label(name)
+                for name in names
+            )
+        )
+        for row in range(size)
+    ]
+    given = union_all(*rows).cte("finished")
+    return (
+        update(_MESSAGES)
+        .where(
+            _MESSAGES.c.id == given.c.id,
+            _MESSAGES.c.status == MessageStatus.SENDING,
+            _MESSAGES.c.claimed_by == bindparam("owned_by"),
+        )
+        .values({name: given.c[name] for name in sorted(columns)})
+        .returning(_MESSAGES.c.id)
+    )
 
 
 async def end_abandoned_message(

@@ -30,24 +30,42 @@ async def add_links(
     session: AsyncSession, *, message_id: int, links: Sequence[NewLink], now: datetime
 ) -> list[int]:
     """Store the tracked links of one message; their ids, in the order given."""
-    if not links:
-        return []
-    # One INSERT … RETURNING for all of them, on the table: no ORM objects to track.
-    result = await session.execute(
-        _ADD_LINKS,
-        [
-            {
-                "message_id": message_id,
-                "position": link.position,
-                "kind": link.kind,
-                "url": link.url,
-                "token_nonce": link.nonce,
-                "created_at": now,
-            }
-            for link in links
-        ],
-    )
-    return list(result.scalars())
+    (ids,) = await add_message_links(session, [MessageLinks(message_id, links, now)])
+    return ids
+
+
+@dataclass(frozen=True)
+class MessageLinks:
+    message_id: int
+    links: Sequence[NewLink]
+    now: datetime
+
+
+async def add_message_links(
+    session: AsyncSession, messages: Sequence[MessageLinks]
+) -> list[list[int]]:
+    """Store the tracked links of several messages; per message, their ids in the order
+    given. One INSERT … RETURNING for all of them, on the table: no ORM objects to track."""
+    rows = [
+        {
+            "message_id": message.message_id,
+            "position": link.position,
+            "kind": link.kind,
+            "url": link.url,
+            "token_nonce": link.nonce,
+            "created_at": message.now,
+        }
+        for message in messages
+        for link in message.links
+    ]
+    if not rows:
+        return [[] for _ in messages]
+    ids = list((await session.execute(_ADD_LINKS, rows)).scalars())
+    split, start = [], 0
+    for message in messages:
+        split.append(ids[start : start + len(message.links)])
+        start += len(message.links)
+    return split
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 from sqlalchemy import event, func, insert, select
@@ -94,3 +94,56 @@ async def test_a_lone_write_reports_its_error_once(runtime: Runtime, commits: li
     assert await writes.run(add("next@example.com")) == "next@example.com"
     async with runtime.session_factory() as session:
         assert await session.scalar(select(func.count()).select_from(Suppression)) == 1
+
+
+def add_many(calls: list[list[str]]):  # type: ignore[no-untyped-def]
+    """A batched write: all its items in one INSERT; refuses a group holding `bad@...`."""
+
+    async def write(session: AsyncSession, emails: Sequence[str]) -> list[str]:
+        calls.append(list(emails))
+        if "bad@example.com" in emails:
+            raise RuntimeError("bad@example.com is refused")
+        await session.execute(
+            insert(Suppression), [{"email": email, "reason": "manual"} for email in emails]
+        )
+        return [email.upper() for email in emails]
+
+    return write
+
+
+async def test_batched_writes_of_a_group_make_one_call(
+    runtime: Runtime, commits: list[int]
+) -> None:
+    writes = GroupCommit(runtime.session_factory)
+    calls: list[list[str]] = []
+    batch = add_many(calls)
+    emails = [f"b{number}@example.com" for number in range(8)]
+
+    results = await asyncio.gather(
+        *(writes.run_batched(batch, email) for email in emails), writes.run(add("plain@x.org"))
+    )
+
+    # Each caller gets its own item's result; the items went to the write in one call.
+    assert results == [email.upper() for email in emails] + ["plain@x.org"]
+    assert calls == [emails]
+    assert await stored(runtime) == {*emails, "plain@x.org"}
+    assert len(commits) == 1
+
+
+async def test_a_failing_batch_is_retried_item_by_item(
+    runtime: Runtime, commits: list[int]
+) -> None:
+    writes = GroupCommit(runtime.session_factory)
+    calls: list[list[str]] = []
+    batch = add_many(calls)
+    emails = ["a@example.com", "bad@example.com", "c@example.com"]
+
+    results = await asyncio.gather(
+        *(writes.run_batched(batch, email) for email in emails), return_exceptions=True
+    )
+
+    assert results[0] == "A@EXAMPLE.COM" and results[2] == "C@EXAMPLE.COM"
+    assert isinstance(results[1], RuntimeError)
+    assert calls == [emails, ["a@example.com"], ["bad@example.com"], ["c@example.com"]]
+    assert await stored(runtime) == {"a@example.com", "c@example.com"}
+    assert len(commits) == 2
