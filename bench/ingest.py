@@ -1,19 +1,26 @@
 """Order webhooks through a real uvicorn, against a bare endpoint measured in the same run.
 
 Ours: `aftersale serve --role api` with the shipped rules; each request is a realistic order
-(3 items, a customer, a signature) that is verified, validated, upserted and planned in one
-transaction, each with its own event, order and customer (about half repeat an earlier
-customer). Baseline: bench/bare_app.py, which stores the same body in one row. Both are
-driven by wrk (bench/wrkload.py: one thread, its own process) at the same connections, for the
-same time, on the same database; each saturated rate comes with each server's CPU time per
-request (its process tree, from /proc) and, on PostgreSQL, its backends' CPU time, which a
-busy machine disturbs far less than the rates.
+(3 items, a customer, a signature), each with its own event, order and customer (about half
+repeat an earlier customer). Measured in both intake modes (`--modes`):
 
-Then a run paced at 80 % of our measured saturation rate gives the latency a shop sees under
-steady load (Shopify gives up after 5 s).
+- `queued` (AFTERSALE_INTAKE_MODE=queued): the request verifies, validates and stores the
+  delivery queued; the worker's job then upserts, stores and plans it. That job is run
+  afterwards in a process of its own over everything queued, and its CPU per order printed
+  (`ingest apply`), with the whole cost of an order wherever it runs (`ingest-end-to-end`).
+- `inline` (the default setting): all of it in the request's transaction.
+
+Baseline: bench/bare_app.py, which stores the same body in one row. Both are driven by wrk
+(bench/wrkload.py: one thread, its own process) at the same connections, for the same time,
+on the same database; each saturated rate comes with each server's CPU time per request
+(its process tree, from /proc) and, on PostgreSQL, its backends' CPU time, which a busy
+machine disturbs far less than the rates.
+
+Then a run paced at 80 % of each mode's measured saturation rate gives the latency a shop
+sees under steady load (Shopify gives up after 5 s).
 
     python bench/ingest.py [--seconds 10] [--connections 64] [--database-url URL]
-                           [--quick] [--profile FILE]
+                           [--modes queued,inline] [--quick] [--profile FILE]
 
 `--profile FILE` runs our server under cProfile and prints where its time went.
 
@@ -390,6 +397,21 @@ def main() -> None:
                 if postgres
                 else ""
             )
+        )
+    queued = next((result for result in measured if result.mode == "queued"), None)
+    if applied is not None and queued is not None:
+        # The whole of an order's cost, wherever it runs, against the bare insert's.
+        per_order = (
+            queued.server_ms
+            + queued.database_ms
+            + (applied["cpu"] + applied["database"]) / applied["applied"] * 1000
+        )
+        bare_total = bare_ms + (bare_db / bare_stored * 1000 if postgres else 0.0)
+        print(
+            f"ingest-end-to-end ({kind}, CPU per order: request + worker"
+            + (" + PostgreSQL" if postgres else "")
+            + f"): ours {per_order:.2f} ms, baseline {bare_total:.2f} ms, ratio "
+            f"{bare_total / per_order:.2f} (the capacity of one machine doing both)"
         )
     problems = [
         f"{result.mode} {name}: {run.non_2xx} non-2xx answers, {run.socket_errors} socket errors"
