@@ -13,6 +13,7 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy import select, text, update
 
+from app.cli import main
 from app.config import Settings
 from app.db import transaction
 from app.intake import aftersale, queue, service
@@ -24,6 +25,7 @@ from tests.conftest import Api, FrozenClock
 from tests.factories import order_created, order_event, post_event
 from tests.intake.test_shopify import NEW_SECRET, SHOP, payload, post_shopify
 from tests.intake.test_webhook_orders import count
+from tests.mail.test_preview import cli_env
 from tests.ops.test_metrics import scrape, value
 from tests.orders.test_intake_cost import statements
 from tests.smtp_sink import SmtpSink
@@ -254,13 +256,22 @@ async def test_a_running_worker_applies_the_queue_and_sends(
 
 
 async def test_an_erasure_waits_for_the_queue_and_then_reaches_what_it_stored(
-    client: AsyncClient, runtime: Runtime, api: Api
+    client: AsyncClient,
+    runtime: Runtime,
+    api: Api,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     await post_event(client, order_created(customer_id="c-gone", email="gone@example.org"))
     # Not stored yet: "no such customer" would let the queued order store them afterwards.
     early = await client.delete("/api/v1/customers/c-gone", headers=api.headers)
     assert early.status_code == 409, early.text
     assert int(early.headers["retry-after"]) >= 1
+    cli_env(monkeypatch, settings)
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["customers", "erase", "c-gone", "--yes"]) == 1
+    assert "a queued webhook may be about them" in capsys.readouterr().err
     assert (
         await client.delete("/api/v1/customers/c-other", headers=api.headers)
     ).status_code == 404
