@@ -4,11 +4,12 @@ N due messages (default 5,000: half thank-you mails, half restock or cross-sell 
 orders of 1 to 3 items, each for its own customer) are written as intake stores them. An
 aiosmtpd sink runs in a process of its own and only accepts and counts.
 
-Ours: the real `Dispatcher` drains them (on PostgreSQL in one process per core by default,
-`--workers`, as a deployment runs workers: the bound below counts every core too): claim batches, the send-time checks (consent,
+Ours: the real `Dispatcher` drains them: claim batches, the send-time checks (consent,
 suppression, rebuy history, frequency caps), the shipped template rendered with CSS
 inlined, tracked links stored and rewritten, the message composed, sent over the SMTP
-pool's K connections, the outcome and attempt recorded. K is the settings' pool size.
+pool's K connections, the outcome and attempt recorded. K is the settings' pool size. On
+PostgreSQL it runs as one dispatcher process per core by default (`--workers`), as a
+deployment runs workers: the bound it is compared with counts every core too.
 Baseline: the very messages ours just sent (kept by the sink, so nothing to build in the
 timed part) sent again with bare aiosmtplib over K connections to the same sink. Each
 round runs ours then the baseline; between rounds the messages are made due again. The
