@@ -190,29 +190,63 @@ def best_landing(
     """The send time with the best chance of landing, among the best for the smooth spread
     and a few just before each of the customer's own gaps."""
     own = list(own_log_gaps)[-OWN_GAPS_KEPT:]
+    bumps = _bumps(learned, own, product, anchor=anchor)
+    lead = parse_duration(learned.lead).seconds / DAY
+    scale = math.log(max(quantity, 1) ** QUANTITY_ELASTICITY)
+    _, centre, spread = bumps[0]
+    candidates = [_best_window(centre + scale, spread, lead)] + [
+        math.exp(gap + scale) - fraction * lead for gap in own for fraction in LEAD_FRACTIONS
+    ]
+    return max(
+        (
+            Landing(days, _chance(bumps, days=days, lead=lead, scale=scale))
+            for days in (max(candidate, EARLIEST) for candidate in candidates)
+        ),
+        key=lambda landing: landing.chance,
+    )
+
+
+def landing_chance(
+    learned: Learned,
+    own_log_gaps: Sequence[float],
+    product: GapStats,
+    *,
+    anchor: datetime,
+    days: float,
+    quantity: int,
+) -> float:
+    """The estimated chance that a reminder `days` after the purchase lands."""
+    own = list(own_log_gaps)[-OWN_GAPS_KEPT:]
+    return _chance(
+        _bumps(learned, own, product, anchor=anchor),
+        days=days,
+        lead=parse_duration(learned.lead).seconds / DAY,
+        scale=math.log(max(quantity, 1) ** QUANTITY_ELASTICITY),
+    )
+
+
+def _bumps(
+    learned: Learned, own: Sequence[float], product: GapStats, *, anchor: datetime
+) -> list[tuple[float, float, float]]:
+    """The customer's next gap (log days per unit) as weighted normals (weight, mean, sd):
+    the shrunk estimate with its spread first, then a narrow one at each own gap."""
     centre = _expected_log(learned, own, product, anchor=anchor)
     spread = math.sqrt(
         (SPREAD_PRIOR_WEIGHT * PRODUCT_LOG_VARIANCE + sum((gap - centre) ** 2 for gap in own))
         / (SPREAD_PRIOR_WEIGHT + len(own))
     )
-    lead = parse_duration(learned.lead).seconds / DAY
-    scale = math.log(max(quantity, 1) ** QUANTITY_ELASTICITY)
-    bumps = [(CUSTOMER_PRIOR_WEIGHT, centre, spread)] + [(1.0, gap, OWN_GAP_SPREAD) for gap in own]
+    return [(CUSTOMER_PRIOR_WEIGHT, centre, spread)] + [(1.0, gap, OWN_GAP_SPREAD) for gap in own]
 
-    def chance(days: float) -> float:
-        low, high = math.log(days) - scale, math.log(days + lead) - scale
-        return sum(
-            weight * (_normal_cdf((high - mean) / sd) - _normal_cdf((low - mean) / sd))
-            for weight, mean, sd in bumps
-        ) / sum(weight for weight, _, _ in bumps)
 
-    candidates = [_best_window(centre + scale, spread, lead)] + [
-        math.exp(gap + scale) - fraction * lead for gap in own for fraction in LEAD_FRACTIONS
-    ]
-    return max(
-        (Landing(days, chance(days)) for days in (max(c, EARLIEST) for c in candidates)),
-        key=lambda landing: landing.chance,
-    )
+def _chance(
+    bumps: Sequence[tuple[float, float, float]], *, days: float, lead: float, scale: float
+) -> float:
+    """The share of the bumps' mass between `days` and `days + lead` (scaled by quantity)."""
+    low, high = math.log(days) - scale, math.log(days + lead) - scale
+    return sum(
+        weight * (_normal_cdf((high - mean) / sd) - _normal_cdf((low - mean) / sd))
+        for weight, mean, sd in bumps
+    ) / sum(weight for weight, _, _ in bumps)
 
 
 def _best_window(mean: float, sd: float, width: float) -> float:
