@@ -8,7 +8,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from app.planner.assign import assign
-from app.planner.learned import GapStats, PastOrder, learned_due, log_gaps, purchases
+from app.planner.learned import GapStats, PastOrder, learned_due, own_log_gaps, purchases
 from app.rules.anchors import anchor_dates
 from app.rules.categories import same_need
 from app.rules.facts import CustomerFacts, ItemFacts, OrderFacts
@@ -262,14 +262,11 @@ def _send_times(
 ) -> list[tuple[datetime, str]]:
     """One (send time, dedupe key) per message: one per anchor date (e.g. per child)."""
     if rule.send.learned is not None:
-        return [
-            (
-                _learned_send_time(
-                    rule, anchor=anchor, items=items, tz=tz, history=history, order=order
-                ),
-                key,
-            )
-        ]
+        learned = _learned_send_time(
+            rule, anchor=anchor, items=items, tz=tz, history=history, order=order
+        )
+        # None: too unlikely to land (`min_chance`), so no reminder at all.
+        return [] if learned is None else [(learned, key)]
     if rule.send.anchor is None:
         return [(send_time(rule, anchor=anchor, items=items, tz=tz), key)]
     dates = anchor_dates(rule.send.anchor, customer=customer, items=items)
@@ -290,7 +287,7 @@ def _learned_send_time(
     tz: ZoneInfo,
     history: History,
     order: OrderFacts,
-) -> datetime:
+) -> datetime | None:
     quantity = sum(item.quantity for item in items) or 1
     now = PastOrder(placed_at=anchor, items=order.items)
     earlier = [past for past in history.orders if past.placed_at < anchor]
@@ -298,11 +295,11 @@ def _learned_send_time(
         rule,
         anchor=anchor,
         quantity=quantity,
-        own_log_gaps=log_gaps(purchases(rule, earlier, now=now)),
+        own_log_gaps=own_log_gaps(rule, purchases(rule, earlier, now=now)),
         product=history.product_gaps.get(rule.id, GapStats()),
         position=range_position(quantity),
     )
-    return localise(rule, due, anchor=anchor, tz=tz)
+    return None if due is None else localise(rule, due, anchor=anchor, tz=tz)
 
 
 def planned_message(

@@ -334,6 +334,16 @@ class Fallback(_Strict):
         return value
 
 
+def _percent(value: object) -> object:
+    # "10%" is what marketers write; a bare 10 means the same.
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1])
+        except ValueError:
+            raise ValueError(f"bad percentage {value!r}, e.g. 10%") from None
+    return value
+
+
 class Learned(_Strict):
     """Time a reminder from observed repurchase gaps (see docs/rules.md, "Learned intervals")."""
 
@@ -343,6 +353,27 @@ class Learned(_Strict):
     )
     lead: DurationText = Field(
         default="7d", description="how long before the expected repurchase to send, e.g. 7d"
+    )
+    min_chance: Annotated[
+        float | None,
+        BeforeValidator(_percent),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"},
+                    {"type": "number", "minimum": 0, "exclusiveMaximum": 100},
+                ]
+            }
+        ),
+    ] = Field(
+        default=None,
+        ge=0,
+        lt=100,
+        description=(
+            "time the reminder for the best chance that the customer rebuys within `lead` "
+            "after it, and send none when that chance is below this percentage"
+        ),
+        examples=["15%"],
     )
 
     @field_validator("fallback")
@@ -567,16 +598,6 @@ class Variant(_Strict):
     @property
     def label(self) -> str:
         return self.name or self.template
-
-
-def _percent(value: object) -> object:
-    # "10%" is what marketers write; a bare 10 means the same.
-    if isinstance(value, str) and value.strip().endswith("%"):
-        try:
-            return float(value.strip()[:-1])
-        except ValueError:
-            raise ValueError(f"bad percentage {value!r}, e.g. 10%") from None
-    return value
 
 
 PurchaseScope = Literal["any", "same_sku", "same_category"]

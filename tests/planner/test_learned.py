@@ -10,15 +10,18 @@ import pytest
 
 from app.planner.learned import (
     PRODUCT_PRIOR_WEIGHT,
+    QUANTITY_ELASTICITY,
     GapStats,
     PastOrder,
+    best_landing,
+    landing_chance,
     latest_gap,
     log_gaps,
     purchases,
 )
-from app.planner.planner import History, plan_order_event
+from app.planner.planner import History, PlannedMessage, plan_order_event
 from app.rules.facts import ItemFacts, OrderFacts
-from app.rules.loader import RuleSet
+from app.rules.loader import RuleSet, load_rules
 from tests.rules.test_timing import rules_from
 
 START = datetime(2026, 1, 5, 12, tzinfo=UTC)
@@ -119,3 +122,101 @@ def test_the_gap_an_order_closes_is_learned_once(rules: RuleSet) -> None:
     assert latest_gap(rule, [past(0)], past(0.5)) is None  # same purchase, split in two
     tea_only = past(25, ItemFacts("TEA", "tea"))
     assert latest_gap(rule, [past(0)], tea_only) is None
+
+
+LANDING = """
+rules:
+  - id: coffee
+    kind: transactional
+    when: {event: order.created, items: {category: [coffee]}}
+    send: {learned: {fallback: 4w..5w, lead: 4d, min_chance: 15%}}
+    template: thank-you
+"""
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> RuleSet:
+    return rules_from(tmp_path, LANDING)
+
+
+def planned_for(
+    rules: RuleSet, *, at_day: float, history: History, quantity: int = 1
+) -> list[PlannedMessage]:
+    placed = START + timedelta(days=at_day)
+    order = OrderFacts(id=99, status="open", placed_at=placed, items=(coffee(quantity),))
+    return plan_order_event(
+        event="order.created",
+        occurred_at=placed,
+        order=order,
+        customer_id=1,
+        rules=rules,
+        history=history,
+    )
+
+
+def test_min_chance_is_a_percentage(landing: RuleSet, tmp_path: Path) -> None:
+    learned = landing.rules[0].send.learned
+    assert learned is not None and learned.min_chance == 15
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "rules.yaml").write_text(LANDING.replace("15%", "100%"))
+    assert load_rules(tmp_path / "bad").errors
+
+
+def test_landing_with_nothing_known_uses_the_fallback_as_written(landing: RuleSet) -> None:
+    [planned] = planned_for(landing, at_day=0, history=History())
+    assert planned.send_at - START == timedelta(weeks=4)
+
+
+def test_landing_reminds_a_regular_customer_within_the_lead_before_their_rhythm(
+    landing: RuleSet,
+) -> None:
+    orders = [past(20 * n) for n in range(18)]
+    [planned] = planned_for(landing, at_day=360, history=History(orders=orders))
+    assert timedelta(days=16) <= planned.send_at - (START + timedelta(days=360)) < timedelta(20)
+
+
+def test_landing_aims_at_one_of_an_alternating_customers_gaps_not_between(
+    landing: RuleSet,
+) -> None:
+    # Gaps of 7 and 21 days in turn: their log-average (12 days) is neither.
+    days, orders = 0, []
+    for n in range(12):
+        orders.append(past(days))
+        days += 7 if n % 2 else 21
+    [planned] = planned_for(landing, at_day=days, history=History(orders=orders))
+    wait = planned.send_at - (START + timedelta(days=days))
+    assert timedelta(days=3) <= wait < timedelta(days=7) or (
+        timedelta(days=17) <= wait < timedelta(days=21)
+    )
+
+
+def test_landing_sends_nothing_to_a_customer_too_irregular_to_predict(landing: RuleSet) -> None:
+    days, orders = 0, []
+    for gap in (3, 60, 14, 45, 25, 90, 8, 35, 120, 19):  # no two within 4 days
+        orders.append(past(days))
+        days += gap
+    assert planned_for(landing, at_day=days, history=History(orders=orders)) == []
+
+
+def test_landing_counts_units_less_than_proportionally(landing: RuleSet) -> None:
+    # A customer who bought one bag every 20 days, now buying two: they are expected about
+    # 2 ** QUANTITY_ELASTICITY times as late, not twice.
+    orders = [past(20 * n) for n in range(18)]
+    [planned] = planned_for(landing, at_day=360, history=History(orders=orders), quantity=2)
+    expected = 20 * 2**QUANTITY_ELASTICITY
+    wait = planned.send_at - (START + timedelta(days=360))
+    assert timedelta(days=expected - 4) <= wait < timedelta(days=expected)
+
+
+def test_best_landing_is_the_best_chance_among_its_neighbours(landing: RuleSet) -> None:
+    learned = landing.rules[0].send.learned
+    assert learned is not None
+    own = [math.log(gap) for gap in (18, 20, 22, 19, 21)]
+    product = GapStats(count=100, sum_log_days=100 * math.log(30))
+    best = best_landing(learned, own, product, anchor=START, quantity=1)
+    assert 0 < best.chance < 1
+    # Moving the send time a day either way lands less often.
+    for days in (best.days - 1, best.days + 1):
+        assert landing_chance(learned, own, product, anchor=START, days=days, quantity=1) <= (
+            best.chance
+        )
