@@ -46,6 +46,8 @@ class Benchmark:
 
 BENCHMARKS = (
     Benchmark("learned-intervals", "learned_intervals.py", (), quick=("--customers", "300")),
+    # Real order history (bench/data/): the figures need the whole file, quick or not.
+    Benchmark("timing-backtest", "timing_backtest.py", (), quick=()),
     Benchmark(
         "recommendations",
         "recommendations.py",
