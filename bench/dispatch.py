@@ -29,8 +29,8 @@ import asyncio
 import itertools
 import json
 import os
-import subprocess
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -73,16 +73,11 @@ async def run_ours(runtime: Runtime, expected: int) -> float:
         renderer=TemplateRenderer(settings.templates_dir, default_locale=settings.default_locale),
         worker_id="bench-dispatcher",
     )
-    total = DispatchReport()
     database = database_cpu_seconds(runtime)
     cpu = time.process_time()
     started = time.perf_counter()
     try:
-        while True:
-            report = await dispatcher.drain()
-            total.add(report)
-            if report.claimed == 0:
-                break
+        total = await drain_all(dispatcher)
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu
         database = database_cpu_seconds(runtime) - database
@@ -113,9 +108,7 @@ async def run_ours_processes(runtime: Runtime, expected: int, workers: int) -> f
     }
     command = [sys.executable, __file__, "--dispatcher-process"]
     processes = [
-        subprocess.Popen(
-            command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
+        subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         for _ in range(workers)
     ]
     for process in processes:
@@ -170,14 +163,9 @@ def dispatcher_process() -> None:
             await session.execute(select(Message.id).limit(1))  # connected before the clock
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
-        total = DispatchReport()
         cpu = time.process_time()
         try:
-            while True:
-                report = await dispatcher.drain()
-                total.add(report)
-                if report.claimed == 0:
-                    break
+            total = await drain_all(dispatcher)
             cpu = time.process_time() - cpu
         finally:
             await dispatcher.sender.close()
@@ -185,6 +173,16 @@ def dispatcher_process() -> None:
         return {"outcomes": dict(total.outcomes), "cpu": cpu}
 
     print(json.dumps(asyncio.run(run())), flush=True)
+
+
+async def drain_all(dispatcher: Dispatcher) -> DispatchReport:
+    """Drain until nothing is left to claim (another process may still be sending)."""
+    total = DispatchReport()
+    while True:
+        report = await dispatcher.drain()
+        total.add(report)
+        if report.claimed == 0:
+            return total
 
 
 def database_cpu_seconds(runtime: Runtime) -> float:
