@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import transaction
 from app.intake import repository
 from app.intake.registry import platform_of
-from app.intake.service import Delivery, map_and_ingest
+from app.intake.service import map_and_ingest, stored_delivery
 from app.models import WebhookDelivery
 from app.runtime import Runtime
 
@@ -116,13 +116,7 @@ async def _apply(session: AsyncSession, stored: WebhookDelivery, runtime: Runtim
     await map_and_ingest(
         session,
         platform=platform,
-        delivery=Delivery(
-            source=stored.source,
-            shop=stored.shop,
-            delivery_id=stored.delivery_id,
-            topic=stored.event_type,
-            body=stored.body,
-        ),
+        delivery=stored_delivery(stored),
         row=stored.id,
         failure=None,
         received_at=stored.received_at,

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.intake import repository
 from app.intake.payloads import PayloadError
 from app.intake.registry import platform_of
-from app.intake.service import Delivery, Outcome, map_and_ingest
+from app.intake.service import Outcome, map_and_ingest, stored_delivery
 from app.models import IntakeFailure, WebhookDelivery
 from app.rules.loader import RuleSet
 
@@ -40,13 +40,7 @@ async def replay_failure(
         return await _still_failing(
             session, failure, stored, "the raw body was erased; nothing to replay"
         )
-    delivery = Delivery(
-        source=stored.source,
-        shop=stored.shop,
-        delivery_id=stored.delivery_id,
-        topic=stored.event_type,
-        body=stored.body,
-    )
+    delivery = stored_delivery(stored)
     platform = platform_of(stored.source)
     if platform is None:
         return await _still_failing(

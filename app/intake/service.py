@@ -26,7 +26,7 @@ from app.intake import repository
 from app.intake.effects import intake_effects
 from app.intake.payloads import PayloadError, decode_json, describe, run_mapper
 from app.intake.platform import MapContext, Platform
-from app.models import IntakeFailure
+from app.models import IntakeFailure, WebhookDelivery
 from app.orders import repository as orders_repository
 from app.orders import service as orders
 from app.rules.loader import RuleSet
@@ -44,6 +44,17 @@ class Delivery:
     delivery_id: str
     topic: str  # the platform's topic header; our own JSON carries its type in the body
     body: bytes | str
+
+
+def stored_delivery(stored: WebhookDelivery) -> Delivery:
+    """A delivery as it was received, from its stored row (to replay or apply it)."""
+    return Delivery(
+        source=stored.source,
+        shop=stored.shop,
+        delivery_id=stored.delivery_id,
+        topic=stored.event_type,
+        body=stored.body,
+    )
 
 
 class InvalidEvent(PayloadError):
