@@ -13,6 +13,7 @@ from app.api.deps import MAX_ROW_ID, RuntimeDep, SessionDep
 from app.console.access import Visit, forbidden, html, posted_form, see_other, to_login, visit
 from app.console.render import render
 from app.intake import replay, repository
+from app.ops.repository import queue_depth
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 PAGE_SIZE = 50
@@ -53,8 +54,12 @@ async def failures_page(
         limit=PAGE_SIZE,
     )
     next_cursor = rows[-1][0].id if len(rows) == PAGE_SIZE else None
+    queued, oldest = await queue_depth(db)
+    waited = None if oldest is None else max(0, int((runtime.clock.now() - oldest).total_seconds()))
     body = render(
         "intake.html",
+        queued=queued,
+        waited=waited,
         visit=seen,
         here=HERE,
         rows=rows,

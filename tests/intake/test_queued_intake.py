@@ -22,6 +22,7 @@ from app.models import IntakeFailure, Message, MessageStatus, Order, WebhookDeli
 from app.runtime import Runtime
 from app.worker import Worker
 from tests.conftest import Api, FrozenClock
+from tests.dashboard.conftest import sign_in
 from tests.factories import order_created, order_event, post_event
 from tests.intake.test_shopify import NEW_SECRET, SHOP, payload, post_shopify
 from tests.intake.test_webhook_orders import count
@@ -293,3 +294,17 @@ async def test_an_erasure_waits_for_the_queue_and_then_reaches_what_it_stored(
         ).scalar_one()
     assert body == ""
     assert await planned(runtime, "gone@example.org") == []
+
+
+async def test_the_console_intake_page_shows_the_queue(
+    client: AsyncClient, runtime: Runtime, clock: FrozenClock
+) -> None:
+    await sign_in(client)
+    assert 'id="queued"' not in (await client.get("/dashboard/intake")).text
+    await post_event(client, order_created())
+    await post_event(client, order_created())
+    clock.advance(seconds=42)
+    page = (await client.get("/dashboard/intake")).text
+    assert "2 deliveries queued for the workers to apply, the oldest received 42 s ago" in page
+    await apply_queued(runtime)
+    assert 'id="queued"' not in (await client.get("/dashboard/intake")).text
