@@ -282,3 +282,27 @@ async def test_an_erasure_waits_for_the_queue_and_then_reaches_what_it_stored(
         ).scalar_one()
     assert body == ""
     assert await planned(runtime, "gone@example.org") == []
+
+
+async def test_stopping_the_worker_lets_a_queue_batch_in_flight_finish(
+    runtime: Runtime, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SIGTERM used to cancel the job mid-batch: its transaction rolled back, and the
+    # scheduler logged the CancelledError as an error on every such shutdown.
+    began, finished = asyncio.Event(), asyncio.Event()
+
+    async def slow_apply(_runtime: Runtime) -> queue.QueueReport:
+        began.set()
+        await asyncio.sleep(0.3)
+        finished.set()
+        return queue.QueueReport()
+
+    monkeypatch.setattr("app.worker.apply_queued", slow_apply)
+    clock.current = datetime.now(UTC)  # the scheduler's first run: now
+    worker = Worker(runtime)
+    await worker.start()
+    try:
+        await asyncio.wait_for(began.wait(), timeout=10)
+    finally:
+        await worker.stop()
+    assert finished.is_set()
