@@ -61,9 +61,10 @@ wrk:
 	      "apt-get install wrk; macOS: brew install wrk), then run make bench again." >&2; \
 	    exit 1; }; }
 
-# Half the measured capacity for SOAK_MINUTES; memory growth and errors (bench/soak.py).
+# Half the measured capacity for SOAK_MINUTES, driven by wrk; memory growth and errors
+# (bench/soak.py).
 SOAK_MINUTES ?= 30
-soak: $(DEV_STAMP)
+soak: $(DEV_STAMP) wrk
 	$(BIN)/python bench/soak.py --minutes $(SOAK_MINUTES)
 
 lint: $(DEV_STAMP)

@@ -7,8 +7,10 @@ database. Never one job per email.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # `aftersale health` allows 60 s by default: a heartbeat missed twice is not yet a failure.
 HEARTBEAT_SECONDS = 10.0
+# How long `stop` waits for the jobs' runs in flight before cancelling them.
+STOP_WAIT_SECONDS = 30.0
 
 
 def write_heartbeat(path: Path, now: datetime) -> None:
@@ -104,6 +108,22 @@ class Worker:
             ),
         )
         self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self._running: set[asyncio.Task[object]] = set()  # the jobs' runs in flight
+
+    def _tracked(self, job: Callable[..., Awaitable[object]]) -> Callable[..., Awaitable[object]]:
+        """`job` as the scheduler runs it, known while it runs: `stop` lets it finish."""
+
+        @functools.wraps(job)
+        async def run(*args: object, **kwargs: object) -> object:
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
+            try:
+                return await job(*args, **kwargs)
+            finally:
+                self._running.discard(task)
+
+        return run
 
     async def start(self) -> None:
         if self.capture is not None:
@@ -115,7 +135,7 @@ class Worker:
                 self.runtime.settings.dev_outbox_dir,
             )
         self.scheduler.add_job(
-            self.dispatcher.drain,
+            self._tracked(self.dispatcher.drain),
             "interval",
             seconds=self.runtime.settings.dispatch_interval,
             id="dispatch",
@@ -126,7 +146,7 @@ class Worker:
             next_run_time=self.runtime.clock.now(),  # send what fell due while we were down
         )
         self.scheduler.add_job(
-            apply_queued,
+            self._tracked(apply_queued),
             "interval",
             seconds=self.runtime.settings.dispatch_interval,
             args=[self.runtime],
@@ -138,7 +158,7 @@ class Worker:
             next_run_time=self.runtime.clock.now(),
         )
         self.scheduler.add_job(
-            reconcile_missing_rules,
+            self._tracked(reconcile_missing_rules),
             "interval",
             seconds=self.runtime.settings.rules_poll_interval,
             args=[self.runtime],
@@ -148,7 +168,7 @@ class Worker:
             misfire_grace_time=None,
         )
         self.scheduler.add_job(
-            plan_anchor_messages,
+            self._tracked(plan_anchor_messages),
             "interval",
             hours=6,
             args=[self.runtime],
@@ -159,7 +179,7 @@ class Worker:
             next_run_time=self.runtime.clock.now(),
         )
         self.scheduler.add_job(
-            plan_birthday_messages,
+            self._tracked(plan_birthday_messages),
             "interval",
             hours=6,
             args=[self.runtime],
@@ -170,7 +190,7 @@ class Worker:
             next_run_time=self.runtime.clock.now(),
         )
         self.scheduler.add_job(
-            plan_lapse_messages,
+            self._tracked(plan_lapse_messages),
             "interval",
             hours=6,
             args=[self.runtime],
@@ -181,7 +201,7 @@ class Worker:
             next_run_time=self.runtime.clock.now(),
         )
         self.scheduler.add_job(
-            fold_stats,
+            self._tracked(fold_stats),
             "interval",
             seconds=self.runtime.settings.stats_rollup_interval,
             args=[self.runtime],
@@ -192,7 +212,7 @@ class Worker:
             misfire_grace_time=None,
         )
         self.scheduler.add_job(
-            purge_tracking_events,
+            self._tracked(purge_tracking_events),
             "interval",
             hours=1,
             args=[self.runtime],
@@ -202,7 +222,7 @@ class Worker:
             misfire_grace_time=None,
         )
         self.scheduler.add_job(
-            expire_raw_payloads,
+            self._tracked(expire_raw_payloads),
             "interval",
             days=1,
             args=[self.runtime],
@@ -214,7 +234,7 @@ class Worker:
         )
         if self.runtime.settings.bounce_imap_url is not None:
             self.scheduler.add_job(
-                poll_mailbox,
+                self._tracked(poll_mailbox),
                 "interval",
                 seconds=self.runtime.settings.bounce_imap_interval,
                 args=[self.runtime],
@@ -226,7 +246,7 @@ class Worker:
         if self.runtime.settings.worker_heartbeat_file is not None:
             heartbeat = Heartbeat(self.runtime, self.runtime.settings.worker_heartbeat_file)
             self.scheduler.add_job(
-                heartbeat.beat,
+                self._tracked(heartbeat.beat),
                 "interval",
                 seconds=self.heartbeat_seconds,
                 id="worker-heartbeat",
@@ -244,6 +264,13 @@ class Worker:
         # shutting the scheduler down cancels the jobs running, sends in flight included.
         self.scheduler.pause()
         await self.dispatcher.stop()
+        # The other jobs' runs in flight (a queue batch, a planner) finish too: cancelled,
+        # each would roll back and the scheduler would log its CancelledError as an error.
+        # Bounded, so that SIGTERM still ends a long run. A run submitted just before the
+        # pause starts at the first yield.
+        await asyncio.sleep(0)
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=STOP_WAIT_SECONDS)
         self.scheduler.shutdown(wait=False)
         await self.sender.close()
         if self.capture is not None:

@@ -308,3 +308,27 @@ async def test_the_console_intake_page_shows_the_queue(
     assert "2 deliveries queued for the workers to apply, the oldest received 42 s ago" in page
     await apply_queued(runtime)
     assert 'id="queued"' not in (await client.get("/dashboard/intake")).text
+
+
+async def test_stopping_the_worker_lets_a_queue_batch_in_flight_finish(
+    runtime: Runtime, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SIGTERM used to cancel the job mid-batch: its transaction rolled back, and the
+    # scheduler logged the CancelledError as an error on every such shutdown.
+    began, finished = asyncio.Event(), asyncio.Event()
+
+    async def slow_apply(_runtime: Runtime) -> queue.QueueReport:
+        began.set()
+        await asyncio.sleep(0.3)
+        finished.set()
+        return queue.QueueReport()
+
+    monkeypatch.setattr("app.worker.apply_queued", slow_apply)
+    clock.current = datetime.now(UTC)  # the scheduler's first run: now
+    worker = Worker(runtime)
+    await worker.start()
+    try:
+        await asyncio.wait_for(began.wait(), timeout=10)
+    finally:
+        await worker.stop()
+    assert finished.is_set()
