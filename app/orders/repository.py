@@ -9,7 +9,7 @@ from decimal import Decimal
 from functools import cache, lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, func, select, update
+from sqlalchemy import Table, bindparam, case, func, literal, select, union_all, update
 from sqlalchemy import insert as core_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
@@ -97,18 +97,22 @@ _CUSTOMERS = cast(Table, Customer.__table__)
 _BY_ID = select(_CUSTOMERS.c.id, _CUSTOMERS.c.external_id).where(
     _CUSTOMERS.c.shop == bindparam("shop"), _CUSTOMERS.c.external_id == bindparam("external_id")
 )
-_BY_ID_OR_EMAIL = (
-    select(_CUSTOMERS.c.id, _CUSTOMERS.c.external_id)
-    .where(
+# By id, else by address: two index lookups joined, never one condition with OR across the
+# two columns, which PostgreSQL plans as a scan of every customer of the shop whenever its
+# statistics lag behind (a table that grew since it was last analyzed).
+_PERSON = union_all(
+    select(_CUSTOMERS.c.id, _CUSTOMERS.c.external_id, literal(0).label("rank")).where(
         _CUSTOMERS.c.shop == bindparam("shop"),
-        (_CUSTOMERS.c.external_id == bindparam("external_id"))
-        | ((_CUSTOMERS.c.email == bindparam("email")) & _CUSTOMERS.c.deleted_at.is_(None)),
-    )
-    .order_by(
-        case((_CUSTOMERS.c.external_id == bindparam("external_id"), 0), else_=1),
-        _CUSTOMERS.c.id,
-    )
-    .limit(1)
+        _CUSTOMERS.c.external_id == bindparam("external_id"),
+    ),
+    select(_CUSTOMERS.c.id, _CUSTOMERS.c.external_id, literal(1).label("rank")).where(
+        _CUSTOMERS.c.shop == bindparam("shop"),
+        _CUSTOMERS.c.email == bindparam("email"),
+        _CUSTOMERS.c.deleted_at.is_(None),
+    ),
+).subquery("person")
+_BY_ID_OR_EMAIL = (
+    select(_PERSON.c.id, _PERSON.c.external_id).order_by(_PERSON.c.rank, _PERSON.c.id).limit(1)
 )
 _ERASURES = cast(Table, Erasure.__table__)
 # What intake asks about the person of an event before it stores anything, in one round
@@ -118,14 +122,13 @@ _SCREEN = select(
     select(func.max(_ERASURES.c.erased_at))
     .where(
         _ERASURES.c.shop == bindparam("shop"),
-        (_ERASURES.c.subject == bindparam("by_id"))
-        | (_ERASURES.c.subject == bindparam("by_email")),
+        _ERASURES.c.subject.in_([bindparam("by_id"), bindparam("by_email")]),
     )
     .scalar_subquery()
     .label("erased_at"),
     _SUPPRESSED.exists().label("suppressed"),
-    _BY_ID_OR_EMAIL.with_only_columns(_CUSTOMERS.c.id).scalar_subquery().label("person_id"),
-    _BY_ID_OR_EMAIL.with_only_columns(_CUSTOMERS.c.external_id)
+    _BY_ID_OR_EMAIL.with_only_columns(_PERSON.c.id).scalar_subquery().label("person_id"),
+    _BY_ID_OR_EMAIL.with_only_columns(_PERSON.c.external_id)
     .scalar_subquery()
     .label("person_external_id"),
 )
