@@ -123,6 +123,9 @@ async def run_ours_processes(runtime: Runtime, expected: int, workers: int) -> f
     elapsed = time.perf_counter() - started
     database = database_cpu_seconds(runtime) - database
     for process in processes:
+        assert process.stdin is not None
+        process.stdin.write("exit\n")
+        process.stdin.flush()
         process.wait(timeout=60)
     outcomes: dict[str, int] = {}
     for result in results:
@@ -146,9 +149,10 @@ async def run_ours_processes(runtime: Runtime, expected: int, workers: int) -> f
 
 def dispatcher_process() -> None:
     """One of `run_ours_processes`' dispatchers: settings from the environment; says
-    `ready`, waits for a line, drains until nothing is left to claim, prints its figures."""
+    `ready`, waits for a line, drains until nothing is left to claim, prints its figures,
+    and waits for another line before it disconnects."""
 
-    async def run() -> dict[str, object]:
+    async def run() -> None:
         settings = Settings(_env_file=None)  # type: ignore[call-arg]
         runtime = Runtime.create(settings, templates=None)
         dispatcher = Dispatcher(
@@ -167,12 +171,15 @@ def dispatcher_process() -> None:
         try:
             total = await drain_all(dispatcher)
             cpu = time.process_time() - cpu
+            print(json.dumps({"outcomes": dict(total.outcomes), "cpu": cpu}), flush=True)
+            # Connected until told: PostgreSQL's backends keep their CPU time only while
+            # they live, and the parent reads it once every process is done.
+            await asyncio.to_thread(sys.stdin.readline)
         finally:
             await dispatcher.sender.close()
             await runtime.close()
-        return {"outcomes": dict(total.outcomes), "cpu": cpu}
 
-    print(json.dumps(asyncio.run(run())), flush=True)
+    asyncio.run(run())
 
 
 async def drain_all(dispatcher: Dispatcher) -> DispatchReport:
