@@ -228,18 +228,23 @@ async def message_floor(runtime: Runtime, expected: int) -> float:
         return [next(link_ids) for _ in links]
 
     rules, now = runtime.rules.current, runtime.clock.now()
-    cpu = time.process_time()
-    for context in contexts:
-        rule = rules.by_id(context.message.rule_id)
-        await dispatcher.build_message(
-            context,
-            rule=rule,
-            matched=matched_items(context, rule),
-            coupon=None,
-            now=now,
-            store=store,
-        )
-    return 1000 * (time.process_time() - cpu) / expected
+    best = float("inf")
+    # Twice, the faster counted: the first pass also fills what this process caches
+    # (compiled templates, parsed CSS), which ours did in its own processes' first round.
+    for _ in range(2):
+        cpu = time.process_time()
+        for context in contexts:
+            rule = rules.by_id(context.message.rule_id)
+            await dispatcher.build_message(
+                context,
+                rule=rule,
+                matched=matched_items(context, rule),
+                coupon=None,
+                now=now,
+                store=store,
+            )
+        best = min(best, time.process_time() - cpu)
+    return 1000 * best / expected
 
 
 async def records_floor(runtime: Runtime, expected: int) -> tuple[float, float]:
