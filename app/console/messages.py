@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import MAX_ROW_ID, RuntimeDep, SessionDep
 from app.console.access import (
@@ -32,8 +33,9 @@ from app.console.render import render
 from app.models import Message, MessageStatus
 from app.outbox import repository
 from app.outbox.history import load_timeline
-from app.outbox.rendering import CannotRender, render_for_operator
+from app.outbox.rendering import CannotRender, OperatorRender, render_for_operator
 from app.outbox.service import MessageConflict, MessageNotFound, end_message, send_now
+from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -200,13 +202,7 @@ async def _message(
         )
     rendered, unrenderable = None, None
     try:
-        rendered = await render_for_operator(
-            db,
-            settings=runtime.settings,
-            rules=runtime.rules.current,
-            message_id=message_id,
-            now=seen.now,
-        )
+        rendered = await _rendered(db, runtime, seen, message_id)
     except CannotRender as exc:
         unrenderable = str(exc)
     message = history.message
@@ -230,6 +226,19 @@ async def _message(
     return response
 
 
+async def _rendered(
+    db: AsyncSession, runtime: Runtime, seen: Visit, message_id: int
+) -> OperatorRender | None:
+    """The message as it would be sent now, untracked (raises CannotRender)."""
+    return await render_for_operator(
+        db,
+        settings=runtime.settings,
+        rules=runtime.rules.current,
+        message_id=message_id,
+        now=seen.now,
+    )
+
+
 @router.get("/{message_id}/email.html", response_class=HTMLResponse)
 async def message_email(
     request: Request, runtime: RuntimeDep, db: SessionDep, message_id: MessageId
@@ -238,13 +247,7 @@ async def message_email(
     if seen is None:
         return to_login()
     try:
-        rendered = await render_for_operator(
-            db,
-            settings=runtime.settings,
-            rules=runtime.rules.current,
-            message_id=message_id,
-            now=seen.now,
-        )
+        rendered = await _rendered(db, runtime, seen, message_id)
     except CannotRender as exc:
         return _email(
             render("email_unrenderable.html", reason=str(exc)),

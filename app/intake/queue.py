@@ -40,6 +40,11 @@ class QueueReport:
 async def apply_queued(runtime: Runtime, *, batch: int = BATCH) -> QueueReport:
     """Apply queued deliveries until none is left. Safe to run any number of times, anywhere."""
     report = QueueReport()
+    async with runtime.session_factory() as session:
+        # A read of the partial index first: most runs find nothing (inline mode, the
+        # default, queues nothing), and then take no lock (SQLite's is the write lock).
+        if not await repository.queued_deliveries(session, limit=1):
+            return report
     while True:
         try:
             async with transaction(runtime.session_factory) as session:

@@ -313,10 +313,7 @@ class Dispatcher:
             return "paused"
         if isinstance(decision, Stop):
             await self._finish(
-                message.id,
-                decision.status,
-                now=now,
-                reason=decision.reason,
+                repository.Finish(message.id, decision.status, now=now, reason=decision.reason),
                 following=self._following(context, rule, decision.status, decision.reason, now),
             )
             return decision.status.value
@@ -354,7 +351,9 @@ class Dispatcher:
             )
             if coupon is None and rule.coupon.when_empty == "skip":
                 await self._finish(
-                    message.id, MessageStatus.SKIPPED, now=now, reason="coupon_pool_empty"
+                    repository.Finish(
+                        message.id, MessageStatus.SKIPPED, now=now, reason="coupon_pool_empty"
+                    )
                 )
                 return "skipped"
         assert customer.email is not None
@@ -404,13 +403,15 @@ class Dispatcher:
             await self._resume(ended)
         if isinstance(outcome, Delivered):
             await self._finish(
-                message.id,
-                MessageStatus.SENT,
-                now=now,
-                recipient=customer.email,
-                smtp_message_id=message_id,
-                attempt=attempt,
-                smtp_code=250,
+                repository.Finish(
+                    message.id,
+                    MessageStatus.SENT,
+                    now=now,
+                    recipient=customer.email,
+                    smtp_message_id=message_id,
+                    attempt=attempt,
+                    smtp_code=250,
+                ),
                 following=self._following(context, rule, MessageStatus.SENT, None, now),
             )
             return "sent"
@@ -418,13 +419,15 @@ class Dispatcher:
             # Policy, reputation, content: this message will not go, the address may.
             assert isinstance(outcome, PermanentFailure)
             await self._finish(
-                message.id,
-                MessageStatus.FAILED,
-                now=now,
-                reason="rejected",
-                smtp_code=outcome.code,
-                error=outcome.detail,
-                attempt=attempt,
+                repository.Finish(
+                    message.id,
+                    MessageStatus.FAILED,
+                    now=now,
+                    reason="rejected",
+                    smtp_code=outcome.code,
+                    error=outcome.detail,
+                    attempt=attempt,
+                )
             )
             return "failed"
         if verdict == Verdict.MAILBOX_GONE:
@@ -575,12 +578,14 @@ class Dispatcher:
         # customer), the log gets only its kind.
         log.error("message %s failed (%s): %s", message.id, reason, type(exc).__name__)
         await self._finish(
-            message.id,
-            MessageStatus.FAILED,
-            now=now,
-            reason=reason,
-            error=str(exc),
-            attempt=message.attempts,
+            repository.Finish(
+                message.id,
+                MessageStatus.FAILED,
+                now=now,
+                reason=reason,
+                error=str(exc),
+                attempt=message.attempts,
+            )
         )
         return "failed"
 
@@ -757,13 +762,15 @@ class Dispatcher:
         expires_at = context.message.expires_at
         if attempt >= settings.max_attempts or (expires_at is not None and retry_at > expires_at):
             await self._finish(
-                context.message.id,
-                MessageStatus.FAILED,
-                now=now,
-                reason="retries_exhausted",
-                error=error,
-                attempt=attempt,
-                smtp_code=outcome.code,
+                repository.Finish(
+                    context.message.id,
+                    MessageStatus.FAILED,
+                    now=now,
+                    reason="retries_exhausted",
+                    error=error,
+                    attempt=attempt,
+                    smtp_code=outcome.code,
+                )
             )
             return "failed"
         await self._writes.run(
@@ -782,33 +789,15 @@ class Dispatcher:
 
     async def _finish(
         self,
-        message_id: int,
-        status: MessageStatus,
+        finish: repository.Finish,
         *,
-        now: datetime,
-        reason: str | None = None,
-        recipient: str | None = None,
-        smtp_message_id: str | None = None,
-        smtp_code: int | None = None,
-        error: str | None = None,
-        attempt: int | None = None,
         following: Callable[[AsyncSession], Awaitable[int]] | None = None,
     ) -> None:
-        finish = repository.Finish(
-            message_id=message_id,
-            status=status,
-            now=now,
-            reason=reason,
-            recipient=recipient,
-            smtp_message_id=smtp_message_id,
-            smtp_code=smtp_code,
-            error=error,
-            attempt=attempt,
-        )
         owned = await self._writes.run_batched(self._record_finishes, (finish, following))
         if not owned:
             log.warning(
-                "message %s was taken over by another worker before it was recorded", message_id
+                "message %s was taken over by another worker before it was recorded",
+                finish.message_id,
             )
 
     async def _finish_batch(
