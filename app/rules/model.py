@@ -344,6 +344,17 @@ def _percent(value: object) -> object:
     return value
 
 
+# A share as a rule writes it: "14%" or 14.
+_PERCENT_SCHEMA = WithJsonSchema(
+    {
+        "anyOf": [
+            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"},
+            {"type": "number", "minimum": 0, "exclusiveMaximum": 100},
+        ]
+    }
+)
+
+
 class Learned(_Strict):
     """Time a reminder from observed repurchase gaps (see docs/rules.md, "Learned intervals")."""
 
@@ -357,14 +368,7 @@ class Learned(_Strict):
     min_chance: Annotated[
         float | None,
         BeforeValidator(_percent),
-        WithJsonSchema(
-            {
-                "anyOf": [
-                    {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"},
-                    {"type": "number", "minimum": 0, "exclusiveMaximum": 100},
-                ]
-            }
-        ),
+        _PERCENT_SCHEMA,
     ] = Field(
         default=None,
         ge=0,
@@ -833,14 +837,7 @@ class Rule(_Strict):
     holdout: Annotated[
         float,
         BeforeValidator(_percent),
-        WithJsonSchema(
-            {
-                "anyOf": [
-                    {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"},
-                    {"type": "number", "minimum": 0, "exclusiveMaximum": 100},
-                ]
-            }
-        ),
+        _PERCENT_SCHEMA,
     ] = Field(
         default=0,
         ge=0,
