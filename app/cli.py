@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import http.client
 import json
 import logging
@@ -859,11 +858,6 @@ def serve_http(settings: Settings, *, role: str) -> int:
         access_log=False,
     )
     server = BannerServer(config, banner=startup_banner(settings, role=role))
-    # The modules, routes and schemas loaded so far live as long as the process: out of the
-    # collector's reach, its full collections under load no longer walk them (bench/ingest.py
-    # showed them at a few % of the CPU per order).
-    gc.collect()
-    gc.freeze()
     try:
         server.run(sockets=[listener])
     except KeyboardInterrupt:

@@ -22,6 +22,7 @@ from babel import Locale, UnknownLocaleError
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.db import DEFAULT_POOL_SIZE
 from app.listen import DEFAULT_HOST, DEFAULT_PORT, HOST_VARIABLES, PORT_VARIABLES, local_url
 from app.mail.addresses import bounce_address, dns_domain, is_reserved_domain
 from app.mail.dkim_key import DkimConfig, dkim_config, dkim_selector
@@ -102,6 +103,9 @@ class Settings(BaseSettings):
     # --- The service: environment, database, API and dashboard access -------------------------
     env: Literal["development", "production"] = "development"
     database_url: str = f"sqlite+aiosqlite:///{ROOT / 'var' / 'aftersale.db'}"
+    # PostgreSQL connections each process keeps open, and at most uses (docs/deployment.md:
+    # the sum over all processes must stay under the server's max_connections).
+    database_pool_size: int = Field(default=DEFAULT_POOL_SIZE, ge=1, le=1000)
     # Where `serve` listens (its --host and --port win). HOST and PORT are read too, as
     # platforms and `make run PORT=8001` set them.
     host: str = Field(default=DEFAULT_HOST, validation_alias=AliasChoices(*HOST_VARIABLES, "host"))

@@ -35,7 +35,7 @@ class Runtime:
         problem = settings.rules_problem(marketing_rules=rules.current.marketing_rule_ids)
         if problem is not None:
             raise ConfigError(problem)
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
         return cls(
             settings=settings,
             engine=engine,

@@ -16,8 +16,12 @@ on the same database; each saturated rate comes with each server's CPU time per 
 (its process tree, from /proc) and, on PostgreSQL, its backends' CPU time, which a busy
 machine disturbs far less than the rates.
 
-Then a run paced at 80 % of each mode's measured saturation rate gives the latency a shop
-sees under steady load (Shopify gives up after 5 s).
+Each saturated rate is the faster of two passes (PASSES): this machine's speed drifts by
+about a fifth from minute to minute. Then a run paced at 80 % of each mode's saturation rate
+gives the latency a shop sees under steady load (Shopify gives up after 5 s). The baseline is
+paced at 80 % of its own too: a server that idles between requests spends more CPU on each
+(on this VM up to 1.5 times as much, wakeups and cold caches), and the baseline's p99 there
+shows what the machine allows at all.
 
     python bench/ingest.py [--seconds 10] [--connections 64] [--database-url URL]
                            [--modes queued,inline] [--quick] [--profile FILE]
@@ -213,6 +217,8 @@ def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 # CPU per request is counted over what was stored, once the requests still in flight when
 # wrk stopped counting have been answered: they cost CPU that their answers do not show.
 DRAIN_SECONDS = 2.0
+# Saturation runs per server; the faster counts (the machine's own jitter is ±20 %).
+PASSES = 2
 
 
 def count_rows(database_url: str, table: str) -> int:
@@ -304,16 +310,29 @@ def main() -> None:
             bare_url, bare_host = f"http://127.0.0.1:{bare_port}", f"127.0.0.1:{bare_port}"
             warm = bodies(2000)
             load(bare_url, [bare_request(b, bare_host) for b in warm], seconds=2, distinct=False)
-            before, bare_rows = bare_cpu.snapshot(), count_rows(database_url, "bare_raw")
-            bare_run = load(
+            bare_passes = []
+            for _ in range(PASSES):
+                before, bare_rows = bare_cpu.snapshot(), count_rows(database_url, "bare_raw")
+                run = load(
+                    bare_url,
+                    [bare_request(b, bare_host) for b in bodies(5000)],
+                    seconds=seconds,
+                    distinct=False,
+                )
+                time.sleep(DRAIN_SECONDS)
+                server, db = bare_cpu.since(before)
+                stored = count_rows(database_url, "bare_raw") - bare_rows
+                bare_passes.append((run, server / stored * 1000, db / stored * 1000))
+            bare_run, bare_ms, bare_db_ms = max(bare_passes, key=lambda found: found[0].rate)
+            # The baseline paced as ours is: what this machine allows at 80 % of a one-row
+            # insert's saturation is the bound for ours at 80 % of its own.
+            bare_steady = load(
                 bare_url,
                 [bare_request(b, bare_host) for b in bodies(5000)],
-                seconds=seconds,
+                seconds=steady_seconds,
+                rate=bare_run.rate * 0.8,
                 distinct=False,
             )
-            time.sleep(DRAIN_SECONDS)
-            bare_server, bare_db = bare_cpu.since(before)
-            bare_stored = count_rows(database_url, "bare_raw") - bare_rows
         finally:
             bare.terminate()
             bare.wait(timeout=30)
@@ -334,12 +353,18 @@ def main() -> None:
                 # A distinct order per request, as many as the baseline's rate could send
                 # (at least 1,000 a second: on a busy machine the baseline's run can be slow).
                 budget = int(max(bare_run.rate, 1000) * seconds * 1.5) + 500
-                before = ours_cpu.snapshot()
-                ours_rows = count_rows(database_url, "webhook_deliveries")
-                run = load(url, [signed_request(b, host) for b in bodies(budget)], seconds=seconds)
-                time.sleep(DRAIN_SECONDS)
-                server, db = ours_cpu.since(before)
-                stored = count_rows(database_url, "webhook_deliveries") - ours_rows
+                passes = []
+                for _ in range(PASSES):
+                    before = ours_cpu.snapshot()
+                    ours_rows = count_rows(database_url, "webhook_deliveries")
+                    run = load(
+                        url, [signed_request(b, host) for b in bodies(budget)], seconds=seconds
+                    )
+                    time.sleep(DRAIN_SECONDS)
+                    server, db = ours_cpu.since(before)
+                    stored = count_rows(database_url, "webhook_deliveries") - ours_rows
+                    passes.append((run, server / stored * 1000, db / stored * 1000))
+                run, server_ms, database_ms = max(passes, key=lambda found: found[0].rate)
                 steady_rate = run.rate * 0.8
                 steady = load(
                     url,
@@ -355,35 +380,35 @@ def main() -> None:
                 # before it writes; SIGINT ends in a KeyboardInterrupt that `serve` catches.
                 ours.send_signal(signal.SIGINT if args.profile else signal.SIGTERM)
                 ours.wait(timeout=30)
-            measured.append(
-                Measured(mode, run, steady, steady_rate, server / stored * 1000, db / stored * 1000)
-            )
+            measured.append(Measured(mode, run, steady, steady_rate, server_ms, database_ms))
             if args.profile:
                 pstats.Stats(args.profile).sort_stats("tottime").print_stats(40)
         applied = apply_queue(env, database) if "queued" in args.modes.split(",") else None
 
     kind = "PostgreSQL" if postgres else "SQLite"
-    bare_ms = bare_server / bare_stored * 1000
     for result in measured:
         name = "ingest" if result.mode == "queued" else f"ingest-{result.mode}"
         run, steady = result.saturated, result.steady
         print(
             f"{name} ({kind}, wrk, AFTERSALE_INTAKE_MODE={result.mode}): ours {run.rate:.0f} "
             f"orders/s, baseline {bare_run.rate:.0f} req/s, ratio {run.rate / bare_run.rate:.2f} "
-            f"(goal ≥ 0.5, then 0.7); p99 at 80 % {steady.p99_ms:.0f} ms (goal ≤ 250 ms); "
-            f"server CPU ours {result.server_ms:.2f} ms/order, bare {bare_ms:.2f} ms/request"
+            f"(goal ≥ 0.5, then 0.7); p99 at 80 % {steady.p99_ms:.0f} ms (goal ≤ 250 ms; "
+            f"the baseline's at 80 % of its own: {bare_steady.p99_ms:.0f} ms); server CPU ours "
+            f"{result.server_ms:.2f} ms/order, bare {bare_ms:.2f} ms/request"
         )
         print(
             f"{name} details: wrk 1 thread, {args.connections} connections, {seconds:.0f} s "
-            f"each; saturated latency ours {run.latency()}, bare {bare_run.latency()}; at 80 % "
-            f"({result.steady_rate:.0f} orders/s paced, got {steady.rate:.0f}/s for "
-            f"{steady.seconds:.0f} s): {steady.latency()}, p90 {steady.p90_ms:.0f} ms, "
-            f"max {steady.max_ms:.0f} ms"
+            f"each, the faster of {PASSES} passes; saturated latency ours {run.latency()}, "
+            f"bare {bare_run.latency()}; at 80 % ({result.steady_rate:.0f} orders/s paced, got "
+            f"{steady.rate:.0f}/s for {steady.seconds:.0f} s): {steady.latency()}, p90 "
+            f"{steady.p90_ms:.0f} ms, max {steady.max_ms:.0f} ms; bare at 80 % "
+            f"({bare_steady.rate:.0f} req/s): {bare_steady.latency()}, max "
+            f"{bare_steady.max_ms:.0f} ms"
         )
         if postgres:
             print(
                 f"{name} PostgreSQL backend CPU: ours {result.database_ms:.2f} ms/order, "
-                f"bare {bare_db / bare_stored * 1000:.2f} ms/request"
+                f"bare {bare_db_ms:.2f} ms/request"
             )
     if applied is not None:
         # The work the request no longer does is done here: its cost is part of an order's.
@@ -406,7 +431,7 @@ def main() -> None:
             + queued.database_ms
             + (applied["cpu"] + applied["database"]) / applied["applied"] * 1000
         )
-        bare_total = bare_ms + (bare_db / bare_stored * 1000 if postgres else 0.0)
+        bare_total = bare_ms + (bare_db_ms if postgres else 0.0)
         print(
             f"ingest-end-to-end ({kind}, CPU per order: request + worker"
             + (" + PostgreSQL" if postgres else "")
@@ -419,8 +444,9 @@ def main() -> None:
         for name, run in (("saturated", result.saturated), ("at 80 %", result.steady))
         if run.non_2xx or run.socket_errors
     ]
-    if bare_run.non_2xx or bare_run.socket_errors:
-        problems.append(f"bare: {bare_run.non_2xx} non-2xx, {bare_run.socket_errors} errors")
+    for run in (bare_run, bare_steady):
+        if run.non_2xx or run.socket_errors:
+            problems.append(f"bare: {run.non_2xx} non-2xx, {run.socket_errors} errors")
     if applied is not None and applied["left"]:
         problems.append(f"{applied['left']} deliveries still queued after the apply")
     for line in problems:

@@ -1,7 +1,8 @@
 """Our own signed JSON: `POST /webhooks/orders`, its `v1=` signature and secret, and its
 body, which is already our event (validated, not mapped).
 
-The route verifies, stores raw, validates and plans in one transaction, then answers.
+The route verifies, stores raw, validates and plans in one transaction, then answers
+(queued intake: verifies, validates and stores; a worker plans).
 
 An authentic body that fails validation is answered 422, as documented (the sender must fix
 it), and also kept as an intake failure: nothing authentic is lost, and a corrected copy sent
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
 
-from app.api.deps import RuntimeDep, SessionDep
+from app.api.deps import RuntimeDep
 from app.api.errors import validation_error_response
 from app.config import Settings
 from app.events import EXAMPLE_BODY, Envelope, IntakeResult, parse_body
@@ -95,7 +96,6 @@ def _storable(value: Any) -> str | None:
 async def receive_order_event(
     request: Request,
     runtime: RuntimeDep,
-    session: SessionDep,
     x_aftersale_timestamp: Annotated[str | None, Header()] = None,
     x_aftersale_signature: Annotated[str | None, Header()] = None,
 ) -> Any:
@@ -111,8 +111,9 @@ async def receive_order_event(
     except signature.SignatureError as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
     event_id, event_type = _claimed(body)
+    # Its own transactions (none for a queued delivery), committed before the answer.
     outcome = await service.take_delivery(
-        session,
+        runtime.session_factory,
         platform=PLATFORM,
         delivery=service.Delivery(
             source=SOURCE, shop=DEFAULT_SHOP, delivery_id=event_id, topic=event_type, body=body

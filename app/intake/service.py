@@ -13,13 +13,14 @@ import logging
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.db import transaction
 from app.erasures import names_the_erased
 from app.events import Envelope, IntakeResult
 from app.intake import repository
@@ -102,7 +103,7 @@ def map_delivery(
 
 
 async def take_delivery(
-    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
     *,
     platform: Platform,
     delivery: Delivery,
@@ -111,62 +112,69 @@ async def take_delivery(
     settings: Settings,
     now: datetime,
 ) -> Outcome:
-    """Store the delivery raw, then map and ingest it in the caller's transaction; a payload
-    that cannot be mapped is kept as an intake failure.
+    """Store the delivery raw, then map and ingest it in one transaction; a payload that
+    cannot be mapped is kept as an intake failure.
 
     With `settings.intake_mode` "queued", a delivery that maps to events is stored queued
     instead, for a worker to apply (`queue.py`): the request only verifies, maps (so our own
-    JSON's sender still hears of an invalid body) and stores.
+    JSON's sender still hears of an invalid body) and stores, in one statement that commits
+    on its own, without a session or a transaction around it.
     """
     body = _text(delivery.body)
+    fields: dict[str, Any] = {
+        "source": delivery.source,
+        "shop": delivery.shop,
+        "delivery_id": delivery.delivery_id,
+        "event_type": delivery.topic,
+        "body": body,
+        "received_at": now,
+    }
     events: list[Envelope] = []
     if settings.intake_mode == "queued" and not platform.product_topic(delivery.topic):
         # One that cannot be mapped is mapped again below, and kept as a failure there.
         with suppress(PayloadError):
             events = map_delivery(platform, delivery, received_at=received_at, settings=settings)
-    row = await orders_repository.record_delivery(
-        session,
-        source=delivery.source,
-        shop=delivery.shop,
-        delivery_id=delivery.delivery_id,
-        event_type=delivery.topic,
-        body=body,
-        received_at=now,
-        queued=bool(events),
-    )
-    failure = None
-    if row is None:
-        failure = await repository.open_failure_of(
-            session, source=delivery.source, shop=delivery.shop, delivery_id=delivery.delivery_id
-        )
-        if failure is None:
+    if events:
+        stored = await orders_repository.record_delivery_at_once(sessions, **fields, queued=True)
+        if stored is not None:
             return Outcome(
-                status="duplicate",
+                status="queued",
                 delivery_id=delivery.delivery_id,
-                result=IntakeResult(status="duplicate", event_id=delivery.delivery_id),
+                result=IntakeResult(status="queued", event_id=events[0].id),
             )
-        # A new copy of a delivery that failed: the sender may have fixed it (our own JSON
-        # under the same event id), so it is what is kept and replayed from now on.
-        row = failure.webhook_delivery_id
-        await repository.replace_body(session, delivery=row, body=body)
-    elif events:
-        return Outcome(
-            status="queued",
-            delivery_id=delivery.delivery_id,
-            result=IntakeResult(status="queued", event_id=events[0].id),
+    async with transaction(sessions) as session:
+        # Seen before when queueing found it so; else stored here, in this transaction.
+        row = None if events else await orders_repository.record_delivery(session, **fields)
+        failure = None
+        if row is None:
+            failure = await repository.open_failure_of(
+                session,
+                source=delivery.source,
+                shop=delivery.shop,
+                delivery_id=delivery.delivery_id,
+            )
+            if failure is None:
+                return Outcome(
+                    status="duplicate",
+                    delivery_id=delivery.delivery_id,
+                    result=IntakeResult(status="duplicate", event_id=delivery.delivery_id),
+                )
+            # A new copy of a delivery that failed: the sender may have fixed it (our own
+            # JSON under the same event id), so it is what is kept and replayed from now on.
+            row = failure.webhook_delivery_id
+            await repository.replace_body(session, delivery=row, body=body)
+        return await map_and_ingest(
+            session,
+            platform=platform,
+            delivery=delivery,
+            row=row,
+            failure=failure,
+            received_at=received_at,
+            rules=rules,
+            settings=settings,
+            now=now,
+            resolved_by="redelivered",
         )
-    return await map_and_ingest(
-        session,
-        platform=platform,
-        delivery=delivery,
-        row=row,
-        failure=failure,
-        received_at=received_at,
-        rules=rules,
-        settings=settings,
-        now=now,
-        resolved_by="redelivered",
-    )
 
 
 async def map_and_ingest(

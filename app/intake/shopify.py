@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Header, HTTPException, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import RuntimeDep, SessionDep
+from app.api.deps import RuntimeDep
 from app.config import Settings
 from app.customers.service import answer_data_request, erase_shop
+from app.db import transaction
 from app.events import (
     CustomerDeleted,
     CustomerUpdated,
@@ -84,7 +85,6 @@ def _secrets(settings: Settings) -> list[str]:
 async def receive_shopify_webhook(
     request: Request,
     runtime: RuntimeDep,
-    session: SessionDep,
     x_shopify_topic: Annotated[str | None, Header()] = None,
     x_shopify_hmac_sha256: Annotated[str | None, Header()] = None,
     x_shopify_shop_domain: Annotated[str | None, Header()] = None,
@@ -111,9 +111,9 @@ async def receive_shopify_webhook(
         log.info(
             "shopify %s from %s (delivery %s): recorded only", topic, shop, delivery.delivery_id
         )
-        return await _record_only(session, runtime, delivery=delivery)
+        async with transaction(runtime.session_factory) as session:
+            return await _record_only(session, runtime, delivery=delivery)
     return await take(
-        session,
         runtime,
         platform=PLATFORM,
         delivery=delivery,

@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 from fastapi import HTTPException, Request, status
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.events import IntakeResult
 from app.intake import service, signature
@@ -91,7 +90,6 @@ def delivery_id(*headers: str | None, body: bytes) -> str:
 
 
 async def take(
-    session: AsyncSession,
     runtime: Runtime,
     *,
     platform: Platform,
@@ -100,7 +98,7 @@ async def take(
 ) -> Answer:
     """Store, map and ingest an authentic platform delivery; its answer (always a 200)."""
     outcome = await service.take_delivery(
-        session,
+        runtime.session_factory,
         platform=platform,
         delivery=delivery,
         received_at=received_at,

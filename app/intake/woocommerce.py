@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Header, Request
 
-from app.api.deps import RuntimeDep, SessionDep
+from app.api.deps import RuntimeDep
 from app.config import Settings
 from app.events import (
     CustomerDeleted,
@@ -89,7 +89,6 @@ def _secrets(settings: Settings) -> list[str]:
 async def receive_woocommerce_webhook(
     request: Request,
     runtime: RuntimeDep,
-    session: SessionDep,
     x_wc_webhook_topic: Annotated[str | None, Header()] = None,
     x_wc_webhook_signature: Annotated[str | None, Header()] = None,
     x_wc_webhook_source: Annotated[str | None, Header()] = None,
@@ -110,7 +109,7 @@ async def receive_woocommerce_webhook(
         body=body,
     )
     return await take(
-        session, runtime, platform=PLATFORM, delivery=delivery, received_at=runtime.clock.now()
+        runtime, platform=PLATFORM, delivery=delivery, received_at=runtime.clock.now()
     )
 
 

@@ -11,10 +11,10 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, case, func, literal, select, union_all, update
 from sqlalchemy import insert as core_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import contains_eager
 
-from app.db import dialect_insert, utcnow
+from app.db import dialect_insert, engine_of, utcnow
 from app.erasures import id_subject
 from app.events import GUEST_PREFIX
 from app.models import (
@@ -191,7 +191,7 @@ def _record_delivery_statement(insert: Any) -> Any:
 
 
 async def record_delivery(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     *,
     source: str,
     shop: str,
@@ -215,6 +215,18 @@ async def record_delivery(
         "queued": queued,
     }
     return (await session.execute(statement, row)).scalar_one_or_none()
+
+
+async def record_delivery_at_once(
+    sessions: async_sessionmaker[AsyncSession], **fields: Any
+) -> int | None:
+    """As `record_delivery`, committed at once on a connection of its own: one statement in
+    autocommit, without BEGIN, COMMIT or an ORM session (queued intake: the request's only
+    write). Under load each round trip waits a turn of a busy event loop while it holds a
+    pooled connection; three of them held connections long enough to drain the pool."""
+    async with engine_of(sessions).connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        return await record_delivery(connection, **fields)
 
 
 async def link_delivery(session: AsyncSession, *, delivery_id: int, customer_id: int) -> None:

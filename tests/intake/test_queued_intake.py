@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import select, text, update
+from sqlalchemy import event, select, text, update
 
 from app.cli import main
 from app.config import Settings
@@ -214,11 +214,28 @@ async def test_the_queue_is_seen_in_the_metrics_and_counted_as_queued(
 
 
 async def test_the_request_costs_one_statement(client: AsyncClient, runtime: Runtime) -> None:
-    with statements(runtime) as sent:
-        response = await post_event(client, order_created())
+    modes: list[str] = []
+    checkouts: list[object] = []
+
+    def mode(conn: Any, *_: Any) -> None:
+        modes.append(conn.get_execution_options().get("isolation_level", "transaction"))
+
+    def checkout(*_: Any) -> None:
+        checkouts.append(True)
+
+    event.listen(runtime.engine.sync_engine, "before_cursor_execute", mode)
+    event.listen(runtime.engine.sync_engine.pool, "checkout", checkout)
+    try:
+        with statements(runtime) as sent:
+            response = await post_event(client, order_created())
+    finally:
+        event.remove(runtime.engine.sync_engine, "before_cursor_execute", mode)
+        event.remove(runtime.engine.sync_engine.pool, "checkout", checkout)
     assert response.json()["status"] == "queued", response.text
-    # The delivery's insert, queued; BEGIN and COMMIT aside. Everything else is the worker's.
+    # The delivery's insert, queued, alone: one pooled connection, one statement in
+    # autocommit (no BEGIN or COMMIT round trips). Everything else is the worker's.
     assert len(sent) == 1 and sent[0].startswith("INSERT INTO webhook_deliveries"), sent
+    assert modes == ["AUTOCOMMIT"] and len(checkouts) == 1, (modes, checkouts)
 
 
 async def test_a_running_worker_applies_the_queue_and_sends(
@@ -228,22 +245,21 @@ async def test_a_running_worker_applies_the_queue_and_sends(
     clock.current = datetime.now(UTC)
     placed = clock.current.isoformat()
     body = json.dumps(order_created(created_at=placed, occurred_at=placed)).encode()
-    async with transaction(runtime.session_factory) as session:
-        outcome = await service.take_delivery(
-            session,
-            platform=aftersale.PLATFORM,
-            delivery=service.Delivery(
-                source="aftersale",
-                shop="default",
-                delivery_id="evt-w",
-                topic="order.created",
-                body=body,
-            ),
-            received_at=runtime.clock.now(),
-            rules=runtime.rules.current,
-            settings=runtime.settings,
-            now=runtime.clock.now(),
-        )
+    outcome = await service.take_delivery(
+        runtime.session_factory,
+        platform=aftersale.PLATFORM,
+        delivery=service.Delivery(
+            source="aftersale",
+            shop="default",
+            delivery_id="evt-w",
+            topic="order.created",
+            body=body,
+        ),
+        received_at=runtime.clock.now(),
+        rules=runtime.rules.current,
+        settings=runtime.settings,
+        now=runtime.clock.now(),
+    )
     assert outcome.status == "queued"
     settings = runtime.settings.model_copy(update={"dispatch_interval": 0.1})
     worker = Worker(dataclasses.replace(runtime, settings=settings))
