@@ -888,7 +888,7 @@ def startup_banner(settings: Settings, *, role: str) -> list[str]:
 async def run_worker(settings: Settings) -> None:
     from app.ops.metrics import start_worker_metrics_server
     from app.preview.lint import TemplateCheck
-    from app.runtime import Runtime
+    from app.runtime import Runtime, freeze_startup_heap
     from app.worker import Worker
 
     start_worker_metrics_server(settings)
@@ -900,6 +900,7 @@ async def run_worker(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     await worker.start()
     watcher = asyncio.create_task(runtime.rules.watch(interval=settings.rules_poll_interval))
+    freeze_startup_heap()
     try:
         await stop.wait()
         log.info("stopping: finishing messages in flight")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -10,6 +11,18 @@ from app.clock import Clock, SystemClock
 from app.config import ConfigError, Settings
 from app.db import create_engine, create_session_factory
 from app.rules.source import RulesSource, TemplatesCheck
+
+
+def freeze_startup_heap() -> None:
+    """Put what a long-running process has loaded once started (modules, routes, schemas,
+    rules, templates, pools) out of the garbage collector's reach: it lives as long as the
+    process, and every full collection walked it again. For `serve` only, once started:
+    frozen objects are never collected, so tests and one-shot commands do not call it.
+
+    Measured (bench/ingest.py): each full collection of an API process stalled every
+    request for ~40 ms, which made the p99 at 80 % of saturation several hundred ms."""
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import socket
 from collections.abc import Sequence
 
 import uvicorn
+
+from app.runtime import freeze_startup_heap
 
 log = logging.getLogger("aftersale")
 
@@ -37,12 +38,7 @@ class BannerServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self.started:
-            # What is loaded by now (modules, routes, schemas, and the lifespan's rules,
-            # templates and pools) lives as long as the process: out of the collector's
-            # reach, a full collection under load no longer walks it. Frozen before the
-            # lifespan, it did, and each full collection stalled every request for ~40 ms
-            # (bench/ingest.py's p99 at 80 %).
-            gc.collect()
-            gc.freeze()
+            # After the lifespan: its rules, templates and pools are loaded by now.
+            freeze_startup_heap()
             for line in self.banner:
                 log.info("%s", line)
