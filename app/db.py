@@ -97,9 +97,9 @@ def create_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE, **kwargs: Any
     # new connection prepares its statements anew). Waiting for a pooled one is cheaper.
     kwargs.setdefault("pool_size", pool_size)
     kwargs.setdefault("max_overflow", 0)
-    # The connection handed back last is taken first: under a steady load a few stay busy
-    # and skip the idle ping below, instead of each waiting its turn round a FIFO long
-    # enough to be pinged (a round trip more per request at 80 % load, bench/ingest.py).
+    # The connection handed back last is taken first: a steady load keeps reusing a few
+    # warm ones (within the idle ping's window below) instead of rotating through all of
+    # them, and the rest are only pinged when a burst reaches them.
     kwargs.setdefault("pool_use_lifo", True)
     engine = create_async_engine(url, **kwargs)
     if ping_idle:
