@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import itertools
 import json
 import os
@@ -47,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -302,6 +304,28 @@ def main() -> None:
         def load(url: str, requests: list[bytes], **options: Any) -> wrkload.WrkResult:
             return wrkload.run(url, requests, connections=args.connections, **options)
 
+        def saturated(
+            url: str,
+            request: Callable[[bytes], bytes],
+            *,
+            count: int,
+            cpu: wrkload.CpuMeter,
+            table: str,
+            distinct: bool,
+        ) -> tuple[wrkload.WrkResult, float, float]:
+            """The fastest of PASSES saturated runs, with the server's and its database
+            backends' CPU ms per row stored, counted once the requests in flight are done."""
+            passes = []
+            for _ in range(PASSES):
+                batch = [request(body) for body in bodies(count)]
+                before, rows = cpu.snapshot(), count_rows(database_url, table)
+                run = load(url, batch, seconds=seconds, distinct=distinct)
+                time.sleep(DRAIN_SECONDS)
+                server, db = cpu.since(before)
+                stored = count_rows(database_url, table) - rows
+                passes.append((run, server / stored * 1000, db / stored * 1000))
+            return max(passes, key=lambda found: found[0].rate)
+
         bare_port = free_port()
         bare = start(bare_command(bare_port), {"BARE_DATABASE_URL": database_url})
         bare_cpu = wrkload.CpuMeter(bare.pid, database)
@@ -310,20 +334,14 @@ def main() -> None:
             bare_url, bare_host = f"http://127.0.0.1:{bare_port}", f"127.0.0.1:{bare_port}"
             warm = bodies(2000)
             load(bare_url, [bare_request(b, bare_host) for b in warm], seconds=2, distinct=False)
-            bare_passes = []
-            for _ in range(PASSES):
-                before, bare_rows = bare_cpu.snapshot(), count_rows(database_url, "bare_raw")
-                run = load(
-                    bare_url,
-                    [bare_request(b, bare_host) for b in bodies(5000)],
-                    seconds=seconds,
-                    distinct=False,
-                )
-                time.sleep(DRAIN_SECONDS)
-                server, db = bare_cpu.since(before)
-                stored = count_rows(database_url, "bare_raw") - bare_rows
-                bare_passes.append((run, server / stored * 1000, db / stored * 1000))
-            bare_run, bare_ms, bare_db_ms = max(bare_passes, key=lambda found: found[0].rate)
+            bare_run, bare_ms, bare_db_ms = saturated(
+                bare_url,
+                functools.partial(bare_request, host=bare_host),
+                count=5000,
+                cpu=bare_cpu,
+                table="bare_raw",
+                distinct=False,
+            )
             # The baseline paced as ours is: what this machine allows at 80 % of a one-row
             # insert's saturation is the bound for ours at 80 % of its own.
             bare_steady = load(
@@ -353,18 +371,14 @@ def main() -> None:
                 # A distinct order per request, as many as the baseline's rate could send
                 # (at least 1,000 a second: on a busy machine the baseline's run can be slow).
                 budget = int(max(bare_run.rate, 1000) * seconds * 1.5) + 500
-                passes = []
-                for _ in range(PASSES):
-                    before = ours_cpu.snapshot()
-                    ours_rows = count_rows(database_url, "webhook_deliveries")
-                    run = load(
-                        url, [signed_request(b, host) for b in bodies(budget)], seconds=seconds
-                    )
-                    time.sleep(DRAIN_SECONDS)
-                    server, db = ours_cpu.since(before)
-                    stored = count_rows(database_url, "webhook_deliveries") - ours_rows
-                    passes.append((run, server / stored * 1000, db / stored * 1000))
-                run, server_ms, database_ms = max(passes, key=lambda found: found[0].rate)
+                run, server_ms, database_ms = saturated(
+                    url,
+                    functools.partial(signed_request, host=host),
+                    count=budget,
+                    cpu=ours_cpu,
+                    table="webhook_deliveries",
+                    distinct=True,
+                )
                 steady_rate = run.rate * 0.8
                 steady = load(
                     url,

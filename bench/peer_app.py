@@ -70,7 +70,8 @@ from app.rules.loader import load_rules
 
 SHOP = "default"  # ours files webhooks under this shop: the same customer keys, variants
 SECRET = os.environ.get("PEER_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET)
-POOL = {"pool_size": 10, "max_overflow": 10}  # app.db.create_engine's, for the job store
+# app.db.create_engine's pool, for the job store.
+POOL = {"pool_size": 20, "max_overflow": 0, "pool_use_lifo": True}
 
 metadata = MetaData()
 customers = Table(
